@@ -1,0 +1,256 @@
+"""In-memory repositories: the same filtering, ordering and uniqueness as the SQL ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+from uuid import UUID
+
+import msgspec
+
+from debtflow_adapters.memory.table import Table
+from debtflow_core.domain.account import Account
+from debtflow_core.domain.activity import Activity
+from debtflow_core.domain.agency import Agency
+from debtflow_core.domain.audit import AuditEntry
+from debtflow_core.domain.debtor import Debtor
+from debtflow_core.domain.payment_processor import PaymentProcessor
+from debtflow_core.domain.user import User
+from debtflow_core.errors import Conflict
+from debtflow_core.ports.accounts import AccountQuery, AccountRepository, AccountSort
+from debtflow_core.ports.activities import ActivityQuery, ActivityRepository
+from debtflow_core.ports.agencies import AgencyRepository
+from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
+from debtflow_core.ports.debtors import DebtorQuery, DebtorRepository
+from debtflow_core.ports.payment_processors import PaymentProcessorRepository
+from debtflow_core.ports.users import UserRepository
+
+T = TypeVar("T")
+
+
+def _descending(
+    rows: Iterable[T],
+    key: Callable[[T], tuple[Any, UUID]],
+    after: tuple[Any, UUID] | None,
+    limit: int,
+) -> list[T]:
+    """Rows in descending ``key`` order, strictly after the ``after`` key, at most ``limit``."""
+    candidates = [row for row in rows if after is None or key(row) < after]
+    return sorted(candidates, key=key, reverse=True)[:limit]
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    return needle.lower() in haystack.lower()
+
+
+class InMemoryAgencyRepository(AgencyRepository):
+    def __init__(self, table: Table[Agency]) -> None:
+        self._table = table
+
+    async def add(self, agency: Agency) -> None:
+        if await self.get_by_slug(agency.slug) is not None:
+            raise Conflict(f"the slug {agency.slug!r} is taken")
+        self._table.put(agency.id, agency)
+
+    async def get(self, id_: UUID) -> Agency | None:
+        return self._table.get(id_)
+
+    async def get_by_slug(self, slug: str) -> Agency | None:
+        return next((a for a in self._table.rows() if a.slug == slug), None)
+
+
+class InMemoryUserRepository(UserRepository):
+    def __init__(self, table: Table[User]) -> None:
+        self._table = table
+
+    async def add(self, user: User) -> None:
+        if await self.get_by_email(user.email) is not None:
+            raise Conflict(f"a user with the email {user.email!r} exists")
+        self._table.put(user.id, user)
+
+    async def get(self, id_: UUID) -> User | None:
+        return self._table.get(id_)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return next((u for u in self._table.rows() if u.email == email), None)
+
+    async def list(self, agency_id: UUID) -> list[User]:
+        return sorted(
+            (u for u in self._table.rows() if u.agency_id == agency_id), key=lambda u: u.email
+        )
+
+    async def update(self, user: User) -> None:
+        self._table.put(user.id, user)
+
+
+class InMemoryDebtorRepository(DebtorRepository):
+    def __init__(self, table: Table[Debtor], accounts: Table[Account]) -> None:
+        self._table = table
+        self._accounts = accounts
+
+    async def add(self, debtor: Debtor) -> None:
+        if debtor.external_id is not None and await self.get_by_external_id(
+            debtor.agency_id, debtor.external_id
+        ):
+            raise Conflict(f"a debtor with the external id {debtor.external_id!r} exists")
+        self._table.put(debtor.id, debtor)
+
+    async def get(self, id_: UUID) -> Debtor | None:
+        return self._table.get(id_)
+
+    async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Debtor | None:
+        return next(
+            (
+                d
+                for d in self._table.rows()
+                if d.agency_id == agency_id and d.external_id == external_id
+            ),
+            None,
+        )
+
+    async def update(self, debtor: Debtor) -> None:
+        self._table.put(debtor.id, debtor)
+
+    async def search(self, query: DebtorQuery) -> list[Debtor]:
+        served: set[UUID] | None = None
+        if query.collector_id is not None:
+            served = {
+                a.debtor_id
+                for a in self._accounts.rows()
+                if a.assigned_collector_id == query.collector_id
+            }
+
+        def matches(d: Debtor) -> bool:
+            return (
+                d.agency_id == query.agency_id
+                and (served is None or d.id in served)
+                and (
+                    query.text is None
+                    or _contains(d.full_name, query.text)
+                    or _contains(d.external_id or "", query.text)
+                )
+            )
+
+        after = (query.after.created_at, query.after.id) if query.after else None
+        return _descending(
+            filter(matches, self._table.rows()), lambda d: (d.created_at, d.id), after, query.limit
+        )
+
+
+class InMemoryAccountRepository(AccountRepository):
+    def __init__(self, table: Table[Account], debtors: Table[Debtor]) -> None:
+        self._table = table
+        self._debtors = debtors
+
+    async def add(self, account: Account) -> None:
+        if await self.get_by_external_id(account.agency_id, account.external_id) is not None:
+            raise Conflict(f"an account with the external id {account.external_id!r} exists")
+        self._table.put(account.id, account)
+
+    async def get(self, id_: UUID) -> Account | None:
+        return self._table.get(id_)
+
+    async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Account | None:
+        return next(
+            (
+                a
+                for a in self._table.rows()
+                if a.agency_id == agency_id and a.external_id == external_id
+            ),
+            None,
+        )
+
+    async def update(self, account: Account) -> None:
+        stored = self._table.get(account.id)
+        balances = {} if stored is None else {"current_balance": stored.current_balance}
+        self._table.put(account.id, msgspec.structs.replace(account, **balances))
+
+    async def list(self, query: AccountQuery) -> list[Account]:
+        def matches(a: Account) -> bool:
+            if a.agency_id != query.agency_id:
+                return False
+            if query.status is not None and a.status != query.status:
+                return False
+            if query.collector_id is not None and a.assigned_collector_id != query.collector_id:
+                return False
+            if query.unassigned and a.assigned_collector_id is not None:
+                return False
+            if query.debtor_id is not None and a.debtor_id != query.debtor_id:
+                return False
+            if query.min_balance is not None and a.current_balance < query.min_balance:
+                return False
+            if query.max_balance is not None and a.current_balance > query.max_balance:
+                return False
+            if query.text is not None:
+                debtor = self._debtors.get(a.debtor_id)
+                name = debtor.full_name if debtor else ""
+                return _contains(name, query.text) or _contains(a.external_id, query.text)
+            return True
+
+        rows = filter(matches, self._table.rows())
+        after = query.after
+        if query.sort is AccountSort.NEWEST:
+            key = (after.placed_at, after.id) if after else None
+            return _descending(rows, lambda a: (a.placed_at, a.id), key, query.limit)
+        if query.sort is AccountSort.BALANCE_DESC:
+            key = (after.balance, after.id) if after else None
+            return _descending(rows, lambda a: (a.current_balance, a.id), key, query.limit)
+        ascending = sorted(
+            (
+                a
+                for a in rows
+                if after is None or (a.current_balance, a.id) > (after.balance, after.id)
+            ),
+            key=lambda a: (a.current_balance, a.id),
+        )
+        return ascending[: query.limit]
+
+
+class InMemoryActivityRepository(ActivityRepository):
+    def __init__(self, table: Table[Activity]) -> None:
+        self._table = table
+
+    async def add(self, activity: Activity) -> None:
+        self._table.put(activity.id, activity)
+
+    async def list(self, query: ActivityQuery) -> list[Activity]:
+        rows = (a for a in self._table.rows() if a.account_id == query.account_id)
+        after = (query.after.occurred_at, query.after.id) if query.after else None
+        return _descending(rows, lambda a: (a.occurred_at, a.id), after, query.limit)
+
+
+class InMemoryAuditLogRepository(AuditLogRepository):
+    def __init__(self, table: Table[AuditEntry]) -> None:
+        self._table = table
+
+    async def add(self, entry: AuditEntry) -> None:
+        self._table.put(entry.id, entry)
+
+    async def query(self, query: AuditQuery) -> list[AuditEntry]:
+        def matches(e: AuditEntry) -> bool:
+            return (
+                e.agency_id == query.agency_id
+                and (query.entity_type is None or e.entity_type == query.entity_type)
+                and (query.entity_id is None or e.entity_id == query.entity_id)
+                and (query.actor_id is None or e.actor_id == query.actor_id)
+                and (query.since is None or e.occurred_at >= query.since)
+                and (query.until is None or e.occurred_at < query.until)
+            )
+
+        after = (query.after.occurred_at, query.after.id) if query.after else None
+        return _descending(
+            filter(matches, self._table.rows()), lambda e: (e.occurred_at, e.id), after, query.limit
+        )
+
+
+class InMemoryPaymentProcessorRepository(PaymentProcessorRepository):
+    def __init__(self, table: Table[PaymentProcessor]) -> None:
+        self._table = table
+
+    async def add(self, processor: PaymentProcessor) -> None:
+        self._table.put(processor.id, processor)
+
+    async def list(self, agency_id: UUID) -> list[PaymentProcessor]:
+        return sorted(
+            (p for p in self._table.rows() if p.agency_id == agency_id), key=lambda p: p.name
+        )

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from debtflow_adapters.memory import repositories as repos
+from debtflow_adapters.memory.table import Table
+from debtflow_core.domain.account import Account
+from debtflow_core.domain.activity import Activity
+from debtflow_core.domain.agency import Agency
+from debtflow_core.domain.audit import AuditEntry
+from debtflow_core.domain.debtor import Debtor
+from debtflow_core.domain.payment_processor import PaymentProcessor
+from debtflow_core.domain.user import User
+from debtflow_core.ports.unit_of_work import UnitOfWork
+
+
+@dataclass
+class InMemoryStore:
+    """The committed state that :class:`InMemoryUnitOfWork` instances share.
+
+    Make one per test (or per embedded application) and give it to every unit of work.
+    """
+
+    agencies: dict[UUID, Agency] = field(default_factory=dict)
+    users: dict[UUID, User] = field(default_factory=dict)
+    debtors: dict[UUID, Debtor] = field(default_factory=dict)
+    accounts: dict[UUID, Account] = field(default_factory=dict)
+    activities: dict[UUID, Activity] = field(default_factory=dict)
+    audit_log: dict[UUID, AuditEntry] = field(default_factory=dict)
+    payment_processors: dict[UUID, PaymentProcessor] = field(default_factory=dict)
+
+
+class InMemoryUnitOfWork(UnitOfWork):
+    """A unit of work over an :class:`InMemoryStore`, with commit and rollback."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self._store = store
+        self._tables: list[Table[object]] | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._tables is not None:
+            raise RuntimeError("this unit of work is already open")
+        store = self._store
+        agencies, users = Table(store.agencies), Table(store.users)
+        debtors, accounts = Table(store.debtors), Table(store.accounts)
+        activities, audit_log = Table(store.activities), Table(store.audit_log)
+        processors = Table(store.payment_processors)
+        self._tables = [agencies, users, debtors, accounts, activities, audit_log, processors]
+        self.agencies = repos.InMemoryAgencyRepository(agencies)
+        self.users = repos.InMemoryUserRepository(users)
+        self.debtors = repos.InMemoryDebtorRepository(debtors, accounts)
+        self.accounts = repos.InMemoryAccountRepository(accounts, debtors)
+        self.activities = repos.InMemoryActivityRepository(activities)
+        self.audit_log = repos.InMemoryAuditLogRepository(audit_log)
+        self.payment_processors = repos.InMemoryPaymentProcessorRepository(processors)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._tables = None
+
+    async def commit(self) -> None:
+        if self._tables is None:
+            raise RuntimeError("commit outside of an open unit of work")
+        for table in self._tables:
+            table.apply()

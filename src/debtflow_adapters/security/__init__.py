@@ -1,0 +1,1 @@
+"""Adapters for security ports: password hashing with argon2."""

@@ -1,0 +1,26 @@
+"""Money rules. Amounts are integers in minor units (cents for USD) beside an ISO-4217 code."""
+
+from __future__ import annotations
+
+import re
+
+from debtflow_core.errors import ValidationFailed
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def validate_currency(code: str, *, field: str = "currency") -> str:
+    """Return ``code`` if it is shaped like an ISO-4217 code (three upper-case letters)."""
+    if not _CURRENCY.match(code):
+        raise ValidationFailed(f"{code!r} is not an ISO-4217 currency code", field=field)
+    return code
+
+
+def validate_amount(amount: int, *, field: str, allow_zero: bool = True) -> int:
+    """Return ``amount`` if it is a non-negative (or positive) whole number of minor units."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise ValidationFailed("amounts are whole numbers of minor units", field=field)
+    if amount < 0 or (amount == 0 and not allow_zero):
+        bound = "zero or more" if allow_zero else "more than zero"
+        raise ValidationFailed(f"must be {bound} minor units", field=field)
+    return amount

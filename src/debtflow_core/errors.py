@@ -1,0 +1,43 @@
+"""Typed domain errors. Entrypoints map them to their protocol (HTTP problem+json, CLI lines)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    """The object does not exist, or lies outside the actor's reach (never "forbidden")."""
+
+    @classmethod
+    def of(cls, entity: str, id_: object) -> NotFound:
+        return cls(f"{entity} {id_} was not found")
+
+
+class PermissionDenied(DomainError):
+    """The actor can see the object but their role may not perform the action."""
+
+
+class Conflict(DomainError):
+    """The action clashes with the current state: a duplicate key or a forbidden transition."""
+
+
+class ValidationFailed(DomainError):
+    """Input breaks a business rule. ``field`` names the offending input when there is one."""
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class GatewayUnavailable(DomainError):
+    """An external gateway cannot be reached now; the caller may retry later."""
+
+    def __init__(self, detail: str, *, retry_after_seconds: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds

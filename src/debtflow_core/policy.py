@@ -1,0 +1,64 @@
+"""The access policy: tenancy, roles and object-level reach, in one place.
+
+- Tenancy: an actor reaches only objects of its own agency; anything else is NotFound.
+- Roles: ``readonly`` never writes; only ``agency_admin`` manages users, placement,
+  assignment and statuses.
+- Object level: a collector reaches only accounts assigned to them (and their debtors);
+  an account out of reach is NotFound, so its existence is not disclosed.
+
+Use cases on an existing object check reach before role: the answer for an object in
+another agency is NotFound whatever the actor's role.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+from uuid import UUID
+
+from debtflow_core.actor import Actor
+from debtflow_core.domain.account import Account
+from debtflow_core.domain.user import Role
+from debtflow_core.errors import NotFound, PermissionDenied
+
+
+class Tenanted(Protocol):
+    @property
+    def agency_id(self) -> UUID: ...
+
+
+T = TypeVar("T", bound=Tenanted)
+
+
+def require_writer(actor: Actor) -> None:
+    if actor.role is Role.READONLY:
+        raise PermissionDenied("read-only users cannot change anything")
+
+
+def require_admin(actor: Actor) -> None:
+    if actor.role is not Role.AGENCY_ADMIN:
+        raise PermissionDenied("only an agency admin may do this")
+
+
+def in_agency(actor: Actor, obj: T | None, entity: str, id_: UUID) -> T:
+    """Return ``obj`` if it exists in the actor's agency, else raise NotFound."""
+    if obj is None or obj.agency_id != actor.agency_id:
+        raise NotFound.of(entity, id_)
+    return obj
+
+
+def can_reach_account(actor: Actor, account: Account) -> bool:
+    if account.agency_id != actor.agency_id:
+        return False
+    return actor.role is not Role.COLLECTOR or account.assigned_collector_id == actor.user_id
+
+
+def reachable_account(actor: Actor, account: Account | None, id_: UUID) -> Account:
+    """Return ``account`` if the actor may see it, else raise NotFound."""
+    if account is None or not can_reach_account(actor, account):
+        raise NotFound.of("account", id_)
+    return account
+
+
+def collector_scope(actor: Actor) -> UUID | None:
+    """The collector whose accounts bound every list the actor sees (``None``: the agency)."""
+    return actor.user_id if actor.role is Role.COLLECTOR else None

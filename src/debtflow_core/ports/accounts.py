@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+import msgspec
+
+from debtflow_core.domain.account import Account, AccountStatus
+
+
+class AccountSort(enum.StrEnum):
+    NEWEST = "newest"  # placed_at, id descending
+    BALANCE_DESC = "balance_desc"  # current_balance, id descending
+    BALANCE_ASC = "balance_asc"  # current_balance, id ascending
+
+
+class AccountPosition(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a page of accounts ended: the sort key of its last account and its id."""
+
+    sort: AccountSort
+    id: UUID
+    placed_at: datetime | None = None
+    balance: int | None = None
+
+
+class AccountQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Accounts of one agency. Every filter that is set must hold (they combine with AND).
+
+    ``text`` matches, case-insensitively, anywhere in the debtor's "first last" name or
+    the account's external id. ``unassigned`` keeps only accounts with no collector.
+    Balances bound ``current_balance`` inclusively.
+    """
+
+    agency_id: UUID
+    status: AccountStatus | None = None
+    collector_id: UUID | None = None
+    unassigned: bool = False
+    debtor_id: UUID | None = None
+    min_balance: int | None = None
+    max_balance: int | None = None
+    text: str | None = None
+    sort: AccountSort = AccountSort.NEWEST
+    after: AccountPosition | None = None
+    limit: int = 50
+
+
+class AccountRepository(Protocol):
+    """Accounts. ``add`` raises Conflict for an external id already used in the agency."""
+
+    async def add(self, account: Account) -> None: ...
+
+    async def get(self, id_: UUID) -> Account | None: ...
+
+    async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Account | None: ...
+
+    async def update(self, account: Account) -> None:
+        """Save status, assignment, creditor and dates. Balances are never written here:
+        they change only through atomic balance operations, so no update can lose one."""
+        ...
+
+    async def list(self, query: AccountQuery) -> list[Account]:
+        """Up to ``query.limit`` accounts after ``query.after``, in ``query.sort`` order."""
+        ...

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, Self
+
+from debtflow_core.ports.accounts import AccountRepository
+from debtflow_core.ports.activities import ActivityRepository
+from debtflow_core.ports.agencies import AgencyRepository
+from debtflow_core.ports.audit_log import AuditLogRepository
+from debtflow_core.ports.debtors import DebtorRepository
+from debtflow_core.ports.payment_processors import PaymentProcessorRepository
+from debtflow_core.ports.users import UserRepository
+
+
+class UnitOfWork(Protocol):
+    """One transaction over all repositories.
+
+    Use it as ``async with uow:``; the repositories are usable inside the block only.
+    Nothing is kept unless ``commit`` is called: leaving the block without it (normally or
+    by an exception) rolls everything back. A unit of work can be entered again after it
+    has been left, for a new transaction, but not while it is open.
+    """
+
+    agencies: AgencyRepository
+    users: UserRepository
+    debtors: DebtorRepository
+    accounts: AccountRepository
+    activities: ActivityRepository
+    audit_log: AuditLogRepository
+    payment_processors: PaymentProcessorRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import uuid
+from uuid import UUID
+
+import msgspec
+
+from debtflow_core.actor import Actor
+from debtflow_core.auditing import audit_entry
+from debtflow_core.domain.account import AccountStatus
+from debtflow_core.domain.activity import OUTBOUND_CONTACT, Activity, ActivityType, PromiseToPay
+from debtflow_core.domain.money import validate_amount
+from debtflow_core.errors import Conflict, ValidationFailed
+from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
+from debtflow_core.policy import reachable_account, require_writer
+from debtflow_core.ports.activities import ActivityPosition, ActivityQuery
+from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.validation import optional_text
+
+
+class NewActivity(msgspec.Struct, frozen=True, kw_only=True):
+    type: ActivityType
+    outcome: str | None = None
+    note: str | None = None
+    promise: PromiseToPay | None = None
+
+
+class RecordActivity:
+    """Record what happened on an account. Agency admins, and collectors on their accounts.
+
+    - A promise to pay carries its amount and due date; other types carry none.
+    - A dispute moves an active account to ``disputed``.
+    - A cease-communication request sets the debtor's ``cease_communication`` flag; from then
+      on no call, email, letter or SMS may be recorded for that debtor (notes still may).
+    """
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self, actor: Actor, account_id: UUID, command: NewActivity) -> Activity:
+        kind = ActivityType(command.type)
+        if (kind is ActivityType.PROMISE_TO_PAY) != (command.promise is not None):
+            raise ValidationFailed(
+                "a promise is given with, and only with, a promise_to_pay", field="promise"
+            )
+        if command.promise is not None:
+            validate_amount(command.promise.amount, field="promise.amount", allow_zero=False)
+        now = self._clock.now()
+        activity = Activity(
+            id=uuid.uuid4(),
+            agency_id=actor.agency_id,
+            account_id=account_id,
+            type=kind,
+            outcome=optional_text(command.outcome, field="outcome", max_length=100),
+            note=optional_text(command.note, field="note"),
+            promise=command.promise,
+            actor_id=actor.user_id,
+            occurred_at=now,
+        )
+        async with self._uow as uow:
+            account = reachable_account(actor, await uow.accounts.get(account_id), account_id)
+            require_writer(actor)
+            debtor = await uow.debtors.get(account.debtor_id)
+            assert debtor is not None  # an account's debtor is a foreign key
+            if kind in OUTBOUND_CONTACT and debtor.contact_preferences.cease_communication:
+                raise Conflict("the debtor asked us to cease communication")
+            await uow.activities.add(activity)
+            await uow.audit_log.add(
+                audit_entry(
+                    actor,
+                    "activity.recorded",
+                    entity_id=activity.id,
+                    before=None,
+                    after=activity,
+                    at=now,
+                )
+            )
+            if kind is ActivityType.DISPUTE and account.status is AccountStatus.ACTIVE:
+                disputed = account.transition_to(AccountStatus.DISPUTED, at=now)
+                await uow.accounts.update(disputed)
+                await uow.audit_log.add(
+                    audit_entry(
+                        actor,
+                        "account.status_changed",
+                        entity_id=account.id,
+                        before=account,
+                        after=disputed,
+                        at=now,
+                    )
+                )
+            if kind is ActivityType.CEASE_COMMUNICATION:
+                ceased = msgspec.structs.replace(
+                    debtor,
+                    contact_preferences=msgspec.structs.replace(
+                        debtor.contact_preferences, cease_communication=True
+                    ),
+                    updated_at=now,
+                )
+                await uow.debtors.update(ceased)
+                await uow.audit_log.add(
+                    audit_entry(
+                        actor,
+                        "debtor.updated",
+                        entity_id=debtor.id,
+                        before=debtor,
+                        after=ceased,
+                        at=now,
+                    )
+                )
+            await uow.commit()
+        return activity
+
+
+class ListActivities:
+    """An account's activities, newest first. Anyone who can see the account."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def execute(
+        self, actor: Actor, account_id: UUID, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Activity]:
+        limit = validate_limit(limit)
+        query = ActivityQuery(
+            account_id=account_id,
+            after=decode_cursor(cursor, ActivityPosition) if cursor else None,
+            limit=limit + 1,
+        )
+        async with self._uow as uow:
+            reachable_account(actor, await uow.accounts.get(account_id), account_id)
+            rows = await uow.activities.list(query)
+        return paginate(rows, limit, lambda a: ActivityPosition(a.occurred_at, a.id))

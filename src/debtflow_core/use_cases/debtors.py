@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from uuid import UUID
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from debtflow_core.actor import Actor
+from debtflow_core.auditing import audit_entry
+from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone, PostalAddress
+from debtflow_core.domain.user import normalize_email
+from debtflow_core.errors import NotFound
+from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
+from debtflow_core.policy import collector_scope, in_agency, require_admin, require_writer
+from debtflow_core.ports.accounts import AccountQuery
+from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.debtors import DebtorPosition, DebtorQuery
+from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.validation import optional_text, require_text
+
+
+class NewDebtor(msgspec.Struct, frozen=True, kw_only=True):
+    first_name: str
+    last_name: str
+    external_id: str | None = None
+    date_of_birth: date | None = None
+    phones: tuple[Phone, ...] = ()
+    emails: tuple[str, ...] = ()
+    address: PostalAddress | None = None
+    contact_preferences: ContactPreferences = ContactPreferences()
+
+
+class DebtorChanges(msgspec.Struct, frozen=True, kw_only=True):
+    """A partial update: only the fields that are set change."""
+
+    first_name: str | UnsetType = UNSET
+    last_name: str | UnsetType = UNSET
+    date_of_birth: date | UnsetType | None = UNSET
+    phones: tuple[Phone, ...] | UnsetType = UNSET
+    emails: tuple[str, ...] | UnsetType = UNSET
+    address: PostalAddress | UnsetType | None = UNSET
+    contact_preferences: ContactPreferences | UnsetType = UNSET
+
+
+def _emails(emails: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(normalize_email(e, field=f"emails[{i}]") for i, e in enumerate(emails))
+
+
+async def _reachable_debtor(uow: UnitOfWork, actor: Actor, debtor_id: UUID) -> Debtor:
+    """The debtor if the actor may see it: any in the agency, or for a collector only the
+    debtors of accounts assigned to them."""
+    debtor = in_agency(actor, await uow.debtors.get(debtor_id), "debtor", debtor_id)
+    collector_id = collector_scope(actor)
+    if collector_id is not None and not await uow.accounts.list(
+        AccountQuery(
+            agency_id=actor.agency_id, debtor_id=debtor_id, collector_id=collector_id, limit=1
+        )
+    ):
+        raise NotFound.of("debtor", debtor_id)
+    return debtor
+
+
+class CreateDebtor:
+    """Record a debtor in the actor's agency. Agency admins only (placement is theirs).
+
+    An external id, when given, is unique within the agency.
+    """
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self, actor: Actor, command: NewDebtor) -> Debtor:
+        require_admin(actor)
+        now = self._clock.now()
+        debtor = Debtor(
+            id=uuid.uuid4(),
+            agency_id=actor.agency_id,
+            external_id=optional_text(command.external_id, field="external_id", max_length=100),
+            first_name=require_text(command.first_name, field="first_name"),
+            last_name=require_text(command.last_name, field="last_name"),
+            date_of_birth=command.date_of_birth,
+            phones=command.phones,
+            emails=_emails(command.emails),
+            address=command.address,
+            contact_preferences=command.contact_preferences,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._uow as uow:
+            await uow.debtors.add(debtor)
+            await uow.audit_log.add(
+                audit_entry(
+                    actor, "debtor.created", entity_id=debtor.id, before=None, after=debtor, at=now
+                )
+            )
+            await uow.commit()
+        return debtor
+
+
+class GetDebtor:
+    """One debtor. Collectors see only the debtors of accounts assigned to them."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def execute(self, actor: Actor, debtor_id: UUID) -> Debtor:
+        async with self._uow as uow:
+            return await _reachable_debtor(uow, actor, debtor_id)
+
+
+class UpdateDebtor:
+    """Correct a debtor's name, birth date, contact points or contact preferences.
+
+    Agency admins, and collectors for the debtors of their assigned accounts.
+    """
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self, actor: Actor, debtor_id: UUID, changes: DebtorChanges) -> Debtor:
+        updates: dict[str, object] = {
+            name: value
+            for name in changes.__struct_fields__
+            if (value := getattr(changes, name)) is not UNSET
+        }
+        for name in ("first_name", "last_name"):
+            if name in updates:
+                updates[name] = require_text(updates[name], field=name)  # type: ignore[arg-type]
+        if "emails" in updates:
+            updates["emails"] = _emails(updates["emails"])  # type: ignore[arg-type]
+        async with self._uow as uow:
+            before = await _reachable_debtor(uow, actor, debtor_id)
+            require_writer(actor)
+            now = self._clock.now()
+            after = msgspec.structs.replace(before, **updates, updated_at=now)
+            if msgspec.structs.replace(after, updated_at=before.updated_at) == before:
+                return before
+            await uow.debtors.update(after)
+            await uow.audit_log.add(
+                audit_entry(
+                    actor, "debtor.updated", entity_id=debtor_id, before=before, after=after, at=now
+                )
+            )
+            await uow.commit()
+        return after
+
+
+class SearchDebtors:
+    """Debtors of the actor's agency, newest first, optionally matching ``text`` in the name
+    or external id. Collectors get only the debtors of accounts assigned to them."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def execute(
+        self, actor: Actor, *, text: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Debtor]:
+        limit = validate_limit(limit)
+        query = DebtorQuery(
+            agency_id=actor.agency_id,
+            text=optional_text(text, field="text", max_length=200),
+            collector_id=collector_scope(actor),
+            after=decode_cursor(cursor, DebtorPosition) if cursor else None,
+            limit=limit + 1,
+        )
+        async with self._uow as uow:
+            rows = await uow.debtors.search(query)
+        return paginate(rows, limit, lambda d: DebtorPosition(d.created_at, d.id))

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import uuid
+from uuid import UUID
+
+import msgspec
+
+from debtflow_core.actor import Actor
+from debtflow_core.auditing import audit_entry
+from debtflow_core.domain.user import Role, User, normalize_email, parse_role
+from debtflow_core.errors import Conflict, ValidationFailed
+from debtflow_core.policy import in_agency, require_admin
+from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.password_hasher import PasswordHasher
+from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.validation import require_text
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def _check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            f"a password has at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    if len(password) > 1024:
+        raise ValidationFailed("a password has at most 1024 characters", field="password")
+    return password
+
+
+class NewUser(msgspec.Struct, frozen=True, kw_only=True):
+    email: str
+    full_name: str
+    role: Role
+    password: str
+
+
+class CreateUser:
+    """Add a user to the actor's agency. Agency admins only.
+
+    Emails are unique across the platform (they sign in with it). Passwords have at least
+    ten characters and are stored only as a salted hash.
+    """
+
+    def __init__(self, uow: UnitOfWork, clock: Clock, hasher: PasswordHasher) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._hasher = hasher
+
+    async def execute(self, actor: Actor, command: NewUser) -> User:
+        require_admin(actor)
+        user = User(
+            id=uuid.uuid4(),
+            agency_id=actor.agency_id,
+            email=normalize_email(command.email),
+            full_name=require_text(command.full_name, field="full_name"),
+            role=parse_role(command.role),
+            password_hash=self._hasher.hash(_check_password(command.password)),
+            active=True,
+            created_at=self._clock.now(),
+        )
+        async with self._uow as uow:
+            if await uow.users.get_by_email(user.email) is not None:
+                raise Conflict(f"a user with the email {user.email!r} exists")
+            await uow.users.add(user)
+            await uow.audit_log.add(
+                audit_entry(
+                    actor,
+                    "user.created",
+                    entity_id=user.id,
+                    before=None,
+                    after=user,
+                    at=user.created_at,
+                )
+            )
+            await uow.commit()
+        return user
+
+
+class ListUsers:
+    """The users of the actor's agency, by email. Agency admins only."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def execute(self, actor: Actor) -> list[User]:
+        require_admin(actor)
+        async with self._uow as uow:
+            return await uow.users.list(actor.agency_id)
+
+
+class GetUser:
+    """One user of the actor's agency. Agency admins see anyone; others only themselves."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def execute(self, actor: Actor, user_id: UUID) -> User:
+        if user_id != actor.user_id:
+            require_admin(actor)
+        async with self._uow as uow:
+            return in_agency(actor, await uow.users.get(user_id), "user", user_id)
+
+
+class _ChangeUser:
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def _change(self, actor: Actor, user_id: UUID, action: str, **changes: object) -> User:
+        require_admin(actor)
+        if user_id == actor.user_id:
+            raise Conflict("admins cannot change their own role or deactivate themselves")
+        async with self._uow as uow:
+            before = in_agency(actor, await uow.users.get(user_id), "user", user_id)
+            after = msgspec.structs.replace(before, **changes)
+            if after == before:
+                return before
+            await uow.users.update(after)
+            await uow.audit_log.add(
+                audit_entry(
+                    actor,
+                    action,
+                    entity_id=user_id,
+                    before=before,
+                    after=after,
+                    at=self._clock.now(),
+                )
+            )
+            await uow.commit()
+        return after
+
+
+class ChangeUserRole(_ChangeUser):
+    """Give a user of the agency another role. Agency admins only, never on themselves
+    (so an agency always keeps the admin who is acting)."""
+
+    async def execute(self, actor: Actor, user_id: UUID, role: Role) -> User:
+        return await self._change(actor, user_id, "user.role_changed", role=parse_role(role))
+
+
+class DeactivateUser(_ChangeUser):
+    """Stop a user from signing in. Agency admins only, never on themselves.
+
+    The user, and everything they did, stays for the audit trail.
+    """
+
+    async def execute(self, actor: Actor, user_id: UUID) -> User:
+        return await self._change(actor, user_id, "user.deactivated", active=False)

@@ -1,0 +1,1 @@
+"""DebtFlow's HTTP API (Litestar). Imports adapters and core, never the worker."""

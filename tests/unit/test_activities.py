@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from debtflow_core.domain.account import AccountStatus
+from debtflow_core.domain.activity import ActivityType, PromiseToPay
+from debtflow_core.errors import Conflict, ValidationFailed
+from debtflow_core.use_cases.accounts import GetAccount
+from debtflow_core.use_cases.activities import ListActivities, NewActivity, RecordActivity
+from debtflow_core.use_cases.debtors import GetDebtor
+
+
+@pytest.fixture
+async def setup(world):
+    alpha = await world.agency("alpha")
+    account = await world.account(alpha.admin, external_id="A-1", collector=alpha.collector)
+    return world, alpha, account
+
+
+async def test_a_dispute_moves_the_account_to_disputed(setup):
+    world, alpha, account = setup
+    await world.use(RecordActivity).execute(
+        alpha.collector, account.id, NewActivity(type=ActivityType.DISPUTE, note="not mine")
+    )
+    account = await world.use(GetAccount).execute(alpha.admin, account.id)
+    assert account.status is AccountStatus.DISPUTED
+
+
+async def test_cease_communication_flags_the_debtor_and_stops_outbound_contact(setup):
+    world, alpha, account = setup
+    record = world.use(RecordActivity)
+    await record.execute(alpha.collector, account.id, NewActivity(type=ActivityType.CALL))
+    await record.execute(
+        alpha.collector, account.id, NewActivity(type=ActivityType.CEASE_COMMUNICATION)
+    )
+    debtor = await world.use(GetDebtor).execute(alpha.admin, account.debtor_id)
+    assert debtor.contact_preferences.cease_communication
+
+    for kind in (ActivityType.CALL, ActivityType.EMAIL, ActivityType.LETTER, ActivityType.SMS):
+        with pytest.raises(Conflict, match="cease communication"):
+            await record.execute(alpha.collector, account.id, NewActivity(type=kind))
+    await record.execute(alpha.collector, account.id, NewActivity(type=ActivityType.NOTE))
+    kinds = [
+        a.type for a in (await world.use(ListActivities).execute(alpha.admin, account.id)).items
+    ]
+    assert kinds == [ActivityType.NOTE, ActivityType.CEASE_COMMUNICATION, ActivityType.CALL]
+
+
+async def test_a_promise_to_pay_carries_a_positive_amount_and_only_it_does(setup):
+    world, alpha, account = setup
+    record = world.use(RecordActivity)
+    promise = PromiseToPay(amount=2_500, due_on=date(2026, 2, 1))
+    saved = await record.execute(
+        alpha.collector, account.id, NewActivity(type=ActivityType.PROMISE_TO_PAY, promise=promise)
+    )
+    assert saved.promise == promise
+    bad = [
+        NewActivity(type=ActivityType.PROMISE_TO_PAY),
+        NewActivity(type=ActivityType.NOTE, promise=promise),
+        NewActivity(
+            type=ActivityType.PROMISE_TO_PAY, promise=PromiseToPay(amount=0, due_on=promise.due_on)
+        ),
+    ]
+    for command in bad:
+        with pytest.raises(ValidationFailed):
+            await record.execute(alpha.collector, account.id, command)
+
+
+async def test_activities_page_newest_first(setup):
+    world, alpha, account = setup
+    for i in range(5):
+        await world.use(RecordActivity).execute(
+            alpha.collector, account.id, NewActivity(type=ActivityType.NOTE, note=f"n{i}")
+        )
+    first = await world.use(ListActivities).execute(alpha.collector, account.id, limit=3)
+    rest = await world.use(ListActivities).execute(
+        alpha.collector, account.id, limit=3, cursor=first.next_cursor
+    )
+    assert [a.note for a in first.items + rest.items] == ["n4", "n3", "n2", "n1", "n0"]
+    assert rest.next_cursor is None

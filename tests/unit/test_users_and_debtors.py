@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from debtflow_core.domain.debtor import ContactPreferences, Phone, PhoneKind, PostalAddress
+from debtflow_core.domain.user import Role
+from debtflow_core.errors import Conflict, ValidationFailed
+from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
+from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
+from debtflow_core.use_cases.debtors import (
+    CreateDebtor,
+    DebtorChanges,
+    NewDebtor,
+    SearchDebtors,
+    UpdateDebtor,
+)
+from debtflow_core.use_cases.users import (
+    ChangeUserRole,
+    CreateUser,
+    DeactivateUser,
+    GetUser,
+    ListUsers,
+    NewUser,
+)
+
+
+def new_user(**overrides) -> NewUser:
+    fields = {
+        "email": "Grace@Alpha.Example ",
+        "full_name": "Grace Hopper",
+        "role": Role.COLLECTOR,
+        "password": "a long enough password",
+    }
+    return NewUser(**{**fields, **overrides})
+
+
+async def test_agencies_have_unique_valid_slugs(world):
+    await world.agency("alpha")
+    with pytest.raises(Conflict):
+        await world.use(CreateAgency).execute(NewAgency(slug="alpha", name="Again"))
+    with pytest.raises(ValidationFailed) as caught:
+        await world.use(CreateAgency).execute(NewAgency(slug="Not A Slug", name="X"))
+    assert caught.value.field == "slug"
+
+
+async def test_creating_users_validates_and_hashes(world):
+    alpha = await world.agency("alpha")
+    user = await world.use(CreateUser).execute(alpha.admin, new_user())
+    assert user.email == "grace@alpha.example"
+    assert user.password_hash != "a long enough password"
+    assert world.hasher.verify(user.password_hash, "a long enough password")
+
+    with pytest.raises(Conflict):
+        await world.use(CreateUser).execute(alpha.admin, new_user(email="GRACE@alpha.example"))
+    for field, value in [("email", "nope"), ("role", "boss"), ("password", "short")]:
+        with pytest.raises(ValidationFailed) as caught:
+            await world.use(CreateUser).execute(alpha.admin, new_user(**{field: value}))
+        assert caught.value.field == field
+
+
+async def test_role_changes_and_deactivation_are_audited_without_secrets(world):
+    alpha = await world.agency("alpha")
+    user = await world.use(CreateUser).execute(alpha.admin, new_user())
+    await world.use(ChangeUserRole).execute(alpha.admin, user.id, Role.READONLY)
+    user = await world.use(DeactivateUser).execute(alpha.admin, user.id)
+    assert (user.role, user.active) == (Role.READONLY, False)
+    assert await world.use(GetUser).execute(alpha.admin, user.id) == user
+
+    entries = (
+        await world.use(QueryAuditLog).execute(alpha.admin, AuditFilters(entity_id=user.id))
+    ).items
+    assert [(e.action, e.before, e.after) for e in entries] == [
+        ("user.deactivated", {"active": True}, {"active": False}),
+        ("user.role_changed", {"role": "collector"}, {"role": "readonly"}),
+        ("user.created", {}, entries[-1].after),
+    ]
+    assert "password_hash" not in entries[-1].after
+    assert entries[-1].after["email"] == "grace@alpha.example"
+
+
+async def test_admins_cannot_lock_themselves_out(world):
+    alpha = await world.agency("alpha")
+    with pytest.raises(Conflict):
+        await world.use(ChangeUserRole).execute(alpha.admin, alpha.admin.user_id, Role.READONLY)
+    with pytest.raises(Conflict):
+        await world.use(DeactivateUser).execute(alpha.admin, alpha.admin.user_id)
+
+
+async def test_users_see_themselves_and_admins_see_everyone(world):
+    alpha = await world.agency("alpha")
+    me = await world.use(GetUser).execute(alpha.collector, alpha.collector.user_id)
+    assert me.role is Role.COLLECTOR
+    assert len(await world.use(ListUsers).execute(alpha.admin)) == 4
+
+
+async def test_debtors_round_trip_partial_updates_and_search(world):
+    alpha = await world.agency("alpha")
+    created = await world.use(CreateDebtor).execute(
+        alpha.admin,
+        NewDebtor(
+            external_id="D-1",
+            first_name=" Ada ",
+            last_name="Lovelace",
+            date_of_birth=date(1985, 12, 10),
+            phones=(Phone(number="+15555550100", kind=PhoneKind.MOBILE),),
+            emails=("ADA@example.com",),
+            address=PostalAddress(
+                line1="1 Analytical Way",
+                city="Austin",
+                state="TX",
+                postal_code="73301",
+                time_zone="America/Chicago",
+            ),
+        ),
+    )
+    assert (created.first_name, created.emails) == ("Ada", ("ada@example.com",))
+    with pytest.raises(Conflict):
+        await world.use(CreateDebtor).execute(
+            alpha.admin, NewDebtor(external_id="D-1", first_name="B", last_name="C")
+        )
+
+    updated = await world.use(UpdateDebtor).execute(
+        alpha.admin,
+        created.id,
+        DebtorChanges(last_name="King", contact_preferences=ContactPreferences(do_not_call=True)),
+    )
+    assert (updated.first_name, updated.last_name) == ("Ada", "King")
+    assert updated.contact_preferences.do_not_call
+    assert updated.phones == created.phones
+    unchanged = await world.use(UpdateDebtor).execute(
+        alpha.admin, created.id, DebtorChanges(last_name="King")
+    )
+    assert unchanged == updated
+    with pytest.raises(ValidationFailed):
+        await world.use(UpdateDebtor).execute(alpha.admin, created.id, DebtorChanges(emails=("x",)))
+
+    await world.debtor(alpha.admin, "Alan", "Turing")
+    found = await world.use(SearchDebtors).execute(alpha.admin, text="ada k")
+    assert [d.id for d in found.items] == [created.id]
+    assert len((await world.use(SearchDebtors).execute(alpha.admin)).items) == 2

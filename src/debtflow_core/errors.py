@@ -41,3 +41,15 @@ class GatewayUnavailable(DomainError):
     def __init__(self, detail: str, *, retry_after_seconds: int | None = None) -> None:
         super().__init__(detail)
         self.retry_after_seconds = retry_after_seconds
+
+
+class Unauthenticated(DomainError):
+    """The credentials or token are missing, wrong, expired or revoked."""
+
+
+class RateLimited(DomainError):
+    """Too many attempts; try again after ``retry_after_seconds``."""
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds

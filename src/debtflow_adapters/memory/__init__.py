@@ -5,8 +5,17 @@ uses them to test itself without a database. They honour the same contract test 
 the SQL adapters, transactions included: nothing is visible until ``commit``.
 """
 
+from debtflow_adapters.memory.access_tokens import InMemoryAccessTokens
 from debtflow_adapters.memory.clock import FixedClock
 from debtflow_adapters.memory.password_hasher import FastPasswordHasher
+from debtflow_adapters.memory.rate_limiter import InMemoryRateLimiter
 from debtflow_adapters.memory.unit_of_work import InMemoryStore, InMemoryUnitOfWork
 
-__all__ = ["FastPasswordHasher", "FixedClock", "InMemoryStore", "InMemoryUnitOfWork"]
+__all__ = [
+    "FastPasswordHasher",
+    "FixedClock",
+    "InMemoryAccessTokens",
+    "InMemoryRateLimiter",
+    "InMemoryStore",
+    "InMemoryUnitOfWork",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
 from debtflow_core.domain.payment_processor import PaymentProcessor
+from debtflow_core.domain.session import RefreshToken, Session
 from debtflow_core.domain.user import User
 from debtflow_core.errors import Conflict
 from debtflow_core.ports.accounts import AccountQuery, AccountRepository, AccountSort
@@ -23,6 +25,7 @@ from debtflow_core.ports.agencies import AgencyRepository
 from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
 from debtflow_core.ports.debtors import DebtorQuery, DebtorRepository
 from debtflow_core.ports.payment_processors import PaymentProcessorRepository
+from debtflow_core.ports.sessions import SessionRepository
 from debtflow_core.ports.users import UserRepository
 
 T = TypeVar("T")
@@ -41,6 +44,11 @@ def _descending(
 
 def _contains(haystack: str, needle: str) -> bool:
     return needle.lower() in haystack.lower()
+
+
+def _updated(stored: T, changed: T, fields: tuple[str, ...]) -> T:
+    """``stored`` with ``fields`` copied from ``changed``: what an SQL UPDATE of them does."""
+    return msgspec.structs.replace(stored, **{name: getattr(changed, name) for name in fields})
 
 
 class InMemoryAgencyRepository(AgencyRepository):
@@ -80,7 +88,10 @@ class InMemoryUserRepository(UserRepository):
         )
 
     async def update(self, user: User) -> None:
-        self._table.put(user.id, user)
+        stored = self._table.get(user.id)
+        if stored is not None:
+            fields = ("role", "full_name", "active", "password_hash")
+            self._table.put(user.id, _updated(stored, user, fields))
 
 
 class InMemoryDebtorRepository(DebtorRepository):
@@ -109,7 +120,16 @@ class InMemoryDebtorRepository(DebtorRepository):
         )
 
     async def update(self, debtor: Debtor) -> None:
-        self._table.put(debtor.id, debtor)
+        stored = self._table.get(debtor.id)
+        if stored is None:
+            return
+        if debtor.external_id is not None:
+            holder = await self.get_by_external_id(stored.agency_id, debtor.external_id)
+            if holder is not None and holder.id != debtor.id:
+                raise Conflict(f"a debtor with the external id {debtor.external_id!r} exists")
+        fixed = {"id", "agency_id", "created_at"}
+        fields = tuple(name for name in Debtor.__struct_fields__ if name not in fixed)
+        self._table.put(debtor.id, _updated(stored, debtor, fields))
 
     async def search(self, query: DebtorQuery) -> list[Debtor]:
         served: set[UUID] | None = None
@@ -162,8 +182,16 @@ class InMemoryAccountRepository(AccountRepository):
 
     async def update(self, account: Account) -> None:
         stored = self._table.get(account.id)
-        balances = {} if stored is None else {"current_balance": stored.current_balance}
-        self._table.put(account.id, msgspec.structs.replace(account, **balances))
+        if stored is not None:
+            fields = (
+                "status",
+                "assigned_collector_id",
+                "original_creditor",
+                "charge_off_date",
+                "placed_at",
+                "updated_at",
+            )
+            self._table.put(account.id, _updated(stored, account, fields))
 
     async def list(self, query: AccountQuery) -> list[Account]:
         def matches(a: Account) -> bool:
@@ -254,3 +282,37 @@ class InMemoryPaymentProcessorRepository(PaymentProcessorRepository):
         return sorted(
             (p for p in self._table.rows() if p.agency_id == agency_id), key=lambda p: p.name
         )
+
+
+class InMemorySessionRepository(SessionRepository):
+    def __init__(
+        self, sessions: Table[Session], tokens: Table[RefreshToken], spent: set[UUID]
+    ) -> None:
+        self._sessions = sessions
+        self._tokens = tokens
+        self._spent = spent
+
+    async def add(self, session: Session) -> None:
+        self._sessions.put(session.id, session)
+
+    async def get(self, id_: UUID) -> Session | None:
+        return self._sessions.get(id_)
+
+    async def revoke(self, id_: UUID, at: datetime) -> None:
+        session = self._sessions.get(id_)
+        if session is not None and session.revoked_at is None:
+            self._sessions.put(id_, msgspec.structs.replace(session, revoked_at=at))
+
+    async def add_token(self, token: RefreshToken) -> None:
+        self._tokens.put(token.id, token)
+
+    async def get_token(self, token_hash: str) -> RefreshToken | None:
+        return next((t for t in self._tokens.rows() if t.token_hash == token_hash), None)
+
+    async def use_token(self, id_: UUID, at: datetime) -> bool:
+        token = self._tokens.get(id_)
+        if token is None or token.used_at is not None or id_ in self._spent:
+            return False
+        self._spent.add(id_)
+        self._tokens.put(id_, msgspec.structs.replace(token, used_at=at))
+        return True

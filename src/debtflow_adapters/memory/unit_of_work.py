@@ -13,6 +13,7 @@ from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
 from debtflow_core.domain.payment_processor import PaymentProcessor
+from debtflow_core.domain.session import RefreshToken, Session
 from debtflow_core.domain.user import User
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
@@ -31,6 +32,11 @@ class InMemoryStore:
     activities: dict[UUID, Activity] = field(default_factory=dict)
     audit_log: dict[UUID, AuditEntry] = field(default_factory=dict)
     payment_processors: dict[UUID, PaymentProcessor] = field(default_factory=dict)
+    sessions: dict[UUID, Session] = field(default_factory=dict)
+    refresh_tokens: dict[UUID, RefreshToken] = field(default_factory=dict)
+    # Spent refresh tokens, recorded outside any transaction: the stand-in for the row lock
+    # that makes two concurrent refreshes with one token see each other.
+    spent_tokens: set[UUID] = field(default_factory=set)
 
 
 class InMemoryUnitOfWork(UnitOfWork):
@@ -48,7 +54,18 @@ class InMemoryUnitOfWork(UnitOfWork):
         debtors, accounts = Table(store.debtors), Table(store.accounts)
         activities, audit_log = Table(store.activities), Table(store.audit_log)
         processors = Table(store.payment_processors)
-        self._tables = [agencies, users, debtors, accounts, activities, audit_log, processors]
+        sessions, tokens = Table(store.sessions), Table(store.refresh_tokens)
+        self._tables = [
+            agencies,
+            users,
+            debtors,
+            accounts,
+            activities,
+            audit_log,
+            processors,
+            sessions,
+            tokens,
+        ]
         self.agencies = repos.InMemoryAgencyRepository(agencies)
         self.users = repos.InMemoryUserRepository(users)
         self.debtors = repos.InMemoryDebtorRepository(debtors, accounts)
@@ -56,6 +73,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.activities = repos.InMemoryActivityRepository(activities)
         self.audit_log = repos.InMemoryAuditLogRepository(audit_log)
         self.payment_processors = repos.InMemoryPaymentProcessorRepository(processors)
+        self.sessions = repos.InMemorySessionRepository(sessions, tokens, store.spent_tokens)
         return self
 
     async def __aexit__(

@@ -9,6 +9,7 @@ from debtflow_core.ports.agencies import AgencyRepository
 from debtflow_core.ports.audit_log import AuditLogRepository
 from debtflow_core.ports.debtors import DebtorRepository
 from debtflow_core.ports.payment_processors import PaymentProcessorRepository
+from debtflow_core.ports.sessions import SessionRepository
 from debtflow_core.ports.users import UserRepository
 
 
@@ -28,6 +29,7 @@ class UnitOfWork(Protocol):
     activities: ActivityRepository
     audit_log: AuditLogRepository
     payment_processors: PaymentProcessorRepository
+    sessions: SessionRepository
 
     async def __aenter__(self) -> Self: ...
 

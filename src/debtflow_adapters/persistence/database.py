@@ -1,0 +1,73 @@
+"""Database URLs and engines: the two databases DebtFlow supports, each with its async driver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+_EXPECTED = "expected sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+
+# Writers queue on SQLite's single write lock; wait this long for it before failing.
+_SQLITE_BUSY_TIMEOUT_MS = 15_000
+_POSTGRES_POOL_SIZE = 10
+_POSTGRES_MAX_OVERFLOW = 10
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` naming the async driver DebtFlow uses for its database.
+
+    Users write the URLs they know (``sqlite:///debtflow.db``, ``postgres://…``); the
+    engine needs ``sqlite+aiosqlite`` or ``postgresql+psycopg``. Raise ``ValueError`` for
+    anything else. The message never repeats the URL, which may hold a password.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError(f"the database URL is malformed; {_EXPECTED}") from None
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ValueError(f"unsupported database {parsed.drivername!r}; {_EXPECTED}")
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url`` (any form :func:`normalize_url` accepts)."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_async_engine(parsed, pool_pre_ping=True)
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        return engine
+    return create_async_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=_POSTGRES_POOL_SIZE,
+        max_overflow=_POSTGRES_MAX_OVERFLOW,
+    )
+
+
+def _configure_sqlite(dbapi_connection: Any, _connection_record: Any) -> None:
+    """SQLite settings are per connection: foreign keys are off unless asked for, a busy
+    database fails at once unless told to wait, and WAL lets readers run beside the writer
+    (the app and the worker share the file)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.close()
+    # The built-in lower() folds ASCII only; text search must fold "É" as PostgreSQL does.
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value

@@ -1,0 +1,567 @@
+"""Repositories in SQLAlchemy Core over one connection: the unit of work's transaction.
+
+Rows map to entities explicitly, field by field. A duplicate key or a reference to a
+missing row becomes :class:`~debtflow_core.errors.Conflict`; no SQLAlchemy error leaves here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from debtflow_adapters.persistence.tables import (
+    accounts,
+    activities,
+    agencies,
+    audit_log,
+    debtors,
+    payment_processors,
+    refresh_tokens,
+    sessions,
+    users,
+)
+from debtflow_core.domain.account import Account, AccountStatus
+from debtflow_core.domain.activity import Activity, ActivityType, PromiseToPay
+from debtflow_core.domain.agency import Agency
+from debtflow_core.domain.audit import AuditEntry
+from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone, PostalAddress
+from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
+from debtflow_core.domain.session import RefreshToken, Session
+from debtflow_core.domain.user import Role, User
+from debtflow_core.errors import Conflict
+from debtflow_core.ports.accounts import AccountQuery, AccountRepository, AccountSort
+from debtflow_core.ports.activities import ActivityQuery, ActivityRepository
+from debtflow_core.ports.agencies import AgencyRepository
+from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
+from debtflow_core.ports.debtors import DebtorQuery, DebtorRepository
+from debtflow_core.ports.payment_processors import PaymentProcessorRepository
+from debtflow_core.ports.sessions import SessionRepository
+from debtflow_core.ports.users import UserRepository
+
+T = TypeVar("T")
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+@contextmanager
+def _integrity_error_as_conflict(detail: str) -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as error:
+        raise Conflict(detail) from error
+
+
+async def _first(
+    connection: AsyncConnection, statement: sa.Select[Any], entity: Callable[[Row[Any]], T]
+) -> T | None:
+    row = (await connection.execute(statement)).first()
+    return None if row is None else entity(row)
+
+
+async def _insert(
+    connection: AsyncConnection,
+    table: sa.Table,
+    values: Mapping[str, Any],
+    *,
+    duplicate: str,
+    dangling: str | None = None,
+) -> None:
+    """Insert one row: Conflict(``duplicate``) if a unique key is taken, Conflict(``dangling``)
+    if a foreign key points nowhere.
+
+    ON CONFLICT DO NOTHING reports a taken key as "no row inserted" rather than as an error,
+    which on PostgreSQL would abort the transaction: after a duplicate the unit of work goes
+    on, as the in-memory one does. A dangling reference is a caller's bug and does abort it.
+    """
+    statement = (
+        _INSERT[connection.dialect.name](table)
+        .values(values)
+        .on_conflict_do_nothing()
+        .execution_options(preserve_rowcount=True)
+    )
+    with _integrity_error_as_conflict(dangling or f"the database refused the {table.name} row"):
+        result = await connection.execute(statement)
+    if result.rowcount == 0:
+        raise Conflict(duplicate)
+
+
+def _contains_text(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
+    """Case-insensitive substring match; ``%`` and ``_`` in ``text`` are literal."""
+    return sa.func.lower(column, type_=sa.Text).contains(text.lower(), autoescape=True)
+
+
+def _keyset_page(
+    statement: sa.Select[Any],
+    key: tuple[sa.ColumnElement[Any], ...],
+    after: tuple[Any, ...] | None,
+    limit: int,
+    *,
+    descending: bool = True,
+) -> sa.Select[Any]:
+    """Order by ``key`` and keep at most ``limit`` rows strictly past the ``after`` key."""
+    if after is not None:
+        position = sa.tuple_(*key)
+        statement = statement.where(position < after if descending else position > after)
+    order = [column.desc() for column in key] if descending else list(key)
+    return statement.order_by(*order).limit(limit)
+
+
+_debtor_full_name = debtors.c.first_name + " " + debtors.c.last_name
+
+
+def _agency(row: Row[Any]) -> Agency:
+    return Agency(id=row.id, slug=row.slug, name=row.name, created_at=row.created_at)
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        agency_id=row.agency_id,
+        email=row.email,
+        full_name=row.full_name,
+        role=Role(row.role),
+        password_hash=row.password_hash,
+        active=row.active,
+        created_at=row.created_at,
+    )
+
+
+def _debtor(row: Row[Any]) -> Debtor:
+    return Debtor(
+        id=row.id,
+        agency_id=row.agency_id,
+        external_id=row.external_id,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        date_of_birth=row.date_of_birth,
+        phones=msgspec.convert(row.phones, tuple[Phone, ...]),
+        emails=tuple(row.emails),
+        address=msgspec.convert(row.address, PostalAddress | None),
+        contact_preferences=msgspec.convert(row.contact_preferences, ContactPreferences),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _debtor_values(debtor: Debtor) -> dict[str, Any]:
+    return {
+        **msgspec.structs.asdict(debtor),
+        "phones": msgspec.to_builtins(debtor.phones),
+        "emails": list(debtor.emails),
+        "address": msgspec.to_builtins(debtor.address),
+        "contact_preferences": msgspec.to_builtins(debtor.contact_preferences),
+    }
+
+
+def _account(row: Row[Any]) -> Account:
+    return Account(
+        id=row.id,
+        agency_id=row.agency_id,
+        debtor_id=row.debtor_id,
+        external_id=row.external_id,
+        original_creditor=row.original_creditor,
+        currency=row.currency,
+        placed_balance=row.placed_balance,
+        current_balance=row.current_balance,
+        charge_off_date=row.charge_off_date,
+        status=AccountStatus(row.status),
+        assigned_collector_id=row.assigned_collector_id,
+        placed_at=row.placed_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _activity(row: Row[Any]) -> Activity:
+    return Activity(
+        id=row.id,
+        agency_id=row.agency_id,
+        account_id=row.account_id,
+        type=ActivityType(row.type),
+        outcome=row.outcome,
+        note=row.note,
+        promise=msgspec.convert(row.promise, PromiseToPay | None),
+        actor_id=row.actor_id,
+        occurred_at=row.occurred_at,
+    )
+
+
+def _audit_entry(row: Row[Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        agency_id=row.agency_id,
+        actor_id=row.actor_id,
+        action=row.action,
+        entity_type=row.entity_type,
+        entity_id=row.entity_id,
+        before=row.before,
+        after=row.after,
+        occurred_at=row.occurred_at,
+    )
+
+
+def _payment_processor(row: Row[Any]) -> PaymentProcessor:
+    return PaymentProcessor(
+        id=row.id,
+        agency_id=row.agency_id,
+        name=row.name,
+        kind=ProcessorKind(row.kind),
+        active=row.active,
+        created_at=row.created_at,
+    )
+
+
+def _session(row: Row[Any]) -> Session:
+    return Session(
+        id=row.id,
+        agency_id=row.agency_id,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _refresh_token(row: Row[Any]) -> RefreshToken:
+    return RefreshToken(
+        id=row.id,
+        session_id=row.session_id,
+        token_hash=row.token_hash,
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+    )
+
+
+class SqlAgencyRepository(AgencyRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, agency: Agency) -> None:
+        await _insert(
+            self._connection,
+            agencies,
+            msgspec.structs.asdict(agency),
+            duplicate=f"the slug {agency.slug!r} is taken",
+        )
+
+    async def get(self, id_: UUID) -> Agency | None:
+        return await _first(
+            self._connection, sa.select(agencies).where(agencies.c.id == id_), _agency
+        )
+
+    async def get_by_slug(self, slug: str) -> Agency | None:
+        statement = sa.select(agencies).where(agencies.c.slug == slug)
+        return await _first(self._connection, statement, _agency)
+
+
+class SqlUserRepository(UserRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, user: User) -> None:
+        await _insert(
+            self._connection,
+            users,
+            msgspec.structs.asdict(user),
+            duplicate=f"a user with the email {user.email!r} exists",
+            dangling=f"the agency {user.agency_id} does not exist",
+        )
+
+    async def get(self, id_: UUID) -> User | None:
+        return await _first(self._connection, sa.select(users).where(users.c.id == id_), _user)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return await _first(self._connection, sa.select(users).where(users.c.email == email), _user)
+
+    async def list(self, agency_id: UUID) -> list[User]:
+        statement = sa.select(users).where(users.c.agency_id == agency_id)
+        result = await self._connection.execute(statement)
+        # Sorted here, not by the database: collations differ between databases and locales,
+        # and the port promises one order everywhere.
+        return sorted(map(_user, result), key=lambda user: user.email)
+
+    async def update(self, user: User) -> None:
+        await self._connection.execute(
+            sa.update(users)
+            .where(users.c.id == user.id)
+            .values(
+                role=user.role,
+                full_name=user.full_name,
+                active=user.active,
+                password_hash=user.password_hash,
+            )
+        )
+
+
+class SqlDebtorRepository(DebtorRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, debtor: Debtor) -> None:
+        await _insert(
+            self._connection,
+            debtors,
+            _debtor_values(debtor),
+            duplicate=f"a debtor with the external id {debtor.external_id!r} exists",
+            dangling=f"the agency {debtor.agency_id} does not exist",
+        )
+
+    async def get(self, id_: UUID) -> Debtor | None:
+        return await _first(
+            self._connection, sa.select(debtors).where(debtors.c.id == id_), _debtor
+        )
+
+    async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Debtor | None:
+        statement = sa.select(debtors).where(
+            debtors.c.agency_id == agency_id, debtors.c.external_id == external_id
+        )
+        return await _first(self._connection, statement, _debtor)
+
+    async def update(self, debtor: Debtor) -> None:
+        values = _debtor_values(debtor)
+        for fixed in ("id", "agency_id", "created_at"):
+            del values[fixed]
+        statement = sa.update(debtors).where(debtors.c.id == debtor.id).values(values)
+        with _integrity_error_as_conflict(
+            f"a debtor with the external id {debtor.external_id!r} exists"
+        ):
+            await self._connection.execute(statement)
+
+    async def search(self, query: DebtorQuery) -> list[Debtor]:
+        statement = sa.select(debtors).where(debtors.c.agency_id == query.agency_id)
+        if query.text is not None:
+            statement = statement.where(
+                sa.or_(
+                    _contains_text(_debtor_full_name, query.text),
+                    _contains_text(debtors.c.external_id, query.text),
+                )
+            )
+        if query.collector_id is not None:
+            statement = statement.where(
+                sa.exists().where(
+                    accounts.c.debtor_id == debtors.c.id,
+                    accounts.c.assigned_collector_id == query.collector_id,
+                )
+            )
+        after = (query.after.created_at, query.after.id) if query.after else None
+        statement = _keyset_page(
+            statement, (debtors.c.created_at, debtors.c.id), after, query.limit
+        )
+        return [_debtor(row) for row in await self._connection.execute(statement)]
+
+
+class SqlAccountRepository(AccountRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, account: Account) -> None:
+        await _insert(
+            self._connection,
+            accounts,
+            msgspec.structs.asdict(account),
+            duplicate=f"an account with the external id {account.external_id!r} exists",
+            dangling="the account's agency, debtor or collector does not exist",
+        )
+
+    async def get(self, id_: UUID) -> Account | None:
+        return await _first(
+            self._connection, sa.select(accounts).where(accounts.c.id == id_), _account
+        )
+
+    async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Account | None:
+        statement = sa.select(accounts).where(
+            accounts.c.agency_id == agency_id, accounts.c.external_id == external_id
+        )
+        return await _first(self._connection, statement, _account)
+
+    async def update(self, account: Account) -> None:
+        statement = (
+            sa.update(accounts)
+            .where(accounts.c.id == account.id)
+            .values(
+                status=account.status,
+                assigned_collector_id=account.assigned_collector_id,
+                original_creditor=account.original_creditor,
+                charge_off_date=account.charge_off_date,
+                placed_at=account.placed_at,
+                updated_at=account.updated_at,
+            )
+        )
+        with _integrity_error_as_conflict(
+            f"the collector {account.assigned_collector_id} does not exist"
+        ):
+            await self._connection.execute(statement)
+
+    async def list(self, query: AccountQuery) -> list[Account]:
+        statement = sa.select(accounts).where(accounts.c.agency_id == query.agency_id)
+        if query.status is not None:
+            statement = statement.where(accounts.c.status == query.status)
+        if query.collector_id is not None:
+            statement = statement.where(accounts.c.assigned_collector_id == query.collector_id)
+        if query.unassigned:
+            statement = statement.where(accounts.c.assigned_collector_id.is_(None))
+        if query.debtor_id is not None:
+            statement = statement.where(accounts.c.debtor_id == query.debtor_id)
+        if query.min_balance is not None:
+            statement = statement.where(accounts.c.current_balance >= query.min_balance)
+        if query.max_balance is not None:
+            statement = statement.where(accounts.c.current_balance <= query.max_balance)
+        if query.text is not None:
+            statement = statement.join(debtors, debtors.c.id == accounts.c.debtor_id).where(
+                sa.or_(
+                    _contains_text(_debtor_full_name, query.text),
+                    _contains_text(accounts.c.external_id, query.text),
+                )
+            )
+        after = query.after
+        if query.sort is AccountSort.NEWEST:
+            statement = _keyset_page(
+                statement,
+                (accounts.c.placed_at, accounts.c.id),
+                (after.placed_at, after.id) if after else None,
+                query.limit,
+            )
+        else:
+            statement = _keyset_page(
+                statement,
+                (accounts.c.current_balance, accounts.c.id),
+                (after.balance, after.id) if after else None,
+                query.limit,
+                descending=query.sort is AccountSort.BALANCE_DESC,
+            )
+        return [_account(row) for row in await self._connection.execute(statement)]
+
+
+class SqlActivityRepository(ActivityRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, activity: Activity) -> None:
+        await _insert(
+            self._connection,
+            activities,
+            {
+                **msgspec.structs.asdict(activity),
+                "promise": msgspec.to_builtins(activity.promise),
+            },
+            duplicate=f"an activity with the id {activity.id} exists",
+            dangling="the activity's agency, account or actor does not exist",
+        )
+
+    async def list(self, query: ActivityQuery) -> list[Activity]:
+        statement = sa.select(activities).where(activities.c.account_id == query.account_id)
+        after = (query.after.occurred_at, query.after.id) if query.after else None
+        statement = _keyset_page(
+            statement, (activities.c.occurred_at, activities.c.id), after, query.limit
+        )
+        return [_activity(row) for row in await self._connection.execute(statement)]
+
+
+class SqlAuditLogRepository(AuditLogRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, entry: AuditEntry) -> None:
+        await _insert(
+            self._connection,
+            audit_log,
+            msgspec.structs.asdict(entry),
+            duplicate=f"an audit entry with the id {entry.id} exists",
+        )
+
+    async def query(self, query: AuditQuery) -> list[AuditEntry]:
+        statement = sa.select(audit_log).where(audit_log.c.agency_id == query.agency_id)
+        if query.entity_type is not None:
+            statement = statement.where(audit_log.c.entity_type == query.entity_type)
+        if query.entity_id is not None:
+            statement = statement.where(audit_log.c.entity_id == query.entity_id)
+        if query.actor_id is not None:
+            statement = statement.where(audit_log.c.actor_id == query.actor_id)
+        if query.since is not None:
+            statement = statement.where(audit_log.c.occurred_at >= query.since)
+        if query.until is not None:
+            statement = statement.where(audit_log.c.occurred_at < query.until)
+        after = (query.after.occurred_at, query.after.id) if query.after else None
+        statement = _keyset_page(
+            statement, (audit_log.c.occurred_at, audit_log.c.id), after, query.limit
+        )
+        return [_audit_entry(row) for row in await self._connection.execute(statement)]
+
+
+class SqlPaymentProcessorRepository(PaymentProcessorRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, processor: PaymentProcessor) -> None:
+        await _insert(
+            self._connection,
+            payment_processors,
+            msgspec.structs.asdict(processor),
+            duplicate=f"a payment processor with the id {processor.id} exists",
+            dangling=f"the agency {processor.agency_id} does not exist",
+        )
+
+    async def list(self, agency_id: UUID) -> list[PaymentProcessor]:
+        result = await self._connection.execute(
+            sa.select(payment_processors).where(payment_processors.c.agency_id == agency_id)
+        )
+        # Sorted here for the same reason as users: one order on every database.
+        return sorted(map(_payment_processor, result), key=lambda processor: processor.name)
+
+
+class SqlSessionRepository(SessionRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, session: Session) -> None:
+        await _insert(
+            self._connection,
+            sessions,
+            msgspec.structs.asdict(session),
+            duplicate=f"a session with the id {session.id} exists",
+            dangling="the session's agency or user does not exist",
+        )
+
+    async def get(self, id_: UUID) -> Session | None:
+        return await _first(
+            self._connection, sa.select(sessions).where(sessions.c.id == id_), _session
+        )
+
+    async def revoke(self, id_: UUID, at: datetime) -> None:
+        await self._connection.execute(
+            sa.update(sessions)
+            .where(sessions.c.id == id_, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+
+    async def add_token(self, token: RefreshToken) -> None:
+        await _insert(
+            self._connection,
+            refresh_tokens,
+            msgspec.structs.asdict(token),
+            duplicate="this refresh token exists",
+            dangling=f"the session {token.session_id} does not exist",
+        )
+
+    async def get_token(self, token_hash: str) -> RefreshToken | None:
+        statement = sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
+        return await _first(self._connection, statement, _refresh_token)
+
+    async def use_token(self, id_: UUID, at: datetime) -> bool:
+        """The conditional UPDATE is the atomic step: a concurrent refresh with the same
+        token waits on the row lock, then finds ``used_at`` set and updates nothing."""
+        result = await self._connection.execute(
+            sa.update(refresh_tokens)
+            .where(refresh_tokens.c.id == id_, refresh_tokens.c.used_at.is_(None))
+            .values(used_at=at)
+        )
+        return result.rowcount == 1

@@ -1,0 +1,1 @@
+"""Redis adapters: counters shared by every process (rate limits; later idempotency)."""

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import redis.asyncio as redis
+
+from debtflow_core.errors import GatewayUnavailable
+from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.rate_limiter import RateLimiter
+
+
+class RedisRateLimiter(RateLimiter):
+    """Fixed-window counters in Redis, shared by every API process.
+
+    One key per window (``<prefix><key>:<window start>``), incremented and given a TTL in
+    one round trip, so stale windows expire on their own.
+    """
+
+    def __init__(self, client: redis.Redis, clock: Clock, *, prefix: str = "debtflow:rl:") -> None:
+        self._client = client
+        self._clock = clock
+        self._prefix = prefix
+
+    async def hit(self, key: str, *, limit: int, window: timedelta) -> int:
+        now = self._clock.now().timestamp()
+        length = window.total_seconds()
+        start = now - now % length
+        name = f"{self._prefix}{key}:{int(start)}"
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                count, _ = await pipe.incr(name).expire(name, math.ceil(length)).execute()
+        except redis.RedisError as error:
+            raise GatewayUnavailable("the rate-limit store is unreachable") from error
+        return 0 if count <= limit else math.ceil(start + length - now)

@@ -1,0 +1,236 @@
+"""Signing in: credentials for tokens, refresh-token rotation, logout, token checks.
+
+Access tokens live 15 minutes; refresh tokens 14 days, single use, rotated on every refresh.
+Presenting a refresh token that was already used means it leaked: the whole session
+(every token rotated from the same login) is revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+from typing import ClassVar
+
+import msgspec
+
+from debtflow_core.actor import Actor
+from debtflow_core.domain.session import RefreshToken, Session
+from debtflow_core.domain.user import Role, User
+from debtflow_core.errors import RateLimited, Unauthenticated, ValidationFailed
+from debtflow_core.ports.access_tokens import AccessClaims, AccessTokenCodec
+from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.password_hasher import PasswordHasher
+from debtflow_core.ports.rate_limiter import RateLimiter
+from debtflow_core.ports.unit_of_work import UnitOfWork
+
+_REJECTED = "the email or password is wrong"
+
+
+class AuthPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Token lifetimes and login throttling. The defaults are the product's."""
+
+    access_ttl: timedelta = timedelta(minutes=15)
+    refresh_ttl: timedelta = timedelta(days=14)
+    login_window: timedelta = timedelta(minutes=15)
+    logins_per_email: int = 10
+    logins_per_client: int = 50
+
+
+class Credentials(msgspec.Struct, frozen=True, kw_only=True):
+    email: str
+    password: str
+    client: str
+    """The caller's network address, for throttling."""
+
+
+class TokenPair(msgspec.Struct, frozen=True, kw_only=True):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    """Seconds until the access token expires."""
+    refresh_expires_in: int
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class _Tokens:
+    def __init__(
+        self, uow: UnitOfWork, codec: AccessTokenCodec, clock: Clock, policy: AuthPolicy
+    ) -> None:
+        self._uow = uow
+        self._codec = codec
+        self._clock = clock
+        self._policy = policy
+
+    async def _issue(self, user: User, session_id: uuid.UUID) -> TokenPair:
+        """Mint an access token and a fresh refresh token for the session (uncommitted)."""
+        now = self._clock.now()
+        refresh = secrets.token_urlsafe(32)
+        await self._uow.sessions.add_token(
+            RefreshToken(
+                id=uuid.uuid4(),
+                session_id=session_id,
+                token_hash=_digest(refresh),
+                issued_at=now,
+                expires_at=now + self._policy.refresh_ttl,
+                used_at=None,
+            )
+        )
+        access = self._codec.issue(
+            AccessClaims(
+                sub=user.id,
+                agency=user.agency_id,
+                role=user.role,
+                sid=session_id,
+                jti=uuid.uuid4(),
+                iat=now,
+                exp=now + self._policy.access_ttl,
+            )
+        )
+        return TokenPair(
+            access_token=access,
+            refresh_token=refresh,
+            expires_in=int(self._policy.access_ttl.total_seconds()),
+            refresh_expires_in=int(self._policy.refresh_ttl.total_seconds()),
+        )
+
+
+class Login(_Tokens):
+    """Exchange an email and password for a token pair, opening a new session.
+
+    Attempts are throttled per email and per client address, successful or not; past the
+    limit the answer is RateLimited with the seconds to wait. A wrong email and a wrong
+    password are refused alike, after the same work, so neither can be told apart.
+    """
+
+    # A real hash per hasher type, checked when the email is unknown so that the answer
+    # takes as long as for a wrong password.
+    _decoys: ClassVar[dict[type, str]] = {}
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        codec: AccessTokenCodec,
+        clock: Clock,
+        policy: AuthPolicy,
+        hasher: PasswordHasher,
+        limiter: RateLimiter,
+    ) -> None:
+        super().__init__(uow, codec, clock, policy)
+        self._hasher = hasher
+        self._limiter = limiter
+
+    async def execute(self, credentials: Credentials) -> TokenPair:
+        email = credentials.email.strip().lower()
+        window = self._policy.login_window
+        waits = [
+            await self._limiter.hit(
+                f"login:email:{email}", limit=self._policy.logins_per_email, window=window
+            ),
+            await self._limiter.hit(
+                f"login:client:{credentials.client}",
+                limit=self._policy.logins_per_client,
+                window=window,
+            ),
+        ]
+        if wait := max(waits):
+            raise RateLimited("too many sign-in attempts", retry_after_seconds=wait)
+        async with self._uow as uow:
+            user = await uow.users.get_by_email(email)
+            password_hash = user.password_hash if user else self._decoy()
+            if not self._hasher.verify(password_hash, credentials.password) or user is None:
+                raise Unauthenticated(_REJECTED)
+            if not user.active:
+                raise Unauthenticated(_REJECTED)
+            session = Session(
+                id=uuid.uuid4(),
+                agency_id=user.agency_id,
+                user_id=user.id,
+                created_at=self._clock.now(),
+                revoked_at=None,
+            )
+            await uow.sessions.add(session)
+            pair = await self._issue(user, session.id)
+            await uow.commit()
+        return pair
+
+    def _decoy(self) -> str:
+        kind = type(self._hasher)
+        if kind not in self._decoys:
+            self._decoys[kind] = self._hasher.hash(secrets.token_urlsafe(16))
+        return self._decoys[kind]
+
+
+class Refresh(_Tokens):
+    """Rotate a refresh token: the presented one is spent, a new pair is returned.
+
+    An unknown, expired or revoked token is Unauthenticated. A token that was spent already
+    revokes its whole session before being refused.
+    """
+
+    async def execute(self, refresh_token: str) -> TokenPair:
+        now = self._clock.now()
+        async with self._uow as uow:
+            token = await uow.sessions.get_token(_digest(refresh_token))
+            if token is None:
+                raise Unauthenticated("the refresh token is not valid")
+            session = await uow.sessions.get(token.session_id)
+            if session is None or session.revoked_at is not None or token.expires_at <= now:
+                raise Unauthenticated("the refresh token has expired or was revoked")
+            if not await uow.sessions.use_token(token.id, now):
+                await uow.sessions.revoke(session.id, now)
+                await uow.commit()
+                raise Unauthenticated("the refresh token was used before; the session is revoked")
+            user = await uow.users.get(session.user_id)
+            if user is None or not user.active:
+                raise Unauthenticated("the user is deactivated")
+            pair = await self._issue(user, session.id)
+            await uow.commit()
+        return pair
+
+
+class Logout:
+    """End the actor's session: its access and refresh tokens stop working at once."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self, actor: Actor) -> None:
+        if actor.session_id is None:
+            raise ValidationFailed("only a signed-in user has a session to end")
+        async with self._uow as uow:
+            await uow.sessions.revoke(actor.session_id, self._clock.now())
+            await uow.commit()
+
+
+class Authenticate:
+    """Turn a bearer access token into the Actor it speaks for.
+
+    The token must verify and be unexpired, its session unrevoked and its user still
+    active: deactivating a user or ending a session takes effect on the next request.
+    The role comes from the user as stored now, not from the token.
+    """
+
+    def __init__(self, uow: UnitOfWork, codec: AccessTokenCodec, clock: Clock) -> None:
+        self._uow = uow
+        self._codec = codec
+        self._clock = clock
+
+    async def execute(self, token: str) -> Actor:
+        claims = self._codec.verify(token, self._clock.now())
+        async with self._uow as uow:
+            session = await uow.sessions.get(claims.sid)
+            user = await uow.users.get(claims.sub)
+        if session is None or session.revoked_at is not None or session.user_id != claims.sub:
+            raise Unauthenticated("the session has ended")
+        if user is None or not user.active:
+            raise Unauthenticated("the user is deactivated")
+        return Actor(
+            user_id=user.id, agency_id=user.agency_id, role=Role(user.role), session_id=session.id
+        )

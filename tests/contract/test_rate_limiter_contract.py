@@ -1,0 +1,44 @@
+"""RateLimiter: fixed windows per key, shared by every user of one store."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from debtflow_adapters.memory import FixedClock, InMemoryRateLimiter
+from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
+from debtflow_core.ports.rate_limiter import RateLimiter
+
+WINDOW = timedelta(minutes=1)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limiter(request) -> RateLimiter:
+    clock = FixedClock(datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC))
+    if request.param == "memory":
+        return InMemoryRateLimiter(clock)
+    client = request.getfixturevalue("redis_client")
+    return RedisRateLimiter(client, clock, prefix=f"test:{uuid.uuid4()}:")
+
+
+async def test_a_key_may_make_limit_attempts_per_window(limiter):
+    waits = [await limiter.hit("login:email:a", limit=3, window=WINDOW) for _ in range(5)]
+    assert waits[:3] == [0, 0, 0]
+    assert all(0 < wait <= 60 for wait in waits[3:])
+
+
+async def test_keys_are_counted_apart(limiter):
+    for _ in range(3):
+        await limiter.hit("login:client:1", limit=3, window=WINDOW)
+    assert await limiter.hit("login:client:2", limit=3, window=WINDOW) == 0
+    assert await limiter.hit("login:client:1", limit=3, window=WINDOW) > 0
+
+
+async def test_a_new_window_starts_a_new_count():
+    clock = FixedClock(datetime(2026, 1, 1, 12, 0, 50, tzinfo=UTC))
+    limiter = InMemoryRateLimiter(clock)
+    assert [await limiter.hit("k", limit=1, window=WINDOW) for _ in range(2)] == [0, 10]
+    clock.advance(timedelta(seconds=10))
+    assert await limiter.hit("k", limit=1, window=WINDOW) == 0

@@ -24,7 +24,7 @@ OUTBOUND_CONTACT = frozenset(
 )
 
 
-class PromiseToPay(msgspec.Struct, frozen=True, kw_only=True):
+class PromiseToPay(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     amount: int
     due_on: date
 

@@ -14,12 +14,12 @@ class PhoneKind(enum.StrEnum):
     OTHER = "other"
 
 
-class Phone(msgspec.Struct, frozen=True, kw_only=True):
+class Phone(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     number: str
     kind: PhoneKind = PhoneKind.OTHER
 
 
-class PostalAddress(msgspec.Struct, frozen=True, kw_only=True):
+class PostalAddress(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A mailing address. ``time_zone`` is an IANA name; it decides when calling is allowed."""
 
     line1: str
@@ -31,7 +31,7 @@ class PostalAddress(msgspec.Struct, frozen=True, kw_only=True):
     time_zone: str | None = None
 
 
-class ContactPreferences(msgspec.Struct, frozen=True, kw_only=True):
+class ContactPreferences(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Do-not-contact flags. ``cease_communication`` stops every outbound contact."""
 
     do_not_call: bool = False

@@ -20,7 +20,7 @@ from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.validation import optional_text, require_text
 
 
-class NewAccount(msgspec.Struct, frozen=True, kw_only=True):
+class NewAccount(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     debtor_id: UUID
     external_id: str
     original_creditor: str

@@ -19,7 +19,7 @@ from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.validation import optional_text
 
 
-class NewActivity(msgspec.Struct, frozen=True, kw_only=True):
+class NewActivity(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     type: ActivityType
     outcome: str | None = None
     note: str | None = None

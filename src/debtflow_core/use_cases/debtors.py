@@ -21,7 +21,7 @@ from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.validation import optional_text, require_text
 
 
-class NewDebtor(msgspec.Struct, frozen=True, kw_only=True):
+class NewDebtor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     first_name: str
     last_name: str
     external_id: str | None = None
@@ -32,7 +32,7 @@ class NewDebtor(msgspec.Struct, frozen=True, kw_only=True):
     contact_preferences: ContactPreferences = ContactPreferences()
 
 
-class DebtorChanges(msgspec.Struct, frozen=True, kw_only=True):
+class DebtorChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A partial update: only the fields that are set change."""
 
     first_name: str | UnsetType = UNSET

@@ -28,7 +28,7 @@ def _check_password(password: str) -> str:
     return password
 
 
-class NewUser(msgspec.Struct, frozen=True, kw_only=True):
+class NewUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     email: str
     full_name: str
     role: Role

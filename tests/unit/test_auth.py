@@ -1,0 +1,153 @@
+"""Signing in, rotating refresh tokens, reuse detection, logout and deactivation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from debtflow_adapters.memory import InMemoryAccessTokens, InMemoryRateLimiter
+from debtflow_core.domain.user import Role
+from debtflow_core.errors import RateLimited, Unauthenticated
+from debtflow_core.use_cases.auth import (
+    Authenticate,
+    AuthPolicy,
+    Credentials,
+    Login,
+    Logout,
+    Refresh,
+)
+from debtflow_core.use_cases.users import ChangeUserRole, DeactivateUser
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def auth(world):
+    alpha = await world.agency("alpha")
+    codec = InMemoryAccessTokens()
+    limiter = InMemoryRateLimiter(world.clock)
+    policy = AuthPolicy(logins_per_email=3, logins_per_client=5)
+    deps = {"uow": world.uow, "codec": codec, "clock": world.clock, "policy": policy}
+
+    class Auth:
+        login = Login(**deps, hasher=world.hasher, limiter=limiter)
+        refresh = Refresh(**deps)
+        authenticate = Authenticate(world.uow, codec, world.clock)
+        logout = Logout(world.uow, world.clock)
+
+        @staticmethod
+        async def sign_in(email="collector@alpha.example", password=PASSWORD, client="10.0.0.1"):
+            return await Auth.login.execute(
+                Credentials(email=email, password=password, client=client)
+            )
+
+    return world, alpha, Auth
+
+
+async def test_a_login_gives_tokens_that_authenticate_as_the_user(auth):
+    _world, alpha, a = auth
+    pair = await a.sign_in(email=" Collector@Alpha.example")
+    assert (pair.token_type, pair.expires_in, pair.refresh_expires_in) == (
+        "Bearer",
+        900,
+        14 * 24 * 3600,
+    )
+    actor = await a.authenticate.execute(pair.access_token)
+    assert (actor.user_id, actor.agency_id, actor.role) == (
+        alpha.collector.user_id,
+        alpha.collector.agency_id,
+        Role.COLLECTOR,
+    )
+    assert actor.session_id is not None
+
+
+async def test_wrong_password_unknown_email_and_inactive_users_are_refused_alike(auth):
+    world, alpha, a = auth
+    await world.use(DeactivateUser).execute(alpha.admin, alpha.readonly.user_id)
+    attempts = [
+        ("collector@alpha.example", "wrong password!"),
+        ("nobody@alpha.example", PASSWORD),
+        ("readonly@alpha.example", PASSWORD),
+    ]
+    for email, password in attempts:
+        with pytest.raises(Unauthenticated) as caught:
+            await a.sign_in(email=email, password=password)
+        assert caught.value.detail == "the email or password is wrong"
+
+
+async def test_logins_are_throttled_per_email_and_per_client(auth):
+    world, _, a = auth
+    for _ in range(3):
+        with pytest.raises(Unauthenticated):
+            await a.sign_in(password="wrong password!", client="10.0.0.2")
+    with pytest.raises(RateLimited) as caught:
+        await a.sign_in(client="10.0.0.3")  # the right password, but this email is spent
+    assert 0 < caught.value.retry_after_seconds <= 15 * 60
+    for _ in range(2):  # the first client's fifth and sixth attempts, on another email
+        with pytest.raises((Unauthenticated, RateLimited)):
+            await a.sign_in(email="admin@alpha.example", password="x", client="10.0.0.2")
+    with pytest.raises(RateLimited):
+        await a.sign_in(email="readonly@alpha.example", client="10.0.0.2")
+    world.clock.advance(timedelta(minutes=15))
+    assert await a.sign_in(client="10.0.0.2")
+
+
+async def test_access_tokens_expire_after_fifteen_minutes(auth):
+    world, _, a = auth
+    pair = await a.sign_in()
+    world.clock.advance(timedelta(minutes=15))
+    with pytest.raises(Unauthenticated, match="expired"):
+        await a.authenticate.execute(pair.access_token)
+
+
+async def test_refresh_rotates_and_a_reused_token_revokes_the_family(auth):
+    _, _, a = auth
+    first = await a.sign_in()
+    second = await a.refresh.execute(first.refresh_token)
+    assert second.refresh_token != first.refresh_token
+    third = await a.refresh.execute(second.refresh_token)
+    assert await a.authenticate.execute(third.access_token)
+
+    with pytest.raises(Unauthenticated, match="used before"):
+        await a.refresh.execute(first.refresh_token)
+    for token in (third.access_token, second.access_token):
+        with pytest.raises(Unauthenticated, match="session has ended"):
+            await a.authenticate.execute(token)
+    with pytest.raises(Unauthenticated):
+        await a.refresh.execute(third.refresh_token)
+    other = await a.sign_in()  # a new login is a new, healthy family
+    assert await a.authenticate.execute(other.access_token)
+
+
+async def test_refresh_tokens_expire_and_unknown_ones_are_refused(auth):
+    world, _, a = auth
+    pair = await a.sign_in()
+    with pytest.raises(Unauthenticated):
+        await a.refresh.execute("not-a-token")
+    world.clock.advance(timedelta(days=14))
+    with pytest.raises(Unauthenticated, match="expired"):
+        await a.refresh.execute(pair.refresh_token)
+
+
+async def test_logout_ends_access_and_refresh_at_once(auth):
+    _, _, a = auth
+    pair = await a.sign_in()
+    actor = await a.authenticate.execute(pair.access_token)
+    await a.logout.execute(actor)
+    with pytest.raises(Unauthenticated):
+        await a.authenticate.execute(pair.access_token)
+    with pytest.raises(Unauthenticated):
+        await a.refresh.execute(pair.refresh_token)
+
+
+async def test_deactivation_and_role_changes_apply_on_the_next_request(auth):
+    world, alpha, a = auth
+    pair = await a.sign_in()
+    await world.use(ChangeUserRole).execute(alpha.admin, alpha.collector.user_id, Role.READONLY)
+    assert (await a.authenticate.execute(pair.access_token)).role is Role.READONLY
+    await world.use(DeactivateUser).execute(alpha.admin, alpha.collector.user_id)
+    with pytest.raises(Unauthenticated, match="deactivated"):
+        await a.authenticate.execute(pair.access_token)
+    with pytest.raises(Unauthenticated, match="deactivated"):
+        await a.refresh.execute(pair.refresh_token)

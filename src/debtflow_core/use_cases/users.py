@@ -96,10 +96,11 @@ class GetUser:
         self._uow = uow
 
     async def execute(self, actor: Actor, user_id: UUID) -> User:
+        async with self._uow as uow:
+            user = in_agency(actor, await uow.users.get(user_id), "user", user_id)
         if user_id != actor.user_id:
             require_admin(actor)
-        async with self._uow as uow:
-            return in_agency(actor, await uow.users.get(user_id), "user", user_id)
+        return user
 
 
 class _ChangeUser:
@@ -108,11 +109,11 @@ class _ChangeUser:
         self._clock = clock
 
     async def _change(self, actor: Actor, user_id: UUID, action: str, **changes: object) -> User:
-        require_admin(actor)
-        if user_id == actor.user_id:
-            raise Conflict("admins cannot change their own role or deactivate themselves")
         async with self._uow as uow:
             before = in_agency(actor, await uow.users.get(user_id), "user", user_id)
+            require_admin(actor)
+            if user_id == actor.user_id:
+                raise Conflict("admins cannot change their own role or deactivate themselves")
             after = msgspec.structs.replace(before, **changes)
             if after == before:
                 return before

@@ -1,0 +1,209 @@
+"""The composition root: which adapter serves which port, decided once from the settings.
+
+Entrypoints never construct adapters themselves. They call :func:`make_container` with the
+:class:`~debtflow_adapters.settings.Settings` and add their own integration providers (the
+HTTP app its Litestar provider, the worker its Taskiq one); tests add providers that
+override some factories (declared with ``override=True``, which strict validation demands).
+
+Scopes: clients that are expensive or hold shared state (the engine, the in-memory store,
+the password hasher) live as long as the container (APP); a unit of work and the use cases
+using it are made per REQUEST, so every use case in one request shares its unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+from dishka import (
+    STRICT_VALIDATION,
+    AsyncContainer,
+    Provider,
+    Scope,
+    from_context,
+    make_async_container,
+    provide,
+    provide_all,
+)
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from debtflow_adapters.clock import SystemClock
+from debtflow_adapters.health import Probe, Readiness
+from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
+from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
+from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
+from debtflow_adapters.security.argon2 import Argon2PasswordHasher
+from debtflow_adapters.security.jwt import JwtAccessTokenCodec
+from debtflow_adapters.settings import Settings
+from debtflow_core.ports.access_tokens import AccessTokenCodec
+from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.password_hasher import PasswordHasher
+from debtflow_core.ports.rate_limiter import RateLimiter
+from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.use_cases.accounts import (
+    AssignCollector,
+    ChangeAccountStatus,
+    GetAccount,
+    ListAccounts,
+    PlaceAccount,
+    UnassignCollector,
+)
+from debtflow_core.use_cases.activities import ListActivities, RecordActivity
+from debtflow_core.use_cases.agencies import CreateAgency
+from debtflow_core.use_cases.audit_log import QueryAuditLog
+from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout, Refresh
+from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
+from debtflow_core.use_cases.users import (
+    ChangeUserRole,
+    CreateUser,
+    DeactivateUser,
+    GetUser,
+    ListUsers,
+)
+
+
+class SettingsProvider(Provider):
+    """The settings, given to the container as context by :func:`make_container`."""
+
+    settings = from_context(provides=Settings, scope=Scope.APP)
+
+
+class SqlPersistenceProvider(Provider):
+    """Units of work over SQLAlchemy, on one engine (and its connection pool) per container."""
+
+    @provide(scope=Scope.APP)
+    async def engine(self, settings: Settings) -> AsyncIterator[AsyncEngine]:
+        engine = create_engine(settings.database_url)
+        yield engine
+        await engine.dispose()
+
+    @provide(scope=Scope.REQUEST)
+    def unit_of_work(self, engine: AsyncEngine) -> UnitOfWork:
+        return SqlUnitOfWork(engine)
+
+    @provide(scope=Scope.APP)
+    def readiness(self, engine: AsyncEngine, redis_client: Redis | None) -> Readiness:
+        async def database() -> None:
+            async with engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+
+        return _readiness(database, redis_client)
+
+
+class MemoryPersistenceProvider(Provider):
+    """Units of work over one in-memory store that lives (and dies) with the container."""
+
+    @provide(scope=Scope.APP)
+    def store(self) -> InMemoryStore:
+        return InMemoryStore()
+
+    unit_of_work = provide(InMemoryUnitOfWork, provides=UnitOfWork, scope=Scope.REQUEST)
+
+    @provide(scope=Scope.APP)
+    def readiness(self, redis_client: Redis | None) -> Readiness:
+        async def database() -> None:
+            """In memory: as available as the process itself."""
+
+        return _readiness(database, redis_client)
+
+
+def _readiness(database: Probe, redis_client: Redis | None) -> Readiness:
+    readiness = Readiness()
+    readiness.add("database", database)
+    if redis_client is not None:
+        readiness.add("redis", redis_client.ping)
+    return readiness
+
+
+class SecurityProvider(Provider):
+    """Time and password hashing: stateless, so one of each serves the whole application."""
+
+    scope = Scope.APP
+
+    clock = provide(SystemClock, provides=Clock)
+    password_hasher = provide(Argon2PasswordHasher, provides=PasswordHasher)
+    auth_policy = provide(AuthPolicy)
+
+    @provide
+    def access_tokens(self, settings: Settings) -> AccessTokenCodec:
+        return JwtAccessTokenCodec(settings.jwt_secret)
+
+
+class SharedStateProvider(Provider):
+    """State shared by every process through Redis when it is configured (rate-limit
+    counters), or kept in this process when it is not."""
+
+    scope = Scope.APP
+
+    @provide
+    async def redis_client(self, settings: Settings) -> AsyncIterator[Redis | None]:
+        if settings.redis_url is None:
+            yield None
+            return
+        client = Redis.from_url(settings.redis_url)
+        yield client
+        await client.aclose()
+
+    @provide
+    def rate_limiter(self, redis_client: Redis | None, clock: Clock) -> RateLimiter:
+        if redis_client is None:
+            return InMemoryRateLimiter(clock)
+        return RedisRateLimiter(redis_client, clock)
+
+
+class UseCaseProvider(Provider):
+    """The core's use cases, made per request around that request's unit of work.
+
+    Signing in (``debtflow_core.use_cases.auth``) is not here yet: it needs a token codec
+    and a rate limiter, whose settings arrive with the HTTP API.
+    """
+
+    scope = Scope.REQUEST
+
+    use_cases = provide_all(
+        CreateAgency,
+        CreateUser,
+        ListUsers,
+        GetUser,
+        ChangeUserRole,
+        DeactivateUser,
+        CreateDebtor,
+        GetDebtor,
+        UpdateDebtor,
+        SearchDebtors,
+        PlaceAccount,
+        GetAccount,
+        ListAccounts,
+        AssignCollector,
+        UnassignCollector,
+        ChangeAccountStatus,
+        RecordActivity,
+        ListActivities,
+        QueryAuditLog,
+        Login,
+        Refresh,
+        Logout,
+        Authenticate,
+    )
+
+
+def make_container(settings: Settings, *extra_providers: Provider) -> AsyncContainer:
+    """The application's container, its graph checked now rather than at the first request.
+
+    ``extra_providers`` come after the standard ones, so they may add integrations or
+    override a factory; an override must say ``override=True`` (strict validation rejects
+    silent ones, and overrides that replace nothing). Close the container
+    (``await container.close()``) to dispose of the database engine.
+    """
+    persistence = MemoryPersistenceProvider() if settings.in_memory else SqlPersistenceProvider()
+    return make_async_container(
+        SettingsProvider(),
+        persistence,
+        SecurityProvider(),
+        SharedStateProvider(),
+        UseCaseProvider(),
+        *extra_providers,
+        context={Settings: settings},
+        validation_settings=STRICT_VALIDATION,
+    )

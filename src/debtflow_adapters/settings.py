@@ -1,0 +1,222 @@
+"""DebtFlow's configuration: the ``DEBTFLOW_*`` environment variables, read and checked once.
+
+Every entrypoint builds one :class:`Settings` with :meth:`Settings.from_env` before it does
+anything else, so a bad value stops the process at start with one message that names every
+offending variable, rather than failing half-way through the first request.
+
+Secrets (passwords inside URLs) never appear in a message or a ``repr``: values are shown
+through :func:`redact`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+
+from debtflow_adapters.persistence import normalize_url
+
+MEMORY_URL = "memory://"
+"""The database URL that selects the in-memory adapters: nothing outlives the process."""
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///debtflow.db"
+"""A SQLite file in the working directory, so that DebtFlow runs with no server at all."""
+
+T = TypeVar("T")
+
+_REDIS_SCHEMES = frozenset({"redis", "rediss"})
+_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>\S*)")
+_PASSWORD_PARAMETER = re.compile(r"(?i)\b(password|passwd|pwd)=[^\s&;]*")
+
+
+class SettingsError(Exception):
+    """One or more ``DEBTFLOW_*`` variables are invalid; ``problems`` has one line for each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = tuple(problems)
+
+
+def redact(text: str) -> str:
+    """``text`` with every password in it replaced by ``***``.
+
+    It covers the user-info of each URL in the text (a URL ends at whitespace; its
+    user-info at its last ``@``, so a password holding ``/`` or ``@`` is hidden whole) and
+    ``password=…`` parameters. It would rather hide too much than too little.
+    """
+    return _URL.sub(_redact_url, _PASSWORD_PARAMETER.sub(r"\1=***", text))
+
+
+def _redact_url(match: re.Match[str]) -> str:
+    user_info, at, rest = match["rest"].rpartition("@")
+    if not at or ":" not in user_info:
+        return match[0]
+    return f"{match['scheme']}{user_info.partition(':')[0]}:***@{rest}"
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class Settings:
+    """The validated configuration. Build it with :meth:`from_env`.
+
+    - ``database_url``: a SQLAlchemy async URL (``sqlite+aiosqlite://`` or
+      ``postgresql+psycopg://``), or :data:`MEMORY_URL` for the in-memory adapters.
+    - ``redis_url``: ``None`` keeps idempotency keys, the task broker and rate limits in
+      the process; a ``redis://`` or ``rediss://`` URL shares them between processes.
+    - ``jwt_secret``: the HS256 key of access tokens, at least 32 bytes. Unset, a random one
+      is made (``jwt_secret_generated``): tokens then die with the process.
+    - ``log_level``; ``cors_origins`` (none: CORS off); ``http_host``, ``http_port`` and
+      ``http_workers`` for ``debtflow serve``.
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    jwt_secret_generated: bool = True
+    log_level: str = "info"
+    cors_origins: tuple[str, ...] = ()
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    http_workers: int = 1
+
+    @property
+    def in_memory(self) -> bool:
+        return self.database_url == MEMORY_URL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Read and check the variables; raise :class:`SettingsError` listing every bad one.
+
+        A variable that is set but empty is an error rather than "unset": an empty
+        ``DEBTFLOW_DATABASE_URL`` is usually a secret that failed to load, and falling back
+        to a local SQLite file would then hide it.
+        """
+        problems: list[str] = []
+
+        def read(name: str, parse: Callable[[str], T]) -> T | None:
+            raw = environ.get(name)
+            if raw is None:
+                return None
+            try:
+                return parse(raw.strip())
+            except ValueError as error:
+                problems.append(f"{name}: {error}")
+                return None
+
+        values = {
+            name: value
+            for name, variable, parse in [
+                ("database_url", "DEBTFLOW_DATABASE_URL", _database_url),
+                ("redis_url", "DEBTFLOW_REDIS_URL", _redis_url),
+                ("jwt_secret", "DEBTFLOW_JWT_SECRET", _jwt_secret),
+                ("log_level", "DEBTFLOW_LOG_LEVEL", _log_level),
+                ("cors_origins", "DEBTFLOW_CORS_ORIGINS", _origins),
+                ("http_host", "DEBTFLOW_HTTP_HOST", _host),
+                ("http_port", "DEBTFLOW_HTTP_PORT", _port),
+                ("http_workers", "DEBTFLOW_HTTP_WORKERS", _workers),
+            ]
+            if (value := read(variable, parse)) is not None
+        }
+        if problems:
+            raise SettingsError(problems)
+        return cls(**values, jwt_secret_generated="jwt_secret" not in values)
+
+    def __repr__(self) -> str:
+        redis_url = None if self.redis_url is None else redact(self.redis_url)
+        return (
+            f"Settings(database_url={redact(self.database_url)!r}, redis_url={redis_url!r}, "
+            f"jwt_secret='***', log_level={self.log_level!r}, "
+            f"cors_origins={self.cors_origins!r}, http_host={self.http_host!r}, "
+            f"http_port={self.http_port!r}, http_workers={self.http_workers!r})"
+        )
+
+
+def _database_url(raw: str) -> str:
+    if not raw:
+        raise ValueError("is empty; unset it to use the default SQLite file")
+    if raw == MEMORY_URL:
+        return raw
+    try:
+        url = normalize_url(raw)
+    except ValueError as error:
+        raise ValueError(
+            f"{redact(raw)!r} is not a database URL: {error}, or {MEMORY_URL}"
+        ) from None
+    parsed = make_url(url)
+    # SQLite's own in-memory database lives per connection: every unit of work would see
+    # an empty, unmigrated one.
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ValueError(
+            f"{redact(raw)!r} names no SQLite file: give one (sqlite:///debtflow.db), "
+            f"or use {MEMORY_URL} for an in-memory store"
+        )
+    return url
+
+
+def _redis_url(raw: str) -> str:
+    if not raw:
+        raise ValueError("is empty; unset it to keep this state in the process")
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port  # raises ValueError unless the port is a number in 0-65535
+    except ValueError as error:
+        raise ValueError(f"{redact(raw)!r} is not a Redis URL: {error}") from None
+    if parts.scheme not in _REDIS_SCHEMES or not parts.hostname:
+        raise ValueError(
+            f"{redact(raw)!r} is not a Redis URL: use redis://HOST[:PORT][/DB] or rediss://…"
+        )
+    return raw
+
+
+def _jwt_secret(raw: str) -> str:
+    if len(raw.encode()) < 32:
+        raise ValueError(
+            "is shorter than 32 bytes; make one with: python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'"
+        )
+    return raw
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _log_level(raw: str) -> str:
+    if raw.lower() not in _LOG_LEVELS:
+        raise ValueError(f"{raw!r} is not a log level; use one of {', '.join(_LOG_LEVELS)}")
+    return raw.lower()
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (
+            parts.scheme not in ("http", "https") or not parts.netloc or parts.path
+        ):
+            raise ValueError(f"{origin!r} is not an origin like https://app.example.com or *")
+    return origins
+
+
+def _host(raw: str) -> str:
+    if not raw or any(c.isspace() for c in raw):
+        raise ValueError(f"{raw!r} is not a host name or address")
+    return raw
+
+
+def _whole_number(raw: str, low: int, high: int) -> int:
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValueError(f"{raw!r} is not a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _port(raw: str) -> int:
+    return _whole_number(raw, 1, 65535)
+
+
+def _workers(raw: str) -> int:
+    return _whole_number(raw, 1, 64)

@@ -1,0 +1,352 @@
+"""The ``debtflow`` command line against real databases: SQLite files and PostgreSQL.
+
+Commands run in-process through ``main(argv)`` (in a thread of their own, since each runs
+its own event loop), with the environment, standard input and output swapped for the
+call; one test runs the module as a real process.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import pytest
+
+from debtflow_adapters.cli import main
+from debtflow_adapters.composition import make_container
+from debtflow_adapters.settings import Settings
+from debtflow_core.domain.user import Role
+from debtflow_core.ports.password_hasher import PasswordHasher
+from debtflow_core.ports.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from tests.conftest import PostgresServer
+
+PASSWORD = "correct horse battery"
+UNREACHABLE = "postgresql+psycopg://postgres:pg-s3cret@127.0.0.1:1/debtflow"
+SRC = Path(__file__).parents[2] / "src"
+
+
+class Outcome(NamedTuple):
+    status: int
+    out: str
+    err: str
+
+
+class _TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class Cli:
+    """Runs ``debtflow`` command lines (split as a shell would) with ``DEBTFLOW_DATABASE_URL``
+    set to one database, or with no ``DEBTFLOW_*`` variable at all for ``None``.
+
+    ``passwords`` answer the terminal prompts, in order, when ``stdin`` is a terminal.
+    """
+
+    def __init__(self, database_url: str | None) -> None:
+        self._database_url = database_url
+
+    def __call__(
+        self,
+        command_line: str,
+        *,
+        stdin: io.StringIO | None = None,
+        env: dict[str, str] | None = None,
+        passwords: tuple[str, ...] = (),
+    ) -> Outcome:
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as patch:
+            for name in list(os.environ):
+                if name.startswith("DEBTFLOW_"):
+                    patch.delenv(name)
+            if self._database_url is not None:
+                patch.setenv("DEBTFLOW_DATABASE_URL", self._database_url)
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            patch.setattr(sys, "stdin", stdin or io.StringIO(""))
+            prompts = iter(passwords)
+            patch.setattr("getpass.getpass", lambda prompt: next(prompts))
+            with redirect_stdout(out), redirect_stderr(err), ThreadPoolExecutor(1) as thread:
+                status = thread.submit(_main, shlex.split(command_line)).result()
+        return Outcome(status, out.getvalue(), err.getvalue())
+
+
+def _main(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exit_:  # argparse's way out, for --help and usage errors
+        return int(exit_.code or 0)
+
+
+def assert_error(outcome: Outcome, status: int, message: str) -> None:
+    """A failure is exactly one line on standard error, and nothing on standard output."""
+    assert outcome == Outcome(status, "", f"debtflow: error: {message}\n")
+
+
+class Acme(NamedTuple):
+    cli: Cli
+    migrate: Outcome
+    create_agency: Outcome
+    create_user: Outcome
+
+
+@pytest.fixture(scope="module")
+async def postgres_database(postgres_server: PostgresServer) -> str:
+    """An empty PostgreSQL database for this module."""
+    return await postgres_server.create_database()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('cli') / 'debtflow.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
+@pytest.fixture(scope="module")
+def acme(database_url: str) -> Acme:
+    """The database migrated, with the agency ``acme`` and its collector Ada, all made with
+    the command line."""
+    cli = Cli(database_url)
+    return Acme(
+        cli=cli,
+        migrate=cli("migrate"),
+        create_agency=cli("create-agency --slug acme --name 'Acme Recovery'"),
+        create_user=cli(
+            "create-user --agency acme --email Ada@Acme.example --role collector"
+            " --name 'Ada Lovelace'",
+            stdin=io.StringIO(f"{PASSWORD}\n"),
+        ),
+    )
+
+
+def test_migrate_create_agency_and_create_user_succeed(acme: Acme) -> None:
+    assert acme.migrate.status == 0
+    assert acme.migrate.out.startswith("migrated ")
+    assert acme.migrate.out.endswith(" to the latest schema\n")
+    assert acme.create_agency.status == 0
+    assert acme.create_agency.out.startswith("created agency 'acme' (Acme Recovery), id ")
+    assert acme.create_user.status == 0
+    assert acme.create_user.out.startswith(
+        "created collector 'ada@acme.example' in agency 'acme', id "
+    )
+    assert acme.migrate.err == acme.create_agency.err == acme.create_user.err == ""
+
+
+def test_migrate_again_changes_nothing(acme: Acme) -> None:
+    assert acme.cli("migrate") == acme.migrate
+
+
+async def test_the_password_comes_from_stdin_and_is_stored_hashed(
+    acme: Acme, database_url: str
+) -> None:
+    container = make_container(Settings.from_env({"DEBTFLOW_DATABASE_URL": database_url}))
+    try:
+        async with container() as request:
+            uow = await request.get(UnitOfWork)
+            async with uow:
+                user = await uow.users.get_by_email("ada@acme.example")
+        hasher = await container.get(PasswordHasher)
+    finally:
+        await container.close()
+
+    assert user is not None
+    assert (user.full_name, user.role) == ("Ada Lovelace", Role.COLLECTOR)
+    assert PASSWORD not in user.password_hash
+    assert hasher.verify(user.password_hash, PASSWORD)
+
+
+NEW_USER = "create-user --agency acme --email new@acme.example"
+
+
+@pytest.mark.parametrize(
+    ("command_line", "stdin", "status", "message"),
+    [
+        pytest.param(
+            "create-agency --slug acme --name Another",
+            "",
+            1,
+            "the slug 'acme' is taken",
+            id="duplicate-slug",
+        ),
+        pytest.param(
+            "create-agency --slug 'Not A Slug' --name Another",
+            "",
+            2,
+            "slug: a slug is 1-63 lower-case letters, digits or inner dashes",
+            id="bad-slug",
+        ),
+        pytest.param(
+            "create-user --agency nowhere --email new@acme.example --role readonly",
+            f"{PASSWORD}\n",
+            1,
+            "no agency has the slug 'nowhere'",
+            id="unknown-agency",
+        ),
+        pytest.param(
+            "create-user --agency acme --email ADA@acme.example --role readonly",
+            f"{PASSWORD}\n",
+            1,
+            "a user with the email 'ada@acme.example' exists",
+            id="duplicate-email",
+        ),
+        pytest.param(
+            f"{NEW_USER} --role boss",
+            f"{PASSWORD}\n",
+            2,
+            "role: 'boss' is not a role; use one of agency_admin, collector, readonly",
+            id="bad-role",
+        ),
+        pytest.param(
+            f"{NEW_USER} --role readonly",
+            "short\n",
+            2,
+            "password: a password has at least 10 characters",
+            id="short-password",
+        ),
+        pytest.param(
+            f"{NEW_USER} --role readonly",
+            "",
+            2,
+            "no password: give it as one line on standard input",
+            id="no-password",
+        ),
+    ],
+)
+def test_errors_are_one_line(
+    acme: Acme, command_line: str, stdin: str, status: int, message: str
+) -> None:
+    assert_error(acme.cli(command_line, stdin=io.StringIO(stdin)), status, message)
+
+
+def test_on_a_terminal_the_password_is_asked_twice(acme: Acme) -> None:
+    command_line = "create-user --agency acme --email tty@acme.example --role readonly"
+
+    differing = acme.cli(command_line, stdin=_TTY(), passwords=(PASSWORD, PASSWORD + "!"))
+    matching = acme.cli(command_line, stdin=_TTY(), passwords=(PASSWORD, PASSWORD))
+
+    assert_error(differing, 2, "the two passwords differ")
+    assert matching.status == 0
+    assert matching.out.startswith("created readonly 'tty@acme.example' in agency 'acme'")
+
+
+@pytest.mark.parametrize("command_line", ["migrate", "create-agency --slug a --name A"])
+def test_an_unreachable_database_is_one_line_without_its_password(command_line: str) -> None:
+    outcome = Cli(UNREACHABLE)(command_line)
+
+    assert (outcome.status, outcome.out) == (1, "")
+    assert outcome.err.startswith(
+        "debtflow: error: database postgresql+psycopg://postgres:***@127.0.0.1:1/debtflow: "
+    )
+    assert "Connection refused" in outcome.err
+    assert outcome.err.count("\n") == 1
+    assert "pg-s3cret" not in outcome.err
+
+
+def test_an_unmigrated_database_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+
+    outcome = Cli(f"sqlite:///{path}")("create-agency --slug a --name A")
+
+    assert_error(outcome, 1, f"database {path}: no such table: agencies")
+
+
+def test_malformed_settings_are_all_named_in_one_line() -> None:
+    outcome = Cli("foo://app:pg-s3cret@db/x")("migrate", env={"DEBTFLOW_REDIS_URL": "http://c"})
+
+    assert_error(
+        outcome,
+        2,
+        "DEBTFLOW_DATABASE_URL: 'foo://app:***@db/x' is not a database URL: unsupported "
+        "database 'foo'; expected sqlite:///PATH or postgresql://USER@HOST/DATABASE, or "
+        "memory://; DEBTFLOW_REDIS_URL: 'http://c' is not a Redis URL: use "
+        "redis://HOST[:PORT][/DB] or rediss://…",
+    )
+
+
+def test_the_in_memory_store_needs_no_migration() -> None:
+    outcome = Cli("memory://")("migrate")
+
+    assert outcome == Outcome(0, "the in-memory store has no schema to migrate\n", "")
+
+
+def test_usage_errors_exit_with_2() -> None:
+    outcome = Cli(None)("create-agency --slug a")
+
+    assert outcome.status == 2
+    assert outcome.err.endswith("error: the following arguments are required: --name\n")
+
+
+@pytest.fixture
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+def test_demo_works_with_only_defaults_and_twice(in_tmp_path: Path) -> None:
+    cli = Cli(None)
+
+    first, second = cli("demo"), cli("demo")
+
+    assert (first.status, first.err, second.status, second.err) == (0, "", 0, "")
+    assert first.out.startswith("Seeded the demo agency 'Demo Collections' (slug 'demo')\n")
+    assert second.out.startswith("Found the demo agency 'Demo Collections' (slug 'demo')\n")
+    assert first.out.splitlines()[1:] == second.out.splitlines()[1:]
+    assert f"  database    {in_tmp_path / 'debtflow.db'}\n" in first.out
+    assert re.search(
+        r"\n  users       4\n  debtors     50\n  accounts    60 \(\d+ active, .*\)\n"
+        r"  activities  \d+\n",
+        first.out,
+    )
+    assert "  admin@demo.example.com     demo-admin-password      agency_admin\n" in first.out
+    assert cli("seed-demo") == Outcome(
+        0, "the demo agency 'demo' already exists; nothing was changed\n", ""
+    )
+
+
+@pytest.mark.postgres
+def test_seed_demo_on_postgresql_changes_nothing_the_second_time(postgres_database: str) -> None:
+    cli = Cli(postgres_database)
+    assert cli("migrate").status == 0
+
+    first, second = cli("seed-demo"), cli("seed-demo")
+
+    assert first.status == 0
+    assert re.fullmatch(
+        r"seeded the demo agency 'demo': 4 users, 50 debtors, 60 accounts, \d+ activities\n",
+        first.out,
+    )
+    assert second == Outcome(0, "the demo agency 'demo' already exists; nothing was changed\n", "")
+
+
+def test_the_module_runs_as_a_program_without_tracebacks(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEBTFLOW_")}
+    env |= {"PYTHONPATH": str(SRC), "DEBTFLOW_DATABASE_URL": UNREACHABLE}
+
+    process = subprocess.run(
+        [sys.executable, "-m", "debtflow_adapters.cli", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert process.returncode == 1
+    assert process.stdout == ""
+    assert process.stderr.count("\n") == 1
+    assert process.stderr.startswith("debtflow: error: database postgresql+psycopg://postgres:***@")

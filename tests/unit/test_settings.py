@@ -1,0 +1,177 @@
+"""Settings come from ``DEBTFLOW_*`` variables, are checked at once, and keep secrets hidden."""
+
+from __future__ import annotations
+
+import pytest
+
+from debtflow_adapters.settings import (
+    DEFAULT_DATABASE_URL,
+    MEMORY_URL,
+    Settings,
+    SettingsError,
+    redact,
+)
+
+
+def test_defaults_need_no_variable_at_all() -> None:
+    settings = Settings.from_env({})
+
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite+aiosqlite:///debtflow.db"
+    assert settings.redis_url is None
+    assert not settings.in_memory
+
+
+def test_other_variables_are_ignored() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "nonsense", "HOME": "/root"})
+    assert settings == Settings(jwt_secret=settings.jwt_secret)
+
+
+def test_without_a_jwt_secret_each_process_makes_its_own() -> None:
+    one, two = Settings.from_env({}), Settings.from_env({})
+    assert one.jwt_secret_generated
+    assert one.jwt_secret != two.jwt_secret
+    assert len(one.jwt_secret) >= 32
+    given = Settings.from_env({"DEBTFLOW_JWT_SECRET": "k" * 40})
+    assert (given.jwt_secret, given.jwt_secret_generated) == ("k" * 40, False)
+    assert "k" * 40 not in repr(given)
+
+
+def test_http_settings_are_read_and_checked() -> None:
+    settings = Settings.from_env(
+        {
+            "DEBTFLOW_HTTP_HOST": "0.0.0.0",
+            "DEBTFLOW_HTTP_PORT": "8080",
+            "DEBTFLOW_HTTP_WORKERS": "4",
+            "DEBTFLOW_LOG_LEVEL": "WARNING",
+            "DEBTFLOW_CORS_ORIGINS": "https://app.example.com, http://localhost:3000",
+        }
+    )
+    assert (settings.http_host, settings.http_port, settings.http_workers) == ("0.0.0.0", 8080, 4)
+    assert settings.log_level == "warning"
+    assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                "DEBTFLOW_HTTP_PORT": "eighty",
+                "DEBTFLOW_HTTP_WORKERS": "0",
+                "DEBTFLOW_LOG_LEVEL": "loud",
+                "DEBTFLOW_CORS_ORIGINS": "app.example.com",
+                "DEBTFLOW_JWT_SECRET": "tiny-s3cret",
+            }
+        )
+    named = {problem.split(":")[0] for problem in caught.value.problems}
+    assert named == {
+        "DEBTFLOW_HTTP_PORT",
+        "DEBTFLOW_HTTP_WORKERS",
+        "DEBTFLOW_LOG_LEVEL",
+        "DEBTFLOW_CORS_ORIGINS",
+        "DEBTFLOW_JWT_SECRET",
+    }
+    assert "tiny-s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///var/debtflow.db", "sqlite+aiosqlite:///var/debtflow.db"),
+        ("sqlite+aiosqlite:///debtflow.db", "sqlite+aiosqlite:///debtflow.db"),
+        ("postgresql://app@db:5432/debtflow", "postgresql+psycopg://app@db:5432/debtflow"),
+        ("postgres://app:s3cret@db/debtflow", "postgresql+psycopg://app:s3cret@db/debtflow"),
+        ("  postgresql+psycopg://app@db/debtflow\n", "postgresql+psycopg://app@db/debtflow"),
+    ],
+)
+def test_database_urls_are_normalized_to_the_async_drivers(given: str, expected: str) -> None:
+    assert Settings.from_env({"DEBTFLOW_DATABASE_URL": given}).database_url == expected
+
+
+def test_memory_url_selects_the_in_memory_adapters() -> None:
+    settings = Settings.from_env({"DEBTFLOW_DATABASE_URL": MEMORY_URL})
+
+    assert settings.in_memory
+    assert settings.database_url == "memory://"
+
+
+@pytest.mark.parametrize("url", ["redis://localhost", "rediss://:token@cache.internal:6380/2"])
+def test_redis_urls_are_accepted(url: str) -> None:
+    assert Settings.from_env({"DEBTFLOW_REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("DEBTFLOW_DATABASE_URL", "foo", "'foo' is not a database URL: the database URL is"),
+        ("DEBTFLOW_DATABASE_URL", "mysql://db/x", "'mysql://db/x' is not a database URL"),
+        ("DEBTFLOW_DATABASE_URL", "", "is empty"),
+        ("DEBTFLOW_DATABASE_URL", "sqlite://", "'sqlite://' names no SQLite file"),
+        ("DEBTFLOW_DATABASE_URL", "sqlite:///:memory:", "'sqlite:///:memory:' names no SQLite"),
+        ("DEBTFLOW_REDIS_URL", "http://cache", "'http://cache' is not a Redis URL"),
+        ("DEBTFLOW_REDIS_URL", "redis://", "'redis://' is not a Redis URL"),
+        ("DEBTFLOW_REDIS_URL", "redis://cache:port", "'redis://cache:port' is not a Redis URL"),
+        ("DEBTFLOW_REDIS_URL", " ", "is empty"),
+    ],
+)
+def test_a_bad_value_is_named_with_its_variable(name: str, value: str, reason: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({name: value})
+
+    assert len(raised.value.problems) == 1
+    assert raised.value.problems[0].startswith(f"{name}: {reason}")
+
+
+def test_every_bad_value_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"DEBTFLOW_DATABASE_URL": "foo", "DEBTFLOW_REDIS_URL": "http://x"})
+
+    assert [problem.split(":")[0] for problem in raised.value.problems] == [
+        "DEBTFLOW_DATABASE_URL",
+        "DEBTFLOW_REDIS_URL",
+    ]
+    assert str(raised.value) == "; ".join(raised.value.problems)
+    assert "\n" not in str(raised.value)
+
+
+def test_passwords_never_appear_in_repr_or_str() -> None:
+    settings = Settings.from_env(
+        {
+            "DEBTFLOW_DATABASE_URL": "postgresql://app:pg-s3cret@db/debtflow",
+            "DEBTFLOW_REDIS_URL": "rediss://:redis-s3cret@cache:6380/0",
+        }
+    )
+
+    for shown in (repr(settings), str(settings)):
+        assert "s3cret" not in shown
+        assert "postgresql+psycopg://app:***@db/debtflow" in shown
+        assert "rediss://:***@cache:6380/0" in shown
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DEBTFLOW_DATABASE_URL", "mysql://app:s3cret@db/x"),
+        ("DEBTFLOW_DATABASE_URL", "postgresql://app:s3cret@db:port/x"),
+        ("DEBTFLOW_DATABASE_URL", "host=db password=s3cret"),
+        ("DEBTFLOW_REDIS_URL", "http://:s3cret@cache"),
+        ("DEBTFLOW_REDIS_URL", "redis://:s3cret@cache:port"),
+    ],
+)
+def test_passwords_never_appear_in_error_messages(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({name: value})
+
+    assert "s3cret" not in str(raised.value)
+    assert "***" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://u:p@ss/w@h:5/db", "postgresql://u:***@h:5/db"),
+        ("to redis://:tok@r:6379/0 and back", "to redis://:***@r:6379/0 and back"),
+        ("postgresql://app@db/x", "postgresql://app@db/x"),
+        ("sqlite:///data/a@b:c.db", "sqlite:///data/a@b:c.db"),
+        ("dbname=x PASSWORD=hunter2 host=y", "dbname=x PASSWORD=*** host=y"),
+        ("postgresql://u:***@h/x", "postgresql://u:***@h/x"),
+    ],
+)
+def test_redact_hides_passwords_and_keeps_the_rest(text: str, expected: str) -> None:
+    assert redact(text) == expected

@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
 
-# DebtFlow's command line (and, as they land, the HTTP API and the worker) in one image.
+# DebtFlow's command line and HTTP API (and, as it lands, the worker) in one image.
 #
 #   docker build -t debtflow .
-#   docker run --rm -v debtflow-data:/var/lib/debtflow debtflow demo
+#   docker run --rm -p 8000:8000 -v debtflow-data:/var/lib/debtflow debtflow demo
 #   docker run --rm -e DEBTFLOW_DATABASE_URL=postgresql://user:pass@db/debtflow debtflow migrate
+#   docker run --rm -p 8000:8000 -e DEBTFLOW_JWT_SECRET=… -e DEBTFLOW_DATABASE_URL=… debtflow
 #
 # Without DEBTFLOW_DATABASE_URL the data is a SQLite file in /var/lib/debtflow: mount a
 # volume there, or it is lost with the container.
@@ -29,7 +30,8 @@ FROM python:3.11-slim
 ENV PATH=/opt/debtflow/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    DEBTFLOW_DATABASE_URL=sqlite+aiosqlite:////var/lib/debtflow/debtflow.db
+    DEBTFLOW_DATABASE_URL=sqlite+aiosqlite:////var/lib/debtflow/debtflow.db \
+    DEBTFLOW_HTTP_HOST=0.0.0.0
 
 RUN groupadd --system --gid 10001 debtflow \
     && useradd --system --uid 10001 --gid debtflow --no-create-home \
@@ -42,5 +44,6 @@ WORKDIR /var/lib/debtflow
 # Numeric, so that orchestrators can check "runAsNonRoot" without reading /etc/passwd.
 USER 10001:10001
 
+EXPOSE 8000
 ENTRYPOINT ["debtflow"]
-CMD ["--help"]
+CMD ["serve"]

@@ -50,7 +50,7 @@ from debtflow_core.use_cases.accounts import (
     UnassignCollector,
 )
 from debtflow_core.use_cases.activities import ListActivities, RecordActivity
-from debtflow_core.use_cases.agencies import CreateAgency
+from debtflow_core.use_cases.agencies import CreateAgency, FindAgency
 from debtflow_core.use_cases.audit_log import QueryAuditLog
 from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout, Refresh
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
@@ -153,16 +153,13 @@ class SharedStateProvider(Provider):
 
 
 class UseCaseProvider(Provider):
-    """The core's use cases, made per request around that request's unit of work.
-
-    Signing in (``debtflow_core.use_cases.auth``) is not here yet: it needs a token codec
-    and a rate limiter, whose settings arrive with the HTTP API.
-    """
+    """The core's use cases, made per request around that request's unit of work."""
 
     scope = Scope.REQUEST
 
     use_cases = provide_all(
         CreateAgency,
+        FindAgency,
         CreateUser,
         ListUsers,
         GetUser,

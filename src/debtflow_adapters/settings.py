@@ -117,8 +117,8 @@ class Settings:
                 ("log_level", "DEBTFLOW_LOG_LEVEL", _log_level),
                 ("cors_origins", "DEBTFLOW_CORS_ORIGINS", _origins),
                 ("http_host", "DEBTFLOW_HTTP_HOST", _host),
-                ("http_port", "DEBTFLOW_HTTP_PORT", _port),
-                ("http_workers", "DEBTFLOW_HTTP_WORKERS", _workers),
+                ("http_port", "DEBTFLOW_HTTP_PORT", parse_port),
+                ("http_workers", "DEBTFLOW_HTTP_WORKERS", parse_workers),
             ]
             if (value := read(variable, parse)) is not None
         }
@@ -208,15 +208,16 @@ def _host(raw: str) -> str:
     return raw
 
 
-def _whole_number(raw: str, low: int, high: int) -> int:
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ValueError(f"{raw!r} is not a whole number from {low} to {high}")
-    return int(raw)
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """A parser of whole numbers from ``low`` to ``high``, for variables and CLI flags."""
+
+    def parse(raw: str) -> int:
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise ValueError(f"{raw!r} is not a whole number from {low} to {high}")
+        return int(raw)
+
+    return parse
 
 
-def _port(raw: str) -> int:
-    return _whole_number(raw, 1, 65535)
-
-
-def _workers(raw: str) -> int:
-    return _whole_number(raw, 1, 64)
+parse_port = whole_number(1, 65535)
+parse_workers = whole_number(1, 64)

@@ -1,1 +1,4 @@
-"""DebtFlow's background worker and scheduler (Taskiq). Imports adapters and core, never the HTTP API."""
+"""DebtFlow's background worker and scheduler (Taskiq).
+
+It imports adapters and core, never the HTTP API.
+"""

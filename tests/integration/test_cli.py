@@ -13,7 +13,6 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -291,46 +290,55 @@ def test_usage_errors_exit_with_2() -> None:
     assert outcome.err.endswith("error: the following arguments are required: --name\n")
 
 
-@pytest.fixture
-def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
+@pytest.fixture(params=["defaults", pytest.param("postgres", marks=pytest.mark.postgres)])
+def demo_cli(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Cli:
+    """The command line with no settings at all (a SQLite file in an empty working
+    directory), or on this module's PostgreSQL database."""
+    if request.param == "defaults":
+        monkeypatch.chdir(tmp_path)
+        return Cli(None)
+    return Cli(request.getfixturevalue("postgres_database"))
 
 
-def test_demo_works_with_only_defaults_and_twice(in_tmp_path: Path) -> None:
-    cli = Cli(None)
+def test_seed_demo_seeds_once_and_then_changes_nothing(demo_cli: Cli) -> None:
+    assert demo_cli("migrate").status == 0
 
-    first, second = cli("demo"), cli("demo")
+    first, second = demo_cli("seed-demo"), demo_cli("seed-demo")
 
-    assert (first.status, first.err, second.status, second.err) == (0, "", 0, "")
-    assert first.out.startswith("Seeded the demo agency 'Demo Collections' (slug 'demo')\n")
-    assert second.out.startswith("Found the demo agency 'Demo Collections' (slug 'demo')\n")
-    assert first.out.splitlines()[1:] == second.out.splitlines()[1:]
-    assert f"  database    {in_tmp_path / 'debtflow.db'}\n" in first.out
-    assert re.search(
-        r"\n  users       4\n  debtors     50\n  accounts    60 \(\d+ active, .*\)\n"
-        r"  activities  \d+\n",
-        first.out,
-    )
-    assert "  admin@demo.example.com     demo-admin-password      agency_admin\n" in first.out
-    assert cli("seed-demo") == Outcome(
-        0, "the demo agency 'demo' already exists; nothing was changed\n", ""
-    )
-
-
-@pytest.mark.postgres
-def test_seed_demo_on_postgresql_changes_nothing_the_second_time(postgres_database: str) -> None:
-    cli = Cli(postgres_database)
-    assert cli("migrate").status == 0
-
-    first, second = cli("seed-demo"), cli("seed-demo")
-
-    assert first.status == 0
+    assert (first.status, first.err) == (0, "")
     assert re.fullmatch(
         r"seeded the demo agency 'demo': 4 users, 50 debtors, 60 accounts, \d+ activities\n",
         first.out,
     )
     assert second == Outcome(0, "the demo agency 'demo' already exists; nothing was changed\n", "")
+
+
+@pytest.mark.parametrize("command_line", ["serve", "demo --port 8001"])
+def test_the_in_memory_store_cannot_be_served(command_line: str) -> None:
+    outcome = Cli("memory://")(command_line)
+
+    assert_error(
+        outcome,
+        2,
+        "the in-memory store cannot be served: each server process would start with an "
+        "empty one of its own; unset DEBTFLOW_DATABASE_URL to use a SQLite file",
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--port 0", "argument --port: '0' is not a whole number from 1 to 65535"),
+        ("--workers many", "argument --workers: 'many' is not a whole number from 1 to 64"),
+    ],
+)
+def test_bad_server_options_are_usage_errors(option: str, message: str) -> None:
+    outcome = Cli(None)(f"serve {option}")
+
+    assert (outcome.status, outcome.out) == (2, "")
+    assert outcome.err.endswith(f"error: {message}\n")
 
 
 def test_the_module_runs_as_a_program_without_tracebacks(tmp_path: Path) -> None:

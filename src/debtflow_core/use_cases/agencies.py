@@ -7,7 +7,7 @@ import msgspec
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.agency import Agency, validate_slug
-from debtflow_core.errors import Conflict
+from debtflow_core.errors import Conflict, NotFound
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.validation import require_text
@@ -50,4 +50,21 @@ class CreateAgency:
                 )
             )
             await uow.commit()
+        return agency
+
+
+class FindAgency:
+    """The agency with this slug; NotFound if there is none. A platform-operator lookup,
+    like :class:`CreateAgency`: it takes no agency actor, so only operator entrypoints (the
+    command line) offer it — an agency's own users never look up another agency.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def execute(self, slug: str) -> Agency:
+        async with self._uow as uow:
+            agency = await uow.agencies.get_by_slug(slug)
+        if agency is None:
+            raise NotFound(f"no agency has the slug {slug!r}")
         return agency

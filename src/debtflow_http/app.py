@@ -1,0 +1,98 @@
+"""The Litestar application: ``create_app`` is the factory for servers and tests alike.
+
+Run it with ``debtflow serve``, ``litestar --app debtflow_http.app:create_app run`` or any
+ASGI server (``uvicorn --factory debtflow_http.app:create_app``).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from dishka import Provider
+from dishka.integrations.litestar import DishkaRouter, LitestarProvider, setup_dishka
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from debtflow_adapters.composition import make_container
+from debtflow_adapters.settings import Settings
+from debtflow_http.auth import BEARER, ActorProvider
+from debtflow_http.logs import configure_logging
+from debtflow_http.middleware import request_context_middleware
+from debtflow_http.problems import EXCEPTION_HANDLERS
+from debtflow_http.resources.accounts import AccountController
+from debtflow_http.resources.audit_log import AuditLogController
+from debtflow_http.resources.auth import AuthController, MeController
+from debtflow_http.resources.debtors import DebtorController
+from debtflow_http.resources.health import HealthController
+from debtflow_http.resources.users import UserController
+
+DESCRIPTION = """\
+The API of DebtFlow, an open debt-collection platform.
+
+Sign in with `POST /v1/auth/token` and send the access token as `Authorization: Bearer …`.
+Everything is scoped to the caller's agency; collectors reach only the accounts assigned to
+them. Money is in integer minor units beside an ISO-4217 currency; times are UTC.
+Errors are RFC 9457 `application/problem+json`. Lists are cursor-paginated: pass a page's
+`next_cursor` back as `cursor`.
+"""
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="DebtFlow API",
+        version=version("debtflow"),
+        description=DESCRIPTION,
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
+        components=Components(
+            security_schemes={
+                BEARER: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="The access token from POST /v1/auth/token (15 minutes).",
+                )
+            }
+        ),
+    )
+
+
+def create_app(settings: Settings | None = None, *providers: Provider) -> Litestar:
+    """Build the API on ``settings`` (read from the environment when omitted).
+
+    ``providers`` are added to the dishka container after the standard ones, so tests and
+    embedders can override adapters.
+    """
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    container = make_container(settings, LitestarProvider(), ActorProvider(), *providers)
+    api = DishkaRouter(
+        "",
+        route_handlers=[
+            HealthController,
+            AuthController,
+            MeController,
+            UserController,
+            DebtorController,
+            AccountController,
+            AuditLogController,
+        ],
+    )
+    app = Litestar(
+        route_handlers=[api],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=_openapi(),
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
+        if settings.cors_origins
+        else None,
+        on_shutdown=[container.close],
+        logging_config=None,
+        debug=False,
+    )
+    setup_dishka(container, app)
+    # Outermost, so that every response gets its request id and headers, errors included.
+    app.asgi_handler = request_context_middleware(app.asgi_handler)
+    return app

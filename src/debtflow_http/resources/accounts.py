@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from dishka import FromDishka
+from litestar import Controller, delete, get, post, put
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK
+
+from debtflow_core.actor import Actor
+from debtflow_core.domain.account import Account, AccountStatus
+from debtflow_core.domain.activity import Activity
+from debtflow_core.pagination import Page
+from debtflow_core.ports.accounts import AccountSort
+from debtflow_core.use_cases.accounts import (
+    AccountFilters,
+    AssignCollector,
+    ChangeAccountStatus,
+    GetAccount,
+    ListAccounts,
+    NewAccount,
+    PlaceAccount,
+    UnassignCollector,
+)
+from debtflow_core.use_cases.activities import ListActivities, NewActivity, RecordActivity
+from debtflow_http.auth import SECURED
+from debtflow_http.openapi import errors
+from debtflow_http.resources.paging import Cursor, Limit
+
+
+class StatusChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    status: AccountStatus
+
+
+class Assignment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    collector_id: UUID
+
+
+class AccountController(Controller):
+    path = "/v1/accounts"
+    tags = ["accounts"]
+    security = SECURED
+
+    @get(
+        "/",
+        operation_id="listAccounts",
+        summary="List accounts",
+        description=ListAccounts.__doc__,
+        responses=errors(400, 401, 422),
+    )
+    async def list_accounts(
+        self,
+        actor: FromDishka[Actor],
+        use: FromDishka[ListAccounts],
+        status: Annotated[AccountStatus | None, QueryParameter()] = None,
+        collector_id: Annotated[
+            UUID | None, QueryParameter(description="Assigned collector")
+        ] = None,
+        unassigned: Annotated[
+            bool, QueryParameter(description="Only accounts with no collector")
+        ] = False,
+        min_balance: Annotated[
+            int | None, QueryParameter(ge=0, description="Minor units, inclusive")
+        ] = None,
+        max_balance: Annotated[
+            int | None, QueryParameter(ge=0, description="Minor units, inclusive")
+        ] = None,
+        text: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=200, description="Part of the debtor's name or the external id"
+            ),
+        ] = None,
+        sort: Annotated[AccountSort, QueryParameter()] = AccountSort.NEWEST,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Account]:
+        filters = AccountFilters(
+            status=status,
+            collector_id=collector_id,
+            unassigned=unassigned,
+            min_balance=min_balance,
+            max_balance=max_balance,
+            text=text,
+            sort=sort,
+        )
+        return await use.execute(actor, filters, limit=limit, cursor=cursor)
+
+    @post(
+        "/",
+        operation_id="placeAccount",
+        summary="Place an account",
+        description=PlaceAccount.__doc__,
+        responses=errors(400, 401, 403, 409, 422),
+    )
+    async def place_account(
+        self, data: JSONBody[NewAccount], actor: FromDishka[Actor], use: FromDishka[PlaceAccount]
+    ) -> Account:
+        return await use.execute(actor, data)
+
+    @get(
+        "/{account_id:uuid}",
+        operation_id="getAccount",
+        summary="One account",
+        description=GetAccount.__doc__,
+        responses=errors(401, 404),
+    )
+    async def get_account(
+        self, account_id: FromPath[UUID], actor: FromDishka[Actor], use: FromDishka[GetAccount]
+    ) -> Account:
+        return await use.execute(actor, account_id)
+
+    @put(
+        "/{account_id:uuid}/status",
+        operation_id="changeAccountStatus",
+        summary="Change an account's status",
+        description=ChangeAccountStatus.__doc__,
+        responses=errors(400, 401, 403, 404, 409),
+    )
+    async def change_status(
+        self,
+        account_id: FromPath[UUID],
+        data: JSONBody[StatusChange],
+        actor: FromDishka[Actor],
+        use: FromDishka[ChangeAccountStatus],
+    ) -> Account:
+        return await use.execute(actor, account_id, data.status)
+
+    @put(
+        "/{account_id:uuid}/collector",
+        operation_id="assignCollector",
+        summary="Assign a collector",
+        description=AssignCollector.__doc__,
+        responses=errors(400, 401, 403, 404, 422),
+    )
+    async def assign(
+        self,
+        account_id: FromPath[UUID],
+        data: JSONBody[Assignment],
+        actor: FromDishka[Actor],
+        use: FromDishka[AssignCollector],
+    ) -> Account:
+        return await use.execute(actor, account_id, data.collector_id)
+
+    @delete(
+        "/{account_id:uuid}/collector",
+        status_code=HTTP_200_OK,
+        operation_id="unassignCollector",
+        summary="Unassign the collector",
+        description=UnassignCollector.__doc__,
+        responses=errors(401, 403, 404),
+    )
+    async def unassign(
+        self,
+        account_id: FromPath[UUID],
+        actor: FromDishka[Actor],
+        use: FromDishka[UnassignCollector],
+    ) -> Account:
+        return await use.execute(actor, account_id)
+
+    @get(
+        "/{account_id:uuid}/activities",
+        operation_id="listActivities",
+        summary="An account's activities",
+        description=ListActivities.__doc__,
+        responses=errors(400, 401, 404, 422),
+    )
+    async def list_activities(
+        self,
+        account_id: FromPath[UUID],
+        actor: FromDishka[Actor],
+        use: FromDishka[ListActivities],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Activity]:
+        return await use.execute(actor, account_id, limit=limit, cursor=cursor)
+
+    @post(
+        "/{account_id:uuid}/activities",
+        operation_id="recordActivity",
+        summary="Record an activity",
+        description=RecordActivity.__doc__,
+        responses=errors(400, 401, 403, 404, 409, 422),
+    )
+    async def record_activity(
+        self,
+        account_id: FromPath[UUID],
+        data: JSONBody[NewActivity],
+        actor: FromDishka[Actor],
+        use: FromDishka[RecordActivity],
+    ) -> Activity:
+        return await use.execute(actor, account_id, data)

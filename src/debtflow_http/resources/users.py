@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+from dishka import FromDishka
+from litestar import Controller, get, patch, post
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK
+
+from debtflow_core.actor import Actor
+from debtflow_core.domain.user import Role, User
+from debtflow_core.use_cases.users import (
+    ChangeUserRole,
+    CreateUser,
+    DeactivateUser,
+    GetUser,
+    ListUsers,
+    NewUser,
+)
+from debtflow_http.auth import SECURED
+from debtflow_http.openapi import errors
+
+
+class UserView(msgspec.Struct, frozen=True, kw_only=True):
+    """A user as the API shows it: never with a password or its hash."""
+
+    id: UUID
+    agency_id: UUID
+    email: str
+    full_name: str
+    role: Role
+    active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        return cls(
+            id=user.id,
+            agency_id=user.agency_id,
+            email=user.email,
+            full_name=user.full_name,
+            role=user.role,
+            active=user.active,
+            created_at=user.created_at,
+        )
+
+
+class UserList(msgspec.Struct, frozen=True):
+    items: list[UserView]
+
+
+class RoleChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    role: Role
+
+
+class UserController(Controller):
+    path = "/v1/users"
+    tags = ["users"]
+    security = SECURED
+
+    @get(
+        "/",
+        operation_id="listUsers",
+        summary="List the agency's users",
+        description=ListUsers.__doc__,
+        responses=errors(401, 403),
+    )
+    async def list_users(self, actor: FromDishka[Actor], use: FromDishka[ListUsers]) -> UserList:
+        return UserList([UserView.of(u) for u in await use.execute(actor)])
+
+    @post(
+        "/",
+        operation_id="createUser",
+        summary="Add a user",
+        description=CreateUser.__doc__,
+        responses=errors(400, 401, 403, 409, 422),
+    )
+    async def create_user(
+        self, data: JSONBody[NewUser], actor: FromDishka[Actor], use: FromDishka[CreateUser]
+    ) -> UserView:
+        return UserView.of(await use.execute(actor, data))
+
+    @get(
+        "/{user_id:uuid}",
+        operation_id="getUser",
+        summary="One user",
+        description=GetUser.__doc__,
+        responses=errors(401, 403, 404),
+    )
+    async def get_user(
+        self, user_id: FromPath[UUID], actor: FromDishka[Actor], use: FromDishka[GetUser]
+    ) -> UserView:
+        return UserView.of(await use.execute(actor, user_id))
+
+    @patch(
+        "/{user_id:uuid}",
+        operation_id="changeUserRole",
+        summary="Change a user's role",
+        description=ChangeUserRole.__doc__,
+        responses=errors(400, 401, 403, 404, 409),
+    )
+    async def change_role(
+        self,
+        user_id: FromPath[UUID],
+        data: JSONBody[RoleChange],
+        actor: FromDishka[Actor],
+        use: FromDishka[ChangeUserRole],
+    ) -> UserView:
+        return UserView.of(await use.execute(actor, user_id, data.role))
+
+    @post(
+        "/{user_id:uuid}/deactivate",
+        status_code=HTTP_200_OK,
+        operation_id="deactivateUser",
+        summary="Deactivate a user",
+        description=DeactivateUser.__doc__,
+        responses=errors(401, 403, 404, 409),
+    )
+    async def deactivate(
+        self, user_id: FromPath[UUID], actor: FromDishka[Actor], use: FromDishka[DeactivateUser]
+    ) -> UserView:
+        return UserView.of(await use.execute(actor, user_id))

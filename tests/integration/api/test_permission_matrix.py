@@ -1,0 +1,195 @@
+"""Every route, for every role and ownership, from the app's own route table.
+
+Ownership is what the request points at: an account assigned to the calling collector
+(``own``), one assigned to a colleague (``colleague``), or one in another agency
+(``foreign``); for user routes, a user of the caller's agency or of another one. Expected:
+another agency's objects are 404 for everyone; a collector's colleague's accounts (and
+their debtors) are 404 to that collector; a role that may not act is 403; otherwise the
+route's success status.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from litestar.routes import HTTPRoute
+
+from debtflow_core.domain.user import Role
+from debtflow_core.use_cases.users import CreateUser, NewUser
+from tests.integration.api.conftest import Api, Tenant
+
+ROLES = ("admin", "collector", "readonly")
+TARGETS = ("own", "colleague", "foreign")
+ALL = frozenset(ROLES)
+ADMIN = frozenset({"admin"})
+WRITERS = frozenset({"admin", "collector"})
+
+# Routes anyone may call, and the documentation: not part of the matrix.
+PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("POST", "/v1/auth/token"),
+    ("POST", "/v1/auth/refresh"),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: frozenset[str]
+    success: int
+    target: str | None = None  # "account", "debtor" or "user"; None: a collection route
+    body: Callable[[Scene], dict[str, Any]] | None = field(default=None, compare=False)
+
+
+@dataclass
+class Scene:
+    """Fresh objects for one cell of the matrix, so that no cell depends on another."""
+
+    api: Api
+    alpha: Tenant
+    beta: Tenant
+    counter: itertools.count
+    accounts: dict[str, Any] = field(default_factory=dict)
+    users: dict[str, Any] = field(default_factory=dict)
+
+    def unique(self, prefix: str) -> str:
+        return f"{prefix}-{next(self.counter)}"
+
+    async def prepare(self, target: str | None) -> None:
+        if target == "user":
+            for name, tenant in [("own", self.alpha), ("foreign", self.beta)]:
+                command = NewUser(
+                    email=f"{self.unique('target')}@example.com",
+                    full_name="Target",
+                    role=Role.COLLECTOR,
+                    password="a long enough password",
+                )
+                self.users[name] = (await self.api.run(CreateUser, tenant.admin, command)).id
+        else:
+            self.accounts = {
+                "own": await self.alpha.account(self.unique("OWN"), collector="collector"),
+                "colleague": await self.alpha.account(self.unique("COL"), collector="colleague"),
+                "foreign": await self.beta.account(self.unique("FOR"), collector="collector"),
+            }
+
+
+def _new_user(scene: Scene) -> dict[str, Any]:
+    return {
+        "email": f"{scene.unique('u')}@alpha.example",
+        "full_name": "New User",
+        "role": "readonly",
+        "password": "a long enough password",
+    }
+
+
+def _new_account(scene: Scene) -> dict[str, Any]:
+    return {
+        "debtor_id": str(scene.accounts["own"].debtor_id),
+        "external_id": scene.unique("NEW"),
+        "original_creditor": "Bank",
+        "currency": "USD",
+        "placed_balance": 100,
+    }
+
+
+RULES: dict[tuple[str, str], Rule] = {
+    ("POST", "/v1/auth/logout"): Rule(ALL, 204),
+    ("GET", "/v1/me"): Rule(ALL, 200),
+    ("GET", "/v1/users"): Rule(ADMIN, 200),
+    ("POST", "/v1/users"): Rule(ADMIN, 201, body=_new_user),
+    ("GET", "/v1/users/{user_id:uuid}"): Rule(ADMIN, 200, "user"),
+    ("PATCH", "/v1/users/{user_id:uuid}"): Rule(
+        ADMIN, 200, "user", body=lambda s: {"role": "readonly"}
+    ),
+    ("POST", "/v1/users/{user_id:uuid}/deactivate"): Rule(ADMIN, 200, "user"),
+    ("GET", "/v1/debtors"): Rule(ALL, 200),
+    ("POST", "/v1/debtors"): Rule(
+        ADMIN, 201, body=lambda s: {"first_name": "New", "last_name": s.unique("Debtor")}
+    ),
+    ("GET", "/v1/debtors/{debtor_id:uuid}"): Rule(ALL, 200, "debtor"),
+    ("PATCH", "/v1/debtors/{debtor_id:uuid}"): Rule(
+        WRITERS, 200, "debtor", body=lambda s: {"last_name": "Changed"}
+    ),
+    ("GET", "/v1/accounts"): Rule(ALL, 200),
+    ("POST", "/v1/accounts"): Rule(ADMIN, 201, body=_new_account),
+    ("GET", "/v1/accounts/{account_id:uuid}"): Rule(ALL, 200, "account"),
+    ("PUT", "/v1/accounts/{account_id:uuid}/status"): Rule(
+        ADMIN, 200, "account", body=lambda s: {"status": "closed"}
+    ),
+    ("PUT", "/v1/accounts/{account_id:uuid}/collector"): Rule(
+        ADMIN,
+        200,
+        "account",
+        body=lambda s: {"collector_id": str(s.alpha.id_of("colleague"))},
+    ),
+    ("DELETE", "/v1/accounts/{account_id:uuid}/collector"): Rule(ADMIN, 200, "account"),
+    ("GET", "/v1/accounts/{account_id:uuid}/activities"): Rule(ALL, 200, "account"),
+    ("POST", "/v1/accounts/{account_id:uuid}/activities"): Rule(
+        WRITERS, 201, "account", body=lambda s: {"type": "note", "note": "matrix"}
+    ),
+    ("GET", "/v1/audit-log"): Rule(ADMIN, 200),
+}
+
+
+def app_routes(api: Api) -> set[tuple[str, str]]:
+    """(method, path template) of every route the app serves, documentation aside."""
+    return {
+        (method, route.path)
+        for route in api.app.routes
+        if isinstance(route, HTTPRoute) and not route.path.startswith("/schema")
+        for method in route.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def expected(rule: Rule, role: str, target: str) -> int:
+    if rule.target is not None:
+        if target == "foreign":
+            return 404
+        reach_by_assignment = rule.target in ("account", "debtor")
+        if reach_by_assignment and role == "collector" and target == "colleague":
+            return 404
+    return rule.success if role in rule.roles else 403
+
+
+async def test_the_matrix_covers_every_route(api):
+    assert app_routes(api) == set(RULES) | PUBLIC
+
+
+async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, target: str) -> int:
+    method, template = route
+    path = template
+    if rule.target == "account":
+        path = template.replace("{account_id:uuid}", str(scene.accounts[target].id))
+    elif rule.target == "debtor":
+        path = template.replace("{debtor_id:uuid}", str(scene.accounts[target].debtor_id))
+    elif rule.target == "user":
+        path = template.replace("{user_id:uuid}", str(scene.users[target]))
+    headers = scene.alpha.headers[role]
+    if route == ("POST", "/v1/auth/logout"):  # don't end the session the other cells use
+        email = f"{role}@alpha.example"
+        token = (await scene.api.sign_in(email))["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+    body = rule.body(scene) if rule.body else None
+    response = await scene.api.client.request(method, path, headers=headers, json=body)
+    return response.status_code
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_each_role_gets_exactly_what_the_policy_allows(api, role):
+    alpha, beta = await api.tenant("alpha"), await api.tenant("beta")
+    counter = itertools.count()
+    mismatches = []
+    for route, rule in RULES.items():
+        targets = {"user": ("own", "foreign"), None: ("own",)}.get(rule.target, TARGETS)
+        for target in targets:
+            scene = Scene(api, alpha, beta, counter)
+            await scene.prepare(rule.target)
+            got = await cell(scene, route, rule, role, target)
+            want = expected(rule, role, target)
+            if got != want:
+                mismatches.append(f"{route[0]} {route[1]} as {role} on {target}: {got} != {want}")
+    assert mismatches == []

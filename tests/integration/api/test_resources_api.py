@@ -1,0 +1,368 @@
+"""Every resource route's success and error shapes, through the real app."""
+
+from __future__ import annotations
+
+import uuid
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response, status: int, field: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("urn:debtflow:problem:")
+    assert body["title"]
+    if field is not None:
+        assert field in {error["field"] for error in body["errors"]}, body
+    return body
+
+
+async def test_users_are_listed_created_read_changed_and_deactivated(api, alpha):
+    admin = alpha.headers["admin"]
+    listed = await api.client.get("/v1/users", headers=admin)
+    assert listed.status_code == 200
+    assert len(listed.json()["items"]) == 4
+
+    created = await api.client.post(
+        "/v1/users",
+        headers=admin,
+        json={
+            "email": "New@Alpha.example",
+            "full_name": "New Person",
+            "role": "collector",
+            "password": "a long password",
+        },
+    )
+    assert created.status_code == 201
+    user = created.json()
+    assert (user["email"], user["role"], user["active"]) == ("new@alpha.example", "collector", True)
+    assert "password" not in created.text
+
+    fetched = await api.client.get(f"/v1/users/{user['id']}", headers=admin)
+    assert fetched.json() == user
+    changed = await api.client.patch(
+        f"/v1/users/{user['id']}", headers=admin, json={"role": "readonly"}
+    )
+    assert changed.json()["role"] == "readonly"
+    gone = await api.client.post(f"/v1/users/{user['id']}/deactivate", headers=admin)
+    assert (gone.status_code, gone.json()["active"]) == (200, False)
+
+    duplicate = await api.client.post(
+        "/v1/users",
+        headers=admin,
+        json={
+            "email": "new@alpha.example",
+            "full_name": "X",
+            "role": "readonly",
+            "password": "p" * 12,
+        },
+    )
+    assert_problem(duplicate, 409)
+    weak = await api.client.post(
+        "/v1/users",
+        headers=admin,
+        json={
+            "email": "weak@alpha.example",
+            "full_name": "X",
+            "role": "readonly",
+            "password": "short",
+        },
+    )
+    assert_problem(weak, 422, "password")
+    bad_role = await api.client.post(
+        "/v1/users",
+        headers=admin,
+        json={"email": "b@alpha.example", "full_name": "X", "role": "boss", "password": "p" * 12},
+    )
+    assert_problem(bad_role, 400, "role")
+    assert_problem(await api.client.get(f"/v1/users/{uuid.uuid4()}", headers=admin), 404)
+    own = await api.client.patch(
+        f"/v1/users/{alpha.id_of('admin')}", headers=admin, json={"role": "readonly"}
+    )
+    assert_problem(own, 409)
+
+
+async def test_debtors_are_created_searched_read_and_corrected(api, alpha):
+    admin = alpha.headers["admin"]
+    body = {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "external_id": "D-1",
+        "date_of_birth": "1985-12-10",
+        "phones": [{"number": "+15555550100", "kind": "mobile"}],
+        "emails": ["Ada@Example.com"],
+        "address": {
+            "line1": "1 Analytical Way",
+            "city": "Austin",
+            "state": "TX",
+            "postal_code": "73301",
+            "time_zone": "America/Chicago",
+        },
+    }
+    created = await api.client.post("/v1/debtors", headers=admin, json=body)
+    assert created.status_code == 201
+    debtor = created.json()
+    assert debtor["emails"] == ["ada@example.com"]
+    assert debtor["contact_preferences"]["cease_communication"] is False
+
+    found = await api.client.get("/v1/debtors", headers=admin, params={"text": "lovel"})
+    assert [d["id"] for d in found.json()["items"]] == [debtor["id"]]
+    assert found.json()["next_cursor"] is None
+    patched = await api.client.patch(
+        f"/v1/debtors/{debtor['id']}", headers=admin, json={"last_name": "King"}
+    )
+    assert patched.json()["last_name"] == "King"
+    assert (await api.client.get(f"/v1/debtors/{debtor['id']}", headers=admin)).json() == (
+        patched.json()
+    )
+
+    assert_problem(await api.client.post("/v1/debtors", headers=admin, json=body), 409)
+    assert_problem(
+        await api.client.post("/v1/debtors", headers=admin, json={**body, "nickname": "A"}),
+        400,
+        "nickname",
+    )
+    assert_problem(
+        await api.client.post(
+            "/v1/debtors",
+            headers=admin,
+            json={**body, "external_id": "D-2", "date_of_birth": "1985-02-30"},
+        ),
+        400,
+        "date_of_birth",
+    )
+    assert_problem(
+        await api.client.post(
+            "/v1/debtors", headers=admin, json={**body, "external_id": "D-3", "first_name": " "}
+        ),
+        422,
+        "first_name",
+    )
+    assert_problem(
+        await api.client.patch(
+            f"/v1/debtors/{debtor['id']}", headers=admin, json={"emails": ["x"]}
+        ),
+        422,
+        "emails[0]",
+    )
+    assert_problem(await api.client.get(f"/v1/debtors/{uuid.uuid4()}", headers=admin), 404)
+    assert_problem(await api.client.get("/v1/debtors/not-a-uuid", headers=admin), 404)
+
+
+async def test_accounts_are_placed_listed_paged_and_managed(api, alpha):
+    admin = alpha.headers["admin"]
+    debtor = await alpha.debtor("Grace", "Hopper")
+    placed = []
+    for number in range(5):
+        response = await api.client.post(
+            "/v1/accounts",
+            headers=admin,
+            json={
+                "debtor_id": str(debtor.id),
+                "external_id": f"ACC-{number}",
+                "original_creditor": "First Bank",
+                "currency": "USD",
+                "placed_balance": 1_000 * (number + 1),
+                "charge_off_date": "2025-06-30",
+            },
+        )
+        assert response.status_code == 201, response.text
+        placed.append(response.json())
+    assert placed[0]["current_balance"] == placed[0]["placed_balance"] == 1_000
+    assert placed[0]["status"] == "active"
+
+    first = await api.client.get("/v1/accounts", headers=admin, params={"limit": 2})
+    assert first.status_code == 200
+    seen = [a["id"] for a in first.json()["items"]]
+    cursor = first.json()["next_cursor"]
+    while cursor:
+        page = await api.client.get(
+            "/v1/accounts", headers=admin, params={"limit": 2, "cursor": cursor}
+        )
+        seen += [a["id"] for a in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+    assert seen == [a["id"] for a in reversed(placed)]
+
+    richest = await api.client.get(
+        "/v1/accounts",
+        headers=admin,
+        params={
+            "sort": "balance_desc",
+            "min_balance": 2_000,
+            "max_balance": 4_000,
+            "text": "hopper",
+        },
+    )
+    assert [a["placed_balance"] for a in richest.json()["items"]] == [4_000, 3_000, 2_000]
+
+    account_id = placed[0]["id"]
+    fetched = await api.client.get(f"/v1/accounts/{account_id}", headers=admin)
+    assert fetched.json() == placed[0]
+    assigned = await api.client.put(
+        f"/v1/accounts/{account_id}/collector",
+        headers=admin,
+        json={"collector_id": str(alpha.id_of("collector"))},
+    )
+    assert assigned.json()["assigned_collector_id"] == str(alpha.id_of("collector"))
+    mine = await api.client.get("/v1/accounts", headers=alpha.headers["collector"])
+    assert [a["id"] for a in mine.json()["items"]] == [account_id]
+    unassigned = await api.client.delete(f"/v1/accounts/{account_id}/collector", headers=admin)
+    assert (unassigned.status_code, unassigned.json()["assigned_collector_id"]) == (200, None)
+
+    closed = await api.client.put(
+        f"/v1/accounts/{account_id}/status", headers=admin, json={"status": "recalled"}
+    )
+    assert closed.json()["status"] == "recalled"
+    refused = await api.client.put(
+        f"/v1/accounts/{account_id}/status", headers=admin, json={"status": "active"}
+    )
+    assert "recalled to active" in assert_problem(refused, 409)["detail"]
+    assert_problem(
+        await api.client.put(
+            f"/v1/accounts/{account_id}/status", headers=admin, json={"status": "gone"}
+        ),
+        400,
+        "status",
+    )
+    assert_problem(
+        await api.client.put(
+            f"/v1/accounts/{placed[1]['id']}/collector",
+            headers=admin,
+            json={"collector_id": str(alpha.id_of("readonly"))},
+        ),
+        422,
+        "collector_id",
+    )
+
+
+async def test_account_placement_and_list_errors(api, alpha):
+    admin = alpha.headers["admin"]
+    debtor = await alpha.debtor()
+    good = {
+        "debtor_id": str(debtor.id),
+        "external_id": "ACC-1",
+        "original_creditor": "Bank",
+        "currency": "USD",
+        "placed_balance": 100,
+    }
+    assert (await api.client.post("/v1/accounts", headers=admin, json=good)).status_code == 201
+    assert_problem(await api.client.post("/v1/accounts", headers=admin, json=good), 409)
+    cases = [
+        ({**good, "external_id": "A2", "placed_balance": -1}, 422, "placed_balance"),
+        ({**good, "external_id": "A3", "placed_balance": 10.5}, 400, "placed_balance"),
+        ({**good, "external_id": "A5", "currency": "usd"}, 422, "currency"),
+        ({**good, "external_id": "A6", "debtor_id": str(uuid.uuid4())}, 422, "debtor_id"),
+        ({key: value for key, value in good.items() if key != "currency"}, 400, "currency"),
+    ]
+    for body, status, field in cases:
+        assert_problem(
+            await api.client.post("/v1/accounts", headers=admin, json=body), status, field
+        )
+
+    for params, field in [
+        ({"limit": 0}, "limit"),
+        ({"limit": 500}, "limit"),
+        ({"status": "lost"}, "status"),
+        ({"min_balance": -3}, "min_balance"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"collector_id": "nope"}, "collector_id"),
+    ]:
+        response = await api.client.get("/v1/accounts", headers=admin, params=params)
+        assert response.status_code in (400, 422), (params, response.text)
+        assert_problem(response, response.status_code, field)
+
+
+async def test_activities_are_recorded_and_listed(api, alpha):
+    account = await alpha.account("ACC-1", collector="collector")
+    collector = alpha.headers["collector"]
+    url = f"/v1/accounts/{account.id}/activities"
+    promise = await api.client.post(
+        url,
+        headers=collector,
+        json={"type": "promise_to_pay", "promise": {"amount": 2_500, "due_on": "2026-04-01"}},
+    )
+    assert promise.status_code == 201
+    assert promise.json()["actor_id"] == str(alpha.id_of("collector"))
+    dispute = await api.client.post(
+        url, headers=collector, json={"type": "dispute", "note": "not mine"}
+    )
+    assert dispute.status_code == 201
+    listed = await api.client.get(url, headers=collector)
+    assert [a["type"] for a in listed.json()["items"]] == ["dispute", "promise_to_pay"]
+    account_now = await api.client.get(f"/v1/accounts/{account.id}", headers=collector)
+    assert account_now.json()["status"] == "disputed"
+
+    assert_problem(
+        await api.client.post(url, headers=collector, json={"type": "promise_to_pay"}),
+        422,
+        "promise",
+    )
+    assert_problem(
+        await api.client.post(url, headers=collector, json={"type": "telepathy"}), 400, "type"
+    )
+    ceased = await api.client.post(url, headers=collector, json={"type": "cease_communication"})
+    assert ceased.status_code == 201
+    assert_problem(await api.client.post(url, headers=collector, json={"type": "call"}), 409)
+
+
+async def test_the_audit_log_is_queried_by_entity_actor_and_time(api, alpha):
+    admin = alpha.headers["admin"]
+    account = await alpha.account("ACC-1", collector="collector")
+    await api.client.put(
+        f"/v1/accounts/{account.id}/status", headers=admin, json={"status": "closed"}
+    )
+    by_entity = await api.client.get(
+        "/v1/audit-log",
+        headers=admin,
+        params={"entity_type": "account", "entity_id": str(account.id)},
+    )
+    actions = [e["action"] for e in by_entity.json()["items"]]
+    assert actions == ["account.status_changed", "account.assigned", "account.placed"]
+    latest = by_entity.json()["items"][0]
+    assert (latest["before"], latest["after"]) == ({"status": "active"}, {"status": "closed"})
+    assert latest["actor_id"] == str(alpha.id_of("admin"))
+
+    by_actor = await api.client.get(
+        "/v1/audit-log", headers=admin, params={"actor_id": str(alpha.id_of("admin")), "limit": 1}
+    )
+    assert len(by_actor.json()["items"]) == 1
+    assert by_actor.json()["next_cursor"]
+    since = latest["occurred_at"]
+    windowed = await api.client.get("/v1/audit-log", headers=admin, params={"since": since})
+    assert [e["id"] for e in windowed.json()["items"]] == [latest["id"]]
+    assert_problem(
+        await api.client.get(
+            "/v1/audit-log", headers=admin, params={"since": "2026-01-01T00:00:00"}
+        ),
+        422,
+        "since",
+    )
+
+
+async def test_health_readiness_and_the_openapi_document(api):
+    assert (await api.client.get("/health")).json() == {"status": "ok"}
+    ready = await api.client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+    assert [d["name"] for d in ready.json()["dependencies"]] == ["database"]
+    schema = (await api.client.get("/schema/openapi.json")).json()
+    assert schema["openapi"].startswith("3.1")
+    assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+    assert (await api.client.get("/schema/swagger")).status_code == 200
+
+
+async def test_every_response_has_a_request_id_and_security_headers(api):
+    echoed = await api.client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    forged = await api.client.get("/health", headers={"X-Request-ID": "bad id\nwith newline"})
+    assert forged.headers["x-request-id"] != "bad id\nwith newline"
+    missing = await api.client.get("/no/such/route")
+    assert_problem(missing, 404)
+    for response in (echoed, missing):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+        assert response.headers["x-request-id"]
+    assert_problem(await api.client.delete("/health"), 405)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +38,8 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 class TestAdapters(Provider):
     """Fast password hashing and a clock the test moves: the swap-in an API test needs."""
+
+    __test__ = False  # a provider, not a test class
 
     def __init__(self, clock: FixedClock) -> None:
         super().__init__()
@@ -132,6 +135,17 @@ class Api:
             token = (await self.sign_in(email))["access_token"]
             tenant.headers[name] = {"Authorization": f"Bearer {token}"}
         return tenant
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """``create_app`` points the root logger at stderr as JSON; undo it after each test, or
+    later tests log to a stream pytest has closed."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

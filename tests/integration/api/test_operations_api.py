@@ -1,0 +1,112 @@
+"""What operators rely on: readiness per dependency, shared rate limits, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from datetime import timedelta
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from debtflow_adapters.memory import FixedClock
+from debtflow_http.app import create_app
+from debtflow_http.logs import JsonFormatter
+from tests.conftest import DEFAULT_REDIS_URL
+from tests.integration.api.conftest import START, Api, TestAdapters, make_settings
+
+
+@pytest.fixture
+def redis_url(redis_client) -> str:
+    """The test Redis, once the ``redis_client`` fixture has found it up."""
+    return os.environ.get("DEBTFLOW_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+
+
+async def test_readiness_reports_redis_when_it_is_configured(database_url, redis_url):
+    app = create_app(make_settings(database_url, redis_url=redis_url))
+    async with AsyncTestClient(app) as client:
+        ready = await client.get("/ready")
+    assert ready.status_code == 200
+    states = {d["name"]: d["state"] for d in ready.json()["dependencies"]}
+    assert states == {"database": "up", "redis": "up"}
+
+
+async def test_readiness_fails_when_a_required_dependency_is_down(database_url):
+    unreachable = "redis://127.0.0.1:1/0"
+    app = create_app(make_settings(database_url, redis_url=unreachable))
+    async with AsyncTestClient(app) as client:
+        ready = await client.get("/ready")
+        assert (await client.get("/health")).status_code == 200
+    assert ready.status_code == 503
+    redis = next(d for d in ready.json()["dependencies"] if d["name"] == "redis")
+    assert redis["state"] == "down"
+    assert "127.0.0.1:1" not in ready.text
+
+
+async def test_sign_in_limits_are_shared_by_every_process_through_redis(
+    database_url, redis_url, redis_client
+):
+    """Two app instances (two server processes) count one email's attempts together."""
+    clock = FixedClock(START, tick=timedelta(milliseconds=1))
+    settings = make_settings(database_url, redis_url=redis_url)
+    first = create_app(settings, TestAdapters(clock))
+    second = create_app(settings, TestAdapters(clock))
+    async with AsyncTestClient(first) as one, AsyncTestClient(second) as two:
+        api = Api(first, one, clock)
+        async for key in redis_client.scan_iter("debtflow:rl:login:client:*"):
+            await redis_client.delete(key)  # this client's attempts in earlier test runs
+        slug = f"r{uuid.uuid4().hex[:10]}"
+        await api.tenant(slug)  # one attempt for admin@… already
+        wrong = {"email": f"admin@{slug}.example", "password": "not the password"}
+        statuses = [
+            (await (one if n % 2 else two).post("/v1/auth/token", json=wrong)).status_code
+            for n in range(10)
+        ]
+    assert statuses == [401] * 9 + [429]
+
+
+class JsonLines(logging.Handler):
+    """Collects what the app logs, formatted exactly as its stderr handler formats it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict] = []
+        self.text = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        formatted = self.format(record)
+        self.text += formatted + "\n"
+        self.lines.append(json.loads(formatted))
+
+
+@pytest.fixture
+def logs(api):
+    handler = JsonLines()
+    logging.getLogger().addHandler(handler)
+    yield handler
+    logging.getLogger().removeHandler(handler)
+
+
+async def test_log_lines_are_json_with_the_request_id(api, logs):
+    response = await api.client.get("/health", headers={"X-Request-ID": "trace-me-42"})
+    assert response.status_code == 200
+    access = [line for line in logs.lines if line["logger"] == "debtflow.http.access"]
+    assert access[-1]["request_id"] == "trace-me-42"
+    assert (access[-1]["method"], access[-1]["path"], access[-1]["status"]) == (
+        "GET",
+        "/health",
+        200,
+    )
+    assert {"time", "level", "message", "duration_ms"} <= set(access[-1])
+
+
+async def test_a_sign_in_never_logs_the_password_or_the_tokens(api, alpha, logs):
+    pair = await api.sign_in("admin@alpha.example")
+    await api.client.get("/v1/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
+    assert "/v1/auth/token" in logs.text
+    assert "correct horse battery staple" not in logs.text
+    assert pair["access_token"] not in logs.text
+    assert pair["refresh_token"] not in logs.text

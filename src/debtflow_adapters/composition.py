@@ -31,14 +31,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from debtflow_adapters.clock import SystemClock
 from debtflow_adapters.health import Probe, Readiness
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
+from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
+from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
 from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
+from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_adapters.security.argon2 import Argon2PasswordHasher
 from debtflow_adapters.security.jwt import JwtAccessTokenCodec
 from debtflow_adapters.settings import Settings
 from debtflow_core.ports.access_tokens import AccessTokenCodec
 from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.idempotency import IdempotencyCache
 from debtflow_core.ports.password_hasher import PasswordHasher
+from debtflow_core.ports.payment_gateway import PaymentGateway
 from debtflow_core.ports.rate_limiter import RateLimiter
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.accounts import (
@@ -54,6 +59,12 @@ from debtflow_core.use_cases.agencies import CreateAgency, FindAgency
 from debtflow_core.use_cases.audit_log import QueryAuditLog
 from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout, Refresh
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
+from debtflow_core.use_cases.payments import (
+    GetPayment,
+    ListPayments,
+    MakePayment,
+    SettlePendingPayments,
+)
 from debtflow_core.use_cases.users import (
     ChangeUserRole,
     CreateUser,
@@ -151,6 +162,22 @@ class SharedStateProvider(Provider):
             return InMemoryRateLimiter(clock)
         return RedisRateLimiter(redis_client, clock)
 
+    @provide
+    def idempotency_cache(self, redis_client: Redis | None) -> IdempotencyCache:
+        if redis_client is None:
+            return InMemoryIdempotencyCache()
+        return RedisIdempotencyCache(redis_client)
+
+
+class GatewayProvider(Provider):
+    """The payment gateway: the sandbox, until an agency's processor says otherwise."""
+
+    scope = Scope.APP
+
+    @provide
+    def gateway(self) -> PaymentGateway:
+        return SandboxGateway()
+
 
 class UseCaseProvider(Provider):
     """The core's use cases, made per request around that request's unit of work."""
@@ -182,6 +209,10 @@ class UseCaseProvider(Provider):
         Refresh,
         Logout,
         Authenticate,
+        MakePayment,
+        GetPayment,
+        ListPayments,
+        SettlePendingPayments,
     )
 
 
@@ -199,6 +230,7 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         persistence,
         SecurityProvider(),
         SharedStateProvider(),
+        GatewayProvider(),
         UseCaseProvider(),
         *extra_providers,
         context={Settings: settings},

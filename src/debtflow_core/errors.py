@@ -36,11 +36,18 @@ class ValidationFailed(DomainError):
 
 
 class GatewayUnavailable(DomainError):
-    """An external gateway cannot be reached now; the caller may retry later."""
+    """An external gateway gave no answer; the caller may retry later.
 
-    def __init__(self, detail: str, *, retry_after_seconds: int | None = None) -> None:
+    ``request_sent`` is ``False`` when the request certainly never left (an open circuit
+    breaker): nothing happened at the gateway. Otherwise the outcome is unknown.
+    """
+
+    def __init__(
+        self, detail: str, *, retry_after_seconds: int | None = None, request_sent: bool = True
+    ) -> None:
         super().__init__(detail)
         self.retry_after_seconds = retry_after_seconds
+        self.request_sent = request_sent
 
 
 class Unauthenticated(DomainError):

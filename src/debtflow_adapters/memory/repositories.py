@@ -15,6 +15,7 @@ from debtflow_core.domain.activity import Activity
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
 from debtflow_core.domain.user import User
@@ -24,7 +25,13 @@ from debtflow_core.ports.activities import ActivityQuery, ActivityRepository
 from debtflow_core.ports.agencies import AgencyRepository
 from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
 from debtflow_core.ports.debtors import DebtorQuery, DebtorRepository
+from debtflow_core.ports.idempotency import (
+    IdempotencyRecord,
+    IdempotencyRepository,
+    IdempotencyState,
+)
 from debtflow_core.ports.payment_processors import PaymentProcessorRepository
+from debtflow_core.ports.payments import PaymentQuery, PaymentRepository
 from debtflow_core.ports.sessions import SessionRepository
 from debtflow_core.ports.users import UserRepository
 
@@ -158,9 +165,35 @@ class InMemoryDebtorRepository(DebtorRepository):
 
 
 class InMemoryAccountRepository(AccountRepository):
-    def __init__(self, table: Table[Account], debtors: Table[Debtor]) -> None:
+    def __init__(
+        self,
+        table: Table[Account],
+        debtors: Table[Debtor],
+        committed: dict[UUID, Account],
+        on_rollback: Callable[[Callable[[], None]], None],
+    ) -> None:
         self._table = table
         self._debtors = debtors
+        self._committed = committed
+        self._on_rollback = on_rollback
+
+    async def adjust_balance(self, id_: UUID, delta: int, *, floor: int | None = 0) -> int | None:
+        # Straight into the committed row, as an atomic UPDATE would; undone on rollback.
+        account = self._committed.get(id_)
+        if account is None:
+            return None
+        balance = account.current_balance + delta
+        if floor is not None and balance < floor:
+            return None
+        self._set_balance(id_, delta)
+        self._on_rollback(lambda: self._set_balance(id_, -delta))
+        return balance
+
+    def _set_balance(self, id_: UUID, delta: int) -> None:
+        account = self._committed[id_]
+        self._committed[id_] = msgspec.structs.replace(
+            account, current_balance=account.current_balance + delta
+        )
 
     async def add(self, account: Account) -> None:
         if await self.get_by_external_id(account.agency_id, account.external_id) is not None:
@@ -316,3 +349,104 @@ class InMemorySessionRepository(SessionRepository):
         self._spent.add(id_)
         self._tokens.put(id_, msgspec.structs.replace(token, used_at=at))
         return True
+
+
+class InMemoryPaymentRepository(PaymentRepository):
+    def __init__(
+        self, table: Table[Payment], refunds: Table[Refund], accounts: Table[Account]
+    ) -> None:
+        self._table = table
+        self._refunds = refunds
+        self._accounts = accounts
+
+    async def add(self, payment: Payment) -> None:
+        self._table.put(payment.id, payment)
+
+    async def get(self, id_: UUID) -> Payment | None:
+        return self._table.get(id_)
+
+    async def update(self, payment: Payment) -> None:
+        if self._table.get(payment.id) is not None:
+            self._table.put(payment.id, payment)
+
+    async def list(self, query: PaymentQuery) -> list[Payment]:
+        def matches(p: Payment) -> bool:
+            if p.agency_id != query.agency_id:
+                return False
+            if query.account_id is not None and p.account_id != query.account_id:
+                return False
+            if query.status is not None and p.status != query.status:
+                return False
+            if query.collector_id is not None:
+                account = self._accounts.get(p.account_id)
+                return account is not None and account.assigned_collector_id == query.collector_id
+            return True
+
+        after = (query.after.created_at, query.after.id) if query.after else None
+        return _descending(
+            filter(matches, self._table.rows()), lambda p: (p.created_at, p.id), after, query.limit
+        )
+
+    async def pending_since(self, before: datetime, limit: int) -> list[Payment]:
+        stuck = [
+            p
+            for p in self._table.rows()
+            if p.status is PaymentStatus.PENDING and p.created_at < before
+        ]
+        return sorted(stuck, key=lambda p: (p.created_at, p.id))[:limit]
+
+    async def add_refund(self, refund: Refund) -> None:
+        self._refunds.put(refund.id, refund)
+
+    async def refunds(self, payment_id: UUID) -> list[Refund]:
+        return sorted(
+            (r for r in self._refunds.rows() if r.payment_id == payment_id),
+            key=lambda r: (r.created_at, r.id),
+        )
+
+
+class InMemoryIdempotencyRepository(IdempotencyRepository):
+    """Claims land in the shared store at once (as a unique insert would be seen by a
+    concurrent one) and are withdrawn if the unit of work rolls back."""
+
+    def __init__(
+        self,
+        records: dict[tuple[UUID, str], IdempotencyRecord],
+        on_rollback: Callable[[Callable[[], None]], None],
+    ) -> None:
+        self._records = records
+        self._on_rollback = on_rollback
+
+    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        slot = (record.agency_id, record.key)
+        if slot in self._records:
+            return self._records[slot]
+        self._records[slot] = record
+        self._on_rollback(lambda: self._records.pop(slot, None))
+        return None
+
+    async def finish(
+        self, agency_id: UUID, key: str, outcome: str, response: dict[str, Any]
+    ) -> IdempotencyRecord | None:
+        slot = (agency_id, key)
+        before = self._records.get(slot)
+        if before is None:
+            return None
+        after = msgspec.structs.replace(
+            before, state=IdempotencyState.DONE, outcome=outcome, response=response
+        )
+        self._records[slot] = after
+        self._on_rollback(lambda: self._records.__setitem__(slot, before))
+        return after
+
+    async def release(self, agency_id: UUID, key: str) -> None:
+        slot = (agency_id, key)
+        before = self._records.pop(slot, None)
+        if before is not None:
+            self._on_rollback(lambda: self._records.__setitem__(slot, before))
+
+    async def purge_expired(self, now: datetime) -> int:
+        expired = [slot for slot, r in self._records.items() if r.expires_at <= now]
+        for slot in expired:
+            del self._records[slot]
+        return len(expired)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from uuid import UUID
 
 from debtflow_adapters.memory import repositories as repos
@@ -12,9 +13,11 @@ from debtflow_core.domain.activity import Activity
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
+from debtflow_core.domain.payment import Payment, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
 from debtflow_core.domain.user import User
+from debtflow_core.ports.idempotency import IdempotencyRecord
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
 
@@ -37,14 +40,23 @@ class InMemoryStore:
     # Spent refresh tokens, recorded outside any transaction: the stand-in for the row lock
     # that makes two concurrent refreshes with one token see each other.
     spent_tokens: set[UUID] = field(default_factory=set)
+    payments: dict[UUID, Payment] = field(default_factory=dict)
+    refunds: dict[UUID, Refund] = field(default_factory=dict)
+    idempotency: dict[tuple[UUID, str], IdempotencyRecord] = field(default_factory=dict)
 
 
 class InMemoryUnitOfWork(UnitOfWork):
-    """A unit of work over an :class:`InMemoryStore`, with commit and rollback."""
+    """A unit of work over an :class:`InMemoryStore`, with commit and rollback.
+
+    Ordinary writes stay private until ``commit``. Writes that a database would guard
+    with a row lock (balance adjustments, idempotency claims) land in the store at once,
+    so that concurrent units of work see them, and are undone if this one rolls back.
+    """
 
     def __init__(self, store: InMemoryStore) -> None:
         self._store = store
-        self._tables: list[Table[object]] | None = None
+        self._tables: list[Table[Any]] | None = None
+        self._undo: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> Self:
         if self._tables is not None:
@@ -55,6 +67,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         activities, audit_log = Table(store.activities), Table(store.audit_log)
         processors = Table(store.payment_processors)
         sessions, tokens = Table(store.sessions), Table(store.refresh_tokens)
+        payments, refunds = Table(store.payments), Table(store.refunds)
         self._tables = [
             agencies,
             users,
@@ -65,15 +78,20 @@ class InMemoryUnitOfWork(UnitOfWork):
             processors,
             sessions,
             tokens,
+            payments,
+            refunds,
         ]
+        undo = self._undo.append
         self.agencies = repos.InMemoryAgencyRepository(agencies)
         self.users = repos.InMemoryUserRepository(users)
         self.debtors = repos.InMemoryDebtorRepository(debtors, accounts)
-        self.accounts = repos.InMemoryAccountRepository(accounts, debtors)
+        self.accounts = repos.InMemoryAccountRepository(accounts, debtors, store.accounts, undo)
         self.activities = repos.InMemoryActivityRepository(activities)
         self.audit_log = repos.InMemoryAuditLogRepository(audit_log)
         self.payment_processors = repos.InMemoryPaymentProcessorRepository(processors)
         self.sessions = repos.InMemorySessionRepository(sessions, tokens, store.spent_tokens)
+        self.payments = repos.InMemoryPaymentRepository(payments, refunds, accounts)
+        self.idempotency = repos.InMemoryIdempotencyRepository(store.idempotency, undo)
         return self
 
     async def __aexit__(
@@ -82,6 +100,9 @@ class InMemoryUnitOfWork(UnitOfWork):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
         self._tables = None
 
     async def commit(self) -> None:
@@ -89,3 +110,4 @@ class InMemoryUnitOfWork(UnitOfWork):
             raise RuntimeError("commit outside of an open unit of work")
         for table in self._tables:
             table.apply()
+        self._undo.clear()

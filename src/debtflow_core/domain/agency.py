@@ -21,9 +21,13 @@ def validate_slug(slug: str) -> str:
 
 
 class Agency(msgspec.Struct, frozen=True, kw_only=True):
-    """A collection agency: the tenant. Nothing ever crosses from one agency to another."""
+    """A collection agency: the tenant. Nothing ever crosses from one agency to another.
+
+    ``allow_overpayment`` lets a payment exceed an account's balance (a credit balance).
+    """
 
     id: UUID
     slug: str
     name: str
     created_at: datetime
+    allow_overpayment: bool = False

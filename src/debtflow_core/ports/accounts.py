@@ -63,3 +63,9 @@ class AccountRepository(Protocol):
     async def list(self, query: AccountQuery) -> list[Account]:
         """Up to ``query.limit`` accounts after ``query.after``, in ``query.sort`` order."""
         ...
+
+    async def adjust_balance(self, id_: UUID, delta: int, *, floor: int | None = 0) -> int | None:
+        """Add ``delta`` (negative to take) to the current balance in one atomic step and
+        return the new balance; change nothing and return ``None`` if the balance would end
+        below ``floor`` (``None``: no floor). Concurrent adjustments never lose one another."""
+        ...

@@ -8,7 +8,9 @@ from debtflow_core.ports.activities import ActivityRepository
 from debtflow_core.ports.agencies import AgencyRepository
 from debtflow_core.ports.audit_log import AuditLogRepository
 from debtflow_core.ports.debtors import DebtorRepository
+from debtflow_core.ports.idempotency import IdempotencyRepository
 from debtflow_core.ports.payment_processors import PaymentProcessorRepository
+from debtflow_core.ports.payments import PaymentRepository
 from debtflow_core.ports.sessions import SessionRepository
 from debtflow_core.ports.users import UserRepository
 
@@ -30,6 +32,8 @@ class UnitOfWork(Protocol):
     audit_log: AuditLogRepository
     payment_processors: PaymentProcessorRepository
     sessions: SessionRepository
+    payments: PaymentRepository
+    idempotency: IdempotencyRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -35,7 +35,7 @@ class AuthPolicy(msgspec.Struct, frozen=True, kw_only=True):
     refresh_ttl: timedelta = timedelta(days=14)
     login_window: timedelta = timedelta(minutes=15)
     logins_per_email: int = 10
-    logins_per_client: int = 50
+    logins_per_client: int = 100
 
 
 class Credentials(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,1 @@
+"""The sandbox payment gateway: the embedded default, for trials, demos and tests."""

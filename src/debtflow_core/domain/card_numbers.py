@@ -1,0 +1,42 @@
+"""Card numbers (PANs) must never reach DebtFlow: payments carry a gateway's reference to a
+payment method (``pm_…``), never the card itself. This spots what looks like one."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+# 13 to 19 digits, optionally grouped by single spaces or dashes, as people type them.
+_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def looks_like_card_number(text: str) -> bool:
+    """Whether ``text`` contains a 13 to 19 digit number that passes the Luhn check."""
+    return any(
+        _luhn_valid(re.sub(r"[ -]", "", match.group())) for match in _CANDIDATE.finditer(text)
+    )
+
+
+def strings_in(value: object) -> Iterable[str]:
+    """Every string inside a decoded JSON value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings_in(key)
+            yield from strings_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from strings_in(item)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield str(value)

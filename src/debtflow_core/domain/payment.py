@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+from debtflow_core.errors import Conflict
+
+
+class PaymentStatus(enum.StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Payment(msgspec.Struct, frozen=True, kw_only=True):
+    """A debtor's card payment on an account, in minor units of the account's currency.
+
+    While ``pending`` its amount is held off the account's balance, so concurrent payments
+    can never together take more than the balance; a failure gives the hold back.
+    ``refunded_amount`` grows with each completed refund, up to ``amount``.
+    """
+
+    id: UUID
+    agency_id: UUID
+    account_id: UUID
+    processor_id: UUID
+    amount: int
+    currency: str
+    payment_method: str
+    status: PaymentStatus
+    idempotency_key: str
+    gateway_reference: str | None
+    failure_code: str | None
+    failure_message: str | None
+    refunded_amount: int
+    created_by: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+    def complete(self, reference: str, *, at: datetime) -> Payment:
+        self._require_pending()
+        return msgspec.structs.replace(
+            self, status=PaymentStatus.COMPLETED, gateway_reference=reference, updated_at=at
+        )
+
+    def fail(self, code: str, message: str, *, reference: str | None, at: datetime) -> Payment:
+        self._require_pending()
+        return msgspec.structs.replace(
+            self,
+            status=PaymentStatus.FAILED,
+            gateway_reference=reference or self.gateway_reference,
+            failure_code=code,
+            failure_message=message,
+            updated_at=at,
+        )
+
+    def refund(self, amount: int, *, at: datetime) -> Payment:
+        if self.status is not PaymentStatus.COMPLETED:
+            raise Conflict("only a completed payment can be refunded")
+        if amount > self.refundable:
+            raise Conflict(f"at most {self.refundable} minor units of this payment are refundable")
+        return msgspec.structs.replace(
+            self, refunded_amount=self.refunded_amount + amount, updated_at=at
+        )
+
+    @property
+    def refundable(self) -> int:
+        return self.amount - self.refunded_amount
+
+    def _require_pending(self) -> None:
+        if self.status is not PaymentStatus.PENDING:
+            raise Conflict(f"the payment is {self.status}, no longer pending")
+
+
+class Refund(msgspec.Struct, frozen=True, kw_only=True):
+    """Money given back on a completed payment; it restores the account's balance."""
+
+    id: UUID
+    agency_id: UUID
+    payment_id: UUID
+    amount: int
+    gateway_reference: str
+    created_by: UUID | None
+    created_at: datetime

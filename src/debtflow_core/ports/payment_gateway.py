@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import enum
+from typing import Protocol
+
+import msgspec
+
+
+class ChargeOutcome(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    PROCESSING = "processing"
+    """Accepted but not final: the gateway confirms later (a webhook, or a later lookup)."""
+
+
+class ChargeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    idempotency_key: str
+    amount: int
+    currency: str
+    payment_method: str
+    description: str
+
+
+class ChargeResult(msgspec.Struct, frozen=True, kw_only=True):
+    outcome: ChargeOutcome
+    reference: str
+    """The gateway's id of the charge (a Stripe PaymentIntent id)."""
+    decline_code: str | None = None
+    message: str | None = None
+
+
+class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
+    idempotency_key: str
+    charge_reference: str
+    amount: int
+
+
+class RefundResult(msgspec.Struct, frozen=True, kw_only=True):
+    reference: str
+
+
+class PaymentGateway(Protocol):
+    """Charges and refunds cards through a payment processor.
+
+    Every call carries an idempotency key, and the gateway answers a repeated key with the
+    first call's result without acting twice: calling ``charge`` again is how a caller
+    that lost an answer (a crash, a timeout) learns what happened.
+
+    Raises :class:`~debtflow_core.errors.GatewayUnavailable` when it cannot get an answer
+    (unreachable, timing out, failing, or its circuit breaker open); whether the charge
+    happened is then unknown until a later call with the same key.
+    """
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult: ...
+
+    async def refund(self, request: RefundRequest) -> RefundResult: ...

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+import msgspec
+
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+
+
+class PaymentPosition(msgspec.Struct, frozen=True):
+    created_at: datetime
+    id: UUID
+
+
+class PaymentQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Payments of one agency, newest first. ``collector_id`` keeps the payments of accounts
+    assigned to that collector."""
+
+    agency_id: UUID
+    account_id: UUID | None = None
+    status: PaymentStatus | None = None
+    collector_id: UUID | None = None
+    after: PaymentPosition | None = None
+    limit: int = 50
+
+
+class PaymentRepository(Protocol):
+    """Payments and their refunds."""
+
+    async def add(self, payment: Payment) -> None: ...
+
+    async def get(self, id_: UUID) -> Payment | None: ...
+
+    async def update(self, payment: Payment) -> None:
+        """Save status, gateway reference, failure and refunded amount."""
+        ...
+
+    async def list(self, query: PaymentQuery) -> list[Payment]: ...
+
+    async def pending_since(self, before: datetime, limit: int) -> list[Payment]:
+        """Payments still pending that were created before ``before``, oldest first,
+        across agencies: the recovery task's work list."""
+        ...
+
+    async def add_refund(self, refund: Refund) -> None: ...
+
+    async def refunds(self, payment_id: UUID) -> list[Refund]:
+        """The payment's refunds, oldest first."""
+        ...

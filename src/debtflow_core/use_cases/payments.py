@@ -1,0 +1,457 @@
+"""Taking card payments: idempotent, charged once, never half-applied.
+
+A payment runs in three phases. Phase 1, one transaction: the idempotency key is claimed,
+the amount is held off the account's balance (an atomic, floored decrement, so concurrent
+payments can never take more than the balance) and the payment is written ``pending``
+with its audit entry. Phase 2: the gateway charges, with an idempotency key derived from
+the agency's. Phase 3, one transaction: the payment becomes ``completed`` (the account
+``paid_in_full`` at zero) or ``failed`` (the hold given back), and the response is stored
+under the key for replays.
+
+A crash between phases leaves the payment ``pending``: :class:`SettlePendingPayments`
+asks the gateway again with the same key, which answers without charging twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import uuid
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import msgspec
+
+from debtflow_core.actor import Actor
+from debtflow_core.auditing import audit_entry
+from debtflow_core.domain.account import AccountStatus
+from debtflow_core.domain.card_numbers import looks_like_card_number
+from debtflow_core.domain.money import validate_amount, validate_currency
+from debtflow_core.domain.payment import Payment, PaymentStatus
+from debtflow_core.errors import (
+    Conflict,
+    GatewayUnavailable,
+    NotFound,
+    ValidationFailed,
+)
+from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
+from debtflow_core.policy import collector_scope, reachable_account, require_writer
+from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.idempotency import (
+    IdempotencyCache,
+    IdempotencyRecord,
+    IdempotencyState,
+)
+from debtflow_core.ports.payment_gateway import (
+    ChargeOutcome,
+    ChargeRequest,
+    ChargeResult,
+    PaymentGateway,
+)
+from debtflow_core.ports.payments import PaymentPosition, PaymentQuery
+from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.validation import require_text
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+_PAYABLE = frozenset({AccountStatus.ACTIVE, AccountStatus.DISPUTED})
+
+
+class NewPayment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    account_id: UUID
+    amount: int
+    """Minor units, more than zero and at most the balance (unless the agency allows
+    overpayment)."""
+    currency: str
+    processor_id: UUID
+    payment_method: str
+    """The gateway's reference to the card (a Stripe ``pm_…`` id), never the card itself."""
+
+
+class PaymentOutcome(enum.StrEnum):
+    COMPLETED = "completed"
+    DECLINED = "declined"
+    PENDING = "pending"
+    """The gateway has not confirmed yet; a webhook or the recovery task will."""
+
+
+class PaymentResult(msgspec.Struct, frozen=True, kw_only=True):
+    outcome: PaymentOutcome
+    payment: Payment
+    replayed: bool = False
+    """This is the stored answer to an earlier request with the same idempotency key."""
+
+
+def validate_idempotency_key(key: str) -> str:
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationFailed(
+            f"an idempotency key is 1 to {MAX_KEY_LENGTH} printable characters",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+def _fingerprint(operation: str, command: msgspec.Struct) -> str:
+    return hashlib.sha256(operation.encode() + b"\0" + msgspec.json.encode(command)).hexdigest()
+
+
+def _gateway_key(agency_id: UUID, key: str) -> str:
+    """Keys are unique per agency; the gateway account may serve several agencies."""
+    return f"{agency_id}:{key}"
+
+
+def replay(record: IdempotencyRecord, fingerprint: str) -> PaymentResult:
+    """The stored answer for a repeated key: 422 for another request under the same key,
+    409 while the first is still running."""
+    if record.fingerprint != fingerprint:
+        raise ValidationFailed(
+            "this idempotency key was used for a different request", field="Idempotency-Key"
+        )
+    if record.state is IdempotencyState.IN_FLIGHT or record.response is None:
+        raise Conflict("a request with this idempotency key is still being processed")
+    return PaymentResult(
+        outcome=PaymentOutcome(record.outcome),
+        payment=msgspec.convert(record.response, Payment),
+        replayed=True,
+    )
+
+
+class _Settlement:
+    """Phase 3, shared by the payment itself, the recovery task and webhooks."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._cache = cache
+
+    async def settle(self, actor: Actor, payment_id: UUID, result: ChargeResult) -> PaymentResult:
+        """Apply the gateway's answer to a pending payment, once: a payment that is no
+        longer pending is left as it is, whatever the answer says."""
+        now = self._clock.now()
+        async with self._uow as uow:
+            before = await uow.payments.get(payment_id)
+            if before is None:
+                raise NotFound.of("payment", payment_id)
+            after = before
+            if before.status is PaymentStatus.PENDING:
+                after = await self._apply(actor, before, result, now)
+            outcome = _outcome_of(after)
+            record = await self._finish(after, outcome)
+            await uow.commit()
+        if record is not None:
+            await self._cache.put(record)
+        return PaymentResult(outcome=outcome, payment=after)
+
+    async def _apply(
+        self, actor: Actor, payment: Payment, result: ChargeResult, now: datetime
+    ) -> Payment:
+        uow = self._uow
+        if result.outcome is ChargeOutcome.PROCESSING:
+            if payment.gateway_reference == result.reference:
+                return payment
+            after = msgspec.structs.replace(payment, gateway_reference=result.reference)
+            await uow.payments.update(after)
+            return after
+        if result.outcome is ChargeOutcome.SUCCEEDED:
+            after = payment.complete(result.reference, at=now)
+            action = "payment.completed"
+        else:
+            after = payment.fail(
+                result.decline_code or "declined",
+                result.message or "the card was declined",
+                reference=result.reference,
+                at=now,
+            )
+            action = "payment.failed"
+            await uow.accounts.adjust_balance(payment.account_id, payment.amount, floor=None)
+        await uow.payments.update(after)
+        await uow.audit_log.add(
+            audit_entry(actor, action, entity_id=payment.id, before=payment, after=after, at=now)
+        )
+        if after.status is PaymentStatus.COMPLETED:
+            await self._mark_paid_in_full(actor, payment.account_id, now)
+        return after
+
+    async def _mark_paid_in_full(self, actor: Actor, account_id: UUID, now: datetime) -> None:
+        account = await self._uow.accounts.get(account_id)
+        if account is None or account.current_balance != 0 or account.status not in _PAYABLE:
+            return
+        paid = account.transition_to(AccountStatus.PAID_IN_FULL, at=now)
+        await self._uow.accounts.update(paid)
+        await self._uow.audit_log.add(
+            audit_entry(
+                actor,
+                "account.status_changed",
+                entity_id=account.id,
+                before=account,
+                after=paid,
+                at=now,
+            )
+        )
+
+    async def _finish(self, payment: Payment, outcome: PaymentOutcome) -> IdempotencyRecord | None:
+        return await self._uow.idempotency.finish(
+            payment.agency_id, payment.idempotency_key, outcome, msgspec.to_builtins(payment)
+        )
+
+
+def _outcome_of(payment: Payment) -> PaymentOutcome:
+    return {
+        PaymentStatus.COMPLETED: PaymentOutcome.COMPLETED,
+        PaymentStatus.FAILED: PaymentOutcome.DECLINED,
+        PaymentStatus.PENDING: PaymentOutcome.PENDING,
+    }[payment.status]
+
+
+class MakePayment(_Settlement):
+    """Charge a debtor's card on an account, exactly once per idempotency key.
+
+    Collectors on their assigned accounts and agency admins. The amount is more than zero
+    and, unless the agency allows overpayment, at most the balance; the currency is the
+    account's; the processor is one of the agency's active processors; the payment method
+    is the gateway's reference to a card, and anything that looks like a card number is
+    refused without being stored. Only active or disputed accounts take payments.
+
+    The same key with the same request replays the first answer; with another request it
+    is a ValidationFailed; while the first request runs, a Conflict. A gateway that gives
+    no answer leaves the payment pending (the outcome follows); an open circuit breaker
+    cancels it and raises GatewayUnavailable, freeing the key.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        cache: IdempotencyCache,
+        gateway: PaymentGateway,
+    ) -> None:
+        super().__init__(uow, clock, cache)
+        self._gateway = gateway
+
+    async def execute(
+        self, actor: Actor, idempotency_key: str, command: NewPayment
+    ) -> PaymentResult:
+        key = validate_idempotency_key(idempotency_key)
+        if looks_like_card_number(command.payment_method):
+            raise ValidationFailed(
+                "send the gateway's payment-method reference, never a card number",
+                field="payment_method",
+            )
+        fingerprint = _fingerprint("payment", command)
+        cached = await self._cache.get(actor.agency_id, key)
+        if cached is not None:
+            return replay(cached, fingerprint)
+        payment = await self._open(actor, key, fingerprint, command)
+        if isinstance(payment, PaymentResult):
+            return payment
+        try:
+            result = await self._gateway.charge(
+                ChargeRequest(
+                    idempotency_key=_gateway_key(actor.agency_id, key),
+                    amount=payment.amount,
+                    currency=payment.currency,
+                    payment_method=payment.payment_method,
+                    description=f"DebtFlow payment {payment.id}",
+                )
+            )
+        except GatewayUnavailable as error:
+            if error.request_sent:
+                return await self._leave_pending(payment)
+            await self._cancel(actor, payment)
+            raise
+        return await self.settle(actor, payment.id, result)
+
+    async def _open(
+        self, actor: Actor, key: str, fingerprint: str, command: NewPayment
+    ) -> Payment | PaymentResult:
+        """Phase 1: claim the key, hold the amount, write the pending payment."""
+        amount = validate_amount(command.amount, field="amount", allow_zero=False)
+        currency = validate_currency(command.currency)
+        method = require_text(command.payment_method, field="payment_method", max_length=255)
+        now = self._clock.now()
+        async with self._uow as uow:
+            account = reachable_account(
+                actor, await uow.accounts.get(command.account_id), command.account_id
+            )
+            require_writer(actor)
+            if account.status not in _PAYABLE:
+                raise Conflict(f"a {account.status} account takes no payments")
+            if currency != account.currency:
+                raise ValidationFailed(f"the account is in {account.currency}", field="currency")
+            processors = await uow.payment_processors.list(actor.agency_id)
+            if not any(p.id == command.processor_id and p.active for p in processors):
+                raise ValidationFailed(
+                    "no active payment processor with this id in the agency",
+                    field="processor_id",
+                )
+            existing = await uow.idempotency.claim(
+                IdempotencyRecord(
+                    agency_id=actor.agency_id,
+                    key=key,
+                    fingerprint=fingerprint,
+                    state=IdempotencyState.IN_FLIGHT,
+                    outcome=None,
+                    response=None,
+                    created_at=now,
+                    expires_at=now + IDEMPOTENCY_TTL,
+                )
+            )
+            if existing is not None:
+                return replay(existing, fingerprint)
+            agency = await uow.agencies.get(actor.agency_id)
+            floor = None if agency is not None and agency.allow_overpayment else 0
+            if await uow.accounts.adjust_balance(account.id, -amount, floor=floor) is None:
+                raise ValidationFailed(
+                    f"the amount is more than the balance of {account.current_balance}",
+                    field="amount",
+                )
+            payment = Payment(
+                id=uuid.uuid4(),
+                agency_id=actor.agency_id,
+                account_id=account.id,
+                processor_id=command.processor_id,
+                amount=amount,
+                currency=currency,
+                payment_method=method,
+                status=PaymentStatus.PENDING,
+                idempotency_key=key,
+                gateway_reference=None,
+                failure_code=None,
+                failure_message=None,
+                refunded_amount=0,
+                created_by=actor.user_id,
+                created_at=now,
+                updated_at=now,
+            )
+            await uow.payments.add(payment)
+            await uow.audit_log.add(
+                audit_entry(
+                    actor,
+                    "payment.created",
+                    entity_id=payment.id,
+                    before=None,
+                    after=payment,
+                    at=now,
+                )
+            )
+            await uow.commit()
+        return payment
+
+    async def _leave_pending(self, payment: Payment) -> PaymentResult:
+        """The gateway may or may not have charged: keep the hold and say "pending"."""
+        async with self._uow as uow:
+            record = await self._finish(payment, PaymentOutcome.PENDING)
+            await uow.commit()
+        if record is not None:
+            await self._cache.put(record)
+        return PaymentResult(outcome=PaymentOutcome.PENDING, payment=payment)
+
+    async def _cancel(self, actor: Actor, payment: Payment) -> None:
+        """Nothing reached the gateway: fail the payment, give the hold back, free the key."""
+        now = self._clock.now()
+        failed = payment.fail(
+            "gateway_unavailable",
+            "the payment gateway could not be reached",
+            reference=None,
+            at=now,
+        )
+        async with self._uow as uow:
+            await uow.payments.update(failed)
+            await uow.accounts.adjust_balance(payment.account_id, payment.amount, floor=None)
+            await uow.idempotency.release(payment.agency_id, payment.idempotency_key)
+            await uow.audit_log.add(
+                audit_entry(
+                    actor,
+                    "payment.failed",
+                    entity_id=payment.id,
+                    before=payment,
+                    after=failed,
+                    at=now,
+                )
+            )
+            await uow.commit()
+
+
+class GetPayment:
+    """One payment. Collectors see the payments of their assigned accounts."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def execute(self, actor: Actor, payment_id: UUID) -> Payment:
+        async with self._uow as uow:
+            payment = await uow.payments.get(payment_id)
+            if payment is None or payment.agency_id != actor.agency_id:
+                raise NotFound.of("payment", payment_id)
+            reachable_account(actor, await uow.accounts.get(payment.account_id), payment_id)
+        return payment
+
+
+class ListPayments:
+    """Payments of the agency (or of one account), newest first, one page at a time.
+
+    Collectors see only the payments of their assigned accounts.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def execute(
+        self,
+        actor: Actor,
+        *,
+        account_id: UUID | None = None,
+        status: PaymentStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Payment]:
+        limit = validate_limit(limit)
+        query = PaymentQuery(
+            agency_id=actor.agency_id,
+            account_id=account_id,
+            status=status,
+            collector_id=collector_scope(actor),
+            after=decode_cursor(cursor, PaymentPosition) if cursor else None,
+            limit=limit + 1,
+        )
+        async with self._uow as uow:
+            if account_id is not None:
+                reachable_account(actor, await uow.accounts.get(account_id), account_id)
+            rows = await uow.payments.list(query)
+        return paginate(rows, limit, lambda p: PaymentPosition(p.created_at, p.id))
+
+
+class SettlePendingPayments(_Settlement):
+    """Settle payments left pending longer than ``older_than`` (a crash between phases, a
+    gateway that never answered): ask the gateway again under the same key, which answers
+    without charging twice, and apply its answer. A scheduled platform task.
+
+    Returns how many payments it settled (completed or failed).
+    """
+
+    def __init__(
+        self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache, gateway: PaymentGateway
+    ) -> None:
+        super().__init__(uow, clock, cache)
+        self._gateway = gateway
+
+    async def execute(self, older_than: timedelta = timedelta(minutes=5), batch: int = 100) -> int:
+        async with self._uow as uow:
+            stuck = await uow.payments.pending_since(self._clock.now() - older_than, batch)
+        settled = 0
+        for payment in stuck:
+            try:
+                result = await self._gateway.charge(
+                    ChargeRequest(
+                        idempotency_key=_gateway_key(payment.agency_id, payment.idempotency_key),
+                        amount=payment.amount,
+                        currency=payment.currency,
+                        payment_method=payment.payment_method,
+                        description=f"DebtFlow payment {payment.id}",
+                    )
+                )
+            except GatewayUnavailable:
+                break  # the gateway is down: every other payment would fail the same way
+            outcome = await self.settle(Actor.system(payment.agency_id), payment.id, result)
+            settled += outcome.outcome is not PaymentOutcome.PENDING
+        return settled

@@ -1,0 +1,297 @@
+"""Payments through the core: phases, idempotency, holds, declines, outages, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from datetime import timedelta
+
+import msgspec
+import pytest
+
+from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
+from debtflow_adapters.sandbox.gateway import SandboxGateway
+from debtflow_core.domain.account import AccountStatus
+from debtflow_core.domain.payment import PaymentStatus
+from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
+from debtflow_core.errors import (
+    Conflict,
+    GatewayUnavailable,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from debtflow_core.ports.payment_gateway import ChargeRequest, ChargeResult
+from debtflow_core.use_cases.accounts import GetAccount
+from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
+from debtflow_core.use_cases.payments import (
+    GetPayment,
+    ListPayments,
+    MakePayment,
+    NewPayment,
+    PaymentOutcome,
+    SettlePendingPayments,
+)
+from tests.unit.conftest import START
+
+
+class CountingGateway(SandboxGateway):
+    """The sandbox, counting the charges it really makes (one per idempotency key)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls = 0
+        self.charged: Counter[str] = Counter()
+        self.down_until_sent = False  # True: fail with request_sent=False (breaker open)
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        self.calls += 1
+        if self.down_until_sent:
+            raise GatewayUnavailable("circuit open", retry_after_seconds=30, request_sent=False)
+        result = await super().charge(request)
+        self.charged[request.idempotency_key] += 1
+        return result
+
+
+@pytest.fixture
+async def shop(world):
+    alpha = await world.agency("alpha")
+    processor = PaymentProcessor(
+        id=uuid.uuid4(),
+        agency_id=alpha.admin.agency_id,
+        name="Sandbox",
+        kind=ProcessorKind.SANDBOX,
+        active=True,
+        created_at=START,
+    )
+    async with world.uow as uow:
+        await uow.payment_processors.add(processor)
+        await uow.commit()
+    account = await world.account(
+        alpha.admin, external_id="A-1", balance=10_000, collector=alpha.collector
+    )
+    gateway = CountingGateway()
+    cache = InMemoryIdempotencyCache()
+
+    class Shop:
+        pay = MakePayment(world.uow, world.clock, cache, gateway)
+        settle = SettlePendingPayments(world.uow, world.clock, cache, gateway)
+
+        @staticmethod
+        def payment(amount=2_500, method="pm_card_visa", **kw) -> NewPayment:
+            fields = dict(
+                account_id=account.id,
+                amount=amount,
+                currency="USD",
+                processor_id=processor.id,
+                payment_method=method,
+            )
+            return NewPayment(**{**fields, **kw})
+
+        @staticmethod
+        async def balance() -> int:
+            return (await world.use(GetAccount).execute(alpha.admin, account.id)).current_balance
+
+    Shop.world, Shop.alpha, Shop.account, Shop.gateway, Shop.cache = (
+        world,
+        alpha,
+        account,
+        gateway,
+        cache,
+    )
+    return Shop
+
+
+async def test_a_payment_completes_and_takes_the_balance(shop):
+    result = await shop.pay.execute(shop.alpha.collector, "key-1", shop.payment())
+    assert result.outcome is PaymentOutcome.COMPLETED
+    assert result.payment.status is PaymentStatus.COMPLETED
+    assert result.payment.gateway_reference.startswith("pi_sandbox_")
+    assert await shop.balance() == 7_500
+    entries = await shop.world.use(QueryAuditLog).execute(
+        shop.alpha.admin, AuditFilters(entity_id=result.payment.id)
+    )
+    assert [e.action for e in entries.items] == ["payment.completed", "payment.created"]
+
+
+async def test_paying_the_whole_balance_marks_the_account_paid_in_full(shop):
+    await shop.pay.execute(shop.alpha.admin, "all", shop.payment(amount=10_000))
+    account = await shop.world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
+    assert (account.current_balance, account.status) == (0, AccountStatus.PAID_IN_FULL)
+
+
+async def test_a_decline_fails_the_payment_and_gives_the_hold_back(shop):
+    result = await shop.pay.execute(
+        shop.alpha.collector, "k", shop.payment(method="pm_card_chargeDeclinedInsufficientFunds")
+    )
+    assert result.outcome is PaymentOutcome.DECLINED
+    assert (result.payment.status, result.payment.failure_code) == (
+        PaymentStatus.FAILED,
+        "insufficient_funds",
+    )
+    assert await shop.balance() == 10_000
+
+
+async def test_a_processing_charge_stays_pending_and_holds_the_amount(shop):
+    result = await shop.pay.execute(
+        shop.alpha.collector, "k", shop.payment(method="pm_card_processing")
+    )
+    assert result.outcome is PaymentOutcome.PENDING
+    assert result.payment.status is PaymentStatus.PENDING
+    assert await shop.balance() == 7_500
+
+
+async def test_the_same_key_and_body_replays_without_charging_again(shop):
+    first = await shop.pay.execute(shop.alpha.collector, "same", shop.payment())
+    again = await shop.pay.execute(shop.alpha.collector, "same", shop.payment())
+    assert again.replayed and not first.replayed
+    assert again.payment == first.payment
+    assert shop.gateway.calls == 1
+    assert await shop.balance() == 7_500
+    shop.cache._records.clear()  # without the fast path, the database answers the same
+    from_db = await shop.pay.execute(shop.alpha.collector, "same", shop.payment())
+    assert from_db.payment == first.payment and from_db.replayed
+    with pytest.raises(ValidationFailed) as caught:
+        await shop.pay.execute(shop.alpha.collector, "same", shop.payment(amount=100))
+    assert caught.value.field == "Idempotency-Key"
+
+
+async def test_fifty_concurrent_requests_with_one_key_charge_once(shop):
+    shop.gateway.latency = 0.01
+    outcomes = await asyncio.gather(
+        *(shop.pay.execute(shop.alpha.collector, "burst", shop.payment()) for _ in range(50)),
+        return_exceptions=True,
+    )
+    payments = {o.payment.id for o in outcomes if not isinstance(o, BaseException)}
+    conflicts = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(payments) == 1
+    assert len(conflicts) + sum(not isinstance(o, BaseException) for o in outcomes) == 50
+    assert shop.gateway.calls == 1
+    assert await shop.balance() == 7_500
+
+
+async def test_concurrent_payments_never_take_more_than_the_balance(shop):
+    shop.gateway.latency = 0.005
+    outcomes = await asyncio.gather(
+        *(
+            shop.pay.execute(shop.alpha.collector, f"k{n}", shop.payment(amount=300))
+            for n in range(50)
+        ),
+        return_exceptions=True,
+    )
+    completed = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, ValidationFailed)]
+    assert len(completed) == 33 and len(refused) == 17
+    assert await shop.balance() == 10_000 - 300 * 33 == 100
+
+
+async def test_bad_payments_are_refused_and_write_nothing(shop):
+    audit = dict(shop.world.store.audit_log)
+    cases = {
+        "amount": shop.payment(amount=0),
+        "currency": shop.payment(currency="EUR"),
+        "processor_id": shop.payment(processor_id=uuid.uuid4()),
+        "payment_method": shop.payment(method="4242 4242 4242 4242"),
+        "Idempotency-Key": shop.payment(),
+    }
+    for field, command in cases.items():
+        key = "" if field == "Idempotency-Key" else f"bad-{field}"
+        with pytest.raises(ValidationFailed) as caught:
+            await shop.pay.execute(shop.alpha.collector, key, command)
+        assert caught.value.field == field
+    with pytest.raises(ValidationFailed, match="more than the balance"):
+        await shop.pay.execute(shop.alpha.collector, "too-much", shop.payment(amount=10_001))
+    assert shop.world.store.audit_log == audit
+    assert shop.world.store.payments == {}
+    assert shop.gateway.calls == 0
+    assert "4242424242424242" not in repr(shop.world.store)
+
+
+async def test_an_agency_may_allow_overpayment(shop):
+    agency_id = shop.alpha.admin.agency_id
+    async with shop.world.uow as uow:
+        agency = await uow.agencies.get(agency_id)
+    shop.world.store.agencies[agency_id] = msgspec.structs.replace(agency, allow_overpayment=True)
+    result = await shop.pay.execute(shop.alpha.admin, "over", shop.payment(amount=12_000))
+    assert result.outcome is PaymentOutcome.COMPLETED
+    assert await shop.balance() == -2_000
+
+
+async def test_reach_and_roles_apply_to_payments(shop):
+    colleague_account = await shop.world.account(
+        shop.alpha.admin, external_id="A-2", collector=shop.alpha.colleague
+    )
+    with pytest.raises(NotFound):
+        await shop.pay.execute(
+            shop.alpha.collector, "x", shop.payment(account_id=colleague_account.id)
+        )
+    with pytest.raises(PermissionDenied):
+        await shop.pay.execute(shop.alpha.readonly, "y", shop.payment())
+    paid = await shop.pay.execute(shop.alpha.collector, "z", shop.payment())
+    with pytest.raises(NotFound):
+        await shop.world.use(GetPayment).execute(shop.alpha.colleague, paid.payment.id)
+    assert (
+        await shop.world.use(GetPayment).execute(shop.alpha.readonly, paid.payment.id)
+    ) == paid.payment
+    mine = await shop.world.use(ListPayments).execute(shop.alpha.collector)
+    assert [p.id for p in mine.items] == [paid.payment.id]
+    assert (await shop.world.use(ListPayments).execute(shop.alpha.colleague)).items == []
+
+
+async def test_an_open_breaker_cancels_the_payment_and_frees_the_key(shop):
+    shop.gateway.down_until_sent = True
+    with pytest.raises(GatewayUnavailable):
+        await shop.pay.execute(shop.alpha.collector, "retry-me", shop.payment())
+    assert await shop.balance() == 10_000
+    [cancelled] = shop.world.store.payments.values()
+    assert (cancelled.status, cancelled.failure_code) == (
+        PaymentStatus.FAILED,
+        "gateway_unavailable",
+    )
+    shop.gateway.down_until_sent = False
+    retried = await shop.pay.execute(shop.alpha.collector, "retry-me", shop.payment())
+    assert retried.outcome is PaymentOutcome.COMPLETED and not retried.replayed
+    assert await shop.balance() == 7_500
+
+
+async def test_no_answer_leaves_it_pending_and_recovery_settles_it_once(shop):
+    shop.gateway.failing = True
+    result = await shop.pay.execute(shop.alpha.collector, "lost", shop.payment())
+    assert result.outcome is PaymentOutcome.PENDING
+    assert await shop.balance() == 7_500
+    replay = await shop.pay.execute(shop.alpha.collector, "lost", shop.payment())
+    assert replay.outcome is PaymentOutcome.PENDING and replay.replayed
+
+    assert await shop.settle.execute(older_than=timedelta(minutes=5)) == 0  # still failing
+    shop.gateway.failing = False
+    assert await shop.settle.execute(older_than=timedelta(minutes=5)) == 0  # too recent
+    shop.world.clock.advance(timedelta(minutes=10))
+    assert await shop.settle.execute(older_than=timedelta(minutes=5)) == 1
+    settled = await shop.world.use(GetPayment).execute(shop.alpha.admin, result.payment.id)
+    assert settled.status is PaymentStatus.COMPLETED
+    assert await shop.balance() == 7_500
+    assert max(shop.gateway.charged.values()) == 1
+    assert await shop.settle.execute(older_than=timedelta(minutes=5)) == 0
+
+
+async def test_a_crash_after_the_charge_is_settled_by_recovery_without_a_second_charge(shop):
+    class CrashAfterCharge(CountingGateway):
+        async def charge(self, request):
+            await super().charge(request)
+            raise asyncio.CancelledError  # the process dies before phase 3
+
+    crashing = MakePayment(shop.world.uow, shop.world.clock, shop.cache, CrashAfterCharge())
+    with pytest.raises(asyncio.CancelledError):
+        await crashing.execute(shop.alpha.collector, "crash", shop.payment())
+    [pending] = shop.world.store.payments.values()
+    assert pending.status is PaymentStatus.PENDING
+    with pytest.raises(Conflict):  # the key is still in flight
+        await shop.pay.execute(shop.alpha.collector, "crash", shop.payment())
+
+    shop.world.clock.advance(timedelta(minutes=10))
+    assert await shop.settle.execute() == 1
+    assert shop.world.store.payments[pending.id].status is PaymentStatus.COMPLETED
+    replay = await shop.pay.execute(shop.alpha.collector, "crash", shop.payment())
+    assert replay.outcome is PaymentOutcome.COMPLETED and replay.replayed
+    assert await shop.balance() == 7_500

@@ -120,7 +120,13 @@ _debtor_full_name = debtors.c.first_name + " " + debtors.c.last_name
 
 
 def _agency(row: Row[Any]) -> Agency:
-    return Agency(id=row.id, slug=row.slug, name=row.name, created_at=row.created_at)
+    return Agency(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        created_at=row.created_at,
+        allow_overpayment=row.allow_overpayment,
+    )
 
 
 def _user(row: Row[Any]) -> User:
@@ -400,6 +406,18 @@ class SqlAccountRepository(AccountRepository):
             f"the collector {account.assigned_collector_id} does not exist"
         ):
             await self._connection.execute(statement)
+
+    async def adjust_balance(self, id_: UUID, delta: int, *, floor: int | None = 0) -> int | None:
+        # One UPDATE: the row lock serializes concurrent adjustments, and the floor is
+        # checked against the balance as it is when the lock is held.
+        new_balance = accounts.c.current_balance + delta
+        statement = (
+            sa.update(accounts).where(accounts.c.id == id_).values(current_balance=new_balance)
+        )
+        if floor is not None:
+            statement = statement.where(new_balance >= floor)
+        result = await self._connection.execute(statement.returning(accounts.c.current_balance))
+        return result.scalar_one_or_none()
 
     async def list(self, query: AccountQuery) -> list[Account]:
         statement = sa.select(accounts).where(accounts.c.agency_id == query.agency_id)

@@ -53,6 +53,7 @@ agencies = sa.Table(
     sa.Column("slug", sa.String(63), nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("allow_overpayment", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("slug", name="uq_agencies_slug"),
 )
 
@@ -198,3 +199,55 @@ def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
     Pass it as ``include_name`` when comparing the database with ``metadata``.
     """
     return not (type_ == "table" and name is not None and _AUDIT_PARTITION.match(name))
+
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("agency_id", sa.Uuid, sa.ForeignKey("agencies.id"), nullable=False),
+    sa.Column("account_id", sa.Uuid, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("processor_id", sa.Uuid, sa.ForeignKey("payment_processors.id"), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("payment_method", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=False),
+    sa.Column("gateway_reference", sa.String(255), nullable=True),
+    sa.Column("failure_code", sa.String(64), nullable=True),
+    sa.Column("failure_message", sa.Text, nullable=True),
+    sa.Column("refunded_amount", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.Uuid, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_payments_agency_created", "agency_id", "created_at", "id"),
+    sa.Index("ix_payments_account_created", "account_id", "created_at", "id"),
+    sa.Index("ix_payments_status_created", "status", "created_at"),
+)
+
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("agency_id", sa.Uuid, sa.ForeignKey("agencies.id"), nullable=False),
+    sa.Column("payment_id", sa.Uuid, sa.ForeignKey("payments.id"), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("gateway_reference", sa.String(255), nullable=False),
+    sa.Column("created_by", sa.Uuid, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_refunds_payment_created", "payment_id", "created_at", "id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("agency_id", sa.Uuid, sa.ForeignKey("agencies.id"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=True),
+    sa.Column("response", JSON, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_idempotency_keys_expires", "expires_at"),
+)

@@ -6,6 +6,10 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from debtflow_adapters.persistence import repositories as repos
+from debtflow_adapters.persistence.payments import (
+    SqlIdempotencyRepository,
+    SqlPaymentRepository,
+)
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
 
@@ -39,6 +43,8 @@ class SqlUnitOfWork(UnitOfWork):
         self.audit_log = repos.SqlAuditLogRepository(connection)
         self.payment_processors = repos.SqlPaymentProcessorRepository(connection)
         self.sessions = repos.SqlSessionRepository(connection)
+        self.payments = SqlPaymentRepository(connection)
+        self.idempotency = SqlIdempotencyRepository(connection)
         return self
 
     async def __aexit__(

@@ -1,0 +1,188 @@
+"""Payments, refunds and idempotency records in SQLAlchemy Core."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from debtflow_adapters.persistence.repositories import _INSERT, _first, _keyset_page
+from debtflow_adapters.persistence.tables import accounts, idempotency_keys, payments, refunds
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+from debtflow_core.ports.idempotency import (
+    IdempotencyRecord,
+    IdempotencyRepository,
+    IdempotencyState,
+)
+from debtflow_core.ports.payments import PaymentQuery, PaymentRepository
+
+
+def _payment(row: Row[Any]) -> Payment:
+    return Payment(
+        id=row.id,
+        agency_id=row.agency_id,
+        account_id=row.account_id,
+        processor_id=row.processor_id,
+        amount=row.amount,
+        currency=row.currency,
+        payment_method=row.payment_method,
+        status=PaymentStatus(row.status),
+        idempotency_key=row.idempotency_key,
+        gateway_reference=row.gateway_reference,
+        failure_code=row.failure_code,
+        failure_message=row.failure_message,
+        refunded_amount=row.refunded_amount,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _refund(row: Row[Any]) -> Refund:
+    return Refund(
+        id=row.id,
+        agency_id=row.agency_id,
+        payment_id=row.payment_id,
+        amount=row.amount,
+        gateway_reference=row.gateway_reference,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+def _record(row: Row[Any]) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        agency_id=row.agency_id,
+        key=row.key,
+        fingerprint=row.fingerprint,
+        state=IdempotencyState(row.state),
+        outcome=row.outcome,
+        response=row.response,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+    )
+
+
+class SqlPaymentRepository(PaymentRepository):
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, payment: Payment) -> None:
+        await self._connection.execute(sa.insert(payments).values(msgspec.structs.asdict(payment)))
+
+    async def get(self, id_: UUID) -> Payment | None:
+        return await _first(
+            self._connection, sa.select(payments).where(payments.c.id == id_), _payment
+        )
+
+    async def update(self, payment: Payment) -> None:
+        await self._connection.execute(
+            sa.update(payments)
+            .where(payments.c.id == payment.id)
+            .values(
+                status=payment.status,
+                gateway_reference=payment.gateway_reference,
+                failure_code=payment.failure_code,
+                failure_message=payment.failure_message,
+                refunded_amount=payment.refunded_amount,
+                updated_at=payment.updated_at,
+            )
+        )
+
+    async def list(self, query: PaymentQuery) -> list[Payment]:
+        statement = sa.select(payments).where(payments.c.agency_id == query.agency_id)
+        if query.account_id is not None:
+            statement = statement.where(payments.c.account_id == query.account_id)
+        if query.status is not None:
+            statement = statement.where(payments.c.status == query.status)
+        if query.collector_id is not None:
+            assigned = sa.select(accounts.c.id).where(
+                accounts.c.agency_id == query.agency_id,
+                accounts.c.assigned_collector_id == query.collector_id,
+            )
+            statement = statement.where(payments.c.account_id.in_(assigned))
+        after = (query.after.created_at, query.after.id) if query.after else None
+        statement = _keyset_page(
+            statement, (payments.c.created_at, payments.c.id), after, query.limit
+        )
+        rows = await self._connection.execute(statement)
+        return [_payment(row) for row in rows]
+
+    async def pending_since(self, before: datetime, limit: int) -> list[Payment]:
+        statement = (
+            sa.select(payments)
+            .where(payments.c.status == PaymentStatus.PENDING, payments.c.created_at < before)
+            .order_by(payments.c.created_at, payments.c.id)
+            .limit(limit)
+        )
+        return [_payment(row) for row in await self._connection.execute(statement)]
+
+    async def add_refund(self, refund: Refund) -> None:
+        await self._connection.execute(sa.insert(refunds).values(msgspec.structs.asdict(refund)))
+
+    async def refunds(self, payment_id: UUID) -> list[Refund]:
+        statement = (
+            sa.select(refunds)
+            .where(refunds.c.payment_id == payment_id)
+            .order_by(refunds.c.created_at, refunds.c.id)
+        )
+        return [_refund(row) for row in await self._connection.execute(statement)]
+
+
+class SqlIdempotencyRepository(IdempotencyRepository):
+    """Idempotency records; the primary key (agency_id, key) makes a claim unique.
+
+    A concurrent claim of the same key waits on the first one's uncommitted row, then
+    finds it: ON CONFLICT DO NOTHING inserts nothing, and the row is read back.
+    """
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    def _where(self, agency_id: UUID, key: str) -> sa.ColumnElement[bool]:
+        return sa.and_(idempotency_keys.c.agency_id == agency_id, idempotency_keys.c.key == key)
+
+    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        statement = (
+            _INSERT[self._connection.dialect.name](idempotency_keys)
+            .values(msgspec.structs.asdict(record))
+            .on_conflict_do_nothing()
+            .execution_options(preserve_rowcount=True)
+        )
+        if (await self._connection.execute(statement)).rowcount == 1:
+            return None
+        return await _first(
+            self._connection,
+            sa.select(idempotency_keys).where(self._where(record.agency_id, record.key)),
+            _record,
+        )
+
+    async def finish(
+        self, agency_id: UUID, key: str, outcome: str, response: dict[str, Any]
+    ) -> IdempotencyRecord | None:
+        statement = (
+            sa.update(idempotency_keys)
+            .where(self._where(agency_id, key))
+            .values(state=IdempotencyState.DONE, outcome=outcome, response=response)
+            .returning(*idempotency_keys.c)
+        )
+        row = (await self._connection.execute(statement)).first()
+        return None if row is None else _record(row)
+
+    async def release(self, agency_id: UUID, key: str) -> None:
+        await self._connection.execute(
+            sa.delete(idempotency_keys).where(self._where(agency_id, key))
+        )
+
+    async def purge_expired(self, now: datetime) -> int:
+        statement = (
+            sa.delete(idempotency_keys)
+            .where(idempotency_keys.c.expires_at <= now)
+            .execution_options(preserve_rowcount=True)
+        )
+        return (await self._connection.execute(statement)).rowcount

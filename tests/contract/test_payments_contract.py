@@ -1,0 +1,250 @@
+"""Balances, payments and idempotency records: every adapter, concurrency included."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from debtflow_core.domain.account import Account, AccountStatus
+from debtflow_core.domain.agency import Agency
+from debtflow_core.domain.debtor import ContactPreferences, Debtor
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
+from debtflow_core.domain.user import Role, User
+from debtflow_core.ports.idempotency import IdempotencyRecord, IdempotencyState
+from debtflow_core.ports.payments import PaymentPosition, PaymentQuery
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def ledger(uow_factory):
+    agency = Agency(id=uuid.uuid4(), slug="alpha", name="Alpha", created_at=T0)
+    collector = User(
+        id=uuid.uuid4(),
+        agency_id=agency.id,
+        email="c@alpha.example",
+        full_name="C",
+        role=Role.COLLECTOR,
+        password_hash="h",
+        active=True,
+        created_at=T0,
+    )
+    debtor = Debtor(
+        id=uuid.uuid4(),
+        agency_id=agency.id,
+        external_id=None,
+        first_name="Ada",
+        last_name="Lovelace",
+        date_of_birth=None,
+        phones=(),
+        emails=(),
+        address=None,
+        contact_preferences=ContactPreferences(),
+        created_at=T0,
+        updated_at=T0,
+    )
+    account = Account(
+        id=uuid.uuid4(),
+        agency_id=agency.id,
+        debtor_id=debtor.id,
+        external_id="A-1",
+        original_creditor="Bank",
+        currency="USD",
+        placed_balance=1_000,
+        current_balance=1_000,
+        charge_off_date=None,
+        status=AccountStatus.ACTIVE,
+        assigned_collector_id=collector.id,
+        placed_at=T0,
+        updated_at=T0,
+    )
+    processor = PaymentProcessor(
+        id=uuid.uuid4(),
+        agency_id=agency.id,
+        name="Sandbox",
+        kind=ProcessorKind.SANDBOX,
+        active=True,
+        created_at=T0,
+    )
+    async with uow_factory() as uow:
+        await uow.agencies.add(agency)
+        await uow.users.add(collector)
+        await uow.debtors.add(debtor)
+        await uow.accounts.add(account)
+        await uow.payment_processors.add(processor)
+        await uow.commit()
+    return agency, collector, account, processor
+
+
+def payment(account: Account, processor: PaymentProcessor, minute: int, **kw) -> Payment:
+    fields = dict(
+        id=uuid.uuid4(),
+        agency_id=account.agency_id,
+        account_id=account.id,
+        processor_id=processor.id,
+        amount=100,
+        currency="USD",
+        payment_method="pm_card_visa",
+        status=PaymentStatus.PENDING,
+        idempotency_key=f"k{minute}",
+        gateway_reference=None,
+        failure_code=None,
+        failure_message=None,
+        refunded_amount=0,
+        created_by=None,
+        created_at=T0 + timedelta(minutes=minute),
+        updated_at=T0 + timedelta(minutes=minute),
+    )
+    return Payment(**{**fields, **kw})
+
+
+async def balance(uow_factory, account: Account) -> int:
+    async with uow_factory() as uow:
+        return (await uow.accounts.get(account.id)).current_balance
+
+
+async def test_balance_adjustments_respect_the_floor_and_roll_back(uow_factory, ledger):
+    _, _, account, _ = ledger
+    async with uow_factory() as uow:
+        assert await uow.accounts.adjust_balance(account.id, -400) == 600
+        assert await uow.accounts.adjust_balance(account.id, -601) is None
+        assert await uow.accounts.adjust_balance(account.id, -601, floor=None) == -1
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.accounts.adjust_balance(account.id, 1) == 0
+        assert await uow.accounts.adjust_balance(uuid.uuid4(), 1) is None
+    assert await balance(uow_factory, account) == -1  # the last block never committed
+
+
+async def test_concurrent_adjustments_never_lose_one_nor_cross_the_floor(uow_factory, ledger):
+    _, _, account, _ = ledger
+
+    async def take(amount: int) -> int | None:
+        async with uow_factory() as uow:
+            new = await uow.accounts.adjust_balance(account.id, -amount)
+            await asyncio.sleep(0.01)  # hold the row while the others queue
+            await uow.commit()
+            return new
+
+    results = await asyncio.gather(*(take(70) for _ in range(20)))
+    taken = [r for r in results if r is not None]
+    assert len(taken) == 14
+    assert await balance(uow_factory, account) == 1_000 - 14 * 70 == 20
+
+
+async def test_payments_round_trip_list_and_pending(uow_factory, ledger):
+    agency, collector, account, processor = ledger
+    first = payment(account, processor, 1)
+    second = payment(
+        account, processor, 2, status=PaymentStatus.COMPLETED, gateway_reference="pi_1"
+    )
+    async with uow_factory() as uow:
+        await uow.payments.add(first)
+        await uow.payments.add(second)
+        await uow.commit()
+    completed = msgspec.structs.replace(
+        first,
+        status=PaymentStatus.FAILED,
+        failure_code="card_declined",
+        failure_message="no",
+        gateway_reference="pi_0",
+        updated_at=T0 + timedelta(minutes=5),
+    )
+    refund = Refund(
+        id=uuid.uuid4(),
+        agency_id=agency.id,
+        payment_id=second.id,
+        amount=40,
+        gateway_reference="re_1",
+        created_by=None,
+        created_at=T0 + timedelta(minutes=9),
+    )
+    async with uow_factory() as uow:
+        assert await uow.payments.get(first.id) == first
+        assert await uow.payments.pending_since(T0 + timedelta(minutes=3), 10) == [first]
+        await uow.payments.update(completed)
+        await uow.payments.add_refund(refund)
+        await uow.commit()
+
+    async def ids(**kw) -> list[uuid.UUID]:
+        async with uow_factory() as uow:
+            found = await uow.payments.list(PaymentQuery(agency_id=agency.id, **kw))
+        return [p.id for p in found]
+
+    async with uow_factory() as uow:
+        assert await uow.payments.get(first.id) == completed
+        assert await uow.payments.pending_since(T0 + timedelta(hours=1), 10) == []
+        assert await uow.payments.refunds(second.id) == [refund]
+    assert await ids() == [second.id, first.id]
+    assert await ids(status=PaymentStatus.FAILED) == [first.id]
+    assert await ids(account_id=uuid.uuid4()) == []
+    assert await ids(collector_id=collector.id) == [second.id, first.id]
+    assert await ids(collector_id=uuid.uuid4()) == []
+    assert await ids(after=PaymentPosition(second.created_at, second.id)) == [first.id]
+
+
+def record(agency: Agency, key: str, **kw) -> IdempotencyRecord:
+    fields = dict(
+        agency_id=agency.id,
+        key=key,
+        fingerprint="a" * 64,
+        state=IdempotencyState.IN_FLIGHT,
+        outcome=None,
+        response=None,
+        created_at=T0,
+        expires_at=T0 + timedelta(hours=24),
+    )
+    return IdempotencyRecord(**{**fields, **kw})
+
+
+async def test_idempotency_claims_finish_release_and_purge(uow_factory, ledger):
+    agency, *_ = ledger
+    async with uow_factory() as uow:
+        assert await uow.idempotency.claim(record(agency, "k1")) is None
+        assert await uow.idempotency.claim(record(agency, "old", expires_at=T0)) is None
+        await uow.commit()
+    async with uow_factory() as uow:
+        existing = await uow.idempotency.claim(record(agency, "k1", fingerprint="b" * 64))
+        assert existing == record(agency, "k1")
+        done = await uow.idempotency.finish(agency.id, "k1", "completed", {"id": "x", "n": 1})
+        assert (done.state, done.outcome, done.response) == (
+            IdempotencyState.DONE,
+            "completed",
+            {"id": "x", "n": 1},
+        )
+        assert await uow.idempotency.finish(agency.id, "nope", "completed", {}) is None
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert (await uow.idempotency.claim(record(agency, "k1"))).state is IdempotencyState.DONE
+        await uow.idempotency.release(agency.id, "k1")
+        assert await uow.idempotency.purge_expired(T0 + timedelta(hours=1)) == 1
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.idempotency.claim(record(agency, "k1")) is None
+        assert await uow.idempotency.claim(record(agency, "old")) is None
+
+
+async def test_a_rolled_back_claim_frees_the_key(uow_factory, ledger):
+    agency, *_ = ledger
+    async with uow_factory() as uow:
+        assert await uow.idempotency.claim(record(agency, "k")) is None
+    async with uow_factory() as uow:
+        assert await uow.idempotency.claim(record(agency, "k")) is None
+
+
+async def test_of_concurrent_claims_of_one_key_exactly_one_wins(uow_factory, ledger):
+    agency, *_ = ledger
+
+    async def claim() -> bool:
+        async with uow_factory() as uow:
+            won = await uow.idempotency.claim(record(agency, "same")) is None
+            await asyncio.sleep(0.02)
+            await uow.commit()
+            return won
+
+    assert sorted(await asyncio.gather(*(claim() for _ in range(5)))) == [False] * 4 + [True]

@@ -59,6 +59,10 @@ from debtflow_core.use_cases.agencies import CreateAgency, FindAgency
 from debtflow_core.use_cases.audit_log import QueryAuditLog
 from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout, Refresh
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
+from debtflow_core.use_cases.payment_processors import (
+    AddPaymentProcessor,
+    ListPaymentProcessors,
+)
 from debtflow_core.use_cases.payments import (
     GetPayment,
     ListPayments,
@@ -209,6 +213,8 @@ class UseCaseProvider(Provider):
         Refresh,
         Logout,
         Authenticate,
+        AddPaymentProcessor,
+        ListPaymentProcessors,
         MakePayment,
         GetPayment,
         ListPayments,

@@ -27,6 +27,7 @@ from debtflow_http.resources.audit_log import AuditLogController
 from debtflow_http.resources.auth import AuthController, MeController
 from debtflow_http.resources.debtors import DebtorController
 from debtflow_http.resources.health import HealthController
+from debtflow_http.resources.payments import PaymentController, PaymentProcessorController
 from debtflow_http.resources.users import UserController
 
 DESCRIPTION = """\
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
             DebtorController,
             AccountController,
             AuditLogController,
+            PaymentProcessorController,
+            PaymentController,
         ],
     )
     app = Litestar(

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis.asyncio as redis
 
 from debtflow_adapters.memory import FixedClock, InMemoryRateLimiter
 from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
@@ -42,3 +43,10 @@ async def test_a_new_window_starts_a_new_count():
     assert [await limiter.hit("k", limit=1, window=WINDOW) for _ in range(2)] == [0, 10]
     clock.advance(timedelta(seconds=10))
     assert await limiter.hit("k", limit=1, window=WINDOW) == 0
+
+
+async def test_a_broken_redis_lets_attempts_through():
+    client = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    limiter = RedisRateLimiter(client, FixedClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    assert await limiter.hit("login:email:a", limit=1, window=WINDOW) == 0
+    await client.aclose()

@@ -6,8 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-# 13 to 19 digits, optionally grouped by single spaces or dashes, as people type them.
-_CANDIDATE = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+# 13 to 19 digits as people write them: in one run, in groups of four (4-4-4-1..7), or as
+# American Express does (4-6-5), with spaces or dashes between groups. Nothing may touch
+# the number on either side, so that a UUID (8-4-4-4-12 hex groups) is never one.
+_CANDIDATE = re.compile(
+    r"(?<![\w-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{5})(?![\w-])"
+)
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -23,7 +27,7 @@ def _luhn_valid(digits: str) -> bool:
 def looks_like_card_number(text: str) -> bool:
     """Whether ``text`` contains a 13 to 19 digit number that passes the Luhn check."""
     return any(
-        _luhn_valid(re.sub(r"[ -]", "", match.group())) for match in _CANDIDATE.finditer(text)
+        _luhn_valid(re.sub(r"[ -]", "", match.group(0))) for match in _CANDIDATE.finditer(text)
     )
 
 

@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.activity import Activity
+from debtflow_core.domain.payment import Payment
 from debtflow_core.pagination import Page
 from debtflow_core.ports.accounts import AccountSort
 from debtflow_core.use_cases.accounts import (
@@ -25,6 +26,7 @@ from debtflow_core.use_cases.accounts import (
     UnassignCollector,
 )
 from debtflow_core.use_cases.activities import ListActivities, NewActivity, RecordActivity
+from debtflow_core.use_cases.payments import ListPayments
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors
 from debtflow_http.resources.paging import Cursor, Limit
@@ -192,3 +194,20 @@ class AccountController(Controller):
         use: FromDishka[RecordActivity],
     ) -> Activity:
         return await use.execute(actor, account_id, data)
+
+    @get(
+        "/{account_id:uuid}/payments",
+        operation_id="listAccountPayments",
+        summary="An account's payments",
+        description=ListPayments.__doc__,
+        responses=errors(400, 401, 404, 422),
+    )
+    async def list_payments(
+        self,
+        account_id: FromPath[UUID],
+        actor: FromDishka[Actor],
+        use: FromDishka[ListPayments],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Payment]:
+        return await use.execute(actor, account_id=account_id, limit=limit, cursor=cursor)

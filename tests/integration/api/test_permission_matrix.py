@@ -2,7 +2,8 @@
 
 Ownership is what the request points at: an account assigned to the calling collector
 (``own``), one assigned to a colleague (``colleague``), or one in another agency
-(``foreign``); for user routes, a user of the caller's agency or of another one. Expected:
+(``foreign``); a payment on such an account; for user routes, a user of the caller's
+agency or of another one. Expected:
 another agency's objects are 404 for everyone; a collector's colleague's accounts (and
 their debtors) are 404 to that collector; a role that may not act is 403; otherwise the
 route's success status.
@@ -15,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.routes import HTTPRoute
 
 from debtflow_core.domain.user import Role
+from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
+from debtflow_core.use_cases.payments import MakePayment, NewPayment
 from debtflow_core.use_cases.users import CreateUser, NewUser
 from tests.integration.api.conftest import Api, Tenant
 
@@ -53,8 +57,11 @@ class Scene:
     alpha: Tenant
     beta: Tenant
     counter: itertools.count
+    processors: dict[str, Any]
+    target: str = "own"
     accounts: dict[str, Any] = field(default_factory=dict)
     users: dict[str, Any] = field(default_factory=dict)
+    payments: dict[str, Any] = field(default_factory=dict)
 
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{next(self.counter)}"
@@ -69,12 +76,18 @@ class Scene:
                     password="a long enough password",
                 )
                 self.users[name] = (await self.api.run(CreateUser, tenant.admin, command)).id
-        else:
-            self.accounts = {
-                "own": await self.alpha.account(self.unique("OWN"), collector="collector"),
-                "colleague": await self.alpha.account(self.unique("COL"), collector="colleague"),
-                "foreign": await self.beta.account(self.unique("FOR"), collector="collector"),
-            }
+            return
+        self.accounts = {
+            "own": await self.alpha.account(self.unique("OWN"), collector="collector"),
+            "colleague": await self.alpha.account(self.unique("COL"), collector="colleague"),
+            "foreign": await self.beta.account(self.unique("FOR"), collector="collector"),
+        }
+        if target == "payment":
+            for name in self.accounts:
+                tenant = self.beta if name == "foreign" else self.alpha
+                command = msgspec.convert(_new_payment(self, name), NewPayment)
+                result = await self.api.run(MakePayment, tenant.admin, self.unique("key"), command)
+                self.payments[name] = result.payment.id
 
 
 def _new_user(scene: Scene) -> dict[str, Any]:
@@ -93,6 +106,17 @@ def _new_account(scene: Scene) -> dict[str, Any]:
         "original_creditor": "Bank",
         "currency": "USD",
         "placed_balance": 100,
+    }
+
+
+def _new_payment(scene: Scene, target: str | None = None) -> dict[str, Any]:
+    target = target or scene.target
+    return {
+        "account_id": str(scene.accounts[target].id),
+        "amount": 100,
+        "currency": "USD",
+        "processor_id": str(scene.processors[target]),
+        "payment_method": "pm_card_visa",
     }
 
 
@@ -132,6 +156,14 @@ RULES: dict[tuple[str, str], Rule] = {
         WRITERS, 201, "account", body=lambda s: {"type": "note", "note": "matrix"}
     ),
     ("GET", "/v1/audit-log"): Rule(ADMIN, 200),
+    ("GET", "/v1/payment-processors"): Rule(ALL, 200),
+    ("POST", "/v1/payment-processors"): Rule(
+        ADMIN, 201, body=lambda s: {"name": s.unique("Processor"), "kind": "sandbox"}
+    ),
+    ("GET", "/v1/payments"): Rule(ALL, 200),
+    ("GET", "/v1/accounts/{account_id:uuid}/payments"): Rule(ALL, 200, "account"),
+    ("GET", "/v1/payments/{payment_id:uuid}"): Rule(ALL, 200, "payment"),
+    ("POST", "/v1/payments"): Rule(WRITERS, 201, "account", body=_new_payment),
 }
 
 
@@ -149,7 +181,7 @@ def expected(rule: Rule, role: str, target: str) -> int:
     if rule.target is not None:
         if target == "foreign":
             return 404
-        reach_by_assignment = rule.target in ("account", "debtor")
+        reach_by_assignment = rule.target in ("account", "debtor", "payment")
         if reach_by_assignment and role == "collector" and target == "colleague":
             return 404
     return rule.success if role in rule.roles else 403
@@ -168,7 +200,11 @@ async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, targ
         path = template.replace("{debtor_id:uuid}", str(scene.accounts[target].debtor_id))
     elif rule.target == "user":
         path = template.replace("{user_id:uuid}", str(scene.users[target]))
+    elif rule.target == "payment":
+        path = template.replace("{payment_id:uuid}", str(scene.payments[target]))
     headers = scene.alpha.headers[role]
+    if route == ("POST", "/v1/payments"):
+        headers = {**headers, "Idempotency-Key": scene.unique("matrix")}
     if route == ("POST", "/v1/auth/logout"):  # don't end the session the other cells use
         email = f"{role}@alpha.example"
         token = (await scene.api.sign_in(email))["access_token"]
@@ -181,12 +217,16 @@ async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, targ
 @pytest.mark.parametrize("role", ROLES)
 async def test_each_role_gets_exactly_what_the_policy_allows(api, role):
     alpha, beta = await api.tenant("alpha"), await api.tenant("beta")
+    sandbox = NewPaymentProcessor(name="Sandbox", kind="sandbox")
+    alpha_processor = (await api.run(AddPaymentProcessor, alpha.admin, sandbox)).id
+    beta_processor = (await api.run(AddPaymentProcessor, beta.admin, sandbox)).id
+    processors = {"own": alpha_processor, "colleague": alpha_processor, "foreign": beta_processor}
     counter = itertools.count()
     mismatches = []
     for route, rule in RULES.items():
         targets = {"user": ("own", "foreign"), None: ("own",)}.get(rule.target, TARGETS)
         for target in targets:
-            scene = Scene(api, alpha, beta, counter)
+            scene = Scene(api, alpha, beta, counter, processors, target)
             await scene.prepare(rule.target)
             got = await cell(scene, route, rule, role, target)
             want = expected(rule, role, target)

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from dishka import FromDishka
+from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.status_codes import (
+    HTTP_201_CREATED,
+    HTTP_202_ACCEPTED,
+    HTTP_402_PAYMENT_REQUIRED,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+
+from debtflow_core.actor import Actor
+from debtflow_core.domain.card_numbers import looks_like_card_number, strings_in
+from debtflow_core.domain.payment import Payment, PaymentStatus
+from debtflow_core.domain.payment_processor import PaymentProcessor
+from debtflow_core.errors import ValidationFailed
+from debtflow_core.pagination import Page
+from debtflow_core.use_cases.payment_processors import (
+    AddPaymentProcessor,
+    ListPaymentProcessors,
+    NewPaymentProcessor,
+)
+from debtflow_core.use_cases.payments import (
+    GetPayment,
+    ListPayments,
+    MakePayment,
+    NewPayment,
+    PaymentOutcome,
+)
+from debtflow_http.auth import SECURED
+from debtflow_http.openapi import errors
+from debtflow_http.problems import PROBLEM_JSON, Problem
+from debtflow_http.resources.paging import Cursor, Limit
+
+IdempotencyKey = Annotated[
+    str,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Unique per payment attempt; a retry with the same key and body replays "
+        "the first answer instead of charging again. Kept 24 hours.",
+    ),
+]
+
+_STATUS = {
+    PaymentOutcome.COMPLETED: HTTP_201_CREATED,
+    PaymentOutcome.PENDING: HTTP_202_ACCEPTED,
+    PaymentOutcome.DECLINED: HTTP_402_PAYMENT_REQUIRED,
+}
+
+
+async def refuse_card_numbers(request: Request[Any, Any, Any]) -> None:
+    """Before anything decodes the body: a card number anywhere in it (a field, a key, a
+    typo) is refused, so it is never stored, logged or echoed in an error."""
+    try:
+        body = msgspec.json.decode(await request.body())
+    except msgspec.DecodeError:
+        return  # malformed JSON: the normal decoding reports it
+    if any(looks_like_card_number(text) for text in strings_in(body)):
+        raise ValidationFailed(
+            "the request contains what looks like a card number; send the gateway's "
+            "payment-method reference (pm_…) instead",
+            field="payment_method",
+        )
+
+
+class PaymentController(Controller):
+    path = "/v1/payments"
+    tags = ["payments"]
+    security = SECURED
+
+    @post(
+        "/",
+        operation_id="makePayment",
+        summary="Take a card payment",
+        description=MakePayment.__doc__,
+        before_request=refuse_card_numbers,
+        responses={
+            HTTP_202_ACCEPTED: ResponseSpec(
+                data_container=Payment,
+                description="The gateway has not confirmed yet; the payment is pending.",
+            ),
+            HTTP_402_PAYMENT_REQUIRED: ResponseSpec(
+                data_container=Payment,
+                description="The card was declined; `failure_code` holds the gateway's code.",
+            ),
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+                data_container=Problem,
+                media_type=PROBLEM_JSON,
+                description="The gateway's circuit breaker is open; retry after Retry-After.",
+            ),
+            **errors(400, 401, 403, 404, 409, 422),
+        },
+    )
+    async def make_payment(
+        self,
+        data: JSONBody[NewPayment],
+        idempotency_key: IdempotencyKey,
+        actor: FromDishka[Actor],
+        use: FromDishka[MakePayment],
+    ) -> Response[Payment]:
+        result = await use.execute(actor, idempotency_key, data)
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+        return Response(result.payment, status_code=_STATUS[result.outcome], headers=headers)
+
+    @get(
+        "/",
+        operation_id="listPayments",
+        summary="List payments",
+        description=ListPayments.__doc__,
+        responses=errors(400, 401, 404, 422),
+    )
+    async def list_payments(
+        self,
+        actor: FromDishka[Actor],
+        use: FromDishka[ListPayments],
+        account_id: Annotated[UUID | None, QueryParameter(description="One account's")] = None,
+        status: Annotated[PaymentStatus | None, QueryParameter()] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Payment]:
+        return await use.execute(
+            actor, account_id=account_id, status=status, limit=limit, cursor=cursor
+        )
+
+    @get(
+        "/{payment_id:uuid}",
+        operation_id="getPayment",
+        summary="One payment",
+        description=GetPayment.__doc__,
+        responses=errors(401, 404),
+    )
+    async def get_payment(
+        self, payment_id: FromPath[UUID], actor: FromDishka[Actor], use: FromDishka[GetPayment]
+    ) -> Payment:
+        return await use.execute(actor, payment_id)
+
+
+class PaymentProcessorController(Controller):
+    path = "/v1/payment-processors"
+    tags = ["payments"]
+    security = SECURED
+
+    @get(
+        "/",
+        operation_id="listPaymentProcessors",
+        summary="List the agency's payment processors",
+        description=ListPaymentProcessors.__doc__,
+        responses=errors(401),
+    )
+    async def list_processors(
+        self, actor: FromDishka[Actor], use: FromDishka[ListPaymentProcessors]
+    ) -> list[PaymentProcessor]:
+        return await use.execute(actor)
+
+    @post(
+        "/",
+        operation_id="addPaymentProcessor",
+        summary="Add a payment processor",
+        description=AddPaymentProcessor.__doc__,
+        responses=errors(400, 401, 403, 422),
+    )
+    async def add_processor(
+        self,
+        data: JSONBody[NewPaymentProcessor],
+        actor: FromDishka[Actor],
+        use: FromDishka[AddPaymentProcessor],
+    ) -> PaymentProcessor:
+        return await use.execute(actor, data)

@@ -27,6 +27,7 @@ from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.activity import ActivityType, PromiseToPay
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.debtor import Phone, PhoneKind, PostalAddress
+from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.domain.user import Role, User
 from debtflow_core.errors import Conflict
 from debtflow_core.pagination import MAX_LIMIT, Page
@@ -40,6 +41,7 @@ from debtflow_core.use_cases.accounts import (
 from debtflow_core.use_cases.activities import ListActivities, NewActivity, RecordActivity
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor, SearchDebtors
+from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.users import CreateUser, ListUsers, NewUser
 
 T = TypeVar("T")
@@ -138,6 +140,9 @@ async def seed(request: AsyncContainer) -> Agency | None:
         for login in LOGINS
     ]
     collectors = [user for user in users if user.role is Role.COLLECTOR]
+    await (await request.get(AddPaymentProcessor)).execute(
+        system, NewPaymentProcessor(name="Sandbox", kind=ProcessorKind.SANDBOX)
+    )
     debtors = [
         await create_debtor.execute(system, _fake_debtor(rng, number))
         for number in range(1, DEBTORS + 1)

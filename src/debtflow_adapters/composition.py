@@ -29,7 +29,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.clock import SystemClock
-from debtflow_adapters.health import Probe, Readiness
+from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
+from debtflow_adapters.health import DatabaseProbe, Readiness
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
@@ -39,6 +40,7 @@ from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_adapters.security.argon2 import Argon2PasswordHasher
 from debtflow_adapters.security.jwt import JwtAccessTokenCodec
 from debtflow_adapters.settings import Settings
+from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.access_tokens import AccessTokenCodec
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.idempotency import IdempotencyCache
@@ -98,12 +100,12 @@ class SqlPersistenceProvider(Provider):
         return SqlUnitOfWork(engine)
 
     @provide(scope=Scope.APP)
-    def readiness(self, engine: AsyncEngine, redis_client: Redis | None) -> Readiness:
-        async def database() -> None:
+    def database_probe(self, engine: AsyncEngine) -> DatabaseProbe:
+        async def select_one() -> None:
             async with engine.connect() as connection:
                 await connection.execute(sa.text("SELECT 1"))
 
-        return _readiness(database, redis_client)
+        return DatabaseProbe(select_one)
 
 
 class MemoryPersistenceProvider(Provider):
@@ -116,19 +118,33 @@ class MemoryPersistenceProvider(Provider):
     unit_of_work = provide(InMemoryUnitOfWork, provides=UnitOfWork, scope=Scope.REQUEST)
 
     @provide(scope=Scope.APP)
-    def readiness(self, redis_client: Redis | None) -> Readiness:
-        async def database() -> None:
+    def database_probe(self) -> DatabaseProbe:
+        async def always_up() -> None:
             """In memory: as available as the process itself."""
 
-        return _readiness(database, redis_client)
+        return DatabaseProbe(always_up)
 
 
-def _readiness(database: Probe, redis_client: Redis | None) -> Readiness:
-    readiness = Readiness()
-    readiness.add("database", database)
-    if redis_client is not None:
-        readiness.add("redis", redis_client.ping)
-    return readiness
+class ReadinessProvider(Provider):
+    """What ``/ready`` checks: the database and Redis (when configured) are required; the
+    gateway's circuit breaker is reported (down while open) but does not fail readiness,
+    since everything but payments still works."""
+
+    @provide(scope=Scope.APP)
+    def readiness(
+        self, database: DatabaseProbe, redis_client: Redis | None, breaker: CircuitBreakerGateway
+    ) -> Readiness:
+        readiness = Readiness()
+        readiness.add("database", database.probe)
+        if redis_client is not None:
+            readiness.add("redis", redis_client.ping)
+
+        async def circuit_closed() -> None:
+            if await breaker.state() == "opened":
+                raise GatewayUnavailable("the payment gateway's circuit breaker is open")
+
+        readiness.add("payment_gateway", circuit_closed, required=False)
+        return readiness
 
 
 class SecurityProvider(Provider):
@@ -174,13 +190,21 @@ class SharedStateProvider(Provider):
 
 
 class GatewayProvider(Provider):
-    """The payment gateway: the sandbox, until an agency's processor says otherwise."""
+    """The payment gateway, the sandbox for now, behind its circuit breaker."""
 
     scope = Scope.APP
 
     @provide
-    def gateway(self) -> PaymentGateway:
-        return SandboxGateway()
+    def breaker(self, settings: Settings) -> CircuitBreakerGateway:
+        return CircuitBreakerGateway(
+            SandboxGateway(),
+            threshold=settings.gateway_failure_threshold,
+            reset_seconds=settings.gateway_reset_seconds,
+        )
+
+    @provide
+    def gateway(self, breaker: CircuitBreakerGateway) -> PaymentGateway:
+        return breaker
 
 
 class UseCaseProvider(Provider):
@@ -237,6 +261,7 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         SecurityProvider(),
         SharedStateProvider(),
         GatewayProvider(),
+        ReadinessProvider(),
         UseCaseProvider(),
         *extra_providers,
         context={Settings: settings},

@@ -31,6 +31,13 @@ class ReadinessReport(msgspec.Struct, frozen=True, kw_only=True):
 Probe = Callable[[], Awaitable[None]]
 
 
+class DatabaseProbe:
+    """How to check the database: persistence providers say, the readiness check asks."""
+
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+
+
 class Readiness:
     """Runs every dependency's probe concurrently, each within a short timeout.
 

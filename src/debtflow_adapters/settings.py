@@ -72,6 +72,8 @@ class Settings:
       is made (``jwt_secret_generated``): tokens then die with the process.
     - ``log_level``; ``cors_origins`` (none: CORS off); ``http_host``, ``http_port`` and
       ``http_workers`` for ``debtflow serve``.
+    - ``gateway_failure_threshold`` failures in a row open the payment gateway's circuit
+      breaker for ``gateway_reset_seconds``.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -83,6 +85,8 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     http_workers: int = 1
+    gateway_failure_threshold: int = 5
+    gateway_reset_seconds: int = 30
 
     @property
     def in_memory(self) -> bool:
@@ -119,6 +123,12 @@ class Settings:
                 ("http_host", "DEBTFLOW_HTTP_HOST", _host),
                 ("http_port", "DEBTFLOW_HTTP_PORT", parse_port),
                 ("http_workers", "DEBTFLOW_HTTP_WORKERS", parse_workers),
+                (
+                    "gateway_failure_threshold",
+                    "DEBTFLOW_GATEWAY_FAILURE_THRESHOLD",
+                    whole_number(1, 1000),
+                ),
+                ("gateway_reset_seconds", "DEBTFLOW_GATEWAY_RESET_SECONDS", whole_number(1, 3600)),
             ]
             if (value := read(variable, parse)) is not None
         }
@@ -132,7 +142,9 @@ class Settings:
             f"Settings(database_url={redact(self.database_url)!r}, redis_url={redis_url!r}, "
             f"jwt_secret='***', log_level={self.log_level!r}, "
             f"cors_origins={self.cors_origins!r}, http_host={self.http_host!r}, "
-            f"http_port={self.http_port!r}, http_workers={self.http_workers!r})"
+            f"http_port={self.http_port!r}, http_workers={self.http_workers!r}, "
+            f"gateway_failure_threshold={self.gateway_failure_threshold!r}, "
+            f"gateway_reset_seconds={self.gateway_reset_seconds!r})"
         )
 
 

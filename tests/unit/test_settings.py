@@ -175,3 +175,13 @@ def test_passwords_never_appear_in_error_messages(name: str, value: str) -> None
 )
 def test_redact_hides_passwords_and_keeps_the_rest(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+def test_the_gateway_breaker_is_tuned_from_the_environment() -> None:
+    assert (Settings().gateway_failure_threshold, Settings().gateway_reset_seconds) == (5, 30)
+    tuned = Settings.from_env(
+        {"DEBTFLOW_GATEWAY_FAILURE_THRESHOLD": "3", "DEBTFLOW_GATEWAY_RESET_SECONDS": "10"}
+    )
+    assert (tuned.gateway_failure_threshold, tuned.gateway_reset_seconds) == (3, 10)
+    with pytest.raises(SettingsError, match="DEBTFLOW_GATEWAY_RESET_SECONDS"):
+        Settings.from_env({"DEBTFLOW_GATEWAY_RESET_SECONDS": "0"})

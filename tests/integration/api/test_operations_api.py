@@ -30,7 +30,7 @@ async def test_readiness_reports_redis_when_it_is_configured(database_url, redis
         ready = await client.get("/ready")
     assert ready.status_code == 200
     states = {d["name"]: d["state"] for d in ready.json()["dependencies"]}
-    assert states == {"database": "up", "redis": "up"}
+    assert states == {"database": "up", "redis": "up", "payment_gateway": "up"}
 
 
 async def test_readiness_fails_when_a_required_dependency_is_down(database_url):

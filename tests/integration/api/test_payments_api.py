@@ -14,6 +14,7 @@ import pytest
 from dishka import Provider, Scope, provide
 from litestar.testing import AsyncTestClient
 
+from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
 from debtflow_adapters.memory import FixedClock
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_core.errors import GatewayUnavailable
@@ -30,8 +31,10 @@ class Gateway(SandboxGateway):
         super().__init__()
         self.charged: Counter[str] = Counter()
         self.breaker_open = False
+        self.calls = 0
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
+        self.calls += 1
         if self.breaker_open:
             raise GatewayUnavailable("circuit open", retry_after_seconds=30, request_sent=False)
         result = await super().charge(request)
@@ -264,4 +267,50 @@ async def test_redis_stopped_mid_way_the_database_still_decides(database_url, pr
         ready = await client.get("/ready")
         assert ready.status_code == 503
         states = {d["name"]: d["state"] for d in ready.json()["dependencies"]}
-        assert states == {"database": "up", "redis": "down"}
+        assert states == {"database": "up", "redis": "down", "payment_gateway": "up"}
+
+
+class BreakerOverride(Provider):
+    """The product's circuit breaker, tuned to trip fast, around a gateway the test drives."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__()
+        self._breaker = CircuitBreakerGateway(gateway, threshold=3, reset_seconds=1)
+
+    @provide(scope=Scope.APP, override=True)
+    def breaker(self) -> CircuitBreakerGateway:
+        return self._breaker
+
+
+async def test_a_failing_gateway_trips_the_breaker_then_recovers(database_url):
+    gateway = Gateway()
+    clock = FixedClock(START, tick=timedelta(milliseconds=1))
+    app = create_app(make_settings(database_url), TestAdapters(clock), BreakerOverride(gateway))
+    async with AsyncTestClient(app) as client:
+        api = Api(app, client, clock)
+        alpha = await api.tenant("alpha")
+        processor = await api.run(
+            AddPaymentProcessor, alpha.admin, NewPaymentProcessor(name="Sandbox", kind="sandbox")
+        )
+        account = await alpha.account("ACC-1", collector="collector", balance=10_000)
+        gateway.failing = True  # every call times out, as a sick gateway would
+        no_answer = [(await pay(api, alpha, f"f{n}", body(account, processor))) for n in range(3)]
+        assert [r.status_code for r in no_answer] == [202, 202, 202]  # outcome unknown: pending
+
+        calls_before = gateway.calls
+        fast = await pay(api, alpha, "fast", body(account, processor))
+        assert fast.status_code == 503
+        assert int(fast.headers["retry-after"]) >= 1
+        assert gateway.calls == calls_before  # the open circuit never called the gateway
+        ready = (await client.get("/ready")).json()
+        assert ready["ready"] is True
+        breaker = next(d for d in ready["dependencies"] if d["name"] == "payment_gateway")
+        assert breaker["state"] == "down"
+
+        gateway.failing = False
+        await asyncio.sleep(1.1)
+        healed = await pay(api, alpha, "healed", body(account, processor))
+        assert healed.status_code == 201, healed.text
+        ready = (await client.get("/ready")).json()
+        breaker = next(d for d in ready["dependencies"] if d["name"] == "payment_gateway")
+        assert breaker["state"] == "up"

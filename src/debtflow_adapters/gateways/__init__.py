@@ -1,0 +1,1 @@
+"""Payment-gateway adapters that wrap another gateway (the circuit breaker)."""

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+
+from debtflow_core.errors import GatewayUnavailable
+from debtflow_core.ports.payment_gateway import (
+    ChargeRequest,
+    ChargeResult,
+    PaymentGateway,
+    RefundRequest,
+    RefundResult,
+)
+
+R = TypeVar("R")
+A = TypeVar("A")
+
+
+class CircuitBreakerGateway(PaymentGateway):
+    """A gateway behind a purgatory circuit breaker.
+
+    After ``threshold`` calls in a row that give no answer (GatewayUnavailable, or any
+    other error), the circuit opens: for ``reset_seconds`` every call fails at once with
+    GatewayUnavailable(request_sent=False) without touching the gateway. Then one call is
+    let through; its success closes the circuit, its failure opens it again. Declines are
+    answers, not failures.
+
+    The state lives in this process: each server process protects itself, and a Redis
+    outage cannot take payments down with it.
+    """
+
+    CIRCUIT = "payment-gateway"
+
+    def __init__(self, gateway: PaymentGateway, *, threshold: int, reset_seconds: int) -> None:
+        self._gateway = gateway
+        self._reset_seconds = reset_seconds
+        self._breakers = AsyncCircuitBreakerFactory(
+            default_threshold=threshold, default_ttl=reset_seconds
+        )
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        return await self._guarded(self._gateway.charge, request)
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        return await self._guarded(self._gateway.refund, request)
+
+    async def state(self) -> str:
+        """``closed``, ``opened`` or ``half-opened``."""
+        breaker = await self._breakers.get_breaker(self.CIRCUIT)
+        return breaker.context.state
+
+    async def _guarded(self, call: Callable[[A], Awaitable[R]], request: A) -> R:
+        breaker = await self._breakers.get_breaker(self.CIRCUIT)
+        try:
+            async with breaker:
+                return await call(request)
+        except OpenedState as opened:
+            wait = max(1, math.ceil(opened.opened_at + self._reset_seconds - time.time()))
+            raise GatewayUnavailable(
+                "the payment gateway is failing; payments are paused for a moment",
+                retry_after_seconds=wait,
+                request_sent=False,
+            ) from None

@@ -69,6 +69,7 @@ from debtflow_core.use_cases.payments import (
     GetPayment,
     ListPayments,
     MakePayment,
+    RefundPayment,
     SettlePendingPayments,
 )
 from debtflow_core.use_cases.users import (
@@ -243,6 +244,7 @@ class UseCaseProvider(Provider):
         GetPayment,
         ListPayments,
         SettlePendingPayments,
+        RefundPayment,
     )
 
 

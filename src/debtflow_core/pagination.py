@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import msgspec
@@ -36,12 +37,27 @@ def encode_cursor(position: msgspec.Struct) -> str:
 
 
 def decode_cursor(cursor: str, type_: type[P]) -> P:
-    """Decode a cursor made by :func:`encode_cursor`; a forged or stale one is a 422."""
+    """Decode a cursor made by :func:`encode_cursor`; a forged or stale one is a 422, also
+    when it decodes to a position no list could have ended at."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=type_)
-    except (binascii.Error, ValueError, msgspec.DecodeError) as error:
+        position = msgspec.json.decode(raw, type=type_)
+        for value in msgspec.structs.astuple(position):
+            _check_storable(value)
+    except (binascii.Error, ValueError, OverflowError, msgspec.DecodeError) as error:
         raise ValidationFailed("the cursor is not valid for this list", field="cursor") from error
+    return position
+
+
+def _check_storable(value: object) -> None:
+    """Refuse what no stored row holds: a time without a UTC offset or out of range in UTC,
+    an integer beyond 64 bits."""
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError("a time without a UTC offset")
+        value.astimezone(UTC)  # OverflowError outside the years 1-9999 in UTC
+    elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise OverflowError("an integer beyond 64 bits")
 
 
 def paginate(rows: list[T], limit: int, position_of: Callable[[T], msgspec.Struct]) -> Page[T]:

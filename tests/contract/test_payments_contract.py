@@ -248,3 +248,32 @@ async def test_of_concurrent_claims_of_one_key_exactly_one_wins(uow_factory, led
             return won
 
     assert sorted(await asyncio.gather(*(claim() for _ in range(5)))) == [False] * 4 + [True]
+
+
+async def test_refund_reservations_stay_within_the_paid_amount(uow_factory, ledger):
+    _, _, account, processor = ledger
+    paid = payment(account, processor, 1, status=PaymentStatus.COMPLETED, amount=1_000)
+    pending = payment(account, processor, 2)
+    async with uow_factory() as uow:
+        await uow.payments.add(paid)
+        await uow.payments.add(pending)
+        await uow.commit()
+
+    async def reserve(amount: int) -> bool:
+        async with uow_factory() as uow:
+            done = await uow.payments.reserve_refund(paid.id, amount)
+            await asyncio.sleep(0.01)
+            await uow.commit()
+            return done
+
+    results = await asyncio.gather(*(reserve(300) for _ in range(6)))
+    assert results.count(True) == 3
+    async with uow_factory() as uow:
+        assert (await uow.payments.get(paid.id)).refunded_amount == 900
+        assert not await uow.payments.reserve_refund(paid.id, 101)
+        assert not await uow.payments.reserve_refund(paid.id, -901)
+        assert await uow.payments.reserve_refund(paid.id, -900)
+        assert not await uow.payments.reserve_refund(pending.id, 1)
+        assert not await uow.payments.reserve_refund(uuid.uuid4(), 1)
+    async with uow_factory() as uow:  # rolled back
+        assert (await uow.payments.get(paid.id)).refunded_amount == 900

@@ -10,6 +10,7 @@ from datetime import timedelta
 import msgspec
 import pytest
 
+from debtflow_adapters.memory import InMemoryUnitOfWork
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_core.domain.account import AccountStatus
@@ -30,7 +31,9 @@ from debtflow_core.use_cases.payments import (
     ListPayments,
     MakePayment,
     NewPayment,
+    NewRefund,
     PaymentOutcome,
+    RefundPayment,
     SettlePendingPayments,
 )
 from tests.unit.conftest import START
@@ -295,3 +298,72 @@ async def test_a_crash_after_the_charge_is_settled_by_recovery_without_a_second_
     replay = await shop.pay.execute(shop.alpha.collector, "crash", shop.payment())
     assert replay.outcome is PaymentOutcome.COMPLETED and replay.replayed
     assert await shop.balance() == 7_500
+
+
+async def test_refunds_restore_the_balance_and_reopen_a_paid_account(shop):
+    refund = RefundPayment(shop.world.uow, shop.world.clock, shop.cache, shop.gateway)
+    paid = (await shop.pay.execute(shop.alpha.admin, "all", shop.payment(amount=10_000))).payment
+    partial = await refund.execute(shop.alpha.admin, "r1", paid.id, NewRefund(amount=4_000))
+    assert (partial.refund.amount, partial.payment.refunded_amount) == (4_000, 4_000)
+    account = await shop.world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
+    assert (account.current_balance, account.status) == (4_000, AccountStatus.ACTIVE)
+
+    replayed = await refund.execute(shop.alpha.admin, "r1", paid.id, NewRefund(amount=4_000))
+    assert replayed.replayed and replayed.refund == partial.refund
+    rest = await refund.execute(shop.alpha.admin, "r2", paid.id, NewRefund())
+    assert rest.refund.amount == 6_000
+    assert await shop.balance() == 10_000
+    with pytest.raises(Conflict):
+        await refund.execute(shop.alpha.admin, "r3", paid.id, NewRefund(amount=1))
+    with pytest.raises(ValidationFailed):
+        await refund.execute(shop.alpha.admin, "r1", paid.id, NewRefund(amount=1))
+
+
+async def test_refunds_are_for_admins_on_completed_payments_within_the_amount(shop):
+    refund = RefundPayment(shop.world.uow, shop.world.clock, shop.cache, shop.gateway)
+    paid = (await shop.pay.execute(shop.alpha.collector, "p", shop.payment())).payment
+    with pytest.raises(PermissionDenied):
+        await refund.execute(shop.alpha.collector, "r", paid.id, NewRefund())
+    with pytest.raises(Conflict, match="refundable"):
+        await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=2_501))
+    declined = (
+        await shop.pay.execute(shop.alpha.admin, "d", shop.payment(method="pm_card_chargeDeclined"))
+    ).payment
+    with pytest.raises(Conflict, match="failed payment"):
+        await refund.execute(shop.alpha.admin, "r2", declined.id, NewRefund())
+    with pytest.raises(NotFound):
+        await refund.execute(shop.alpha.admin, "r3", uuid.uuid4(), NewRefund())
+
+
+async def test_concurrent_refunds_never_give_back_more_than_was_paid(shop):
+    shop.gateway.latency = 0.005
+    paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment(amount=1_000))).payment
+
+    def refund() -> RefundPayment:  # one per request, each with its own unit of work
+        uow = InMemoryUnitOfWork(shop.world.store)
+        return RefundPayment(uow, shop.world.clock, shop.cache, shop.gateway)
+
+    outcomes = await asyncio.gather(
+        *(
+            refund().execute(shop.alpha.admin, f"r{n}", paid.id, NewRefund(amount=300))
+            for n in range(10)
+        ),
+        return_exceptions=True,
+    )
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(done) == 3
+    assert all(isinstance(o, Conflict) for o in outcomes if isinstance(o, BaseException))
+    assert await shop.balance() == 10_000 - 1_000 + 900
+
+
+async def test_a_refund_the_gateway_never_answered_is_given_back(shop):
+    refund = RefundPayment(shop.world.uow, shop.world.clock, shop.cache, shop.gateway)
+    paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
+    shop.gateway.failing = True
+    with pytest.raises(GatewayUnavailable):
+        await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    assert shop.world.store.payments[paid.id].refunded_amount == 0
+    shop.gateway.failing = False
+    assert (
+        await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    ).refund.amount == 2_500

@@ -353,11 +353,35 @@ class InMemorySessionRepository(SessionRepository):
 
 class InMemoryPaymentRepository(PaymentRepository):
     def __init__(
-        self, table: Table[Payment], refunds: Table[Refund], accounts: Table[Account]
+        self,
+        table: Table[Payment],
+        refunds: Table[Refund],
+        accounts: Table[Account],
+        committed: dict[UUID, Payment],
+        on_rollback: Callable[[Callable[[], None]], None],
     ) -> None:
         self._table = table
         self._refunds = refunds
         self._accounts = accounts
+        self._committed = committed
+        self._on_rollback = on_rollback
+
+    async def reserve_refund(self, id_: UUID, amount: int) -> bool:
+        # Straight into the committed row, as an atomic UPDATE would; undone on rollback.
+        payment = self._committed.get(id_)
+        if payment is None or payment.status is not PaymentStatus.COMPLETED:
+            return False
+        if not 0 <= payment.refunded_amount + amount <= payment.amount:
+            return False
+        self._add_refunded(id_, amount)
+        self._on_rollback(lambda: self._add_refunded(id_, -amount))
+        return True
+
+    def _add_refunded(self, id_: UUID, amount: int) -> None:
+        payment = self._committed[id_]
+        self._committed[id_] = msgspec.structs.replace(
+            payment, refunded_amount=payment.refunded_amount + amount
+        )
 
     async def add(self, payment: Payment) -> None:
         self._table.put(payment.id, payment)

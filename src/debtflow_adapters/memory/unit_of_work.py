@@ -90,7 +90,9 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.audit_log = repos.InMemoryAuditLogRepository(audit_log)
         self.payment_processors = repos.InMemoryPaymentProcessorRepository(processors)
         self.sessions = repos.InMemorySessionRepository(sessions, tokens, store.spent_tokens)
-        self.payments = repos.InMemoryPaymentRepository(payments, refunds, accounts)
+        self.payments = repos.InMemoryPaymentRepository(
+            payments, refunds, accounts, store.payments, undo
+        )
         self.idempotency = repos.InMemoryIdempotencyRepository(store.idempotency, undo)
         return self
 

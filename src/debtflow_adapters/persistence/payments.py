@@ -122,6 +122,21 @@ class SqlPaymentRepository(PaymentRepository):
         )
         return [_payment(row) for row in await self._connection.execute(statement)]
 
+    async def reserve_refund(self, id_: UUID, amount: int) -> bool:
+        refunded = payments.c.refunded_amount + amount
+        statement = (
+            sa.update(payments)
+            .where(
+                payments.c.id == id_,
+                payments.c.status == PaymentStatus.COMPLETED,
+                refunded >= 0,
+                refunded <= payments.c.amount,
+            )
+            .values(refunded_amount=refunded)
+            .execution_options(preserve_rowcount=True)
+        )
+        return (await self._connection.execute(statement)).rowcount == 1
+
     async def add_refund(self, refund: Refund) -> None:
         await self._connection.execute(sa.insert(refunds).values(msgspec.structs.asdict(refund)))
 

@@ -8,6 +8,9 @@ from debtflow_core.errors import ValidationFailed
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
+MAX_AMOUNT = 2**63 - 1
+"""The largest amount in minor units: a signed 64-bit integer, as every store keeps it."""
+
 
 def validate_currency(code: str, *, field: str = "currency") -> str:
     """Return ``code`` if it is shaped like an ISO-4217 code (three upper-case letters)."""
@@ -17,10 +20,13 @@ def validate_currency(code: str, *, field: str = "currency") -> str:
 
 
 def validate_amount(amount: int, *, field: str, allow_zero: bool = True) -> int:
-    """Return ``amount`` if it is a non-negative (or positive) whole number of minor units."""
+    """Return ``amount`` if it is a non-negative (or positive) whole number of minor units,
+    at most :data:`MAX_AMOUNT`."""
     if isinstance(amount, bool) or not isinstance(amount, int):
         raise ValidationFailed("amounts are whole numbers of minor units", field=field)
     if amount < 0 or (amount == 0 and not allow_zero):
         bound = "zero or more" if allow_zero else "more than zero"
         raise ValidationFailed(f"must be {bound} minor units", field=field)
+    if amount > MAX_AMOUNT:
+        raise ValidationFailed(f"must be at most {MAX_AMOUNT} minor units", field=field)
     return amount

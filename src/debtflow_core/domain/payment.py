@@ -57,15 +57,6 @@ class Payment(msgspec.Struct, frozen=True, kw_only=True):
             updated_at=at,
         )
 
-    def refund(self, amount: int, *, at: datetime) -> Payment:
-        if self.status is not PaymentStatus.COMPLETED:
-            raise Conflict("only a completed payment can be refunded")
-        if amount > self.refundable:
-            raise Conflict(f"at most {self.refundable} minor units of this payment are refundable")
-        return msgspec.structs.replace(
-            self, refunded_amount=self.refunded_amount + amount, updated_at=at
-        )
-
     @property
     def refundable(self) -> int:
         return self.amount - self.refunded_amount

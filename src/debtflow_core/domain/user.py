@@ -10,7 +10,7 @@ import msgspec
 from debtflow_core.errors import ValidationFailed
 
 # Deliberately loose: the mailbox is the final judge; this rejects what is surely wrong.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
 
 
 class Role(enum.StrEnum):

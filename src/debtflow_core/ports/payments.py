@@ -44,6 +44,12 @@ class PaymentRepository(Protocol):
         across agencies: the recovery task's work list."""
         ...
 
+    async def reserve_refund(self, id_: UUID, amount: int) -> bool:
+        """Add ``amount`` (negative to give back) to a completed payment's refunded amount
+        in one atomic step, unless that would take it past the payment's amount or below
+        zero; ``False`` then, and nothing changes. Concurrent refunds never over-refund."""
+        ...
+
     async def add_refund(self, refund: Refund) -> None: ...
 
     async def refunds(self, payment_id: UUID) -> list[Refund]:

@@ -7,11 +7,11 @@ import msgspec
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.audit import AuditEntry
-from debtflow_core.errors import ValidationFailed
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import require_admin
 from debtflow_core.ports.audit_log import AuditPosition, AuditQuery
 from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.validation import refuse_nul, require_utc
 
 
 class AuditFilters(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,17 +39,19 @@ class QueryAuditLog:
     ) -> Page[AuditEntry]:
         require_admin(actor)
         limit = validate_limit(limit)
+        if filters.entity_type is not None:
+            refuse_nul(filters.entity_type, field="entity_type")
+        moments: dict[str, datetime | None] = {}
         for field in ("since", "until"):
             moment = getattr(filters, field)
-            if moment is not None and moment.tzinfo is None:
-                raise ValidationFailed("times need a time zone (UTC offset)", field=field)
+            moments[field] = None if moment is None else require_utc(moment, field=field)
         query = AuditQuery(
             agency_id=actor.agency_id,
             entity_type=filters.entity_type,
             entity_id=filters.entity_id,
             actor_id=filters.actor_id,
-            since=filters.since,
-            until=filters.until,
+            since=moments["since"],
+            until=moments["until"],
             after=decode_cursor(cursor, AuditPosition) if cursor else None,
             limit=limit + 1,
         )

@@ -141,7 +141,8 @@ class Login(_Tokens):
         if wait := max(waits):
             raise RateLimited("too many sign-in attempts", retry_after_seconds=wait)
         async with self._uow as uow:
-            user = await uow.users.get_by_email(email)
+            # No email has a NUL character, and PostgreSQL can't even be asked about one.
+            user = None if "\x00" in email else await uow.users.get_by_email(email)
             password_hash = user.password_hash if user else self._decoy()
             if not self._hasher.verify(password_hash, credentials.password) or user is None:
                 raise Unauthenticated(_REJECTED)

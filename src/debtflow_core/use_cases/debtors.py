@@ -18,7 +18,7 @@ from debtflow_core.ports.accounts import AccountQuery
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.debtors import DebtorPosition, DebtorQuery
 from debtflow_core.ports.unit_of_work import UnitOfWork
-from debtflow_core.validation import optional_text, require_text
+from debtflow_core.validation import optional_text, refuse_nul, require_text
 
 
 class NewDebtor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -46,6 +46,20 @@ class DebtorChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 def _emails(emails: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(normalize_email(e, field=f"emails[{i}]") for i, e in enumerate(emails))
+
+
+def _phones(phones: tuple[Phone, ...]) -> tuple[Phone, ...]:
+    for i, phone in enumerate(phones):
+        refuse_nul(phone.number, field=f"phones[{i}].number")
+    return phones
+
+
+def _address(address: PostalAddress | None) -> PostalAddress | None:
+    if address is not None:
+        for name, value in msgspec.structs.asdict(address).items():
+            if isinstance(value, str):
+                refuse_nul(value, field=f"address.{name}")
+    return address
 
 
 async def _reachable_debtor(uow: UnitOfWork, actor: Actor, debtor_id: UUID) -> Debtor:
@@ -82,9 +96,9 @@ class CreateDebtor:
             first_name=require_text(command.first_name, field="first_name"),
             last_name=require_text(command.last_name, field="last_name"),
             date_of_birth=command.date_of_birth,
-            phones=command.phones,
+            phones=_phones(command.phones),
             emails=_emails(command.emails),
-            address=command.address,
+            address=_address(command.address),
             contact_preferences=command.contact_preferences,
             created_at=now,
             updated_at=now,
@@ -132,6 +146,10 @@ class UpdateDebtor:
                 updates[name] = require_text(updates[name], field=name)  # type: ignore[arg-type]
         if "emails" in updates:
             updates["emails"] = _emails(updates["emails"])  # type: ignore[arg-type]
+        if "phones" in updates:
+            updates["phones"] = _phones(updates["phones"])  # type: ignore[arg-type]
+        if "address" in updates:
+            updates["address"] = _address(updates["address"])  # type: ignore[arg-type]
         async with self._uow as uow:
             before = await _reachable_debtor(uow, actor, debtor_id)
             require_writer(actor)

@@ -27,7 +27,7 @@ from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.card_numbers import looks_like_card_number
 from debtflow_core.domain.money import validate_amount, validate_currency
-from debtflow_core.domain.payment import Payment, PaymentStatus
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
 from debtflow_core.errors import (
     Conflict,
     GatewayUnavailable,
@@ -35,7 +35,12 @@ from debtflow_core.errors import (
     ValidationFailed,
 )
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
-from debtflow_core.policy import collector_scope, reachable_account, require_writer
+from debtflow_core.policy import (
+    collector_scope,
+    reachable_account,
+    require_admin,
+    require_writer,
+)
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.idempotency import (
     IdempotencyCache,
@@ -47,6 +52,7 @@ from debtflow_core.ports.payment_gateway import (
     ChargeRequest,
     ChargeResult,
     PaymentGateway,
+    RefundRequest,
 )
 from debtflow_core.ports.payments import PaymentPosition, PaymentQuery
 from debtflow_core.ports.unit_of_work import UnitOfWork
@@ -455,3 +461,164 @@ class SettlePendingPayments(_Settlement):
             outcome = await self.settle(Actor.system(payment.agency_id), payment.id, result)
             settled += outcome.outcome is not PaymentOutcome.PENDING
         return settled
+
+
+class NewRefund(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    amount: int | None = None
+    """Minor units; omitted, whatever of the payment is not refunded yet."""
+
+
+class RefundResult(msgspec.Struct, frozen=True, kw_only=True):
+    refund: Refund
+    payment: Payment
+    replayed: bool = False
+
+
+class RefundPayment:
+    """Give money back on a completed payment, fully or in part. Agency admins only.
+
+    Idempotent like a payment (same key and request: the first answer; another request
+    under the key: ValidationFailed; still running: Conflict). The refunded amount is
+    reserved on the payment in one atomic step, so concurrent refunds can never give back
+    more than was paid; the gateway refunds; then the account's balance is restored and an
+    account that was paid in full is active again. If the gateway gives no answer, the
+    reservation and the key are given back and GatewayUnavailable is raised: a refund
+    that did happen arrives later by the gateway's webhook.
+    """
+
+    def __init__(
+        self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache, gateway: PaymentGateway
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._cache = cache
+        self._gateway = gateway
+
+    async def execute(
+        self, actor: Actor, idempotency_key: str, payment_id: UUID, command: NewRefund
+    ) -> RefundResult:
+        key = validate_idempotency_key(idempotency_key)
+        fingerprint = _fingerprint(f"refund:{payment_id}", command)
+        cached = await self._cache.get(actor.agency_id, key)
+        if cached is not None:
+            return _replay_refund(cached, fingerprint)
+        opened = await self._open(actor, key, fingerprint, payment_id, command)
+        if isinstance(opened, RefundResult):
+            return opened
+        payment, amount = opened
+        assert payment.gateway_reference is not None  # completed payments carry one
+        try:
+            result = await self._gateway.refund(
+                RefundRequest(
+                    idempotency_key=_gateway_key(actor.agency_id, key),
+                    charge_reference=payment.gateway_reference,
+                    amount=amount,
+                )
+            )
+        except GatewayUnavailable:
+            await self._abandon(actor, key, payment.id, amount)
+            raise
+        return await self._close(actor, key, payment, amount, result.reference)
+
+    async def _open(
+        self, actor: Actor, key: str, fingerprint: str, payment_id: UUID, command: NewRefund
+    ) -> tuple[Payment, int] | RefundResult:
+        now = self._clock.now()
+        async with self._uow as uow:
+            payment = await uow.payments.get(payment_id)
+            if payment is None or payment.agency_id != actor.agency_id:
+                raise NotFound.of("payment", payment_id)
+            reachable_account(actor, await uow.accounts.get(payment.account_id), payment_id)
+            require_admin(actor)
+            if payment.status is not PaymentStatus.COMPLETED:
+                raise Conflict(f"a {payment.status} payment cannot be refunded")
+            if payment.refundable == 0:
+                raise Conflict("the payment is refunded in full already")
+            amount = payment.refundable if command.amount is None else command.amount
+            validate_amount(amount, field="amount", allow_zero=False)
+            existing = await uow.idempotency.claim(
+                IdempotencyRecord(
+                    agency_id=actor.agency_id,
+                    key=key,
+                    fingerprint=fingerprint,
+                    state=IdempotencyState.IN_FLIGHT,
+                    outcome=None,
+                    response=None,
+                    created_at=now,
+                    expires_at=now + IDEMPOTENCY_TTL,
+                )
+            )
+            if existing is not None:
+                return _replay_refund(existing, fingerprint)
+            if not await uow.payments.reserve_refund(payment.id, amount):
+                raise Conflict(
+                    f"at most {payment.refundable} minor units of this payment are refundable"
+                )
+            await uow.commit()
+        return payment, amount
+
+    async def _abandon(self, actor: Actor, key: str, payment_id: UUID, amount: int) -> None:
+        async with self._uow as uow:
+            await uow.payments.reserve_refund(payment_id, -amount)
+            await uow.idempotency.release(actor.agency_id, key)
+            await uow.commit()
+
+    async def _close(
+        self, actor: Actor, key: str, payment: Payment, amount: int, reference: str
+    ) -> RefundResult:
+        now = self._clock.now()
+        refund = Refund(
+            id=uuid.uuid4(),
+            agency_id=payment.agency_id,
+            payment_id=payment.id,
+            amount=amount,
+            gateway_reference=reference,
+            created_by=actor.user_id,
+            created_at=now,
+        )
+        async with self._uow as uow:
+            await uow.payments.add_refund(refund)
+            after = await uow.payments.get(payment.id)
+            assert after is not None
+            balance = await uow.accounts.adjust_balance(payment.account_id, amount, floor=None)
+            await uow.audit_log.add(
+                audit_entry(
+                    actor,
+                    "payment.refunded",
+                    entity_id=payment.id,
+                    before=payment,
+                    after=after,
+                    at=now,
+                )
+            )
+            account = await uow.accounts.get(payment.account_id)
+            if account is not None and account.status is AccountStatus.PAID_IN_FULL and balance:
+                reopened = account.transition_to(AccountStatus.ACTIVE, at=now)
+                await uow.accounts.update(reopened)
+                await uow.audit_log.add(
+                    audit_entry(
+                        actor,
+                        "account.status_changed",
+                        entity_id=account.id,
+                        before=account,
+                        after=reopened,
+                        at=now,
+                    )
+                )
+            response = msgspec.to_builtins(RefundResult(refund=refund, payment=after))
+            record = await uow.idempotency.finish(actor.agency_id, key, "refunded", response)
+            await uow.commit()
+        if record is not None:
+            await self._cache.put(record)
+        return RefundResult(refund=refund, payment=after)
+
+
+def _replay_refund(record: IdempotencyRecord, fingerprint: str) -> RefundResult:
+    if record.fingerprint != fingerprint:
+        raise ValidationFailed(
+            "this idempotency key was used for a different request", field="Idempotency-Key"
+        )
+    if record.state is IdempotencyState.IN_FLIGHT or record.response is None:
+        raise Conflict("a request with this idempotency key is still being processed")
+    stored = msgspec.convert(record.response, RefundResult)
+    return msgspec.structs.replace(stored, replayed=True)

@@ -17,7 +17,7 @@ from litestar.status_codes import (
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.card_numbers import looks_like_card_number, strings_in
-from debtflow_core.domain.payment import Payment, PaymentStatus
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.errors import ValidationFailed
 from debtflow_core.pagination import Page
@@ -31,7 +31,9 @@ from debtflow_core.use_cases.payments import (
     ListPayments,
     MakePayment,
     NewPayment,
+    NewRefund,
     PaymentOutcome,
+    RefundPayment,
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors
@@ -54,6 +56,12 @@ _STATUS = {
     PaymentOutcome.PENDING: HTTP_202_ACCEPTED,
     PaymentOutcome.DECLINED: HTTP_402_PAYMENT_REQUIRED,
 }
+
+
+class Refunded(msgspec.Struct, frozen=True, kw_only=True):
+    refund: Refund
+    payment: Payment
+    """The payment after the refund."""
 
 
 async def refuse_card_numbers(request: Request[Any, Any, Any]) -> None:
@@ -135,12 +143,39 @@ class PaymentController(Controller):
         operation_id="getPayment",
         summary="One payment",
         description=GetPayment.__doc__,
-        responses=errors(401, 404),
+        responses=errors(400, 401, 404),
     )
     async def get_payment(
         self, payment_id: FromPath[UUID], actor: FromDishka[Actor], use: FromDishka[GetPayment]
     ) -> Payment:
         return await use.execute(actor, payment_id)
+
+    @post(
+        "/{payment_id:uuid}/refunds",
+        operation_id="refundPayment",
+        summary="Refund a payment",
+        description=RefundPayment.__doc__,
+        responses={
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+                data_container=Problem,
+                media_type=PROBLEM_JSON,
+                description="The gateway gave no answer; nothing was refunded, retry later.",
+            ),
+            **errors(400, 401, 403, 404, 409, 422),
+        },
+    )
+    async def refund_payment(
+        self,
+        payment_id: FromPath[UUID],
+        data: JSONBody[NewRefund],
+        idempotency_key: IdempotencyKey,
+        actor: FromDishka[Actor],
+        use: FromDishka[RefundPayment],
+    ) -> Response[Refunded]:
+        result = await use.execute(actor, idempotency_key, payment_id, data)
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+        body = Refunded(refund=result.refund, payment=result.payment)
+        return Response(body, status_code=HTTP_201_CREATED, headers=headers)
 
 
 class PaymentProcessorController(Controller):

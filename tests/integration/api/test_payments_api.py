@@ -314,3 +314,25 @@ async def test_a_failing_gateway_trips_the_breaker_then_recovers(database_url):
         ready = (await client.get("/ready")).json()
         breaker = next(d for d in ready["dependencies"] if d["name"] == "payment_gateway")
         assert breaker["state"] == "up"
+
+
+async def test_refunds_over_http(shop):
+    api, alpha, _, processor, account = shop
+    made = (await pay(api, alpha, "p", body(account, processor, amount=10_000))).json()
+    headers = {**alpha.headers["admin"], "Idempotency-Key": "refund-1"}
+    url = f"/v1/payments/{made['id']}/refunds"
+    refunded = await api.client.post(url, headers=headers, json={"amount": 1_500})
+    assert refunded.status_code == 201
+    assert refunded.json()["refund"]["amount"] == 1_500
+    assert refunded.json()["payment"]["refunded_amount"] == 1_500
+    again = await api.client.post(url, headers=headers, json={"amount": 1_500})
+    assert again.json() == refunded.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    account_now = (await api.client.get(f"/v1/accounts/{account.id}", headers=headers)).json()
+    assert (account_now["current_balance"], account_now["status"]) == (1_500, "active")
+    too_much = await api.client.post(
+        url, headers={**headers, "Idempotency-Key": "refund-2"}, json={"amount": 9_000}
+    )
+    assert too_much.status_code == 409
+    collector = {**alpha.headers["collector"], "Idempotency-Key": "refund-3"}
+    assert (await api.client.post(url, headers=collector, json={})).status_code == 403

@@ -164,6 +164,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/accounts/{account_id:uuid}/payments"): Rule(ALL, 200, "account"),
     ("GET", "/v1/payments/{payment_id:uuid}"): Rule(ALL, 200, "payment"),
     ("POST", "/v1/payments"): Rule(WRITERS, 201, "account", body=_new_payment),
+    ("POST", "/v1/payments/{payment_id:uuid}/refunds"): Rule(
+        ADMIN, 201, "payment", body=lambda s: {"amount": 50}
+    ),
 }
 
 
@@ -203,7 +206,7 @@ async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, targ
     elif rule.target == "payment":
         path = template.replace("{payment_id:uuid}", str(scene.payments[target]))
     headers = scene.alpha.headers[role]
-    if route == ("POST", "/v1/payments"):
+    if method == "POST" and template.startswith("/v1/payments"):
         headers = {**headers, "Idempotency-Key": scene.unique("matrix")}
     if route == ("POST", "/v1/auth/logout"):  # don't end the session the other cells use
         email = f"{role}@alpha.example"

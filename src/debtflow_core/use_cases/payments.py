@@ -18,6 +18,7 @@ import enum
 import hashlib
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -106,19 +107,38 @@ def _gateway_key(agency_id: UUID, key: str) -> str:
     return f"{agency_id}:{key}"
 
 
-def replay(record: IdempotencyRecord, fingerprint: str) -> PaymentResult:
-    """The stored answer for a repeated key: 422 for another request under the same key,
-    409 while the first is still running."""
+def stored_response(record: IdempotencyRecord, fingerprint: str) -> dict[str, Any]:
+    """The stored answer for a repeated key: ValidationFailed for another request under the
+    same key, Conflict while the first is still running."""
     if record.fingerprint != fingerprint:
         raise ValidationFailed(
             "this idempotency key was used for a different request", field="Idempotency-Key"
         )
     if record.state is IdempotencyState.IN_FLIGHT or record.response is None:
         raise Conflict("a request with this idempotency key is still being processed")
-    return PaymentResult(
-        outcome=PaymentOutcome(record.outcome),
-        payment=msgspec.convert(record.response, Payment),
-        replayed=True,
+    return record.response
+
+
+def replay(record: IdempotencyRecord, fingerprint: str) -> PaymentResult:
+    payment = msgspec.convert(stored_response(record, fingerprint), Payment)
+    return PaymentResult(outcome=PaymentOutcome(record.outcome), payment=payment, replayed=True)
+
+
+async def claim_key(
+    uow: UnitOfWork, agency_id: UUID, key: str, fingerprint: str, now: datetime
+) -> IdempotencyRecord | None:
+    """Claim ``key`` for this request (``None``), or return the record that holds it."""
+    return await uow.idempotency.claim(
+        IdempotencyRecord(
+            agency_id=agency_id,
+            key=key,
+            fingerprint=fingerprint,
+            state=IdempotencyState.IN_FLIGHT,
+            outcome=None,
+            response=None,
+            created_at=now,
+            expires_at=now + IDEMPOTENCY_TTL,
+        )
     )
 
 
@@ -290,18 +310,7 @@ class MakePayment(_Settlement):
                     "no active payment processor with this id in the agency",
                     field="processor_id",
                 )
-            existing = await uow.idempotency.claim(
-                IdempotencyRecord(
-                    agency_id=actor.agency_id,
-                    key=key,
-                    fingerprint=fingerprint,
-                    state=IdempotencyState.IN_FLIGHT,
-                    outcome=None,
-                    response=None,
-                    created_at=now,
-                    expires_at=now + IDEMPOTENCY_TTL,
-                )
-            )
+            existing = await claim_key(uow, actor.agency_id, key, fingerprint, now)
             if existing is not None:
                 return replay(existing, fingerprint)
             agency = await uow.agencies.get(actor.agency_id)
@@ -536,18 +545,7 @@ class RefundPayment:
                 raise Conflict("the payment is refunded in full already")
             amount = payment.refundable if command.amount is None else command.amount
             validate_amount(amount, field="amount", allow_zero=False)
-            existing = await uow.idempotency.claim(
-                IdempotencyRecord(
-                    agency_id=actor.agency_id,
-                    key=key,
-                    fingerprint=fingerprint,
-                    state=IdempotencyState.IN_FLIGHT,
-                    outcome=None,
-                    response=None,
-                    created_at=now,
-                    expires_at=now + IDEMPOTENCY_TTL,
-                )
-            )
+            existing = await claim_key(uow, actor.agency_id, key, fingerprint, now)
             if existing is not None:
                 return _replay_refund(existing, fingerprint)
             if not await uow.payments.reserve_refund(payment.id, amount):
@@ -614,11 +612,5 @@ class RefundPayment:
 
 
 def _replay_refund(record: IdempotencyRecord, fingerprint: str) -> RefundResult:
-    if record.fingerprint != fingerprint:
-        raise ValidationFailed(
-            "this idempotency key was used for a different request", field="Idempotency-Key"
-        )
-    if record.state is IdempotencyState.IN_FLIGHT or record.response is None:
-        raise Conflict("a request with this idempotency key is still being processed")
-    stored = msgspec.convert(record.response, RefundResult)
+    stored = msgspec.convert(stored_response(record, fingerprint), RefundResult)
     return msgspec.structs.replace(stored, replayed=True)

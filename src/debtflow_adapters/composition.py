@@ -79,6 +79,7 @@ from debtflow_core.use_cases.users import (
     GetUser,
     ListUsers,
 )
+from debtflow_core.use_cases.webhooks import ApplyGatewayEvent
 
 
 class SettingsProvider(Provider):
@@ -245,6 +246,7 @@ class UseCaseProvider(Provider):
         ListPayments,
         SettlePendingPayments,
         RefundPayment,
+        ApplyGatewayEvent,
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.debtor import ContactPreferences, Debtor
+from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.domain.user import Role, User
@@ -277,3 +278,26 @@ async def test_refund_reservations_stay_within_the_paid_amount(uow_factory, ledg
         assert not await uow.payments.reserve_refund(uuid.uuid4(), 1)
     async with uow_factory() as uow:  # rolled back
         assert (await uow.payments.get(paid.id)).refunded_amount == 900
+
+
+async def test_gateway_events_are_recorded_once_and_marked_processed(uow_factory, ledger):
+    event = GatewayEvent(
+        id="evt_1",
+        type=GatewayEventType.CHARGE_REFUNDED,
+        payment_id=uuid.uuid4(),
+        reference="ch_1",
+        amount_refunded=500,
+        received_at=T0,
+    )
+    async with uow_factory() as uow:
+        assert await uow.gateway_events.record(event)
+        assert not await uow.gateway_events.record(event)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.gateway_events.get("evt_1") == event
+        assert await uow.gateway_events.get("evt_2") is None
+        await uow.gateway_events.mark_processed("evt_1", "refunded", T0 + timedelta(seconds=1))
+        await uow.commit()
+    async with uow_factory() as uow:
+        done = await uow.gateway_events.get("evt_1")
+    assert (done.outcome, done.processed_at) == ("refunded", T0 + timedelta(seconds=1))

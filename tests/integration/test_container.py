@@ -22,6 +22,10 @@ from debtflow_adapters.settings import Settings
 from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
+# Receiving webhooks hands events to the worker's queue, which the worker brings (the
+# placement-imports work); the HTTP route arrives with it. Nothing else may be missing.
+NOT_WIRED_YET = frozenset({"ReceiveGatewayEvent"})
+
 
 def _use_case_classes() -> list[type]:
     """Every public class with an ``execute`` method in ``debtflow_core.use_cases``, so a
@@ -34,6 +38,7 @@ def _use_case_classes() -> list[type]:
             for name, cls in inspect.getmembers(module, inspect.isclass)
             if cls.__module__ == module.__name__
             and not name.startswith("_")
+            and name not in NOT_WIRED_YET
             and callable(getattr(cls, "execute", None))
         ]
     return found

@@ -15,6 +15,7 @@ from debtflow_core.domain.activity import Activity
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
+from debtflow_core.domain.gateway_event import GatewayEvent
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
@@ -25,6 +26,7 @@ from debtflow_core.ports.activities import ActivityQuery, ActivityRepository
 from debtflow_core.ports.agencies import AgencyRepository
 from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
 from debtflow_core.ports.debtors import DebtorQuery, DebtorRepository
+from debtflow_core.ports.gateway_events import GatewayEventRepository
 from debtflow_core.ports.idempotency import (
     IdempotencyRecord,
     IdempotencyRepository,
@@ -474,3 +476,33 @@ class InMemoryIdempotencyRepository(IdempotencyRepository):
         for slot in expired:
             del self._records[slot]
         return len(expired)
+
+
+class InMemoryGatewayEventRepository(GatewayEventRepository):
+    """Events land in the shared store at once (as a unique insert would be seen by a
+    concurrent one) and are withdrawn if the unit of work rolls back."""
+
+    def __init__(
+        self,
+        events: dict[str, GatewayEvent],
+        on_rollback: Callable[[Callable[[], None]], None],
+    ) -> None:
+        self._events = events
+        self._on_rollback = on_rollback
+
+    async def record(self, event: GatewayEvent) -> bool:
+        if event.id in self._events:
+            return False
+        self._events[event.id] = event
+        self._on_rollback(lambda: self._events.pop(event.id, None))
+        return True
+
+    async def get(self, id_: str) -> GatewayEvent | None:
+        return self._events.get(id_)
+
+    async def mark_processed(self, id_: str, outcome: str, at: datetime) -> None:
+        before = self._events.get(id_)
+        if before is None:
+            return
+        self._events[id_] = msgspec.structs.replace(before, processed_at=at, outcome=outcome)
+        self._on_rollback(lambda: self._events.__setitem__(id_, before))

@@ -13,6 +13,7 @@ from debtflow_core.domain.activity import Activity
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
+from debtflow_core.domain.gateway_event import GatewayEvent
 from debtflow_core.domain.payment import Payment, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
@@ -43,6 +44,7 @@ class InMemoryStore:
     payments: dict[UUID, Payment] = field(default_factory=dict)
     refunds: dict[UUID, Refund] = field(default_factory=dict)
     idempotency: dict[tuple[UUID, str], IdempotencyRecord] = field(default_factory=dict)
+    gateway_events: dict[str, GatewayEvent] = field(default_factory=dict)
 
 
 class InMemoryUnitOfWork(UnitOfWork):
@@ -94,6 +96,7 @@ class InMemoryUnitOfWork(UnitOfWork):
             payments, refunds, accounts, store.payments, undo
         )
         self.idempotency = repos.InMemoryIdempotencyRepository(store.idempotency, undo)
+        self.gateway_events = repos.InMemoryGatewayEventRepository(store.gateway_events, undo)
         return self
 
     async def __aexit__(

@@ -1,4 +1,4 @@
-"""Payments, refunds and idempotency records in SQLAlchemy Core."""
+"""Payments, refunds, idempotency records and gateway events in SQLAlchemy Core."""
 
 from __future__ import annotations
 
@@ -12,8 +12,16 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from debtflow_adapters.persistence.repositories import _INSERT, _first, _keyset_page
-from debtflow_adapters.persistence.tables import accounts, idempotency_keys, payments, refunds
+from debtflow_adapters.persistence.tables import (
+    accounts,
+    gateway_events,
+    idempotency_keys,
+    payments,
+    refunds,
+)
+from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+from debtflow_core.ports.gateway_events import GatewayEventRepository
 from debtflow_core.ports.idempotency import (
     IdempotencyRecord,
     IdempotencyRepository,
@@ -201,3 +209,46 @@ class SqlIdempotencyRepository(IdempotencyRepository):
             .execution_options(preserve_rowcount=True)
         )
         return (await self._connection.execute(statement)).rowcount
+
+
+def _event(row: Row[Any]) -> GatewayEvent:
+    return GatewayEvent(
+        id=row.id,
+        type=GatewayEventType(row.type),
+        payment_id=row.payment_id,
+        reference=row.reference,
+        decline_code=row.decline_code,
+        message=row.message,
+        amount_refunded=row.amount_refunded,
+        received_at=row.received_at,
+        processed_at=row.processed_at,
+        outcome=row.outcome,
+    )
+
+
+class SqlGatewayEventRepository(GatewayEventRepository):
+    """Gateway events keyed by the gateway's event id: a redelivery inserts nothing."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def record(self, event: GatewayEvent) -> bool:
+        statement = (
+            _INSERT[self._connection.dialect.name](gateway_events)
+            .values(msgspec.structs.asdict(event))
+            .on_conflict_do_nothing()
+            .execution_options(preserve_rowcount=True)
+        )
+        return (await self._connection.execute(statement)).rowcount == 1
+
+    async def get(self, id_: str) -> GatewayEvent | None:
+        return await _first(
+            self._connection, sa.select(gateway_events).where(gateway_events.c.id == id_), _event
+        )
+
+    async def mark_processed(self, id_: str, outcome: str, at: datetime) -> None:
+        await self._connection.execute(
+            sa.update(gateway_events)
+            .where(gateway_events.c.id == id_)
+            .values(processed_at=at, outcome=outcome)
+        )

@@ -251,3 +251,19 @@ idempotency_keys = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Index("ix_idempotency_keys_expires", "expires_at"),
 )
+
+gateway_events = sa.Table(
+    "gateway_events",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("payment_id", sa.Uuid, nullable=True),
+    sa.Column("reference", sa.String(255), nullable=True),
+    sa.Column("decline_code", sa.String(64), nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("amount_refunded", sa.BigInteger, nullable=True),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("processed_at", UTCDateTime, nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=True),
+    sa.Index("ix_gateway_events_payment", "payment_id"),
+)

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from debtflow_adapters.persistence import repositories as repos
 from debtflow_adapters.persistence.payments import (
+    SqlGatewayEventRepository,
     SqlIdempotencyRepository,
     SqlPaymentRepository,
 )
@@ -45,6 +46,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.sessions = repos.SqlSessionRepository(connection)
         self.payments = SqlPaymentRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
+        self.gateway_events = SqlGatewayEventRepository(connection)
         return self
 
     async def __aexit__(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import enum
 from typing import Protocol
+from uuid import UUID
 
 import msgspec
 
@@ -19,6 +20,9 @@ class ChargeRequest(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
     payment_method: str
     description: str
+    payment_id: UUID | None = None
+    """Ours; the gateway repeats it in its webhooks, so an event finds its payment even
+    when the charge's answer never reached us."""
 
 
 class ChargeResult(msgspec.Struct, frozen=True, kw_only=True):

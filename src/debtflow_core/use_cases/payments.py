@@ -142,7 +142,7 @@ async def claim_key(
     )
 
 
-class _Settlement:
+class Settlement:
     """Phase 3, shared by the payment itself, the recovery task and webhooks."""
 
     def __init__(self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache) -> None:
@@ -229,7 +229,7 @@ def _outcome_of(payment: Payment) -> PaymentOutcome:
     }[payment.status]
 
 
-class MakePayment(_Settlement):
+class MakePayment(Settlement):
     """Charge a debtor's card on an account, exactly once per idempotency key.
 
     Collectors on their assigned accounts and agency admins. The amount is more than zero
@@ -278,6 +278,7 @@ class MakePayment(_Settlement):
                     currency=payment.currency,
                     payment_method=payment.payment_method,
                     description=f"DebtFlow payment {payment.id}",
+                    payment_id=payment.id,
                 )
             )
         except GatewayUnavailable as error:
@@ -436,7 +437,7 @@ class ListPayments:
         return paginate(rows, limit, lambda p: PaymentPosition(p.created_at, p.id))
 
 
-class SettlePendingPayments(_Settlement):
+class SettlePendingPayments(Settlement):
     """Settle payments left pending longer than ``older_than`` (a crash between phases, a
     gateway that never answered): ask the gateway again under the same key, which answers
     without charging twice, and apply its answer. A scheduled platform task.
@@ -463,6 +464,7 @@ class SettlePendingPayments(_Settlement):
                         currency=payment.currency,
                         payment_method=payment.payment_method,
                         description=f"DebtFlow payment {payment.id}",
+                        payment_id=payment.id,
                     )
                 )
             except GatewayUnavailable:
@@ -564,51 +566,57 @@ class RefundPayment:
     async def _close(
         self, actor: Actor, key: str, payment: Payment, amount: int, reference: str
     ) -> RefundResult:
-        now = self._clock.now()
-        refund = Refund(
-            id=uuid.uuid4(),
-            agency_id=payment.agency_id,
-            payment_id=payment.id,
-            amount=amount,
-            gateway_reference=reference,
-            created_by=actor.user_id,
-            created_at=now,
-        )
         async with self._uow as uow:
-            await uow.payments.add_refund(refund)
-            after = await uow.payments.get(payment.id)
-            assert after is not None
-            balance = await uow.accounts.adjust_balance(payment.account_id, amount, floor=None)
-            await uow.audit_log.add(
-                audit_entry(
-                    actor,
-                    "payment.refunded",
-                    entity_id=payment.id,
-                    before=payment,
-                    after=after,
-                    at=now,
-                )
+            refund, after = await record_refund(
+                uow, actor, payment, amount, reference, self._clock.now()
             )
-            account = await uow.accounts.get(payment.account_id)
-            if account is not None and account.status is AccountStatus.PAID_IN_FULL and balance:
-                reopened = account.transition_to(AccountStatus.ACTIVE, at=now)
-                await uow.accounts.update(reopened)
-                await uow.audit_log.add(
-                    audit_entry(
-                        actor,
-                        "account.status_changed",
-                        entity_id=account.id,
-                        before=account,
-                        after=reopened,
-                        at=now,
-                    )
-                )
             response = msgspec.to_builtins(RefundResult(refund=refund, payment=after))
             record = await uow.idempotency.finish(actor.agency_id, key, "refunded", response)
             await uow.commit()
         if record is not None:
             await self._cache.put(record)
         return RefundResult(refund=refund, payment=after)
+
+
+async def record_refund(
+    uow: UnitOfWork, actor: Actor, payment: Payment, amount: int, reference: str, now: datetime
+) -> tuple[Refund, Payment]:
+    """The bookkeeping of a refund whose amount is already reserved on the payment: the
+    refund row, the balance given back, the account reopened if it was paid in full, and
+    their audit entries (inside the caller's unit of work)."""
+    refund = Refund(
+        id=uuid.uuid4(),
+        agency_id=payment.agency_id,
+        payment_id=payment.id,
+        amount=amount,
+        gateway_reference=reference,
+        created_by=actor.user_id,
+        created_at=now,
+    )
+    await uow.payments.add_refund(refund)
+    after = await uow.payments.get(payment.id)
+    assert after is not None  # the reservation just updated it
+    balance = await uow.accounts.adjust_balance(payment.account_id, amount, floor=None)
+    await uow.audit_log.add(
+        audit_entry(
+            actor, "payment.refunded", entity_id=payment.id, before=payment, after=after, at=now
+        )
+    )
+    account = await uow.accounts.get(payment.account_id)
+    if account is not None and account.status is AccountStatus.PAID_IN_FULL and balance:
+        reopened = account.transition_to(AccountStatus.ACTIVE, at=now)
+        await uow.accounts.update(reopened)
+        await uow.audit_log.add(
+            audit_entry(
+                actor,
+                "account.status_changed",
+                entity_id=account.id,
+                before=account,
+                after=reopened,
+                at=now,
+            )
+        )
+    return refund, after
 
 
 def _replay_refund(record: IdempotencyRecord, fingerprint: str) -> RefundResult:

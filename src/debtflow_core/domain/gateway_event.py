@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+
+class GatewayEventType(enum.StrEnum):
+    """The gateway's notifications DebtFlow acts on (named as Stripe names them)."""
+
+    PAYMENT_SUCCEEDED = "payment_intent.succeeded"
+    PAYMENT_FAILED = "payment_intent.payment_failed"
+    CHARGE_REFUNDED = "charge.refunded"
+
+
+class GatewayEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A verified notification from the payment gateway, stored once by its id.
+
+    ``payment_id`` is ours, sent to the gateway as metadata with the charge, so that an
+    event finds its payment even when the charge's answer never reached us.
+    ``amount_refunded`` is the charge's refunded total so far (``charge.refunded``).
+    """
+
+    id: str
+    type: GatewayEventType
+    payment_id: UUID | None
+    reference: str | None
+    decline_code: str | None = None
+    message: str | None = None
+    amount_refunded: int | None = None
+    received_at: datetime
+    processed_at: datetime | None = None
+    outcome: str | None = None

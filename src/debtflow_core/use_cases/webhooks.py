@@ -1,0 +1,114 @@
+"""The gateway's webhooks: confirmations that arrive after (or instead of) its answers.
+
+Receiving is quick: verify the signature, store the event once by its id, hand it to the
+workers. Applying is idempotent and order-proof: an event only moves a payment that is
+still in the state the event is about, so a replay, a duplicate or an event that arrives
+after a later one changes nothing twice.
+"""
+
+from __future__ import annotations
+
+from debtflow_core.actor import Actor
+from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
+from debtflow_core.domain.payment import Payment, PaymentStatus
+from debtflow_core.errors import NotFound
+from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.gateway_events import WebhookVerifier
+from debtflow_core.ports.idempotency import IdempotencyCache
+from debtflow_core.ports.job_queue import JobQueue
+from debtflow_core.ports.payment_gateway import ChargeOutcome, ChargeResult
+from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.use_cases.payments import Settlement, record_refund
+
+APPLY_GATEWAY_EVENT = "debtflow.apply_gateway_event"
+"""The worker task that applies a stored event; its one argument is ``event_id``."""
+
+
+class ReceiveGatewayEvent:
+    """Accept one webhook delivery. Returns whether the event was new.
+
+    A forged, stale or malformed delivery is a ValidationFailed and stores nothing. An
+    event already stored but not yet applied is handed to the workers again, so a delivery
+    whose hand-over failed is repaired by the gateway's next retry.
+    """
+
+    def __init__(
+        self, uow: UnitOfWork, verifier: WebhookVerifier, queue: JobQueue, clock: Clock
+    ) -> None:
+        self._uow = uow
+        self._verifier = verifier
+        self._queue = queue
+        self._clock = clock
+
+    async def execute(self, payload: bytes, signature: str | None) -> bool:
+        event = self._verifier.verify(payload, signature, self._clock.now())
+        if event is None:
+            return False
+        async with self._uow as uow:
+            new = await uow.gateway_events.record(event)
+            stored = event if new else await uow.gateway_events.get(event.id)
+            await uow.commit()
+        if stored is not None and stored.processed_at is None:
+            await self._queue.enqueue(APPLY_GATEWAY_EVENT, event_id=event.id)
+        return new
+
+
+class ApplyGatewayEvent(Settlement):
+    """Apply a stored gateway event to its payment, once; returns what it did.
+
+    - ``payment_intent.succeeded`` completes a pending payment;
+    - ``payment_intent.payment_failed`` fails a pending payment and gives its hold back;
+    - ``charge.refunded`` records whatever part of the refunded total we do not know of
+      yet (a refund made at the gateway directly, or whose answer we lost).
+
+    A platform task, run by the workers.
+    """
+
+    def __init__(self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache) -> None:
+        super().__init__(uow, clock, cache)
+
+    async def execute(self, event_id: str) -> str:
+        async with self._uow as uow:
+            event = await uow.gateway_events.get(event_id)
+            if event is None:
+                raise NotFound.of("gateway event", event_id)
+            payment = None if event.payment_id is None else await uow.payments.get(event.payment_id)
+        if event.outcome is not None:
+            return event.outcome
+        outcome = "unknown_payment" if payment is None else await self._dispatch(event, payment)
+        async with self._uow as uow:
+            await uow.gateway_events.mark_processed(event.id, outcome, self._clock.now())
+            await uow.commit()
+        return outcome
+
+    async def _dispatch(self, event: GatewayEvent, payment: Payment) -> str:
+        actor = Actor.system(payment.agency_id)
+        reference = event.reference or payment.gateway_reference or ""
+        if event.type is GatewayEventType.CHARGE_REFUNDED:
+            return await self._reconcile_refunds(actor, event, payment)
+        if payment.status is not PaymentStatus.PENDING:
+            return "ignored"
+        if event.type is GatewayEventType.PAYMENT_SUCCEEDED:
+            result = ChargeResult(outcome=ChargeOutcome.SUCCEEDED, reference=reference)
+        else:
+            result = ChargeResult(
+                outcome=ChargeOutcome.DECLINED,
+                reference=reference,
+                decline_code=event.decline_code,
+                message=event.message,
+            )
+        settled = await self.settle(actor, payment.id, result)
+        return settled.payment.status
+
+    async def _reconcile_refunds(self, actor: Actor, event: GatewayEvent, payment: Payment) -> str:
+        missing = (event.amount_refunded or 0) - payment.refunded_amount
+        if payment.status is not PaymentStatus.COMPLETED or missing <= 0:
+            return "ignored"
+        async with self._uow as uow:
+            if not await uow.payments.reserve_refund(payment.id, missing):
+                return "ignored"
+            await record_refund(
+                uow, actor, payment, missing, f"{event.id}:{event.reference}", self._clock.now()
+            )
+            await uow.commit()
+        return "refunded"

@@ -1,0 +1,3 @@
+"""Outside services the contract suites run adapters against."""
+
+from tests.support.stripe_emulator import stripe_emulator  # noqa: F401

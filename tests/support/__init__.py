@@ -1,0 +1,1 @@
+"""Test doubles of outside services that the tests reach over real sockets."""

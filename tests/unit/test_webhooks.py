@@ -1,0 +1,115 @@
+"""Gateway webhooks through the core: stored once, applied once, in any order."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import pytest
+
+from debtflow_adapters.memory.job_queue import InMemoryJobQueue
+from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
+from debtflow_core.domain.payment import PaymentStatus
+from debtflow_core.errors import ValidationFailed
+from debtflow_core.use_cases.webhooks import (
+    APPLY_GATEWAY_EVENT,
+    ApplyGatewayEvent,
+    ReceiveGatewayEvent,
+)
+from tests.unit.test_payments import shop  # noqa: F401  (the fixture)
+
+
+class Verifier:
+    """Stands in for the gateway's signature check: the payload is the event's id."""
+
+    def __init__(self) -> None:
+        self.events: dict[bytes, GatewayEvent] = {}
+
+    def verify(self, payload: bytes, signature: str | None, received_at: datetime):
+        if signature != "valid":
+            raise ValidationFailed("the signature does not match", field="Stripe-Signature")
+        return self.events.get(payload)
+
+
+@pytest.fixture
+def hooks(shop):  # noqa: F811
+    verifier, queue = Verifier(), InMemoryJobQueue()
+    receive = ReceiveGatewayEvent(shop.world.uow, verifier, queue, shop.world.clock)
+    apply = ApplyGatewayEvent(shop.world.uow, shop.world.clock, shop.cache)
+
+    def event(type_: GatewayEventType, payment_id, **kw) -> bytes:
+        made = GatewayEvent(
+            id=f"evt_{uuid.uuid4().hex[:12]}",
+            type=type_,
+            payment_id=payment_id,
+            reference="pi_123",
+            received_at=shop.world.clock.now(),
+            **kw,
+        )
+        verifier.events[made.id.encode()] = made
+        return made.id.encode()
+
+    return shop, receive, apply, queue, event
+
+
+async def test_an_event_is_stored_once_and_handed_to_the_workers(hooks):
+    shop, receive, _, queue, event = hooks
+    payload = event(GatewayEventType.PAYMENT_SUCCEEDED, uuid.uuid4())
+    assert await receive.execute(payload, "valid") is True
+    assert await receive.execute(payload, "valid") is False  # a redelivery
+    assert [task for task, _ in queue.jobs] == [APPLY_GATEWAY_EVENT] * 2  # not applied yet
+    with pytest.raises(ValidationFailed):
+        await receive.execute(payload, "forged")
+    assert await receive.execute(b"unknown type", "valid") is False
+
+
+async def test_a_confirmation_completes_a_pending_payment_once(hooks):
+    shop, receive, apply, queue, event = hooks
+    pending = (
+        await shop.pay.execute(shop.alpha.collector, "k", shop.payment(method="pm_card_processing"))
+    ).payment
+    payload = event(GatewayEventType.PAYMENT_SUCCEEDED, pending.id)
+    await receive.execute(payload, "valid")
+    event_id = queue.jobs[-1][1]["event_id"]
+    assert await apply.execute(event_id) == "completed"
+    assert await apply.execute(event_id) == "completed"  # applied once, answered again
+    assert shop.world.store.payments[pending.id].status is PaymentStatus.COMPLETED
+    await receive.execute(payload, "valid")
+    assert len(queue.jobs) == 1  # a processed event is not handed over again
+    assert await shop.balance() == 7_500
+
+
+async def test_a_failure_releases_the_hold_and_late_events_change_nothing(hooks):
+    shop, receive, apply, queue, event = hooks
+    pending = (
+        await shop.pay.execute(shop.alpha.collector, "k", shop.payment(method="pm_card_processing"))
+    ).payment
+    failed = event(GatewayEventType.PAYMENT_FAILED, pending.id, decline_code="card_declined")
+    succeeded = event(GatewayEventType.PAYMENT_SUCCEEDED, pending.id)
+    for payload in (failed, succeeded):
+        await receive.execute(payload, "valid")
+    outcomes = [await apply.execute(args["event_id"]) for _, args in queue.jobs]
+    assert outcomes == ["failed", "ignored"]
+    payment = shop.world.store.payments[pending.id]
+    assert (payment.status, payment.failure_code) == (PaymentStatus.FAILED, "card_declined")
+    assert await shop.balance() == 10_000
+
+
+async def test_refunds_made_at_the_gateway_are_recorded_once(hooks):
+    shop, receive, apply, queue, event = hooks
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
+    first = event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=1_000)
+    second = event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=3_000)
+    stale = event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=1_000)
+    for payload in (first, second, stale):
+        await receive.execute(payload, "valid")
+    outcomes = [await apply.execute(args["event_id"]) for _, args in queue.jobs]
+    assert outcomes == ["refunded", "refunded", "ignored"]
+    assert shop.world.store.payments[paid.id].refunded_amount == 3_000
+    assert await shop.balance() == 10_000 - 4_000 + 3_000
+
+
+async def test_an_event_for_no_payment_of_ours_is_noted_and_dropped(hooks):
+    _, receive, apply, queue, event = hooks
+    await receive.execute(event(GatewayEventType.PAYMENT_SUCCEEDED, None), "valid")
+    assert await apply.execute(queue.jobs[0][1]["event_id"]) == "unknown_payment"

@@ -21,6 +21,7 @@ from debtflow_adapters.settings import Settings
 from debtflow_http.auth import BEARER, ActorProvider
 from debtflow_http.logs import configure_logging
 from debtflow_http.middleware import request_context_middleware
+from debtflow_http.openapi import ClosedStructs
 from debtflow_http.problems import EXCEPTION_HANDLERS
 from debtflow_http.resources.accounts import AccountController
 from debtflow_http.resources.audit_log import AuditLogController
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
         route_handlers=[api],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi(),
+        plugins=[ClosedStructs()],
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
         if settings.cors_origins
         else None,

@@ -1,10 +1,19 @@
-"""OpenAPI helpers: the documented error responses of a route."""
+"""OpenAPI helpers: the documented error responses of a route, and closed request bodies."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import msgspec
 from litestar.openapi import ResponseSpec
+from litestar.plugins import OpenAPISchemaPlugin
 
 from debtflow_http.problems import PROBLEM_JSON, Problem
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.openapi.spec import Schema
+    from litestar.typing import FieldDefinition
 
 _WHEN = {
     400: "The request is malformed: a missing, unknown or mistyped input (see `errors`).",
@@ -25,3 +34,31 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
         )
         for status in statuses
     }
+
+
+class ClosedStructs(OpenAPISchemaPlugin):
+    """Document a Struct that forbids unknown fields as ``additionalProperties: false``.
+
+    Litestar documents every Struct as an open object, yet the commands refuse unknown
+    fields with a 400: without this, a client reading the document can't know. The schema
+    itself is Litestar's own, from the next plugin that supports the type.
+    """
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        return (
+            not field_definition.is_union
+            and field_definition.is_subclass_of(msgspec.Struct)
+            and field_definition.type_.__struct_config__.forbid_unknown_fields
+        )
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        builtin = next(
+            plugin
+            for plugin in schema_creator.plugins
+            if plugin is not self and schema_creator.plugin_supports_field(plugin, field_definition)
+        )
+        schema = builtin.to_openapi_schema(field_definition, schema_creator)
+        schema.additional_properties = False
+        return schema

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -13,13 +15,24 @@ from debtflow_adapters.memory import (
     InMemoryStore,
     InMemoryUnitOfWork,
 )
+from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
+from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import Account
 from debtflow_core.domain.debtor import Debtor
+from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.domain.user import Role
-from debtflow_core.use_cases.accounts import AssignCollector, NewAccount, PlaceAccount
+from debtflow_core.errors import GatewayUnavailable
+from debtflow_core.ports.payment_gateway import ChargeRequest, ChargeResult
+from debtflow_core.use_cases.accounts import (
+    AssignCollector,
+    GetAccount,
+    NewAccount,
+    PlaceAccount,
+)
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor
+from debtflow_core.use_cases.payments import MakePayment, NewPayment, SettlePendingPayments
 from debtflow_core.use_cases.users import CreateUser, NewUser
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -103,3 +116,70 @@ class World:
 @pytest.fixture
 def world() -> World:
     return World()
+
+
+class CountingGateway(SandboxGateway):
+    """The sandbox, counting the charges it really makes (one per idempotency key)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls = 0
+        self.charged: Counter[str] = Counter()
+        self.down_until_sent = False  # True: fail with request_sent=False (breaker open)
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        self.calls += 1
+        if self.down_until_sent:
+            raise GatewayUnavailable("circuit open", retry_after_seconds=30, request_sent=False)
+        result = await super().charge(request)
+        self.charged[request.idempotency_key] += 1
+        return result
+
+
+@pytest.fixture
+async def shop(world):
+    alpha = await world.agency("alpha")
+    processor = PaymentProcessor(
+        id=uuid.uuid4(),
+        agency_id=alpha.admin.agency_id,
+        name="Sandbox",
+        kind=ProcessorKind.SANDBOX,
+        active=True,
+        created_at=START,
+    )
+    async with world.uow as uow:
+        await uow.payment_processors.add(processor)
+        await uow.commit()
+    account = await world.account(
+        alpha.admin, external_id="A-1", balance=10_000, collector=alpha.collector
+    )
+    gateway = CountingGateway()
+    cache = InMemoryIdempotencyCache()
+
+    class Shop:
+        pay = MakePayment(world.uow, world.clock, cache, gateway)
+        settle = SettlePendingPayments(world.uow, world.clock, cache, gateway)
+
+        @staticmethod
+        def payment(amount=2_500, method="pm_card_visa", **kw) -> NewPayment:
+            fields = dict(
+                account_id=account.id,
+                amount=amount,
+                currency="USD",
+                processor_id=processor.id,
+                payment_method=method,
+            )
+            return NewPayment(**{**fields, **kw})
+
+        @staticmethod
+        async def balance() -> int:
+            return (await world.use(GetAccount).execute(alpha.admin, account.id)).current_balance
+
+    Shop.world, Shop.alpha, Shop.account, Shop.gateway, Shop.cache = (
+        world,
+        alpha,
+        account,
+        gateway,
+        cache,
+    )
+    return Shop

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from datetime import timedelta
 
 import msgspec
 import pytest
 
 from debtflow_adapters.memory import InMemoryUnitOfWork
-from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
-from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.payment import PaymentStatus
-from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.errors import (
     Conflict,
     GatewayUnavailable,
@@ -23,87 +19,17 @@ from debtflow_core.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from debtflow_core.ports.payment_gateway import ChargeRequest, ChargeResult
 from debtflow_core.use_cases.accounts import GetAccount
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.payments import (
     GetPayment,
     ListPayments,
     MakePayment,
-    NewPayment,
     NewRefund,
     PaymentOutcome,
     RefundPayment,
-    SettlePendingPayments,
 )
-from tests.unit.conftest import START
-
-
-class CountingGateway(SandboxGateway):
-    """The sandbox, counting the charges it really makes (one per idempotency key)."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.calls = 0
-        self.charged: Counter[str] = Counter()
-        self.down_until_sent = False  # True: fail with request_sent=False (breaker open)
-
-    async def charge(self, request: ChargeRequest) -> ChargeResult:
-        self.calls += 1
-        if self.down_until_sent:
-            raise GatewayUnavailable("circuit open", retry_after_seconds=30, request_sent=False)
-        result = await super().charge(request)
-        self.charged[request.idempotency_key] += 1
-        return result
-
-
-@pytest.fixture
-async def shop(world):
-    alpha = await world.agency("alpha")
-    processor = PaymentProcessor(
-        id=uuid.uuid4(),
-        agency_id=alpha.admin.agency_id,
-        name="Sandbox",
-        kind=ProcessorKind.SANDBOX,
-        active=True,
-        created_at=START,
-    )
-    async with world.uow as uow:
-        await uow.payment_processors.add(processor)
-        await uow.commit()
-    account = await world.account(
-        alpha.admin, external_id="A-1", balance=10_000, collector=alpha.collector
-    )
-    gateway = CountingGateway()
-    cache = InMemoryIdempotencyCache()
-
-    class Shop:
-        pay = MakePayment(world.uow, world.clock, cache, gateway)
-        settle = SettlePendingPayments(world.uow, world.clock, cache, gateway)
-
-        @staticmethod
-        def payment(amount=2_500, method="pm_card_visa", **kw) -> NewPayment:
-            fields = dict(
-                account_id=account.id,
-                amount=amount,
-                currency="USD",
-                processor_id=processor.id,
-                payment_method=method,
-            )
-            return NewPayment(**{**fields, **kw})
-
-        @staticmethod
-        async def balance() -> int:
-            return (await world.use(GetAccount).execute(alpha.admin, account.id)).current_balance
-
-    Shop.world, Shop.alpha, Shop.account, Shop.gateway, Shop.cache = (
-        world,
-        alpha,
-        account,
-        gateway,
-        cache,
-    )
-    return Shop
+from tests.unit.conftest import CountingGateway
 
 
 async def test_a_payment_completes_and_takes_the_balance(shop):

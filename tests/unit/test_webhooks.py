@@ -16,7 +16,6 @@ from debtflow_core.use_cases.webhooks import (
     ApplyGatewayEvent,
     ReceiveGatewayEvent,
 )
-from tests.unit.test_payments import shop  # noqa: F401  (the fixture)
 
 
 class Verifier:
@@ -32,7 +31,7 @@ class Verifier:
 
 
 @pytest.fixture
-def hooks(shop):  # noqa: F811
+def hooks(shop):
     verifier, queue = Verifier(), InMemoryJobQueue()
     receive = ReceiveGatewayEvent(shop.world.uow, verifier, queue, shop.world.clock)
     apply = ApplyGatewayEvent(shop.world.uow, shop.world.clock, shop.cache)
@@ -53,7 +52,7 @@ def hooks(shop):  # noqa: F811
 
 
 async def test_an_event_is_stored_once_and_handed_to_the_workers(hooks):
-    shop, receive, _, queue, event = hooks
+    _, receive, _, queue, event = hooks
     payload = event(GatewayEventType.PAYMENT_SUCCEEDED, uuid.uuid4())
     assert await receive.execute(payload, "valid") is True
     assert await receive.execute(payload, "valid") is False  # a redelivery

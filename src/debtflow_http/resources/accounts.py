@@ -107,7 +107,7 @@ class AccountController(Controller):
         operation_id="getAccount",
         summary="One account",
         description=GetAccount.__doc__,
-        responses=errors(401, 404),
+        responses=errors(400, 401, 404),
     )
     async def get_account(
         self, account_id: FromPath[UUID], actor: FromDishka[Actor], use: FromDishka[GetAccount]
@@ -152,7 +152,7 @@ class AccountController(Controller):
         operation_id="unassignCollector",
         summary="Unassign the collector",
         description=UnassignCollector.__doc__,
-        responses=errors(401, 403, 404),
+        responses=errors(400, 401, 403, 404),
     )
     async def unassign(
         self,

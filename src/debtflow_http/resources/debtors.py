@@ -65,7 +65,7 @@ class DebtorController(Controller):
         operation_id="getDebtor",
         summary="One debtor",
         description=GetDebtor.__doc__,
-        responses=errors(401, 404),
+        responses=errors(400, 401, 404),
     )
     async def get_debtor(
         self, debtor_id: FromPath[UUID], actor: FromDishka[Actor], use: FromDishka[GetDebtor]

@@ -87,7 +87,7 @@ class UserController(Controller):
         operation_id="getUser",
         summary="One user",
         description=GetUser.__doc__,
-        responses=errors(401, 403, 404),
+        responses=errors(400, 401, 403, 404),
     )
     async def get_user(
         self, user_id: FromPath[UUID], actor: FromDishka[Actor], use: FromDishka[GetUser]
@@ -116,7 +116,7 @@ class UserController(Controller):
         operation_id="deactivateUser",
         summary="Deactivate a user",
         description=DeactivateUser.__doc__,
-        responses=errors(401, 403, 404, 409),
+        responses=errors(400, 401, 403, 404, 409),
     )
     async def deactivate(
         self, user_id: FromPath[UUID], actor: FromDishka[Actor], use: FromDishka[DeactivateUser]

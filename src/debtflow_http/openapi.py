@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
+from litestar.params import Body, BodyKwarg
 from litestar.plugins import OpenAPISchemaPlugin
 
 from debtflow_http.problems import PROBLEM_JSON, Problem
@@ -34,6 +36,11 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
         )
         for status in statuses
     }
+
+
+def example(summary: str, value: dict[str, Any]) -> BodyKwarg:
+    """A JSON request body documented with one worked example: ``Annotated[T, example(…)]``."""
+    return Body(examples=[Example(summary=summary, value=value)])
 
 
 class ClosedStructs(OpenAPISchemaPlugin):

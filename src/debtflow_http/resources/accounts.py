@@ -6,7 +6,7 @@ from uuid import UUID
 import msgspec
 from dishka import FromDishka
 from litestar import Controller, delete, get, post, put
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from debtflow_core.actor import Actor
@@ -28,16 +28,63 @@ from debtflow_core.use_cases.accounts import (
 from debtflow_core.use_cases.activities import ListActivities, NewActivity, RecordActivity
 from debtflow_core.use_cases.payments import ListPayments
 from debtflow_http.auth import SECURED
-from debtflow_http.openapi import errors
+from debtflow_http.openapi import errors, example
 from debtflow_http.resources.paging import Cursor, Limit
+
+NewAccountBody = Annotated[
+    NewAccount,
+    example(
+        "Place a credit-card debt",
+        {
+            "debtor_id": "7a1c2d3e-4f50-4a6b-8c9d-0e1f2a3b4c5d",
+            "external_id": "FB-2024-000123",
+            "original_creditor": "First Bank",
+            "currency": "USD",
+            "placed_balance": 125000,
+            "charge_off_date": "2025-06-30",
+        },
+    ),
+]
+
+
+NewActivityBody = Annotated[
+    NewActivity,
+    example(
+        "A promise to pay",
+        {
+            "type": "promise_to_pay",
+            "outcome": "promised",
+            "note": "Pays on Friday",
+            "promise": {"amount": 25000, "due_on": "2026-12-04"},
+        },
+    ),
+]
 
 
 class StatusChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     status: AccountStatus
 
 
+StatusChangeBody = Annotated[
+    StatusChange,
+    example(
+        "Close an account",
+        {"status": "closed"},
+    ),
+]
+
+
 class Assignment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     collector_id: UUID
+
+
+AssignmentBody = Annotated[
+    Assignment,
+    example(
+        "Assign to a collector",
+        {"collector_id": "c0ffee00-1234-4abc-8def-0123456789ab"},
+    ),
+]
 
 
 class AccountController(Controller):
@@ -98,7 +145,7 @@ class AccountController(Controller):
         responses=errors(400, 401, 403, 409, 422),
     )
     async def place_account(
-        self, data: JSONBody[NewAccount], actor: FromDishka[Actor], use: FromDishka[PlaceAccount]
+        self, data: NewAccountBody, actor: FromDishka[Actor], use: FromDishka[PlaceAccount]
     ) -> Account:
         return await use.execute(actor, data)
 
@@ -124,7 +171,7 @@ class AccountController(Controller):
     async def change_status(
         self,
         account_id: FromPath[UUID],
-        data: JSONBody[StatusChange],
+        data: StatusChangeBody,
         actor: FromDishka[Actor],
         use: FromDishka[ChangeAccountStatus],
     ) -> Account:
@@ -140,7 +187,7 @@ class AccountController(Controller):
     async def assign(
         self,
         account_id: FromPath[UUID],
-        data: JSONBody[Assignment],
+        data: AssignmentBody,
         actor: FromDishka[Actor],
         use: FromDishka[AssignCollector],
     ) -> Account:
@@ -189,7 +236,7 @@ class AccountController(Controller):
     async def record_activity(
         self,
         account_id: FromPath[UUID],
-        data: JSONBody[NewActivity],
+        data: NewActivityBody,
         actor: FromDishka[Actor],
         use: FromDishka[RecordActivity],
     ) -> Activity:

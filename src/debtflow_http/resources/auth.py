@@ -1,16 +1,17 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from dishka import FromDishka
 from litestar import Controller, Request, get, post
-from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from debtflow_core.actor import Actor
 from debtflow_core.use_cases.auth import Credentials, Login, Logout, Refresh, TokenPair
 from debtflow_core.use_cases.users import GetUser
 from debtflow_http.auth import SECURED
-from debtflow_http.openapi import errors
+from debtflow_http.openapi import errors, example
 from debtflow_http.resources.users import UserView
 
 
@@ -19,8 +20,26 @@ class TokenRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     password: str
 
 
+TokenRequestBody = Annotated[
+    TokenRequest,
+    example(
+        "Sign in",
+        {"email": "admin@demo.example.com", "password": "demo-admin-password"},
+    ),
+]
+
+
 class RefreshRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     refresh_token: str
+
+
+RefreshRequestBody = Annotated[
+    RefreshRequest,
+    example(
+        "Rotate",
+        {"refresh_token": "Q2hhbmdlIG1lIGZvciB0aGUgb25lIHlvdSBnb3Q"},
+    ),
+]
 
 
 class AuthController(Controller):
@@ -36,7 +55,7 @@ class AuthController(Controller):
         responses=errors(400, 401, 429),
     )
     async def token(
-        self, data: JSONBody[TokenRequest], request: Request, login: FromDishka[Login]
+        self, data: TokenRequestBody, request: Request, login: FromDishka[Login]
     ) -> TokenPair:
         client = request.client.host if request.client else "unknown"
         return await login.execute(
@@ -51,9 +70,7 @@ class AuthController(Controller):
         description=Refresh.__doc__,
         responses=errors(400, 401),
     )
-    async def refresh(
-        self, data: JSONBody[RefreshRequest], refresh: FromDishka[Refresh]
-    ) -> TokenPair:
+    async def refresh(self, data: RefreshRequestBody, refresh: FromDishka[Refresh]) -> TokenPair:
         return await refresh.execute(data.refresh_token)
 
     @post(
@@ -78,6 +95,7 @@ class MeController(Controller):
         "/",
         operation_id="getMe",
         summary="The signed-in user",
+        description="Who the access token speaks for: the user as stored now.",
         responses=errors(401),
     )
     async def me(self, actor: FromDishka[Actor], get_user: FromDishka[GetUser]) -> UserView:

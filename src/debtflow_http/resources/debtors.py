@@ -5,7 +5,7 @@ from uuid import UUID
 
 from dishka import FromDishka
 from litestar import Controller, get, patch, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.debtor import Debtor
@@ -19,8 +19,38 @@ from debtflow_core.use_cases.debtors import (
     UpdateDebtor,
 )
 from debtflow_http.auth import SECURED
-from debtflow_http.openapi import errors
+from debtflow_http.openapi import errors, example
 from debtflow_http.resources.paging import Cursor, Limit
+
+NewDebtorBody = Annotated[
+    NewDebtor,
+    example(
+        "A debtor with contact points",
+        {
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "external_id": "D-1001",
+            "date_of_birth": "1985-12-10",
+            "phones": [{"number": "+15555550100", "kind": "mobile"}],
+            "emails": ["ada@example.com"],
+            "address": {
+                "line1": "1 Analytical Way",
+                "city": "Austin",
+                "state": "TX",
+                "postal_code": "73301",
+                "time_zone": "America/Chicago",
+            },
+        },
+    ),
+]
+
+DebtorChangesBody = Annotated[
+    DebtorChanges,
+    example(
+        "Correct the surname and stop calls",
+        {"last_name": "King", "contact_preferences": {"do_not_call": True}},
+    ),
+]
 
 
 class DebtorController(Controller):
@@ -56,7 +86,7 @@ class DebtorController(Controller):
         responses=errors(400, 401, 403, 409, 422),
     )
     async def create_debtor(
-        self, data: JSONBody[NewDebtor], actor: FromDishka[Actor], use: FromDishka[CreateDebtor]
+        self, data: NewDebtorBody, actor: FromDishka[Actor], use: FromDishka[CreateDebtor]
     ) -> Debtor:
         return await use.execute(actor, data)
 
@@ -82,7 +112,7 @@ class DebtorController(Controller):
     async def update_debtor(
         self,
         debtor_id: FromPath[UUID],
-        data: JSONBody[DebtorChanges],
+        data: DebtorChangesBody,
         actor: FromDishka[Actor],
         use: FromDishka[UpdateDebtor],
     ) -> Debtor:

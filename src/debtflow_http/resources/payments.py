@@ -7,7 +7,7 @@ import msgspec
 from dishka import FromDishka
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.status_codes import (
     HTTP_201_CREATED,
     HTTP_202_ACCEPTED,
@@ -36,7 +36,7 @@ from debtflow_core.use_cases.payments import (
     RefundPayment,
 )
 from debtflow_http.auth import SECURED
-from debtflow_http.openapi import errors
+from debtflow_http.openapi import errors, example
 from debtflow_http.problems import PROBLEM_JSON, Problem
 from debtflow_http.resources.paging import Cursor, Limit
 
@@ -56,6 +56,37 @@ _STATUS = {
     PaymentOutcome.PENDING: HTTP_202_ACCEPTED,
     PaymentOutcome.DECLINED: HTTP_402_PAYMENT_REQUIRED,
 }
+
+
+NewPaymentBody = Annotated[
+    NewPayment,
+    example(
+        "Pay part of a balance",
+        {
+            "account_id": "3f2b9c1e-8d4a-4f6b-9a2e-5c7d1e0b4a11",
+            "amount": 25000,
+            "currency": "USD",
+            "processor_id": "5b6c7d8e-9f01-4a23-8b45-6c7d8e9f0a1b",
+            "payment_method": "pm_card_visa",
+        },
+    ),
+]
+
+NewRefundBody = Annotated[
+    NewRefund,
+    example(
+        "Refund part of a payment",
+        {"amount": 5000},
+    ),
+]
+
+NewPaymentProcessorBody = Annotated[
+    NewPaymentProcessor,
+    example(
+        "The sandbox",
+        {"name": "Sandbox", "kind": "sandbox"},
+    ),
+]
 
 
 class Refunded(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,7 +140,7 @@ class PaymentController(Controller):
     )
     async def make_payment(
         self,
-        data: JSONBody[NewPayment],
+        data: NewPaymentBody,
         idempotency_key: IdempotencyKey,
         actor: FromDishka[Actor],
         use: FromDishka[MakePayment],
@@ -167,7 +198,7 @@ class PaymentController(Controller):
     async def refund_payment(
         self,
         payment_id: FromPath[UUID],
-        data: JSONBody[NewRefund],
+        data: NewRefundBody,
         idempotency_key: IdempotencyKey,
         actor: FromDishka[Actor],
         use: FromDishka[RefundPayment],
@@ -204,7 +235,7 @@ class PaymentProcessorController(Controller):
     )
     async def add_processor(
         self,
-        data: JSONBody[NewPaymentProcessor],
+        data: NewPaymentProcessorBody,
         actor: FromDishka[Actor],
         use: FromDishka[AddPaymentProcessor],
     ) -> PaymentProcessor:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
 from dishka import FromDishka
 from litestar import Controller, get, patch, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
 from debtflow_core.actor import Actor
@@ -20,7 +21,20 @@ from debtflow_core.use_cases.users import (
     NewUser,
 )
 from debtflow_http.auth import SECURED
-from debtflow_http.openapi import errors
+from debtflow_http.openapi import errors, example
+
+NewUserBody = Annotated[
+    NewUser,
+    example(
+        "A new collector",
+        {
+            "email": "carla@acme.example",
+            "full_name": "Carla Diaz",
+            "role": "collector",
+            "password": "a long passphrase",
+        },
+    ),
+]
 
 
 class UserView(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +69,15 @@ class RoleChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     role: Role
 
 
+RoleChangeBody = Annotated[
+    RoleChange,
+    example(
+        "Make read-only",
+        {"role": "readonly"},
+    ),
+]
+
+
 class UserController(Controller):
     path = "/v1/users"
     tags = ["users"]
@@ -78,7 +101,7 @@ class UserController(Controller):
         responses=errors(400, 401, 403, 409, 422),
     )
     async def create_user(
-        self, data: JSONBody[NewUser], actor: FromDishka[Actor], use: FromDishka[CreateUser]
+        self, data: NewUserBody, actor: FromDishka[Actor], use: FromDishka[CreateUser]
     ) -> UserView:
         return UserView.of(await use.execute(actor, data))
 
@@ -104,7 +127,7 @@ class UserController(Controller):
     async def change_role(
         self,
         user_id: FromPath[UUID],
-        data: JSONBody[RoleChange],
+        data: RoleChangeBody,
         actor: FromDishka[Actor],
         use: FromDishka[ChangeUserRole],
     ) -> UserView:

@@ -353,6 +353,31 @@ async def test_health_readiness_and_the_openapi_document(api):
     assert (await api.client.get("/schema/swagger")).status_code == 200
 
 
+PUBLIC_OPERATIONS = {"getHealth", "getReadiness", "createToken", "refreshToken"}
+
+
+async def test_every_operation_documents_its_auth_errors_and_examples(api):
+    schema = (await api.client.get("/schema/openapi.json")).json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            name = operation["operationId"]
+            assert operation.get("description"), name
+            if name not in PUBLIC_OPERATIONS:
+                assert operation["security"] == [{"BearerToken": []}], name
+                assert "401" in operation["responses"], name
+            errors = [status for status in operation["responses"] if status.startswith("4")]
+            if name not in {"getHealth", "getReadiness"}:
+                assert errors, name
+            for status in set(errors) - {"402"}:  # a declined payment answers the payment
+                assert "application/problem+json" in operation["responses"][status]["content"], (
+                    name,
+                    status,
+                )
+            if "requestBody" in operation:
+                body = operation["requestBody"]["content"]["application/json"]
+                assert body.get("examples") or body["schema"].get("examples"), (method, path)
+
+
 async def test_every_response_has_a_request_id_and_security_headers(api):
     echoed = await api.client.get("/health", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"

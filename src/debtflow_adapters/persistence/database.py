@@ -20,7 +20,12 @@ _EXPECTED = "expected sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 
 # Writers queue on SQLite's single write lock; wait this long for it before failing.
 _SQLITE_BUSY_TIMEOUT_MS = 15_000
-_POSTGRES_POOL_SIZE = 10
+# Per process. A connection is held only while a unit of work is open, but each concurrent
+# request may hold one: 20 kept open covers a server process under a few dozen concurrent
+# requests without opening and closing overflow connections (a new PostgreSQL backend costs
+# milliseconds) as the load swings; 10 more absorb bursts. Two server processes stay at
+# 60 connections, under PostgreSQL's default limit of 100.
+_POSTGRES_POOL_SIZE = 20
 _POSTGRES_MAX_OVERFLOW = 10
 
 

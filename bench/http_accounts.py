@@ -1,0 +1,438 @@
+"""Benchmark the account reads of the HTTP API against PostgreSQL, and record the results.
+
+    python bench/http_accounts.py [--accounts 1000000] [--duration 20] [--connections 32]
+
+It recreates the database ``debtflow_bench``, migrates and seeds it (see ``seeding.py``),
+serves the API with ``debtflow serve --workers 2`` and a bare Litestar route returning one
+of the API's pages from memory (``bare_app.py``) the same way, loads both with wrk, prints
+a table and rewrites the section "HTTP: account reads" of ``docs/benchmarks.md``.
+
+This is a benchmark, not a test: nothing runs it in CI, and its figures depend on the
+machine and on whatever else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import secrets
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import psycopg
+import seeding
+import wrk
+from sqlalchemy.engine import make_url
+
+BENCH = Path(__file__).resolve().parent
+DOCUMENT = BENCH.parent / "docs" / "benchmarks.md"
+SECTION = "## HTTP: account reads"
+
+DATABASE = "debtflow_bench"
+API_PORT = 8701
+BARE_PORT = 8702
+WORKERS = 2
+THREADS = 2
+WARM_UP_SECONDS = 5
+LIST_QUERY = "/v1/accounts?status=active&limit=50"
+P99_TARGET_MS = 50.0
+BARE_SHARE_TARGET = 0.4
+
+
+@dataclass(frozen=True)
+class Target:
+    """One benchmarked request: what is asked, by whom, with which access token, and the
+    process of the server that answers."""
+
+    request: str
+    caller: str
+    url: str
+    token: str | None
+    server_pid: int
+
+
+@dataclass(frozen=True)
+class Measured:
+    target: Target
+    result: wrk.Result
+    cpu_ms_per_request: float
+    """CPU time the server's processes spent per request: it depends much less than the
+    throughput on what else runs on the machine."""
+
+
+def main() -> None:
+    args = _arguments()
+    admin_url = args.postgres_url
+    url = make_url(admin_url).set(database=DATABASE).render_as_string(hide_password=False)
+    load = wrk.Load(threads=THREADS, connections=args.connections, duration=args.duration)
+    if args.reuse_database:
+        _check_seeded(url, args.accounts)
+    else:
+        _prepare_database(admin_url, url, args.accounts)
+    machine = _machine(admin_url)
+    reach = _reach(url)
+    with tempfile.TemporaryDirectory(prefix="debtflow-bench-") as scratch:
+        measured, commands = _benchmark(url, load, Path(scratch))
+    report = _report(args, machine, reach, load, measured, commands)
+    print(report)
+    _write_section(DOCUMENT, report)
+    print(f"wrote the section {SECTION!r} of {DOCUMENT}")
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=1_000_000, help="accounts to seed")
+    parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="a superuser's connection to the server; the benchmark database is made there",
+    )
+    parser.add_argument(
+        "--reuse-database",
+        action="store_true",
+        help=f"keep the {DATABASE} database a previous run seeded with as many accounts",
+    )
+    return parser.parse_args()
+
+
+def _prepare_database(admin_url: str, url: str, accounts: int) -> None:
+    started = time.perf_counter()
+    seeding.recreate_database(admin_url, DATABASE)
+    seeding.migrate(url)
+    _log(f"created and migrated {DATABASE} in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    seeding.seed(url, accounts)
+    _log(f"seeded {accounts:,} accounts in {time.perf_counter() - started:.1f} s")
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How many active accounts the benchmarked callers' lists page through."""
+
+    collector: int
+    admin: int
+
+
+def _reach(url: str) -> Reach:
+    with psycopg.connect(url) as connection:
+        collector, admin = connection.execute(
+            "SELECT count(*) FILTER (WHERE a.assigned_collector_id = u.id), count(*)"
+            " FROM accounts a JOIN users u ON u.agency_id = a.agency_id"
+            " WHERE u.email = %s AND a.status = 'active'",
+            [seeding.collector_login(1, 1).email],
+        ).fetchone()
+    return Reach(collector=collector, admin=admin)
+
+
+def _check_seeded(url: str, accounts: int) -> None:
+    """Refuse to measure a database that does not hold what the report will say it holds."""
+    with psycopg.connect(url) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM accounts").fetchone()
+    if count != accounts:
+        sys.exit(
+            f"{DATABASE} holds {count:,} accounts, not {accounts:,}: "
+            "run without --reuse-database to seed it again"
+        )
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server process to benchmark: how to start it, and where it is ready."""
+
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    ready_path: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def shown(self, **replaced: str) -> str:
+        """The command as typed from the repository root (the venv's ``bin/`` in PATH), with
+        some variables' values ``replaced``."""
+        env = " ".join(f"{name}={replaced.get(name, value)}" for name, value in self.env.items())
+        args = [Path(self.command[0]).name, *self.command[1:]]
+        return f"{env} {shlex.join(args).replace(str(BENCH.parent) + '/', '')}"
+
+
+def _api_server(url: str) -> Server:
+    """``debtflow serve`` on the benchmark database, logging warnings only."""
+    return Server(
+        command=[_debtflow(), "serve", "--workers", str(WORKERS), "--port", str(API_PORT)],
+        env={
+            "DEBTFLOW_DATABASE_URL": url,
+            "DEBTFLOW_JWT_SECRET": secrets.token_urlsafe(48),
+            "DEBTFLOW_LOG_LEVEL": "warning",
+        },
+        port=API_PORT,
+        ready_path="/health",
+    )
+
+
+def _bare_server(body: Path) -> Server:
+    """The bare route under uvicorn, as many workers as the API and as quiet."""
+    return Server(
+        command=[
+            *(sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(BENCH)),
+            *("--workers", str(WORKERS), "--port", str(BARE_PORT)),
+            *("--log-level", "warning", "--no-access-log"),
+        ],
+        env={"BENCH_BARE_BODY": str(body)},
+        port=BARE_PORT,
+        ready_path="/v1/accounts",
+    )
+
+
+def _debtflow() -> str:
+    """The ``debtflow`` command of the interpreter running this script."""
+    return str(Path(sys.executable).with_name("debtflow"))
+
+
+def _benchmark(url: str, load: wrk.Load, scratch: Path) -> tuple[list[Measured], list[str]]:
+    """Serve the API and the bare route and measure every target; return the results and
+    the commands that produced them (secrets left out)."""
+    api = _api_server(url)
+    listing = f"{api.base_url}{LIST_QUERY}"
+    with _running(api, scratch / "api.log") as api_pid:
+        collector = _sign_in(api.base_url, seeding.collector_login(1, 1))
+        admin = _sign_in(api.base_url, seeding.admin_login(1))
+        page = _get(listing, admin)
+        one = f"{api.base_url}/v1/accounts/{msgspec.json.decode(page)['items'][0]['id']}"
+        (scratch / "page.json").write_bytes(page)
+        bare = _bare_server(scratch / "page.json")
+        with _running(bare, scratch / "bare.log") as bare_pid:
+            yardstick = f"{bare.base_url}/v1/accounts"
+            targets = [
+                Target("bare route, the same JSON", "-", yardstick, None, bare_pid),
+                Target(f"GET {LIST_QUERY}", "collector", listing, collector, api_pid),
+                Target(f"GET {LIST_QUERY}", "agency admin", listing, admin, api_pid),
+                Target("GET /v1/accounts/{id}", "agency admin", one, admin, api_pid),
+            ]
+            measured = [_measure(target, load) for target in targets]
+    commands = [
+        api.shown(DEBTFLOW_JWT_SECRET="…"),
+        bare.shown(BENCH_BARE_BODY="page.json"),
+        *(wrk.printable(t.url, load, authorized=t.token is not None) for t in targets),
+    ]
+    return measured, commands
+
+
+def _measure(target: Target, load: wrk.Load) -> Measured:
+    """A short unrecorded run first (connection pools, caches), then the measured one."""
+    _log(f"measuring {target.request} as {target.caller}")
+    wrk.run(target.url, wrk.Load(load.threads, load.connections, WARM_UP_SECONDS), target.token)
+    cpu_before = _cpu_seconds(target.server_pid)
+    result = wrk.run(target.url, load, target.token)
+    cpu_spent = _cpu_seconds(target.server_pid) - cpu_before
+    return Measured(target, result, cpu_ms_per_request=cpu_spent * 1000 / result.requests)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) used so far by process ``pid`` and its children: the
+    server's worker processes."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name, in parentheses, may hold spaces: split after it.
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def _running(server: Server, log: Path) -> Iterator[int]:
+    """Run ``server`` for the duration of the block, its output in ``log``; give its pid."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            server.command,
+            env={**os.environ, **server.env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_ready(process, server.base_url + server.ready_path, log)
+            yield process.pid
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"{process.args[0]} exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    sys.exit(f"{url} did not answer within a minute:\n{log.read_text()}")
+
+
+def _sign_in(api: str, login: seeding.Login) -> str:
+    request = urllib.request.Request(
+        f"{api}/v1/auth/token",
+        data=msgspec.json.encode({"email": login.email, "password": login.password}),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return msgspec.json.decode(response.read())["access_token"]
+
+
+def _get(url: str, token: str) -> bytes:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request) as response:
+        return response.read()
+
+
+def _report(
+    args: argparse.Namespace,
+    machine: str,
+    reach: Reach,
+    load: wrk.Load,
+    measured: list[Measured],
+    commands: list[str],
+) -> str:
+    shown_commands = "\n".join(commands)
+    one_command = (
+        f"python bench/http_accounts.py --accounts {args.accounts}"
+        f" --duration {args.duration} --connections {args.connections}"
+    )
+    return f"""{SECTION}
+
+Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}.
+
+{args.accounts:,} accounts over {seeding.AGENCIES} agencies, about 70 % of them active,
+a fifth assigned to one of {seeding.COLLECTORS_PER_AGENCY} collectors per agency.
+Each request is loaded by wrk ({load.threads} threads, {load.connections} connections)
+for {load.duration} s, after an unrecorded {WARM_UP_SECONDS} s warm-up.
+The collector's list pages through the {reach.collector:,} active accounts assigned to them,
+the admin's through the agency's {reach.admin:,};
+the single account is the first of the admin's page.
+
+{_table(measured)}
+
+The targets: a p99 under {P99_TARGET_MS:.0f} ms,
+and at least {BARE_SHARE_TARGET:.0%} of the requests per second of the bare route.
+That route answers the same JSON bytes (the admin's page of 50 accounts, fetched once from
+the API) from memory, with Litestar under uvicorn and {WORKERS} workers like the API,
+and nothing else: no authentication, no database.
+wrk, PostgreSQL and the servers share the machine's cores.
+The last column is the CPU time the server's processes used during the run,
+divided by the requests answered.
+
+The API runs with `DEBTFLOW_LOG_LEVEL=warning`:
+at `info` it writes a JSON access-log line per request, which would be part of what is
+measured.
+
+The one command, from the repository root in the project's virtualenv
+(`--reuse-database` skips the seeding when a previous run left the same data):
+
+```sh
+{one_command}
+```
+
+What it runs once the database is seeded
+(`$TOKEN`: an access token from `POST /v1/auth/token`; the JWT secret is random per run):
+
+```sh
+{shown_commands}
+```
+"""
+
+
+def _table(measured: list[Measured]) -> str:
+    """The results as a Markdown table, the bare route first, with the targets judged."""
+    bare = measured[0].result.requests_per_second
+    rows = [
+        "| request | caller | requests/s | p50 | p99 | of bare | p99 < 50 ms | ≥ 40 % of bare"
+        " | server CPU per request |",
+        "| --- | --- | ---: | ---: | ---: | ---: | :---: | :---: | ---: |",
+    ]
+    for m in measured:
+        share = m.result.requests_per_second / bare
+        judged = m is not measured[0]
+        rows.append(
+            f"| {m.target.request} | {m.target.caller} | {m.result.requests_per_second:,.0f}"
+            f" | {m.result.p50_ms:.1f} ms | {m.result.p99_ms:.1f} ms | {share:.1%}"
+            f" | {_verdict(m.result.p99_ms < P99_TARGET_MS) if judged else '-'}"
+            f" | {_verdict(share >= BARE_SHARE_TARGET) if judged else '-'}"
+            f" | {m.cpu_ms_per_request:.2f} ms |"
+        )
+    return "\n".join(rows)
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def _machine(admin_url: str) -> str:
+    """Cores, memory, PostgreSQL and Python versions, and how busy other work kept the
+    cores just before the runs (the machine may be shared)."""
+    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    with psycopg.connect(admin_url) as connection:
+        (postgres,) = connection.execute("SHOW server_version").fetchone()
+    return (
+        f"{os.cpu_count()} cores, {memory_kib / 2**20:.0f} GiB, PostgreSQL {postgres.split()[0]},"
+        f" Python {platform.python_version()}; the cores were {_busy_share():.0%} busy"
+        " before the runs"
+    )
+
+
+def _busy_share(seconds: float = 2.0) -> float:
+    """The share of CPU time spent not idle over ``seconds``, from ``/proc/stat``."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle and iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy_before, total_before = sample()
+    time.sleep(seconds)
+    busy_after, total_after = sample()
+    return (busy_after - busy_before) / max(total_after - total_before, 1)
+
+
+def _write_section(document: Path, section: str) -> None:
+    """Replace the section in ``document`` (up to the next one of the same level), or add
+    it at the end; other sections are left as they are."""
+    text = document.read_text() if document.exists() else "# Benchmarks\n"
+    start = text.find(f"\n{SECTION}\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        rest = "" if end == -1 else text[end:]
+        text = text[: start + 1] + section + rest
+    document.write_text(text)
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

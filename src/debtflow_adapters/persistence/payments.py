@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from debtflow_adapters.persistence.repositories import _INSERT, _first, _keyset_page
+from debtflow_adapters.persistence.statements import first, insert_if_new, keyset_page
 from debtflow_adapters.persistence.tables import (
     accounts,
     gateway_events,
@@ -84,7 +84,7 @@ class SqlPaymentRepository(PaymentRepository):
         await self._connection.execute(sa.insert(payments).values(msgspec.structs.asdict(payment)))
 
     async def get(self, id_: UUID) -> Payment | None:
-        return await _first(
+        return await first(
             self._connection, sa.select(payments).where(payments.c.id == id_), _payment
         )
 
@@ -115,7 +115,7 @@ class SqlPaymentRepository(PaymentRepository):
             )
             statement = statement.where(payments.c.account_id.in_(assigned))
         after = (query.after.created_at, query.after.id) if query.after else None
-        statement = _keyset_page(
+        statement = keyset_page(
             statement, (payments.c.created_at, payments.c.id), after, query.limit
         )
         rows = await self._connection.execute(statement)
@@ -171,15 +171,9 @@ class SqlIdempotencyRepository(IdempotencyRepository):
         return sa.and_(idempotency_keys.c.agency_id == agency_id, idempotency_keys.c.key == key)
 
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
-        statement = (
-            _INSERT[self._connection.dialect.name](idempotency_keys)
-            .values(msgspec.structs.asdict(record))
-            .on_conflict_do_nothing()
-            .execution_options(preserve_rowcount=True)
-        )
-        if (await self._connection.execute(statement)).rowcount == 1:
+        if await insert_if_new(self._connection, idempotency_keys, msgspec.structs.asdict(record)):
             return None
-        return await _first(
+        return await first(
             self._connection,
             sa.select(idempotency_keys).where(self._where(record.agency_id, record.key)),
             _record,
@@ -233,16 +227,10 @@ class SqlGatewayEventRepository(GatewayEventRepository):
         self._connection = connection
 
     async def record(self, event: GatewayEvent) -> bool:
-        statement = (
-            _INSERT[self._connection.dialect.name](gateway_events)
-            .values(msgspec.structs.asdict(event))
-            .on_conflict_do_nothing()
-            .execution_options(preserve_rowcount=True)
-        )
-        return (await self._connection.execute(statement)).rowcount == 1
+        return await insert_if_new(self._connection, gateway_events, msgspec.structs.asdict(event))
 
     async def get(self, id_: str) -> GatewayEvent | None:
-        return await _first(
+        return await first(
             self._connection, sa.select(gateway_events).where(gateway_events.c.id == id_), _event
         )
 

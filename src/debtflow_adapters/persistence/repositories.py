@@ -6,19 +6,21 @@ missing row becomes :class:`~debtflow_core.errors.Conflict`; no SQLAlchemy error
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from debtflow_adapters.persistence.statements import (
+    first,
+    insert,
+    integrity_error_as_conflict,
+    keyset_page,
+)
 from debtflow_adapters.persistence.tables import (
     accounts,
     activities,
@@ -38,7 +40,6 @@ from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone, Posta
 from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.domain.session import RefreshToken, Session
 from debtflow_core.domain.user import Role, User
-from debtflow_core.errors import Conflict
 from debtflow_core.ports.accounts import AccountQuery, AccountRepository, AccountSort
 from debtflow_core.ports.activities import ActivityQuery, ActivityRepository
 from debtflow_core.ports.agencies import AgencyRepository
@@ -50,73 +51,10 @@ from debtflow_core.ports.users import UserRepository
 
 T = TypeVar("T")
 
-_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
-@contextmanager
-def _integrity_error_as_conflict(detail: str) -> Iterator[None]:
-    try:
-        yield
-    except IntegrityError as error:
-        raise Conflict(detail) from error
-
-
-async def _first(
-    connection: AsyncConnection,
-    statement: sa.Select[Any],
-    entity: Callable[[Row[Any]], T],
-    parameters: Mapping[str, Any] | None = None,
-) -> T | None:
-    row = (await connection.execute(statement, parameters)).first()
-    return None if row is None else entity(row)
-
-
-async def _insert(
-    connection: AsyncConnection,
-    table: sa.Table,
-    values: Mapping[str, Any],
-    *,
-    duplicate: str,
-    dangling: str | None = None,
-) -> None:
-    """Insert one row: Conflict(``duplicate``) if a unique key is taken, Conflict(``dangling``)
-    if a foreign key points nowhere.
-
-    ON CONFLICT DO NOTHING reports a taken key as "no row inserted" rather than as an error,
-    which on PostgreSQL would abort the transaction: after a duplicate the unit of work goes
-    on, as the in-memory one does. A dangling reference is a caller's bug and does abort it.
-    """
-    statement = (
-        _INSERT[connection.dialect.name](table)
-        .values(values)
-        .on_conflict_do_nothing()
-        .execution_options(preserve_rowcount=True)
-    )
-    with _integrity_error_as_conflict(dangling or f"the database refused the {table.name} row"):
-        result = await connection.execute(statement)
-    if result.rowcount == 0:
-        raise Conflict(duplicate)
-
 
 def _contains_text(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
     """Case-insensitive substring match; ``%`` and ``_`` in ``text`` are literal."""
     return sa.func.lower(column, type_=sa.Text).contains(text.lower(), autoescape=True)
-
-
-def _keyset_page(
-    statement: sa.Select[Any],
-    key: tuple[sa.ColumnElement[Any], ...],
-    after: tuple[Any, ...] | None,
-    limit: int,
-    *,
-    descending: bool = True,
-) -> sa.Select[Any]:
-    """Order by ``key`` and keep at most ``limit`` rows strictly past the ``after`` key."""
-    if after is not None:
-        position = sa.tuple_(*key)
-        statement = statement.where(position < after if descending else position > after)
-    order = [column.desc() for column in key] if descending else list(key)
-    return statement.order_by(*order).limit(limit)
 
 
 _debtor_full_name = debtors.c.first_name + " " + debtors.c.last_name
@@ -253,7 +191,7 @@ class SqlAgencyRepository(AgencyRepository):
         self._connection = connection
 
     async def add(self, agency: Agency) -> None:
-        await _insert(
+        await insert(
             self._connection,
             agencies,
             msgspec.structs.asdict(agency),
@@ -261,13 +199,13 @@ class SqlAgencyRepository(AgencyRepository):
         )
 
     async def get(self, id_: UUID) -> Agency | None:
-        return await _first(
+        return await first(
             self._connection, sa.select(agencies).where(agencies.c.id == id_), _agency
         )
 
     async def get_by_slug(self, slug: str) -> Agency | None:
         statement = sa.select(agencies).where(agencies.c.slug == slug)
-        return await _first(self._connection, statement, _agency)
+        return await first(self._connection, statement, _agency)
 
 
 class SqlUserRepository(UserRepository):
@@ -275,7 +213,7 @@ class SqlUserRepository(UserRepository):
         self._connection = connection
 
     async def add(self, user: User) -> None:
-        await _insert(
+        await insert(
             self._connection,
             users,
             msgspec.structs.asdict(user),
@@ -284,11 +222,11 @@ class SqlUserRepository(UserRepository):
         )
 
     async def get(self, id_: UUID) -> User | None:
-        return await _first(self._connection, _USER_BY_ID, _user, {"id_": id_})
+        return await first(self._connection, _USER_BY_ID, _user, {"id_": id_})
 
     async def get_by_email(self, email: str) -> User | None:
         statement = sa.select(*_USER_COLUMNS).where(users.c.email == email)
-        return await _first(self._connection, statement, _user)
+        return await first(self._connection, statement, _user)
 
     async def list(self, agency_id: UUID) -> list[User]:
         statement = sa.select(*_USER_COLUMNS).where(users.c.agency_id == agency_id)
@@ -315,7 +253,7 @@ class SqlDebtorRepository(DebtorRepository):
         self._connection = connection
 
     async def add(self, debtor: Debtor) -> None:
-        await _insert(
+        await insert(
             self._connection,
             debtors,
             _debtor_values(debtor),
@@ -324,22 +262,20 @@ class SqlDebtorRepository(DebtorRepository):
         )
 
     async def get(self, id_: UUID) -> Debtor | None:
-        return await _first(
-            self._connection, sa.select(debtors).where(debtors.c.id == id_), _debtor
-        )
+        return await first(self._connection, sa.select(debtors).where(debtors.c.id == id_), _debtor)
 
     async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Debtor | None:
         statement = sa.select(debtors).where(
             debtors.c.agency_id == agency_id, debtors.c.external_id == external_id
         )
-        return await _first(self._connection, statement, _debtor)
+        return await first(self._connection, statement, _debtor)
 
     async def update(self, debtor: Debtor) -> None:
         values = _debtor_values(debtor)
         for fixed in ("id", "agency_id", "created_at"):
             del values[fixed]
         statement = sa.update(debtors).where(debtors.c.id == debtor.id).values(values)
-        with _integrity_error_as_conflict(
+        with integrity_error_as_conflict(
             f"a debtor with the external id {debtor.external_id!r} exists"
         ):
             await self._connection.execute(statement)
@@ -361,9 +297,7 @@ class SqlDebtorRepository(DebtorRepository):
                 )
             )
         after = (query.after.created_at, query.after.id) if query.after else None
-        statement = _keyset_page(
-            statement, (debtors.c.created_at, debtors.c.id), after, query.limit
-        )
+        statement = keyset_page(statement, (debtors.c.created_at, debtors.c.id), after, query.limit)
         return [_debtor(row) for row in await self._connection.execute(statement)]
 
 
@@ -372,7 +306,7 @@ class SqlAccountRepository(AccountRepository):
         self._connection = connection
 
     async def add(self, account: Account) -> None:
-        await _insert(
+        await insert(
             self._connection,
             accounts,
             msgspec.structs.asdict(account),
@@ -381,13 +315,13 @@ class SqlAccountRepository(AccountRepository):
         )
 
     async def get(self, id_: UUID) -> Account | None:
-        return await _first(self._connection, _ACCOUNT_BY_ID, _account, {"id_": id_})
+        return await first(self._connection, _ACCOUNT_BY_ID, _account, {"id_": id_})
 
     async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Account | None:
         statement = sa.select(*_ACCOUNT_COLUMNS).where(
             accounts.c.agency_id == agency_id, accounts.c.external_id == external_id
         )
-        return await _first(self._connection, statement, _account)
+        return await first(self._connection, statement, _account)
 
     async def update(self, account: Account) -> None:
         statement = (
@@ -402,7 +336,7 @@ class SqlAccountRepository(AccountRepository):
                 updated_at=account.updated_at,
             )
         )
-        with _integrity_error_as_conflict(
+        with integrity_error_as_conflict(
             f"the collector {account.assigned_collector_id} does not exist"
         ):
             await self._connection.execute(statement)
@@ -442,14 +376,14 @@ class SqlAccountRepository(AccountRepository):
             )
         after = query.after
         if query.sort is AccountSort.NEWEST:
-            statement = _keyset_page(
+            statement = keyset_page(
                 statement,
                 (accounts.c.placed_at, accounts.c.id),
                 (after.placed_at, after.id) if after else None,
                 query.limit,
             )
         else:
-            statement = _keyset_page(
+            statement = keyset_page(
                 statement,
                 (accounts.c.current_balance, accounts.c.id),
                 (after.balance, after.id) if after else None,
@@ -464,7 +398,7 @@ class SqlActivityRepository(ActivityRepository):
         self._connection = connection
 
     async def add(self, activity: Activity) -> None:
-        await _insert(
+        await insert(
             self._connection,
             activities,
             {
@@ -478,7 +412,7 @@ class SqlActivityRepository(ActivityRepository):
     async def list(self, query: ActivityQuery) -> list[Activity]:
         statement = sa.select(activities).where(activities.c.account_id == query.account_id)
         after = (query.after.occurred_at, query.after.id) if query.after else None
-        statement = _keyset_page(
+        statement = keyset_page(
             statement, (activities.c.occurred_at, activities.c.id), after, query.limit
         )
         return [_activity(row) for row in await self._connection.execute(statement)]
@@ -489,7 +423,7 @@ class SqlAuditLogRepository(AuditLogRepository):
         self._connection = connection
 
     async def add(self, entry: AuditEntry) -> None:
-        await _insert(
+        await insert(
             self._connection,
             audit_log,
             msgspec.structs.asdict(entry),
@@ -509,7 +443,7 @@ class SqlAuditLogRepository(AuditLogRepository):
         if query.until is not None:
             statement = statement.where(audit_log.c.occurred_at < query.until)
         after = (query.after.occurred_at, query.after.id) if query.after else None
-        statement = _keyset_page(
+        statement = keyset_page(
             statement, (audit_log.c.occurred_at, audit_log.c.id), after, query.limit
         )
         return [_audit_entry(row) for row in await self._connection.execute(statement)]
@@ -520,7 +454,7 @@ class SqlPaymentProcessorRepository(PaymentProcessorRepository):
         self._connection = connection
 
     async def add(self, processor: PaymentProcessor) -> None:
-        await _insert(
+        await insert(
             self._connection,
             payment_processors,
             msgspec.structs.asdict(processor),
@@ -541,7 +475,7 @@ class SqlSessionRepository(SessionRepository):
         self._connection = connection
 
     async def add(self, session: Session) -> None:
-        await _insert(
+        await insert(
             self._connection,
             sessions,
             msgspec.structs.asdict(session),
@@ -550,7 +484,7 @@ class SqlSessionRepository(SessionRepository):
         )
 
     async def get(self, id_: UUID) -> Session | None:
-        return await _first(self._connection, _SESSION_BY_ID, _session, {"id_": id_})
+        return await first(self._connection, _SESSION_BY_ID, _session, {"id_": id_})
 
     async def revoke(self, id_: UUID, at: datetime) -> None:
         await self._connection.execute(
@@ -560,7 +494,7 @@ class SqlSessionRepository(SessionRepository):
         )
 
     async def add_token(self, token: RefreshToken) -> None:
-        await _insert(
+        await insert(
             self._connection,
             refresh_tokens,
             msgspec.structs.asdict(token),
@@ -570,7 +504,7 @@ class SqlSessionRepository(SessionRepository):
 
     async def get_token(self, token_hash: str) -> RefreshToken | None:
         statement = sa.select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
-        return await _first(self._connection, statement, _refresh_token)
+        return await first(self._connection, statement, _refresh_token)
 
     async def use_token(self, id_: UUID, at: datetime) -> bool:
         """The conditional UPDATE is the atomic step: a concurrent refresh with the same

@@ -1,0 +1,87 @@
+"""Statement helpers shared by the SQL repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from debtflow_core.errors import Conflict
+
+T = TypeVar("T")
+
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+@contextmanager
+def integrity_error_as_conflict(detail: str) -> Iterator[None]:
+    try:
+        yield
+    except IntegrityError as error:
+        raise Conflict(detail) from error
+
+
+async def first(
+    connection: AsyncConnection,
+    statement: sa.Select[Any],
+    entity: Callable[[Row[Any]], T],
+    parameters: Mapping[str, Any] | None = None,
+) -> T | None:
+    row = (await connection.execute(statement, parameters)).first()
+    return None if row is None else entity(row)
+
+
+async def insert_if_new(
+    connection: AsyncConnection, table: sa.Table, values: Mapping[str, Any]
+) -> bool:
+    """Insert one row unless a unique key is taken; whether it was inserted.
+
+    ON CONFLICT DO NOTHING reports a taken key as "no row inserted" rather than as an error,
+    which on PostgreSQL would abort the transaction: after a duplicate the unit of work goes
+    on, as the in-memory one does.
+    """
+    statement = (
+        _INSERT[connection.dialect.name](table)
+        .values(values)
+        .on_conflict_do_nothing()
+        .execution_options(preserve_rowcount=True)
+    )
+    return (await connection.execute(statement)).rowcount == 1
+
+
+async def insert(
+    connection: AsyncConnection,
+    table: sa.Table,
+    values: Mapping[str, Any],
+    *,
+    duplicate: str,
+    dangling: str | None = None,
+) -> None:
+    """Insert one row: Conflict(``duplicate``) if a unique key is taken, Conflict(``dangling``)
+    if a foreign key points nowhere (a caller's bug, which does abort the transaction)."""
+    with integrity_error_as_conflict(dangling or f"the database refused the {table.name} row"):
+        inserted = await insert_if_new(connection, table, values)
+    if not inserted:
+        raise Conflict(duplicate)
+
+
+def keyset_page(
+    statement: sa.Select[Any],
+    key: tuple[sa.ColumnElement[Any], ...],
+    after: tuple[Any, ...] | None,
+    limit: int,
+    *,
+    descending: bool = True,
+) -> sa.Select[Any]:
+    """Order by ``key`` and keep at most ``limit`` rows strictly past the ``after`` key."""
+    if after is not None:
+        position = sa.tuple_(*key)
+        statement = statement.where(position < after if descending else position > after)
+    order = [column.desc() for column in key] if descending else list(key)
+    return statement.order_by(*order).limit(limit)

@@ -50,6 +50,15 @@ class GatewayUnavailable(DomainError):
         self.request_sent = request_sent
 
 
+class SourceUnavailable(DomainError):
+    """A file source could not be reached or refused us: down, wrong credentials, or a host
+    key that is not the pinned one. Polling again later may succeed."""
+
+
+class SourceFileChanged(DomainError):
+    """A file changed on the source while it was being read; read it again later."""
+
+
 class Unauthenticated(DomainError):
     """The credentials or token are missing, wrong, expired or revoked."""
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 _REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
@@ -22,6 +23,9 @@ class Load:
     threads: int
     connections: int
     duration: int
+    script: Path | None = None
+    """A Lua script that makes each request (wrk's ``-s``), and its arguments."""
+    script_args: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -38,18 +42,26 @@ class WrkFailed(Exception):
 
 def command(url: str, load: Load, token: str | None = None) -> list[str]:
     """The wrk command line for ``url``, with a bearer token if one is given."""
-    return [*_options(load), *_authorization(token), url]
+    return [*_options(load), *_authorization(token), url, *_script_args(load)]
 
 
 def printable(url: str, load: Load, *, authorized: bool) -> str:
     """The command as a shell line that reads the token from ``$TOKEN`` (a live credential
     has no place in a document)."""
     header = ' -H "Authorization: Bearer $TOKEN"' if authorized else ""
-    return f"{shlex.join(_options(load))}{header} {shlex.quote(url)}"
+    return f"{shlex.join(_options(load))}{header} {shlex.join([url, *_script_args(load)])}"
 
 
 def _options(load: Load) -> list[str]:
-    return ["wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{load.duration}s", "--latency"]
+    script = [] if load.script is None else ["-s", str(load.script)]
+    return [
+        *("wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{load.duration}s"),
+        *(*script, "--latency"),
+    ]
+
+
+def _script_args(load: Load) -> list[str]:
+    return ["--", *load.script_args] if load.script_args else []
 
 
 def _authorization(token: str | None) -> list[str]:

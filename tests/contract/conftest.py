@@ -1,3 +1,4 @@
 """Outside services the contract suites run adapters against."""
 
+from tests.support.sshd import sshd  # noqa: F401
 from tests.support.stripe_emulator import stripe_emulator  # noqa: F401

@@ -3,15 +3,22 @@ SFTP on a real OpenSSH server (by key and by password); then what only SFTP can 
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import os
 import secrets
+import socket
 import threading
+import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
+import paramiko
 import pytest
 
 from debtflow_adapters.local import LocalFileSourceReader
@@ -307,3 +314,154 @@ async def test_archiving_a_missing_file_is_not_found(drop: Drop) -> None:
 
     with pytest.raises(NotFound):
         await drop.reader.archive(drop.source(), "gone.csv")
+
+
+# What only SFTP can get wrong
+
+
+def fingerprint(public_key: str) -> str:
+    key_type, data = public_key.split()[:2]
+    return str(paramiko.PKey.from_type_string(key_type, base64.b64decode(data)).fingerprint)
+
+
+@pytest.fixture
+def sftp(sshd: SshServer) -> Drop:
+    return sftp_drop(sshd, sshd.ed25519_key)
+
+
+async def test_sftp_refuses_a_server_whose_host_key_is_not_the_pinned_one(
+    sshd: SshServer, sftp: Drop, tmp_path: Path
+) -> None:
+    sftp.put(f"{sftp.base}/incoming/a.csv", b"secret placements")
+    destination = tmp_path / "a.csv"
+
+    with pytest.raises(SourceUnavailable) as refused:
+        await sftp.reader.download(sftp.source(host_key=sshd.other_host_key), "a.csv", destination)
+
+    assert "did not match" in refused.value.detail
+    assert fingerprint(sshd.host_key) in refused.value.detail
+    assert not destination.exists()
+
+
+@pytest.mark.parametrize("host_key", [None, "", "ssh-ed25519", "ssh-ed25519 not-base64!"])
+async def test_sftp_does_not_connect_without_a_valid_pinned_host_key(
+    sftp: Drop, host_key: str | None
+) -> None:
+    with pytest.raises(SourceUnavailable, match="host key"):
+        await sftp.reader.list_files(sftp.source(host_key=host_key))
+
+
+async def test_sftp_with_the_server_down_is_unavailable_at_once(sshd: SshServer) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    source = make_source(**sftp_source_fields(sshd, port=closed_port))
+    started = time.monotonic()
+
+    with pytest.raises(SourceUnavailable, match=f"cannot connect to 127.0.0.1:{closed_port}"):
+        await sftp_reader(sshd.password).list_files(source)
+
+    assert time.monotonic() - started < 2
+
+
+async def test_sftp_gives_up_on_a_silent_server_without_blocking_the_event_loop(
+    sshd: SshServer,
+) -> None:
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    # A socket that listens but never answers: the kernel accepts, no banner ever comes.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        source = make_source(**sftp_source_fields(sshd, port=silent.getsockname()[1]))
+        ticker = asyncio.create_task(tick())
+        started = time.monotonic()
+        with pytest.raises(SourceUnavailable, match=r"no answer within 0\.5 s"):
+            await sftp_reader(sshd.password, timeout_seconds=0.5).list_files(source)
+        ticker.cancel()
+
+    assert time.monotonic() - started < 3
+    assert ticks >= 10
+
+
+async def test_sftp_with_a_wrong_password_is_refused(sshd: SshServer, sftp: Drop) -> None:
+    reader = sftp_reader("not the password")
+
+    with pytest.raises(SourceUnavailable, match="refused to authenticate 'debtflow-sftp'"):
+        await reader.list_files(sftp.source())
+
+
+async def test_sftp_without_the_secret_in_the_environment_is_unavailable(sftp: Drop) -> None:
+    with pytest.raises(SourceUnavailable, match=r"DEBTFLOW_TEST_NOT_SET.*not set"):
+        await sftp.reader.list_files(sftp.source(secret_env="DEBTFLOW_TEST_NOT_SET"))
+
+
+@pytest.mark.parametrize("one_line", [False, True])
+async def test_sftp_authenticates_with_an_rsa_key_in_pem_form(
+    sshd: SshServer, sftp: Drop, one_line: bool
+) -> None:
+    key = sshd.rsa_key.replace("\n", "\\n") if one_line else sshd.rsa_key
+    sftp.put(f"{sftp.base}/incoming/a.csv", b"a")
+
+    files = await sftp_reader(key).list_files(sftp.source())
+
+    assert [file.name for file in files] == ["a.csv"]
+
+
+async def test_sftp_sees_a_file_replaced_during_the_download(
+    sshd: SshServer, sftp: Drop, fifo: Path, interrupt: Callable[[Callable[[], None]], None]
+) -> None:
+    path = f"{sftp.base}/incoming/placements.csv"
+    sftp.put(path, os.urandom(4 * 1024 * 1024))
+    sftp.put(f"{sftp.base}/incoming/next.tmp", os.urandom(4 * 1024 * 1024 + 1))
+    interrupt(lambda: os.replace(sshd.local(f"{sftp.base}/incoming/next.tmp"), sshd.local(path)))
+
+    with pytest.raises(SourceFileChanged):
+        await sftp.reader.download(sftp.source(), "placements.csv", fifo)
+
+
+async def test_sftp_sees_a_file_growing_during_the_download(
+    sshd: SshServer, sftp: Drop, fifo: Path, interrupt: Callable[[Callable[[], None]], None]
+) -> None:
+    path = f"{sftp.base}/incoming/placements.csv"
+    sftp.put(path, os.urandom(4 * 1024 * 1024))
+
+    def append() -> None:
+        with sshd.local(path).open("ab") as still_uploading:
+            still_uploading.write(b"more rows\n")
+
+    interrupt(append)
+
+    with pytest.raises(SourceFileChanged):
+        await sftp.reader.download(sftp.source(), "placements.csv", fifo)
+
+
+async def test_sftp_streams_a_50_mb_file_in_flat_memory(
+    sshd: SshServer, sftp: Drop, tmp_path: Path
+) -> None:
+    path = f"{sftp.base}/incoming/big.csv"
+    sftp.put(path, b"")
+    digest = hashlib.sha256()
+    with sshd.local(path).open("wb") as writer:
+        for _ in range(50):
+            chunk = os.urandom(1024 * 1024)
+            digest.update(chunk)
+            writer.write(chunk)
+    destination = tmp_path / "big.csv"
+
+    tracemalloc.start()
+    try:
+        await sftp.reader.download(sftp.source(), "big.csv", destination)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 8 * 1024 * 1024
+    with destination.open("rb") as written:
+        assert hashlib.file_digest(written, "sha256").digest() == digest.digest()

@@ -139,11 +139,17 @@ class SftpFileSourceReader(FileSourceReader):
             raise SourceUnavailable(
                 f"connecting to {where} timed out after {self._timeout:g} s"
             ) from None
-        except (paramiko.SSHException, OSError, EOFError) as error:
+        except (paramiko.SSHException, EOFError) as error:
             client.close()
+            # paramiko reports a banner that never came in several ways, depending on
+            # which of its threads notices first.
             raise SourceUnavailable(
-                f"cannot connect to {where}: {error or type(error).__name__}"
+                f"the SSH handshake with {where} failed: no answer within "
+                f"{self._timeout:g} s, or no algorithm in common ({error or 'closed'})"
             ) from None
+        except OSError as error:
+            client.close()
+            raise SourceUnavailable(f"cannot connect to {where}: {error}") from None
         try:
             yield sftp
         finally:

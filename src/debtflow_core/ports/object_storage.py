@@ -33,7 +33,8 @@ class ObjectStorage(Protocol):
         """A link that downloads the object as ``file_name`` until it expires: a presigned
         URL on S3; a signed link served by the API on local storage. ``expires_in`` is
         between one second and seven days (S3's limit), else :class:`ValueError`. The
-        object need not exist yet; the link then answers "not found"."""
+        object need not exist yet; the link then fails (404; 403 on S3, which hides
+        from a link's reader whether a key exists)."""
         ...
 
 

@@ -316,6 +316,24 @@ async def test_archiving_a_missing_file_is_not_found(drop: Drop) -> None:
         await drop.reader.archive(drop.source(), "gone.csv")
 
 
+# What only a local directory can get wrong
+
+
+@pytest.mark.parametrize("directory", ["/../outside", "drop/../../outside", "/link"])
+async def test_local_refuses_a_directory_outside_its_root(tmp_path: Path, directory: str) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_bytes(b"not an agency's")
+    root.mkdir()
+    (root / "link").symlink_to(outside)
+    reader = LocalFileSourceReader(root)
+
+    with pytest.raises(SourceUnavailable, match="outside the sources root"):
+        await reader.list_files(make_source(directory=directory))
+    with pytest.raises(SourceUnavailable, match="outside the sources root"):
+        await reader.download(make_source(directory=directory), "secret.csv", tmp_path / "out")
+
+
 # What only SFTP can get wrong
 
 

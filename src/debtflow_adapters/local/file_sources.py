@@ -64,14 +64,17 @@ class LocalFileSourceReader(FileSourceReader):
         path = self._file(source, name)
         try:
             before = _signature(path.stat())
-            with path.open("rb") as reader, destination.open("wb") as writer:
-                opened = _signature(os.fstat(reader.fileno()))
-                written = 0
-                while chunk := reader.read(CHUNK_BYTES):
-                    writer.write(chunk)
-                    written += len(chunk)
-        except FileNotFoundError:
+            reader = path.open("rb")
+        except (FileNotFoundError, IsADirectoryError):
             raise NotFound(f"the file {name!r} is not in {source.directory!r}") from None
+        except PermissionError:
+            raise SourceUnavailable(f"we may not read {name!r} in {source.directory!r}") from None
+        with reader, destination.open("wb") as writer:
+            opened = _signature(os.fstat(reader.fileno()))
+            written = 0
+            while chunk := reader.read(CHUNK_BYTES):
+                writer.write(chunk)
+                written += len(chunk)
         try:
             after = _signature(path.stat())
         except FileNotFoundError:

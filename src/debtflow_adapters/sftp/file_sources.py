@@ -179,35 +179,36 @@ class SftpFileSourceReader(FileSourceReader):
         )
 
     def _download(self, sftp: paramiko.SFTPClient, path: str, destination: Path) -> None:
-        stalled = False
         try:
             before = sftp.stat(path)
-            size = before.st_size or 0
-            with sftp.open(path, "rb") as remote, destination.open("wb") as local:
-                written = 0
-                for start in range(0, size, self._window):
-                    # paramiko waits for the answer to a pipelined read past the end of a
-                    # shrunk file until its timeout, so look before each window.
-                    if not _same(before, remote.stat()):
-                        break
-                    end = min(size, start + self._window)
-                    requests = [
-                        (offset, min(REQUEST_BYTES, end - offset))
-                        for offset in range(start, end, REQUEST_BYTES)
-                    ]
-                    try:
-                        for data in remote.readv(requests, len(requests)):
-                            local.write(data)
-                            written += len(data)
-                    except EOFError:
-                        break
-                    except TimeoutError:
-                        stalled = True
-                        break
+            remote = sftp.open(path, "rb")
         except FileNotFoundError:
             raise NotFound(f"the file {path!r} is not on the source") from None
         except PermissionError:
             raise SourceUnavailable(f"the source does not let us read {path!r}") from None
+        size = before.st_size or 0
+        written = 0
+        stalled = False
+        with remote, destination.open("wb") as local:
+            for start in range(0, size, self._window):
+                # paramiko waits for the answer to a pipelined read past the end of a
+                # shrunk file until its timeout, so look before each window.
+                if not _same(before, remote.stat()):
+                    break
+                end = min(size, start + self._window)
+                requests = [
+                    (offset, min(REQUEST_BYTES, end - offset))
+                    for offset in range(start, end, REQUEST_BYTES)
+                ]
+                try:
+                    for data in remote.readv(requests, len(requests)):
+                        local.write(data)
+                        written += len(data)
+                except EOFError:
+                    break
+                except TimeoutError:
+                    stalled = True
+                    break
         try:
             after: paramiko.SFTPAttributes | None = sftp.stat(path)
         except FileNotFoundError:

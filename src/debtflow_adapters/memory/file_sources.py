@@ -24,7 +24,7 @@ class InMemoryFileSourceReader(FileSourceReader):
 
     Directories are plain strings, compared as they are; one exists once something was
     put in it (or :meth:`make_directory` made it). A file "changes" when it is put again
-    or removed while a download of it runs.
+    while a download of it runs.
     """
 
     def __init__(self) -> None:
@@ -39,9 +39,6 @@ class InMemoryFileSourceReader(FileSourceReader):
         """Add or replace a file (modified now unless ``modified_at`` says otherwise)."""
         self.make_directory(directory)
         self._directories[directory][name] = _File(content, modified_at or datetime.now(UTC))
-
-    def remove(self, directory: str, name: str) -> None:
-        self._directories.get(directory, {}).pop(name, None)
 
     def read(self, directory: str, name: str) -> bytes | None:
         """The file's content, or ``None`` when there is no such file."""

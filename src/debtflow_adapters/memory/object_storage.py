@@ -20,11 +20,6 @@ class InMemoryObjectStorage(ObjectStorage):
         self._links = links
         self._objects: dict[str, tuple[bytes, str]] = {}
 
-    def content_type(self, key: str) -> str | None:
-        """The content type the object was stored with, or ``None`` when it is absent."""
-        stored = self._objects.get(check_key(key))
-        return None if stored is None else stored[1]
-
     async def put_file(self, key: str, source: Path, *, content_type: str) -> None:
         check_key(key)
         self._objects[key] = (await asyncio.to_thread(source.read_bytes), content_type)

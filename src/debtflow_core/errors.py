@@ -59,6 +59,11 @@ class SourceFileChanged(DomainError):
     """A file changed on the source while it was being read; read it again later."""
 
 
+class StorageUnavailable(DomainError):
+    """Object storage could not be reached or refused us (down, timed out, wrong
+    credentials, a missing bucket). Trying again later may succeed."""
+
+
 class Unauthenticated(DomainError):
     """The credentials or token are missing, wrong, expired or revoked."""
 

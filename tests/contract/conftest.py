@@ -1,3 +1,5 @@
 """Outside services the contract suites run adapters against."""
 
+from tests.support.s3 import s3_bucket, s3_emulator  # noqa: F401
+from tests.support.sshd import sshd  # noqa: F401
 from tests.support.stripe_emulator import stripe_emulator  # noqa: F401

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from debtflow_adapters.local.signed_links import SignedLinks
+from debtflow_core.errors import NotFound, StorageUnavailable
+from debtflow_core.ports.object_storage import ObjectStorage, check_key
+
+
+class LocalObjectStorage(ObjectStorage):
+    """Objects as files under ``root``, the key their relative path.
+
+    An object is written to a temporary file beside its final path, flushed to disk and
+    renamed over it, so a reader sees the old object or the new one, never half of one.
+    Download links are :class:`SignedLinks` for the API's ``/v1/files/`` route. The content
+    type is not kept: the route serves by the file name the link carries.
+    """
+
+    def __init__(self, root: Path, links: SignedLinks) -> None:
+        self._root = root
+        self._links = links
+
+    async def put_file(self, key: str, source: Path, *, content_type: str) -> None:
+        await asyncio.to_thread(self._put_file, self._path(key), source)
+
+    async def get_file(self, key: str, destination: Path) -> None:
+        path = self._path(key)
+        try:
+            await asyncio.to_thread(shutil.copyfile, path, destination)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound.of("object", key) from None
+        except OSError as error:
+            raise StorageUnavailable(f"cannot read object {key!r}: {error.strerror}") from None
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    async def delete(self, key: str) -> None:
+        try:
+            await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+        except OSError as error:
+            raise StorageUnavailable(f"cannot delete object {key!r}: {error.strerror}") from None
+
+    async def download_url(self, key: str, *, expires_in: timedelta, file_name: str) -> str:
+        return self._links.url(key, file_name=file_name, expires_in=expires_in)
+
+    def _path(self, key: str) -> Path:
+        return self._root / check_key(key)
+
+    def _put_file(self, path: Path, source: Path) -> None:
+        with source.open("rb") as reader:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+                try:
+                    with os.fdopen(descriptor, "wb") as writer:
+                        shutil.copyfileobj(reader, writer, 1024 * 1024)
+                        writer.flush()
+                        os.fsync(writer.fileno())
+                    os.replace(temporary, path)
+                except BaseException:
+                    Path(temporary).unlink(missing_ok=True)
+                    raise
+            except OSError as error:
+                raise StorageUnavailable(
+                    f"cannot write object under {path.parent}: {error.strerror}"
+                ) from None

@@ -6,6 +6,7 @@ missing row becomes :class:`~debtflow_core.errors.Conflict`; no SQLAlchemy error
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -78,6 +79,11 @@ _SESSION_COLUMNS = _columns(sessions, Session)
 _USER_BY_ID = sa.select(*_USER_COLUMNS).where(users.c.id == sa.bindparam("id_"))
 _ACCOUNT_BY_ID = sa.select(*_ACCOUNT_COLUMNS).where(accounts.c.id == sa.bindparam("id_"))
 _SESSION_BY_ID = sa.select(*_SESSION_COLUMNS).where(sessions.c.id == sa.bindparam("id_"))
+_SESSION_WITH_USER = (
+    sa.select(*_SESSION_COLUMNS, *_USER_COLUMNS)
+    .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
+    .where(sessions.c.id == sa.bindparam("id_"))
+)
 
 
 def _agency(row: Row[Any]) -> Agency:
@@ -90,7 +96,7 @@ def _agency(row: Row[Any]) -> Agency:
     )
 
 
-def _user(row: Row[Any]) -> User:
+def _user(row: Sequence[Any]) -> User:
     """A row of :data:`_USER_COLUMNS` as a User."""
     values = dict(zip(User.__struct_fields__, row, strict=True))
     values["role"] = Role(values["role"])
@@ -170,9 +176,15 @@ def _payment_processor(row: Row[Any]) -> PaymentProcessor:
     )
 
 
-def _session(row: Row[Any]) -> Session:
+def _session(row: Sequence[Any]) -> Session:
     """A row of :data:`_SESSION_COLUMNS` as a Session."""
     return Session(**dict(zip(Session.__struct_fields__, row, strict=True)))
+
+
+def _session_with_user(row: Row[Any]) -> tuple[Session, User]:
+    """A row of :data:`_SESSION_COLUMNS` then :data:`_USER_COLUMNS`."""
+    split = len(_SESSION_COLUMNS)
+    return _session(row[:split]), _user(row[split:])
 
 
 def _refresh_token(row: Row[Any]) -> RefreshToken:
@@ -485,6 +497,9 @@ class SqlSessionRepository(SessionRepository):
 
     async def get(self, id_: UUID) -> Session | None:
         return await first(self._connection, _SESSION_BY_ID, _session, {"id_": id_})
+
+    async def get_with_user(self, id_: UUID) -> tuple[Session, User] | None:
+        return await first(self._connection, _SESSION_WITH_USER, _session_with_user, {"id_": id_})
 
     async def revoke(self, id_: UUID, at: datetime) -> None:
         await self._connection.execute(

@@ -1,5 +1,8 @@
 """Repositories in SQLAlchemy Core over one connection: the unit of work's transaction.
 
+On PostgreSQL the reads on every request go through psycopg instead (``reads``, see
+:mod:`~debtflow_adapters.persistence.psycopg_reads`) on the same connection.
+
 Rows map to entities explicitly, field by field. A duplicate key or a reference to a
 missing row becomes :class:`~debtflow_core.errors.Conflict`; no SQLAlchemy error leaves here.
 """
@@ -16,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from debtflow_adapters.persistence.psycopg_reads import PsycopgReads
 from debtflow_adapters.persistence.statements import (
     first,
     insert,
@@ -314,8 +318,9 @@ class SqlDebtorRepository(DebtorRepository):
 
 
 class SqlAccountRepository(AccountRepository):
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, reads: PsycopgReads | None = None) -> None:
         self._connection = connection
+        self._reads = reads
 
     async def add(self, account: Account) -> None:
         await insert(
@@ -327,6 +332,8 @@ class SqlAccountRepository(AccountRepository):
         )
 
     async def get(self, id_: UUID) -> Account | None:
+        if self._reads is not None:
+            return await self._reads.account(id_)
         return await first(self._connection, _ACCOUNT_BY_ID, _account, {"id_": id_})
 
     async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Account | None:
@@ -366,6 +373,8 @@ class SqlAccountRepository(AccountRepository):
         return result.scalar_one_or_none()
 
     async def list(self, query: AccountQuery) -> list[Account]:
+        if self._reads is not None and query.text is None:
+            return await self._reads.accounts(query)
         statement = sa.select(*_ACCOUNT_COLUMNS).where(accounts.c.agency_id == query.agency_id)
         if query.status is not None:
             statement = statement.where(accounts.c.status == query.status)
@@ -483,8 +492,9 @@ class SqlPaymentProcessorRepository(PaymentProcessorRepository):
 
 
 class SqlSessionRepository(SessionRepository):
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, reads: PsycopgReads | None = None) -> None:
         self._connection = connection
+        self._reads = reads
 
     async def add(self, session: Session) -> None:
         await insert(
@@ -499,6 +509,8 @@ class SqlSessionRepository(SessionRepository):
         return await first(self._connection, _SESSION_BY_ID, _session, {"id_": id_})
 
     async def get_with_user(self, id_: UUID) -> tuple[Session, User] | None:
+        if self._reads is not None:
+            return await self._reads.session_with_user(id_)
         return await first(self._connection, _SESSION_WITH_USER, _session_with_user, {"id_": id_})
 
     async def revoke(self, id_: UUID, at: datetime) -> None:

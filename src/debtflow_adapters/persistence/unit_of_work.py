@@ -11,6 +11,7 @@ from debtflow_adapters.persistence.payments import (
     SqlIdempotencyRepository,
     SqlPaymentRepository,
 )
+from debtflow_adapters.persistence.psycopg_reads import PsycopgReads
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
 
@@ -38,7 +39,11 @@ class SqlUnitOfWork(UnitOfWork):
             raise RuntimeError("this unit of work is already open")
         if self._connection is None:
             connection = await self._engine.connect()
-            self._repositories(connection)
+            try:
+                await self._repositories(connection)
+            except BaseException:
+                await connection.close()
+                raise
             self._connection = connection
         try:
             await self._connection.begin()
@@ -48,15 +53,18 @@ class SqlUnitOfWork(UnitOfWork):
         self._open = True
         return self
 
-    def _repositories(self, connection: AsyncConnection) -> None:
+    async def _repositories(self, connection: AsyncConnection) -> None:
+        reads = None
+        if connection.dialect.name == "postgresql":
+            reads = PsycopgReads((await connection.get_raw_connection()).driver_connection)
         self.agencies = repos.SqlAgencyRepository(connection)
         self.users = repos.SqlUserRepository(connection)
         self.debtors = repos.SqlDebtorRepository(connection)
-        self.accounts = repos.SqlAccountRepository(connection)
+        self.accounts = repos.SqlAccountRepository(connection, reads)
         self.activities = repos.SqlActivityRepository(connection)
         self.audit_log = repos.SqlAuditLogRepository(connection)
         self.payment_processors = repos.SqlPaymentProcessorRepository(connection)
-        self.sessions = repos.SqlSessionRepository(connection)
+        self.sessions = repos.SqlSessionRepository(connection, reads)
         self.payments = SqlPaymentRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
         self.gateway_events = SqlGatewayEventRepository(connection)

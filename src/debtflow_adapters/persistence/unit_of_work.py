@@ -18,8 +18,8 @@ from debtflow_core.ports.unit_of_work import UnitOfWork
 class SqlUnitOfWork(UnitOfWork):
     """A unit of work on one pooled connection and its transaction.
 
-    Each ``async with`` begins a transaction on a connection from ``engine``'s pool;
-    leaving the block rolls back whatever was not committed. Statements after a ``commit``
+    Each ``async with`` is a transaction on a connection from ``engine``'s pool; leaving
+    the block rolls back whatever was not committed. Statements after a ``commit``
     run in a new transaction, which the next ``commit`` keeps.
 
     The connection goes back to the pool when the block is left, unless
@@ -45,11 +45,8 @@ class SqlUnitOfWork(UnitOfWork):
                 await connection.close()
                 raise
             self._connection = connection
-        try:
-            await self._connection.begin()
-        except BaseException:
-            await self._release()
-            raise
+        # No begin(): the connection begins its transaction with the first statement
+        # through SQLAlchemy, so a block that runs none costs no round trips to end.
         self._open = True
         return self
 
@@ -80,7 +77,8 @@ class SqlUnitOfWork(UnitOfWork):
         self._open = False
         assert self._connection is not None
         try:
-            await self._connection.rollback()
+            if self._connection.in_transaction():
+                await self._connection.rollback()
         except BaseException:
             # A connection that failed to roll back is not worth keeping.
             await self._release()

@@ -6,7 +6,7 @@ import select
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
@@ -60,10 +60,16 @@ def create_engine(url: str) -> AsyncEngine:
         pool_size=_POSTGRES_POOL_SIZE,
         max_overflow=_POSTGRES_MAX_OVERFLOW,
         # Every timestamp is read as UTC, also by the queries that bypass SQLAlchemy's types.
-        connect_args={"options": "-c TimeZone=UTC"},
+        connect_args={"options": " ".join([*_url_options(parsed), "-c TimeZone=UTC"])},
     )
     event.listen(engine.sync_engine, "checkout", _replace_if_closed_by_server)
     return engine
+
+
+def _url_options(url: URL) -> list[str]:
+    """The ``options`` the URL gives libpq, kept beside ours (connect_args would replace them)."""
+    given = url.query.get("options", ())
+    return [given] if isinstance(given, str) else list(given)
 
 
 def _replace_if_closed_by_server(

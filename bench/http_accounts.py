@@ -5,7 +5,8 @@
 It recreates the database ``debtflow_bench``, migrates and seeds it (see ``seeding.py``),
 serves the API with ``debtflow serve --workers 2`` and a bare Litestar route returning one
 of the API's pages from memory (``bare_app.py``) the same way, loads both with wrk, prints
-a table and rewrites the section "HTTP: account reads" of ``docs/benchmarks.md``.
+a table and rewrites the section "HTTP: account reads" of ``docs/benchmarks.md`` (unless
+``--no-document``).
 
 This is a benchmark, not a test: nothing runs it in CI, and its figures depend on the
 machine and on whatever else runs on it.
@@ -38,6 +39,7 @@ from sqlalchemy.engine import make_url
 
 BENCH = Path(__file__).resolve().parent
 DOCUMENT = BENCH.parent / "docs" / "benchmarks.md"
+SOURCES = BENCH.parent / "src"
 SECTION = "## HTTP: account reads"
 
 DATABASE = "debtflow_bench"
@@ -87,6 +89,8 @@ def main() -> None:
         measured, commands = _benchmark(url, load, Path(scratch))
     report = _report(args, machine, reach, load, measured, commands)
     print(report)
+    if args.no_document:
+        return
     _write_section(DOCUMENT, report)
     print(f"wrote the section {SECTION!r} of {DOCUMENT}")
 
@@ -105,6 +109,11 @@ def _arguments() -> argparse.Namespace:
         "--reuse-database",
         action="store_true",
         help=f"keep the {DATABASE} database a previous run seeded with as many accounts",
+    )
+    parser.add_argument(
+        "--no-document",
+        action="store_true",
+        help="print the report only, leaving docs/benchmarks.md as it is (a busy machine)",
     )
     return parser.parse_args()
 
@@ -175,6 +184,8 @@ def _api_server(url: str) -> Server:
     return Server(
         command=[_debtflow(), "serve", "--workers", str(WORKERS), "--port", str(API_PORT)],
         env={
+            # This checkout's code, even when the virtualenv was installed from another one.
+            "PYTHONPATH": str(SOURCES),
             "DEBTFLOW_DATABASE_URL": url,
             "DEBTFLOW_JWT_SECRET": secrets.token_urlsafe(48),
             "DEBTFLOW_LOG_LEVEL": "warning",
@@ -225,7 +236,7 @@ def _benchmark(url: str, load: wrk.Load, scratch: Path) -> tuple[list[Measured],
             ]
             measured = [_measure(target, load) for target in targets]
     commands = [
-        api.shown(DEBTFLOW_JWT_SECRET="…"),
+        api.shown(PYTHONPATH="src", DEBTFLOW_JWT_SECRET="…"),
         bare.shown(BENCH_BARE_BODY="page.json"),
         *(wrk.printable(t.url, load, authorized=t.token is not None) for t in targets),
     ]

@@ -98,8 +98,11 @@ class SqlPersistenceProvider(Provider):
         await engine.dispose()
 
     @provide(scope=Scope.REQUEST)
-    def unit_of_work(self, engine: AsyncEngine) -> UnitOfWork:
-        return SqlUnitOfWork(engine)
+    async def unit_of_work(self, engine: AsyncEngine) -> AsyncIterator[UnitOfWork]:
+        # One connection per request: its use cases' units of work run one after another.
+        uow = SqlUnitOfWork(engine, keep_connection=True)
+        yield uow
+        await uow.close()
 
     @provide(scope=Scope.APP)
     def database_probe(self, engine: AsyncEngine) -> DatabaseProbe:

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from debtflow_core.domain.agency import Agency
@@ -95,3 +96,16 @@ async def test_of_two_concurrent_uses_exactly_one_wins(uow_factory, session):
             return won
 
     assert sorted(await asyncio.gather(use(), use())) == [False, True]
+
+
+async def test_a_session_is_read_with_its_user(uow_factory, session):
+    async with uow_factory() as uow:
+        user = await uow.users.get(session.user_id)
+        assert await uow.sessions.get_with_user(session.id) == (session, user)
+        assert await uow.sessions.get_with_user(uuid.uuid4()) is None
+        await uow.users.update(msgspec.structs.replace(user, active=False))
+        await uow.sessions.revoke(session.id, T0 + timedelta(hours=1))
+        # Read in the same transaction: what a write before it changed shows.
+        found_session, found_user = await uow.sessions.get_with_user(session.id)
+    assert found_session.revoked_at == T0 + timedelta(hours=1)
+    assert not found_user.active

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import pkgutil
+import shutil
 from importlib import import_module
 from pathlib import Path
 
@@ -77,6 +78,25 @@ async def test_one_request_shares_one_unit_of_work_and_requests_do_not(tmp_path:
         async with container() as first, container() as second:
             assert await first.get(UnitOfWork) is await first.get(UnitOfWork)
             assert await first.get(UnitOfWork) is not await second.get(UnitOfWork)
+    finally:
+        await container.close()
+
+
+async def test_a_request_holds_one_connection_and_returns_it_at_its_end(
+    tmp_path: Path, migrated_sqlite_template: Path
+) -> None:
+    shutil.copyfile(migrated_sqlite_template, tmp_path / "debtflow.db")
+    container = make_container(_settings("sqlite", tmp_path))
+    try:
+        engine = await container.get(AsyncEngine)
+        async with container() as request:
+            uow = await request.get(UnitOfWork)
+            async with uow:
+                await uow.agencies.get_by_slug("alpha")
+            async with uow:
+                await uow.agencies.get_by_slug("beta")
+            assert engine.pool.checkedout() == 1
+        assert engine.pool.checkedout() == 0
     finally:
         await container.close()
 

@@ -321,17 +321,27 @@ class InMemoryPaymentProcessorRepository(PaymentProcessorRepository):
 
 class InMemorySessionRepository(SessionRepository):
     def __init__(
-        self, sessions: Table[Session], tokens: Table[RefreshToken], spent: set[UUID]
+        self,
+        sessions: Table[Session],
+        tokens: Table[RefreshToken],
+        spent: set[UUID],
+        users: Table[User],
     ) -> None:
         self._sessions = sessions
         self._tokens = tokens
         self._spent = spent
+        self._users = users
 
     async def add(self, session: Session) -> None:
         self._sessions.put(session.id, session)
 
     async def get(self, id_: UUID) -> Session | None:
         return self._sessions.get(id_)
+
+    async def get_with_user(self, id_: UUID) -> tuple[Session, User] | None:
+        session = self._sessions.get(id_)
+        user = None if session is None else self._users.get(session.user_id)
+        return None if session is None or user is None else (session, user)
 
     async def revoke(self, id_: UUID, at: datetime) -> None:
         session = self._sessions.get(id_)

@@ -91,7 +91,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.activities = repos.InMemoryActivityRepository(activities)
         self.audit_log = repos.InMemoryAuditLogRepository(audit_log)
         self.payment_processors = repos.InMemoryPaymentProcessorRepository(processors)
-        self.sessions = repos.InMemorySessionRepository(sessions, tokens, store.spent_tokens)
+        self.sessions = repos.InMemorySessionRepository(sessions, tokens, store.spent_tokens, users)
         self.payments = repos.InMemoryPaymentRepository(
             payments, refunds, accounts, store.payments, undo
         )

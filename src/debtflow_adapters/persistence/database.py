@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -53,12 +55,41 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(parsed, pool_pre_ping=True)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         parsed,
-        pool_pre_ping=True,
         pool_size=_POSTGRES_POOL_SIZE,
         max_overflow=_POSTGRES_MAX_OVERFLOW,
+        # Every timestamp is read as UTC, also by the queries that bypass SQLAlchemy's types.
+        connect_args={"options": " ".join([*_url_options(parsed), "-c TimeZone=UTC"])},
     )
+    event.listen(engine.sync_engine, "checkout", _replace_if_closed_by_server)
+    return engine
+
+
+def _url_options(url: URL) -> list[str]:
+    """The ``options`` the URL gives libpq, kept beside ours (connect_args would replace them)."""
+    given = url.query.get("options", ())
+    return [given] if isinstance(given, str) else list(given)
+
+
+def _replace_if_closed_by_server(
+    _dbapi_connection: Any, _record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+) -> None:
+    """Make the pool replace a pooled PostgreSQL connection the server has closed.
+
+    This stands in for ``pool_pre_ping``, which costs a round trip per checkout. A server
+    that ends a session (restart, ``pg_terminate_backend``, idle timeout) sends an error
+    and closes the socket; an idle connection's socket has nothing to read otherwise. So a
+    readable socket means the connection is gone (or, harmlessly, that the server said
+    something unasked): raising DisconnectionError makes the pool reconnect it in place,
+    and the request never sees the dead connection.
+    """
+    connection = proxy.driver_connection
+    if connection.closed:
+        raise DisconnectionError("the connection is closed")
+    readable, _, _ = select.select([connection.pgconn.socket], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed the connection")
 
 
 def _configure_sqlite(dbapi_connection: Any, _connection_record: Any) -> None:

@@ -1,11 +1,15 @@
 """Repositories in SQLAlchemy Core over one connection: the unit of work's transaction.
 
+On PostgreSQL the reads on every request go through psycopg instead (``reads``, see
+:mod:`~debtflow_adapters.persistence.psycopg_reads`) on the same connection.
+
 Rows map to entities explicitly, field by field. A duplicate key or a reference to a
 missing row becomes :class:`~debtflow_core.errors.Conflict`; no SQLAlchemy error leaves here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -15,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from debtflow_adapters.persistence.psycopg_reads import PsycopgReads
 from debtflow_adapters.persistence.statements import (
     first,
     insert,
@@ -78,6 +83,11 @@ _SESSION_COLUMNS = _columns(sessions, Session)
 _USER_BY_ID = sa.select(*_USER_COLUMNS).where(users.c.id == sa.bindparam("id_"))
 _ACCOUNT_BY_ID = sa.select(*_ACCOUNT_COLUMNS).where(accounts.c.id == sa.bindparam("id_"))
 _SESSION_BY_ID = sa.select(*_SESSION_COLUMNS).where(sessions.c.id == sa.bindparam("id_"))
+_SESSION_WITH_USER = (
+    sa.select(*_SESSION_COLUMNS, *_USER_COLUMNS)
+    .select_from(sessions.join(users, users.c.id == sessions.c.user_id))
+    .where(sessions.c.id == sa.bindparam("id_"))
+)
 
 
 def _agency(row: Row[Any]) -> Agency:
@@ -90,7 +100,7 @@ def _agency(row: Row[Any]) -> Agency:
     )
 
 
-def _user(row: Row[Any]) -> User:
+def _user(row: Sequence[Any]) -> User:
     """A row of :data:`_USER_COLUMNS` as a User."""
     values = dict(zip(User.__struct_fields__, row, strict=True))
     values["role"] = Role(values["role"])
@@ -170,9 +180,15 @@ def _payment_processor(row: Row[Any]) -> PaymentProcessor:
     )
 
 
-def _session(row: Row[Any]) -> Session:
+def _session(row: Sequence[Any]) -> Session:
     """A row of :data:`_SESSION_COLUMNS` as a Session."""
     return Session(**dict(zip(Session.__struct_fields__, row, strict=True)))
+
+
+def _session_with_user(row: Row[Any]) -> tuple[Session, User]:
+    """A row of :data:`_SESSION_COLUMNS` then :data:`_USER_COLUMNS`."""
+    split = len(_SESSION_COLUMNS)
+    return _session(row[:split]), _user(row[split:])
 
 
 def _refresh_token(row: Row[Any]) -> RefreshToken:
@@ -302,8 +318,9 @@ class SqlDebtorRepository(DebtorRepository):
 
 
 class SqlAccountRepository(AccountRepository):
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, reads: PsycopgReads | None = None) -> None:
         self._connection = connection
+        self._reads = reads
 
     async def add(self, account: Account) -> None:
         await insert(
@@ -315,6 +332,8 @@ class SqlAccountRepository(AccountRepository):
         )
 
     async def get(self, id_: UUID) -> Account | None:
+        if self._reads is not None:
+            return await self._reads.account(id_)
         return await first(self._connection, _ACCOUNT_BY_ID, _account, {"id_": id_})
 
     async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Account | None:
@@ -354,6 +373,8 @@ class SqlAccountRepository(AccountRepository):
         return result.scalar_one_or_none()
 
     async def list(self, query: AccountQuery) -> list[Account]:
+        if self._reads is not None and query.text is None:
+            return await self._reads.accounts(query)
         statement = sa.select(*_ACCOUNT_COLUMNS).where(accounts.c.agency_id == query.agency_id)
         if query.status is not None:
             statement = statement.where(accounts.c.status == query.status)
@@ -471,8 +492,9 @@ class SqlPaymentProcessorRepository(PaymentProcessorRepository):
 
 
 class SqlSessionRepository(SessionRepository):
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, reads: PsycopgReads | None = None) -> None:
         self._connection = connection
+        self._reads = reads
 
     async def add(self, session: Session) -> None:
         await insert(
@@ -485,6 +507,11 @@ class SqlSessionRepository(SessionRepository):
 
     async def get(self, id_: UUID) -> Session | None:
         return await first(self._connection, _SESSION_BY_ID, _session, {"id_": id_})
+
+    async def get_with_user(self, id_: UUID) -> tuple[Session, User] | None:
+        if self._reads is not None:
+            return await self._reads.session_with_user(id_)
+        return await first(self._connection, _SESSION_WITH_USER, _session_with_user, {"id_": id_})
 
     async def revoke(self, id_: UUID, at: datetime) -> None:
         await self._connection.execute(

@@ -11,43 +11,60 @@ from debtflow_adapters.persistence.payments import (
     SqlIdempotencyRepository,
     SqlPaymentRepository,
 )
+from debtflow_adapters.persistence.psycopg_reads import PsycopgReads
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
 
 class SqlUnitOfWork(UnitOfWork):
     """A unit of work on one pooled connection and its transaction.
 
-    Each ``async with`` takes a connection from ``engine``'s pool and begins a transaction;
-    leaving the block rolls back whatever was not committed and returns the connection.
-    Statements after a ``commit`` run in a new transaction, which the next ``commit`` keeps.
+    Each ``async with`` is a transaction on a connection from ``engine``'s pool; leaving
+    the block rolls back whatever was not committed. Statements after a ``commit``
+    run in a new transaction, which the next ``commit`` keeps.
+
+    The connection goes back to the pool when the block is left, unless
+    ``keep_connection`` is set: then later blocks reuse it until :meth:`close`. The
+    composition root makes one such unit of work per request, so that authenticating the
+    caller and running the operation take one connection from the pool, not two.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, keep_connection: bool = False) -> None:
         self._engine = engine
+        self._keep_connection = keep_connection
         self._connection: AsyncConnection | None = None
+        self._open = False
 
     async def __aenter__(self) -> Self:
-        if self._connection is not None:
+        if self._open:
             raise RuntimeError("this unit of work is already open")
-        connection = await self._engine.connect()
-        try:
-            await connection.begin()
-        except BaseException:
-            await connection.close()
-            raise
-        self._connection = connection
+        if self._connection is None:
+            connection = await self._engine.connect()
+            try:
+                await self._repositories(connection)
+            except BaseException:
+                await connection.close()
+                raise
+            self._connection = connection
+        # No begin(): the connection begins its transaction with the first statement
+        # through SQLAlchemy, so a block that runs none costs no round trips to end.
+        self._open = True
+        return self
+
+    async def _repositories(self, connection: AsyncConnection) -> None:
+        reads = None
+        if connection.dialect.name == "postgresql":
+            reads = PsycopgReads((await connection.get_raw_connection()).driver_connection)
         self.agencies = repos.SqlAgencyRepository(connection)
         self.users = repos.SqlUserRepository(connection)
         self.debtors = repos.SqlDebtorRepository(connection)
-        self.accounts = repos.SqlAccountRepository(connection)
+        self.accounts = repos.SqlAccountRepository(connection, reads)
         self.activities = repos.SqlActivityRepository(connection)
         self.audit_log = repos.SqlAuditLogRepository(connection)
         self.payment_processors = repos.SqlPaymentProcessorRepository(connection)
-        self.sessions = repos.SqlSessionRepository(connection)
+        self.sessions = repos.SqlSessionRepository(connection, reads)
         self.payments = SqlPaymentRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
         self.gateway_events = SqlGatewayEventRepository(connection)
-        return self
 
     async def __aexit__(
         self,
@@ -55,15 +72,33 @@ class SqlUnitOfWork(UnitOfWork):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._connection is None:
+        if not self._open:
             return
-        connection, self._connection = self._connection, None
+        self._open = False
+        assert self._connection is not None
         try:
-            await connection.rollback()
-        finally:
-            await connection.close()
+            if self._connection.in_transaction():
+                await self._connection.rollback()
+        except BaseException:
+            # A connection that failed to roll back is not worth keeping.
+            await self._release()
+            raise
+        if not self._keep_connection:
+            await self._release()
 
     async def commit(self) -> None:
-        if self._connection is None:
+        if not self._open:
             raise RuntimeError("commit outside of an open unit of work")
+        assert self._connection is not None
         await self._connection.commit()
+
+    async def close(self) -> None:
+        """Return a kept connection to the pool (the block that used it has rolled back)."""
+        if self._open:
+            raise RuntimeError("close the unit of work after leaving it")
+        await self._release()
+
+    async def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()

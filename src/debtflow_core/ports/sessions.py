@@ -5,6 +5,7 @@ from typing import Protocol
 from uuid import UUID
 
 from debtflow_core.domain.session import RefreshToken, Session
+from debtflow_core.domain.user import User
 
 
 class SessionRepository(Protocol):
@@ -13,6 +14,12 @@ class SessionRepository(Protocol):
     async def add(self, session: Session) -> None: ...
 
     async def get(self, id_: UUID) -> Session | None: ...
+
+    async def get_with_user(self, id_: UUID) -> tuple[Session, User] | None:
+        """The session and the user it belongs to, read together (one query where the
+        store allows): what every authenticated request checks. ``None`` if there is no
+        such session."""
+        ...
 
     async def revoke(self, id_: UUID, at: datetime) -> None:
         """Mark the session revoked (if it is not already)."""

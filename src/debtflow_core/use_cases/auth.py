@@ -226,11 +226,13 @@ class Authenticate:
     async def execute(self, token: str) -> Actor:
         claims = self._codec.verify(token, self._clock.now())
         async with self._uow as uow:
-            session = await uow.sessions.get(claims.sid)
-            user = await uow.users.get(claims.sub)
-        if session is None or session.revoked_at is not None or session.user_id != claims.sub:
+            found = await uow.sessions.get_with_user(claims.sid)
+        if found is None:
             raise Unauthenticated("the session has ended")
-        if user is None or not user.active:
+        session, user = found
+        if session.revoked_at is not None or session.user_id != claims.sub:
+            raise Unauthenticated("the session has ended")
+        if not user.active:
             raise Unauthenticated("the user is deactivated")
         return Actor(
             user_id=user.id, agency_id=user.agency_id, role=Role(user.role), session_id=session.id

@@ -1,0 +1,23 @@
+"""The PostgreSQL engine's sessions: in UTC, with the URL's own libpq options kept."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from debtflow_adapters.persistence import create_engine
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_sessions_are_in_utc_and_keep_the_urls_options(postgres_url: str):
+    url = make_url(postgres_url).update_query_dict({"options": "-c search_path=public"})
+    engine = create_engine(url.render_as_string(hide_password=False))
+    try:
+        async with engine.connect() as connection:
+            result = await connection.exec_driver_sql(
+                "SELECT current_setting('TimeZone'), current_setting('search_path')"
+            )
+            assert result.one() == ("UTC", "public")
+    finally:
+        await engine.dispose()

@@ -23,9 +23,12 @@ class SqlUnitOfWork(UnitOfWork):
     run in a new transaction, which the next ``commit`` keeps.
 
     The connection goes back to the pool when the block is left, unless
-    ``keep_connection`` is set: then later blocks reuse it until :meth:`close`. The
-    composition root makes one such unit of work per request, so that authenticating the
-    caller and running the operation take one connection from the pool, not two.
+    ``keep_connection`` is set: then later blocks reuse it until :meth:`close`, or until a
+    block that committed ends. The composition root makes one such unit of work per
+    request, so that authenticating the caller and running the operation take one
+    connection from the pool, not two. A block that committed gives the connection back
+    all the same: what follows a write is often a call to the outside world (a payment
+    gateway) that may take seconds, and no connection should wait idle through it.
     """
 
     def __init__(self, engine: AsyncEngine, *, keep_connection: bool = False) -> None:
@@ -33,6 +36,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._keep_connection = keep_connection
         self._connection: AsyncConnection | None = None
         self._open = False
+        self._committed = False
 
     async def __aenter__(self) -> Self:
         if self._open:
@@ -48,6 +52,7 @@ class SqlUnitOfWork(UnitOfWork):
         # No begin(): the connection begins its transaction with the first statement
         # through SQLAlchemy, so a block that runs none costs no round trips to end.
         self._open = True
+        self._committed = False
         return self
 
     async def _repositories(self, connection: AsyncConnection) -> None:
@@ -83,7 +88,7 @@ class SqlUnitOfWork(UnitOfWork):
             # A connection that failed to roll back is not worth keeping.
             await self._release()
             raise
-        if not self._keep_connection:
+        if self._committed or not self._keep_connection:
             await self._release()
 
     async def commit(self) -> None:
@@ -91,6 +96,7 @@ class SqlUnitOfWork(UnitOfWork):
             raise RuntimeError("commit outside of an open unit of work")
         assert self._connection is not None
         await self._connection.commit()
+        self._committed = True
 
     async def close(self) -> None:
         """Return a kept connection to the pool (the block that used it has rolled back)."""

@@ -15,18 +15,12 @@ machine and on whatever else runs on it.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import secrets
-import shlex
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,12 +28,11 @@ from pathlib import Path
 import msgspec
 import psycopg
 import seeding
+import serving
 import wrk
+from serving import BENCH, DOCUMENT, SOURCES
 from sqlalchemy.engine import make_url
 
-BENCH = Path(__file__).resolve().parent
-DOCUMENT = BENCH.parent / "docs" / "benchmarks.md"
-SOURCES = BENCH.parent / "src"
 SECTION = "## HTTP: account reads"
 
 DATABASE = "debtflow_bench"
@@ -83,7 +76,7 @@ def main() -> None:
         _check_seeded(url, args.accounts)
     else:
         _prepare_database(admin_url, url, args.accounts)
-    machine = _machine(admin_url)
+    machine = serving.machine(admin_url)
     reach = _reach(url)
     with tempfile.TemporaryDirectory(prefix="debtflow-bench-") as scratch:
         measured, commands = _benchmark(url, load, Path(scratch))
@@ -91,7 +84,7 @@ def main() -> None:
     print(report)
     if args.no_document:
         return
-    _write_section(DOCUMENT, report)
+    serving.write_section(SECTION, report)
     print(f"wrote the section {SECTION!r} of {DOCUMENT}")
 
 
@@ -122,10 +115,10 @@ def _prepare_database(admin_url: str, url: str, accounts: int) -> None:
     started = time.perf_counter()
     seeding.recreate_database(admin_url, DATABASE)
     seeding.migrate(url)
-    _log(f"created and migrated {DATABASE} in {time.perf_counter() - started:.1f} s")
+    serving.log(f"created and migrated {DATABASE} in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
     seeding.seed(url, accounts)
-    _log(f"seeded {accounts:,} accounts in {time.perf_counter() - started:.1f} s")
+    serving.log(f"seeded {accounts:,} accounts in {time.perf_counter() - started:.1f} s")
 
 
 @dataclass(frozen=True)
@@ -158,31 +151,10 @@ def _check_seeded(url: str, accounts: int) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Server:
-    """A server process to benchmark: how to start it, and where it is ready."""
-
-    command: list[str]
-    env: dict[str, str]
-    port: int
-    ready_path: str
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def shown(self, **replaced: str) -> str:
-        """The command as typed from the repository root (the venv's ``bin/`` in PATH), with
-        some variables' values ``replaced``."""
-        env = " ".join(f"{name}={replaced.get(name, value)}" for name, value in self.env.items())
-        args = [Path(self.command[0]).name, *self.command[1:]]
-        return f"{env} {shlex.join(args).replace(str(BENCH.parent) + '/', '')}"
-
-
-def _api_server(url: str) -> Server:
+def _api_server(url: str) -> serving.Server:
     """``debtflow serve`` on the benchmark database, logging warnings only."""
-    return Server(
-        command=[_debtflow(), "serve", "--workers", str(WORKERS), "--port", str(API_PORT)],
+    return serving.Server(
+        command=[serving.debtflow(), "serve", "--workers", str(WORKERS), "--port", str(API_PORT)],
         env={
             # This checkout's code, even when the virtualenv was installed from another one.
             "PYTHONPATH": str(SOURCES),
@@ -195,9 +167,9 @@ def _api_server(url: str) -> Server:
     )
 
 
-def _bare_server(body: Path) -> Server:
+def _bare_server(body: Path) -> serving.Server:
     """The bare route under uvicorn, as many workers as the API and as quiet."""
-    return Server(
+    return serving.Server(
         command=[
             *(sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(BENCH)),
             *("--workers", str(WORKERS), "--port", str(BARE_PORT)),
@@ -209,24 +181,19 @@ def _bare_server(body: Path) -> Server:
     )
 
 
-def _debtflow() -> str:
-    """The ``debtflow`` command of the interpreter running this script."""
-    return str(Path(sys.executable).with_name("debtflow"))
-
-
 def _benchmark(url: str, load: wrk.Load, scratch: Path) -> tuple[list[Measured], list[str]]:
     """Serve the API and the bare route and measure every target; return the results and
     the commands that produced them (secrets left out)."""
     api = _api_server(url)
     listing = f"{api.base_url}{LIST_QUERY}"
-    with _running(api, scratch / "api.log") as api_pid:
-        collector = _sign_in(api.base_url, seeding.collector_login(1, 1))
-        admin = _sign_in(api.base_url, seeding.admin_login(1))
+    with serving.running(api, scratch / "api.log") as api_pid:
+        collector = serving.sign_in(api.base_url, seeding.collector_login(1, 1))
+        admin = serving.sign_in(api.base_url, seeding.admin_login(1))
         page = _get(listing, admin)
         one = f"{api.base_url}/v1/accounts/{msgspec.json.decode(page)['items'][0]['id']}"
         (scratch / "page.json").write_bytes(page)
         bare = _bare_server(scratch / "page.json")
-        with _running(bare, scratch / "bare.log") as bare_pid:
+        with serving.running(bare, scratch / "bare.log") as bare_pid:
             yardstick = f"{bare.base_url}/v1/accounts"
             targets = [
                 Target("bare route, the same JSON", "-", yardstick, None, bare_pid),
@@ -245,72 +212,12 @@ def _benchmark(url: str, load: wrk.Load, scratch: Path) -> tuple[list[Measured],
 
 def _measure(target: Target, load: wrk.Load) -> Measured:
     """A short unrecorded run first (connection pools, caches), then the measured one."""
-    _log(f"measuring {target.request} as {target.caller}")
+    serving.log(f"measuring {target.request} as {target.caller}")
     wrk.run(target.url, wrk.Load(load.threads, load.connections, WARM_UP_SECONDS), target.token)
-    cpu_before = _cpu_seconds(target.server_pid)
+    cpu_before = serving.cpu_seconds(target.server_pid)
     result = wrk.run(target.url, load, target.token)
-    cpu_spent = _cpu_seconds(target.server_pid) - cpu_before
+    cpu_spent = serving.cpu_seconds(target.server_pid) - cpu_before
     return Measured(target, result, cpu_ms_per_request=cpu_spent * 1000 / result.requests)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user and system) used so far by process ``pid`` and its children: the
-    server's worker processes."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The command name, in parentheses, may hold spaces: split after it.
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(stat.parent.name) == pid or int(fields[1]) == pid:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def _running(server: Server, log: Path) -> Iterator[int]:
-    """Run ``server`` for the duration of the block, its output in ``log``; give its pid."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            server.command,
-            env={**os.environ, **server.env},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_ready(process, server.base_url + server.ready_path, log)
-            yield process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"{process.args[0]} exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    sys.exit(f"{url} did not answer within a minute:\n{log.read_text()}")
-
-
-def _sign_in(api: str, login: seeding.Login) -> str:
-    request = urllib.request.Request(
-        f"{api}/v1/auth/token",
-        data=msgspec.json.encode({"email": login.email, "password": login.password}),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request) as response:
-        return msgspec.json.decode(response.read())["access_token"]
 
 
 def _get(url: str, token: str) -> bytes:
@@ -398,51 +305,6 @@ def _table(measured: list[Measured]) -> str:
 
 def _verdict(met: bool) -> str:
     return "met" if met else "**missed**"
-
-
-def _machine(admin_url: str) -> str:
-    """Cores, memory, PostgreSQL and Python versions, and how busy other work kept the
-    cores just before the runs (the machine may be shared)."""
-    memory_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    with psycopg.connect(admin_url) as connection:
-        (postgres,) = connection.execute("SHOW server_version").fetchone()
-    return (
-        f"{os.cpu_count()} cores, {memory_kib / 2**20:.0f} GiB, PostgreSQL {postgres.split()[0]},"
-        f" Python {platform.python_version()}; the cores were {_busy_share():.0%} busy"
-        " before the runs"
-    )
-
-
-def _busy_share(seconds: float = 2.0) -> float:
-    """The share of CPU time spent not idle over ``seconds``, from ``/proc/stat``."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        idle = fields[3] + fields[4]  # idle and iowait
-        return sum(fields) - idle, sum(fields)
-
-    busy_before, total_before = sample()
-    time.sleep(seconds)
-    busy_after, total_after = sample()
-    return (busy_after - busy_before) / max(total_after - total_before, 1)
-
-
-def _write_section(document: Path, section: str) -> None:
-    """Replace the section in ``document`` (up to the next one of the same level), or add
-    it at the end; other sections are left as they are."""
-    text = document.read_text() if document.exists() else "# Benchmarks\n"
-    start = text.find(f"\n{SECTION}\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        rest = "" if end == -1 else text[end:]
-        text = text[: start + 1] + section + rest
-    document.write_text(text)
-
-
-def _log(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

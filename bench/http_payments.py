@@ -146,6 +146,7 @@ def _through_api(
     api = serving.Server(
         command=[serving.debtflow(), "serve", "--workers", str(WORKERS), "--port", str(API_PORT)],
         env={
+            "PYTHONPATH": str(serving.SOURCES),
             "DEBTFLOW_DATABASE_URL": url,
             "DEBTFLOW_JWT_SECRET": secrets.token_urlsafe(48),
             "DEBTFLOW_LOG_LEVEL": "warning",
@@ -325,7 +326,7 @@ What it runs once the database is seeded (`$TOKEN`: the agency admin's access to
 processor; `LABEL`: new for every run, so that no key repeats):
 
 ```sh
-{api.shown(DEBTFLOW_JWT_SECRET="…")}
+{api.shown(PYTHONPATH="src", DEBTFLOW_JWT_SECRET="…")}
 {wrk.printable(f"{api.base_url}/v1/payments", payer_load, authorized=True)}
 ```
 """

@@ -23,6 +23,8 @@ import seeding
 
 BENCH = Path(__file__).resolve().parent
 DOCUMENT = BENCH.parent / "docs" / "benchmarks.md"
+SOURCES = BENCH.parent / "src"
+"""This checkout's code: servers run it even when the virtualenv was installed from another."""
 
 
 @dataclass(frozen=True)

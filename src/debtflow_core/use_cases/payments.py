@@ -474,6 +474,22 @@ class SettlePendingPayments(Settlement):
         return settled
 
 
+class PurgeIdempotencyKeys:
+    """Forget idempotency keys past their 24 hours, so a key may be used again and the
+    table stays small. Keys still within their time are kept, answered or not. A
+    scheduled platform task; returns how many keys it removed."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self) -> int:
+        async with self._uow as uow:
+            purged = await uow.idempotency.purge_expired(self._clock.now())
+            await uow.commit()
+        return purged
+
+
 class NewRefund(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     amount: int | None = None
     """Minor units; omitted, whatever of the payment is not refunded yet."""

@@ -27,6 +27,7 @@ from dishka import (
 )
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
+from taskiq import AsyncBroker
 
 from debtflow_adapters.clock import SystemClock
 from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
@@ -40,10 +41,15 @@ from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_adapters.security.argon2 import Argon2PasswordHasher
 from debtflow_adapters.security.jwt import JwtAccessTokenCodec
 from debtflow_adapters.settings import Settings
+from debtflow_adapters.stripe.webhooks import StripeWebhookVerifier, WebhooksOff
+from debtflow_adapters.taskiq import TaskiqJobQueue, make_broker
+from debtflow_adapters.taskiq.in_process import in_process_broker
 from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.access_tokens import AccessTokenCodec
 from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.gateway_events import WebhookVerifier
 from debtflow_core.ports.idempotency import IdempotencyCache
+from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.payment_gateway import PaymentGateway
 from debtflow_core.ports.rate_limiter import RateLimiter
@@ -69,6 +75,7 @@ from debtflow_core.use_cases.payments import (
     GetPayment,
     ListPayments,
     MakePayment,
+    PurgeIdempotencyKeys,
     RefundPayment,
     SettlePendingPayments,
 )
@@ -79,7 +86,7 @@ from debtflow_core.use_cases.users import (
     GetUser,
     ListUsers,
 )
-from debtflow_core.use_cases.webhooks import ApplyGatewayEvent
+from debtflow_core.use_cases.webhooks import ApplyGatewayEvent, ReceiveGatewayEvent
 
 
 class SettingsProvider(Provider):
@@ -209,6 +216,43 @@ class GatewayProvider(Provider):
         return breaker
 
 
+class JobQueueProvider(Provider):
+    """Background jobs: sent to Redis for ``debtflow worker`` when a broker URL is set, else
+    run by the worker's own tasks inside this process (see
+    :mod:`debtflow_adapters.taskiq.in_process`). The broker starts when a job is first
+    sent, and stops with the container, after the jobs it runs in this process."""
+
+    scope = Scope.APP
+
+    @provide
+    async def broker(
+        self, settings: Settings, container: AsyncContainer
+    ) -> AsyncIterator[AsyncBroker]:
+        if settings.broker_url is None:
+            async with in_process_broker(settings, container) as in_process:
+                yield in_process
+            return
+        broker = make_broker(settings)
+        await broker.startup()
+        yield broker
+        await broker.shutdown()
+
+    job_queue = provide(TaskiqJobQueue, provides=JobQueue)
+
+
+class WebhookProvider(Provider):
+    """The check of the gateway's webhooks: Stripe's signature with the configured secret,
+    or, without one, a verifier that refuses every delivery as not found."""
+
+    scope = Scope.APP
+
+    @provide
+    def verifier(self, settings: Settings) -> WebhookVerifier:
+        if settings.stripe_webhook_secret is None:
+            return WebhooksOff()
+        return StripeWebhookVerifier(settings.stripe_webhook_secret)
+
+
 class UseCaseProvider(Provider):
     """The core's use cases, made per request around that request's unit of work."""
 
@@ -247,6 +291,8 @@ class UseCaseProvider(Provider):
         SettlePendingPayments,
         RefundPayment,
         ApplyGatewayEvent,
+        ReceiveGatewayEvent,
+        PurgeIdempotencyKeys,
     )
 
 
@@ -266,6 +312,8 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         SharedStateProvider(),
         GatewayProvider(),
         ReadinessProvider(),
+        JobQueueProvider(),
+        WebhookProvider(),
         UseCaseProvider(),
         *extra_providers,
         context={Settings: settings},

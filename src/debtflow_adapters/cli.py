@@ -57,6 +57,14 @@ APP_FACTORY = "debtflow_http.app:create_app"
 """The API, named rather than imported: uvicorn needs an import string to start several
 worker processes, and the adapters may not import the HTTP layer that sits above them."""
 
+WORKER_BROKER = "debtflow_worker.app:broker"
+WORKER_SCHEDULER = "debtflow_worker.app:scheduler"
+"""The worker's broker and scheduler, named for taskiq's command line (like
+:data:`APP_FACTORY`): the adapters may not import the worker above them."""
+
+WAIT_FOR_TASKS_SECONDS = 30
+"""On SIGTERM a worker takes no new job and gives the running ones this long to finish."""
+
 Command = Callable[[Settings, argparse.Namespace], None]
 AsyncCommand = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
 
@@ -110,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
             "sqlite+aiosqlite:///debtflow.db in the working directory; memory:// keeps "
             "everything in the process) and DEBTFLOW_REDIS_URL (optional); the server also "
             "reads DEBTFLOW_JWT_SECRET, DEBTFLOW_LOG_LEVEL, DEBTFLOW_CORS_ORIGINS and "
-            "DEBTFLOW_HTTP_HOST, _PORT and _WORKERS. Run 'debtflow migrate' before the other "
+            "DEBTFLOW_HTTP_HOST, _PORT and _WORKERS; the worker and scheduler DEBTFLOW_BROKER_URL "
+            "and DEBTFLOW_SETTLE_AFTER_SECONDS; payments DEBTFLOW_STRIPE_API_KEY, "
+            "_API_BASE and _WEBHOOK_SECRET. Run 'debtflow migrate' before the other "
             "commands ('demo' does it itself), and after every upgrade."
         ),
     )
@@ -169,6 +179,30 @@ def _parser() -> argparse.ArgumentParser:
             "file in the current directory. Seeding is skipped if the demo agency exists. "
             "Takes the options of 'serve'.",
         ),
+    )
+    worker = command(
+        "worker",
+        _worker,
+        "Run the background tasks sent to DEBTFLOW_BROKER_URL, until Ctrl-C or SIGTERM.",
+        "Start as many as you like, on any machine that reaches Redis and the database. On "
+        f"SIGTERM a worker takes no new job and lets running ones finish (up to "
+        f"{WAIT_FOR_TASKS_SECONDS} s). Without DEBTFLOW_BROKER_URL there is no worker: "
+        "'debtflow serve' runs the tasks itself.",
+    )
+    worker.add_argument(
+        "--workers",
+        dest="task_workers",
+        metavar="N",
+        type=_flag(parse_workers),
+        default=1,
+        help="how many processes run tasks (default: 1)",
+    )
+    command(
+        "scheduler",
+        _scheduler,
+        "Send the scheduled tasks (and the retries that are due) to the workers.",
+        "Run exactly ONE scheduler per installation, or every scheduled task runs once per "
+        "scheduler. Needs DEBTFLOW_BROKER_URL, like the workers.",
     )
     for server in servers:
         server.add_argument(
@@ -371,6 +405,45 @@ def _run_server(settings: Settings) -> None:
         log_config=None,  # the app logs as JSON; uvicorn must not reconfigure logging
         access_log=False,  # the app writes its own access line, with the request id
     )
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    _require_broker(settings, "worker")
+    _run_taskiq(
+        "worker",
+        WORKER_BROKER,
+        "--workers",
+        str(args.task_workers),
+        "--wait-tasks-timeout",
+        str(WAIT_FOR_TASKS_SECONDS),
+    )
+
+
+def _scheduler(settings: Settings, args: argparse.Namespace) -> None:
+    _require_broker(settings, "scheduler")
+    # A restarted scheduler must not send again what it sent just before it stopped.
+    _run_taskiq("scheduler", WORKER_SCHEDULER, "--skip-first-run")
+
+
+def _require_broker(settings: Settings, command: str) -> None:
+    if settings.broker_url is None:
+        raise InputError(
+            f"DEBTFLOW_BROKER_URL is not set: the {command} shares its queue with the API "
+            "through Redis (redis://HOST:PORT/DB); without one, 'debtflow serve' runs the "
+            "tasks in its own process and needs no worker"
+        )
+    if settings.in_memory:
+        raise InputError(
+            f"the in-memory store cannot be shared with a {command}: unset "
+            "DEBTFLOW_DATABASE_URL or point it at a database"
+        )
+
+
+def _run_taskiq(*arguments: str) -> None:
+    """Become taskiq's command line (same process id, so signals reach taskiq itself)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "taskiq", *arguments])
 
 
 def _base_url(settings: Settings) -> str:

@@ -19,6 +19,7 @@ import dataclasses
 import getpass
 import json
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -31,6 +32,8 @@ from dishka import AsyncContainer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from taskiq.cli.scheduler.args import SchedulerArgs
+from taskiq.cli.scheduler.run import run_scheduler
 
 from debtflow_adapters import demo
 from debtflow_adapters.composition import make_container
@@ -421,8 +424,20 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
 
 def _scheduler(settings: Settings, args: argparse.Namespace) -> None:
     _require_broker(settings, "scheduler")
-    # A restarted scheduler must not send again what it sent just before it stopped.
-    _run_taskiq("scheduler", WORKER_SCHEDULER, "--skip-first-run")
+    asyncio.run(_schedule())
+
+
+async def _schedule() -> None:
+    """taskiq's scheduler loop, stopped cleanly by SIGTERM or SIGINT: its own command line
+    leaves SIGTERM to kill the process. A restarted scheduler skips the minute it starts
+    in, which it may have sent already before it stopped."""
+    loop = asyncio.get_running_loop()
+    running = asyncio.create_task(
+        run_scheduler(SchedulerArgs.from_cli([WORKER_SCHEDULER, "--skip-first-run"]))
+    )
+    for signal_ in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_, running.cancel)
+    await running
 
 
 def _require_broker(settings: Settings, command: str) -> None:

@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 from debtflow_adapters.memory import FixedClock
 from debtflow_http.app import create_app
 from tests.integration.api.conftest import START, Api, TestAdapters, make_settings
-from tests.support.stripe_emulator import StripeEmulator, stripe_emulator  # noqa: F401
+from tests.support.stripe_emulator import StripeEmulator
 
 
 async def add_processor(api, alpha, kind: str):

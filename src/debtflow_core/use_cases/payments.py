@@ -154,9 +154,18 @@ class Settlement:
     async def settle(self, actor: Actor, payment_id: UUID, result: ChargeResult) -> PaymentResult:
         """Apply the gateway's answer to a pending payment, once: a payment that is no
         longer pending is left as it is, whatever the answer says."""
+        settled, _ = await self.settle_once(actor, payment_id, result)
+        return settled
+
+    async def settle_once(
+        self, actor: Actor, payment_id: UUID, result: ChargeResult
+    ) -> tuple[PaymentResult, bool]:
+        """:meth:`settle`, and whether this call was the one that found it pending. The
+        payment is locked while it is read and changed, so of concurrent settlements
+        (the payment's own phase 3, a webhook, the recovery task) exactly one does."""
         now = self._clock.now()
         async with self._uow as uow:
-            before = await uow.payments.get(payment_id)
+            before = await uow.payments.lock(payment_id)
             if before is None:
                 raise NotFound.of("payment", payment_id)
             after = before
@@ -167,7 +176,7 @@ class Settlement:
             await uow.commit()
         if record is not None:
             await self._cache.put(record)
-        return PaymentResult(outcome=outcome, payment=after)
+        return PaymentResult(outcome=outcome, payment=after), before.status is PaymentStatus.PENDING
 
     async def _apply(
         self, actor: Actor, payment: Payment, result: ChargeResult, now: datetime

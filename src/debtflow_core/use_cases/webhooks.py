@@ -97,8 +97,8 @@ class ApplyGatewayEvent(Settlement):
                 decline_code=event.decline_code,
                 message=event.message,
             )
-        settled = await self.settle(actor, payment.id, result)
-        return settled.payment.status
+        settled, moved = await self.settle_once(actor, payment.id, result)
+        return settled.payment.status if moved else "ignored"
 
     async def _reconcile_refunds(self, actor: Actor, event: GatewayEvent, payment: Payment) -> str:
         missing = (event.amount_refunded or 0) - payment.refunded_amount

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from uuid import UUID
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from debtflow_adapters.memory import FixedClock
+from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
+from debtflow_core.use_cases.webhooks import ApplyGatewayEvent
 from debtflow_http.app import create_app
 from tests.integration.api.conftest import START, Api, TestAdapters, make_settings
 from tests.support.stripe_events import SECRET, event, signed
@@ -196,3 +199,97 @@ async def test_without_a_webhook_secret_the_route_is_404(database_url):
         response = await client.post(URL, content=body, headers=headers)
     assert response.status_code == 404
     assert "DEBTFLOW_STRIPE_WEBHOOK_SECRET" in response.json()["detail"]
+
+
+@pytest.fixture
+async def pg_shop(postgres_engine):
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    clock = FixedClock(START, tick=timedelta(milliseconds=1))
+    app = create_app(make_settings(url, stripe_webhook_secret=SECRET), TestAdapters(clock))
+    async with AsyncTestClient(app) as client:
+        api = Api(app, client, clock)
+        alpha = await api.tenant("alpha")
+        processor = await api.run(
+            AddPaymentProcessor, alpha.admin, NewPaymentProcessor(name="Sandbox", kind="sandbox")
+        )
+        account = await alpha.account("ACC-1", collector="collector", balance=10_000)
+        yield api, alpha, processor, account
+
+
+@pytest.mark.postgres
+async def test_concurrent_deliveries_of_one_event_store_and_apply_it_once(pg_shop):
+    api, alpha, processor, account = pg_shop
+    payment = await pending_payment(api, alpha, processor, account)
+    failed = event("payment_intent.payment_failed", payment["id"], payment["gateway_reference"])
+    body, headers = signed(failed, START)
+
+    answers = await asyncio.gather(
+        *(api.client.post(URL, content=body, headers=headers) for _ in range(10))
+    )
+
+    assert sorted(a.json()["new"] for a in answers) == [False] * 9 + [True]
+    await deliver(api, failed)  # waits until it is applied
+    balance = await api.client.get(f"/v1/accounts/{account.id}", headers=alpha.headers["admin"])
+    assert balance.json()["current_balance"] == 10_000
+
+
+@pytest.mark.postgres
+async def test_concurrent_events_about_one_payment_settle_it_once(pg_shop):
+    """Two failure events (Stripe may send one per attempt) and a success, all at once: the
+    payment is settled by one of them, and its hold is given back at most once."""
+    api, alpha, processor, account = pg_shop
+    payment = await pending_payment(api, alpha, processor, account)
+    reference = payment["gateway_reference"]
+    events = [
+        event("payment_intent.payment_failed", payment["id"], reference),
+        event("payment_intent.payment_failed", payment["id"], reference),
+        event("payment_intent.succeeded", payment["id"], reference),
+    ]
+
+    await asyncio.gather(*(deliver(api, e) for e in events))
+
+    after = await settled(api, alpha, payment)
+    balance = await api.client.get(f"/v1/accounts/{account.id}", headers=alpha.headers["admin"])
+    expected = 10_000 if after["status"] == "failed" else 7_500
+    assert balance.json()["current_balance"] == expected
+    outcomes = sorted([(await stored(api, e["id"])).outcome for e in events])
+    assert outcomes.count("ignored") == 2
+    audit = await api.client.get(
+        "/v1/audit-log", headers=alpha.headers["admin"], params={"entity_id": payment["id"]}
+    )
+    actions = [e["action"] for e in audit.json()["items"]]
+    assert sorted(actions) == sorted(["payment.created", f"payment.{after['status']}"])
+
+
+@pytest.mark.postgres
+async def test_events_applied_at_the_same_moment_give_the_hold_back_once(pg_shop):
+    api, alpha, processor, account = pg_shop
+    for attempt in range(5):
+        payment = await pending_payment(api, alpha, processor, account, key=f"race-{attempt}")
+        reference = payment["gateway_reference"]
+        events = [
+            GatewayEvent(
+                id=f"evt_race_{attempt}_{n}",
+                type=GatewayEventType.PAYMENT_FAILED,
+                payment_id=UUID(payment["id"]),
+                reference=reference,
+                received_at=START,
+            )
+            for n in range(3)
+        ]
+        async with api.app.state.dishka_container() as request:
+            uow = await request.get(UnitOfWork)
+            async with uow:
+                for made in events:
+                    await uow.gateway_events.record(made)
+                await uow.commit()
+
+        async def apply(event_id: str) -> str:
+            async with api.app.state.dishka_container() as request:
+                return await (await request.get(ApplyGatewayEvent)).execute(event_id)
+
+        outcomes = await asyncio.gather(*(apply(e.id) for e in events))
+
+        assert sorted(outcomes) == ["failed", "ignored", "ignored"]
+    balance = await api.client.get(f"/v1/accounts/{account.id}", headers=alpha.headers["admin"])
+    assert balance.json()["current_balance"] == 10_000

@@ -12,7 +12,13 @@ shared broker, so that any broker built here finds them by name once they are im
 
 from __future__ import annotations
 
-from taskiq import AsyncBroker, InMemoryBroker, ScheduleSource, TaskiqScheduler
+from taskiq import (
+    AsyncBroker,
+    InMemoryBroker,
+    ScheduleSource,
+    TaskiqScheduler,
+    async_shared_broker,
+)
 from taskiq.schedule_sources import LabelScheduleSource
 from taskiq_redis import ListQueueBroker, ListRedisScheduleSource, RedisAsyncResultBackend
 
@@ -61,8 +67,10 @@ def make_broker(settings: Settings) -> AsyncBroker:
 
 
 def make_scheduler(broker: AsyncBroker, settings: Settings) -> TaskiqScheduler:
-    """The scheduler: the tasks' ``schedule`` labels, and the retries that are due."""
-    sources: list[ScheduleSource] = [LabelScheduleSource(broker)]
+    """The scheduler: the tasks' ``schedule`` labels, and the retries that are due. It
+    sends to ``broker``. The labels are read from the shared broker the tasks are declared
+    on: a label source skips every task that is not its own broker's."""
+    sources: list[ScheduleSource] = [LabelScheduleSource(async_shared_broker)]
     if (retries := retry_source(settings)) is not None:
         sources.append(retries)
     return TaskiqScheduler(broker, sources=sources)

@@ -66,7 +66,7 @@ class Settings:
 
     - ``database_url``: a SQLAlchemy async URL (``sqlite+aiosqlite://`` or
       ``postgresql+psycopg://``), or :data:`MEMORY_URL` for the in-memory adapters.
-    - ``redis_url``: ``None`` keeps idempotency keys, the task broker and rate limits in
+    - ``redis_url``: ``None`` keeps idempotency keys and rate limits in
       the process; a ``redis://`` or ``rediss://`` URL shares them between processes.
     - ``jwt_secret``: the HS256 key of access tokens, at least 32 bytes. Unset, a random one
       is made (``jwt_secret_generated``): tokens then die with the process.

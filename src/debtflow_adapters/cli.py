@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import redis
 import uvicorn
 from alembic.util import CommandError
 from dishka import AsyncContainer
@@ -76,6 +77,10 @@ class InputError(Exception):
     """The operator's input cannot be used (a password that was not confirmed, say)."""
 
 
+class Unreachable(Exception):
+    """A service the command needs does not answer (the broker's Redis)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return the process's exit status."""
     args = _parser().parse_args(argv)
@@ -88,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command(settings, args)
     except InputError as error:
         return _fail(str(error), EXIT_USAGE)
+    except Unreachable as error:
+        return _fail(str(error), EXIT_FAILURE)
     except ValidationFailed as error:
         return _fail(f"{error.field}: {error.detail}" if error.field else error.detail, EXIT_USAGE)
     except DomainError as error:
@@ -452,6 +459,15 @@ def _require_broker(settings: Settings, command: str) -> None:
             f"the in-memory store cannot be shared with a {command}: unset "
             "DEBTFLOW_DATABASE_URL or point it at a database"
         )
+    client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise Unreachable(
+            f"the broker {settings.broker_url} does not answer: {_first_line(error)}"
+        ) from None
+    finally:
+        client.close()
 
 
 def _run_taskiq(*arguments: str) -> None:

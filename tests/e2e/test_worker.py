@@ -380,3 +380,16 @@ def test_worker_and_scheduler_need_a_broker(embedded: Installation):
         assert result.returncode == 2
         assert result.stderr.startswith("debtflow: error: DEBTFLOW_BROKER_URL is not set")
         assert len(result.stderr.splitlines()) == 1
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "debtflow_adapters.cli", "worker"],
+        cwd=embedded.directory,
+        env=embedded.env | {"DEBTFLOW_BROKER_URL": "redis://:secret@127.0.0.1:1/0"},
+        capture_output=True,
+        text=True,
+        timeout=START_SECONDS,
+    )
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith(
+        "debtflow: error: the broker redis://:***@127.0.0.1:1/0 does not answer: "
+    )
+    assert len(unreachable.stderr.splitlines()) == 1

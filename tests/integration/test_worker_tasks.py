@@ -4,6 +4,7 @@ of ``debtflow serve`` without a broker), their schedules, and the retry policy."
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,10 @@ from typing import Any
 
 import pytest
 from dishka import AsyncContainer, Provider, Scope, provide
-from taskiq import AsyncBroker, InMemoryBroker
+from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask
 from taskiq.kicker import AsyncKicker
+from taskiq.serializers import PickleSerializer
+from taskiq_redis import ListRedisScheduleSource
 
 import debtflow_worker.tasks.payments as payment_tasks
 from debtflow_adapters.composition import make_container
@@ -265,3 +268,39 @@ async def test_hopeless_errors_and_tasks_without_the_label_are_not_retried(retry
     await AsyncKicker("test.once", broker, {}).kiq()
     await _settle(broker)
     assert calls == {"hopeless": 1, "once": 1}
+
+
+async def test_with_a_broker_a_retry_waits_in_redis_for_the_scheduler(redis_client):
+    """The worker does not hold a retry: it is stored as a one-off schedule, due after the
+    backoff, which the scheduler's own source (same Redis, same prefix) reads back."""
+    url = redis_client.connection_pool.connection_kwargs
+    broker_url = f"redis://{url['host']}:{url['port']}/{url.get('db', 0)}"
+    prefix = f"debtflow-test:{uuid.uuid4().hex}"
+    source = ListRedisScheduleSource(broker_url, prefix=prefix)
+    broker = InMemoryBroker().with_middlewares(
+        RetryMiddleware(default_retry_count=3, default_delay=120, schedule_source=source)
+    )
+
+    @broker.task(task_name="test.flaky_over_redis", **{RETRY_LABEL: True})
+    async def flaky() -> None:
+        raise ConnectionError("the database went away")
+
+    assert isinstance(broker, InMemoryBroker)
+    await broker.startup()
+    try:
+        before = datetime.now(UTC)
+        await AsyncKicker("test.flaky_over_redis", broker, {}).kiq()
+        await broker.wait_all()
+        keys = [key.decode() async for key in redis_client.scan_iter(f"{prefix}:data:*")]
+        [stored] = keys
+        schedule = ScheduledTask.model_validate(
+            PickleSerializer().loadb(await redis_client.get(stored))
+        )
+        assert schedule.task_name == "test.flaky_over_redis"
+        assert int(schedule.labels["_retries"]) == 1
+        assert schedule.time is not None
+        assert schedule.time >= before + timedelta(seconds=119)
+    finally:
+        await broker.shutdown()
+        async for key in redis_client.scan_iter(f"{prefix}:*"):
+            await redis_client.delete(key)

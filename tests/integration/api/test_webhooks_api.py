@@ -293,3 +293,40 @@ async def test_events_applied_at_the_same_moment_give_the_hold_back_once(pg_shop
         assert sorted(outcomes) == ["failed", "ignored", "ignored"]
     balance = await api.client.get(f"/v1/accounts/{account.id}", headers=alpha.headers["admin"])
     assert balance.json()["current_balance"] == 10_000
+
+
+@pytest.mark.postgres
+async def test_refund_events_applied_at_the_same_moment_count_each_refund_once(pg_shop):
+    """One event run three times at once (a job delivered more than once), and a later
+    total beside it: the payment ends refunded by the latest total, not by their sum."""
+    api, alpha, processor, account = pg_shop
+    payment = await pending_payment(api, alpha, processor, account, amount=5_000)
+    reference = payment["gateway_reference"]
+    await deliver(api, event("payment_intent.succeeded", payment["id"], reference))
+    totals = {"evt_refund_a": 1_000, "evt_refund_b": 1_500}
+    async with api.app.state.dishka_container() as request:
+        uow = await request.get(UnitOfWork)
+        async with uow:
+            for id_, total in totals.items():
+                await uow.gateway_events.record(
+                    GatewayEvent(
+                        id=id_,
+                        type=GatewayEventType.CHARGE_REFUNDED,
+                        payment_id=UUID(payment["id"]),
+                        reference=reference,
+                        amount_refunded=total,
+                        received_at=START,
+                    )
+                )
+            await uow.commit()
+
+    async def apply(event_id: str) -> str:
+        async with api.app.state.dishka_container() as request:
+            return await (await request.get(ApplyGatewayEvent)).execute(event_id)
+
+    await asyncio.gather(*(apply(id_) for id_ in ["evt_refund_a"] * 3 + ["evt_refund_b"]))
+
+    after = await settled(api, alpha, payment)
+    assert after["refunded_amount"] == 1_500
+    balance = await api.client.get(f"/v1/accounts/{account.id}", headers=alpha.headers["admin"])
+    assert balance.json()["current_balance"] == 10_000 - 5_000 + 1_500

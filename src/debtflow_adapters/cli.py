@@ -19,18 +19,22 @@ import dataclasses
 import getpass
 import json
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import redis
 import uvicorn
 from alembic.util import CommandError
 from dishka import AsyncContainer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from taskiq.cli.scheduler.args import SchedulerArgs
+from taskiq.cli.scheduler.run import run_scheduler
 
 from debtflow_adapters import demo
 from debtflow_adapters.composition import make_container
@@ -57,12 +61,24 @@ APP_FACTORY = "debtflow_http.app:create_app"
 """The API, named rather than imported: uvicorn needs an import string to start several
 worker processes, and the adapters may not import the HTTP layer that sits above them."""
 
+WORKER_BROKER = "debtflow_worker.app:broker"
+WORKER_SCHEDULER = "debtflow_worker.app:scheduler"
+"""The worker's broker and scheduler, named for taskiq's command line (like
+:data:`APP_FACTORY`): the adapters may not import the worker above them."""
+
+WAIT_FOR_TASKS_SECONDS = 30
+"""On SIGTERM a worker takes no new job and gives the running ones this long to finish."""
+
 Command = Callable[[Settings, argparse.Namespace], None]
 AsyncCommand = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
 
 
 class InputError(Exception):
     """The operator's input cannot be used (a password that was not confirmed, say)."""
+
+
+class Unreachable(Exception):
+    """A service the command needs does not answer (the broker's Redis)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command(settings, args)
     except InputError as error:
         return _fail(str(error), EXIT_USAGE)
+    except Unreachable as error:
+        return _fail(str(error), EXIT_FAILURE)
     except ValidationFailed as error:
         return _fail(f"{error.field}: {error.detail}" if error.field else error.detail, EXIT_USAGE)
     except DomainError as error:
@@ -110,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
             "sqlite+aiosqlite:///debtflow.db in the working directory; memory:// keeps "
             "everything in the process) and DEBTFLOW_REDIS_URL (optional); the server also "
             "reads DEBTFLOW_JWT_SECRET, DEBTFLOW_LOG_LEVEL, DEBTFLOW_CORS_ORIGINS and "
-            "DEBTFLOW_HTTP_HOST, _PORT and _WORKERS. Run 'debtflow migrate' before the other "
+            "DEBTFLOW_HTTP_HOST, _PORT and _WORKERS; the worker and scheduler DEBTFLOW_BROKER_URL "
+            "and DEBTFLOW_SETTLE_AFTER_SECONDS; payments DEBTFLOW_STRIPE_API_KEY, "
+            "_API_BASE and _WEBHOOK_SECRET. Run 'debtflow migrate' before the other "
             "commands ('demo' does it itself), and after every upgrade."
         ),
     )
@@ -169,6 +189,30 @@ def _parser() -> argparse.ArgumentParser:
             "file in the current directory. Seeding is skipped if the demo agency exists. "
             "Takes the options of 'serve'.",
         ),
+    )
+    worker = command(
+        "worker",
+        _worker,
+        "Run the background tasks sent to DEBTFLOW_BROKER_URL, until Ctrl-C or SIGTERM.",
+        "Start as many as you like, on any machine that reaches Redis and the database. On "
+        f"SIGTERM a worker takes no new job and lets running ones finish (up to "
+        f"{WAIT_FOR_TASKS_SECONDS} s). Without DEBTFLOW_BROKER_URL there is no worker: "
+        "'debtflow serve' runs the tasks itself.",
+    )
+    worker.add_argument(
+        "--workers",
+        dest="task_workers",
+        metavar="N",
+        type=_flag(parse_workers),
+        default=1,
+        help="how many processes run tasks (default: 1)",
+    )
+    command(
+        "scheduler",
+        _scheduler,
+        "Send the scheduled tasks (and the retries that are due) to the workers.",
+        "Run exactly ONE scheduler per installation, or every scheduled task runs once per "
+        "scheduler. Needs DEBTFLOW_BROKER_URL, like the workers.",
     )
     for server in servers:
         server.add_argument(
@@ -371,6 +415,66 @@ def _run_server(settings: Settings) -> None:
         log_config=None,  # the app logs as JSON; uvicorn must not reconfigure logging
         access_log=False,  # the app writes its own access line, with the request id
     )
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    _require_broker(settings, "worker")
+    _run_taskiq(
+        "worker",
+        WORKER_BROKER,
+        "--workers",
+        str(args.task_workers),
+        "--wait-tasks-timeout",
+        str(WAIT_FOR_TASKS_SECONDS),
+    )
+
+
+def _scheduler(settings: Settings, args: argparse.Namespace) -> None:
+    _require_broker(settings, "scheduler")
+    asyncio.run(_schedule())
+
+
+async def _schedule() -> None:
+    """taskiq's scheduler loop, stopped cleanly by SIGTERM or SIGINT: its own command line
+    leaves SIGTERM to kill the process. A restarted scheduler skips the minute it starts
+    in, which it may have sent already before it stopped."""
+    loop = asyncio.get_running_loop()
+    running = asyncio.create_task(
+        run_scheduler(SchedulerArgs.from_cli([WORKER_SCHEDULER, "--skip-first-run"]))
+    )
+    for signal_ in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_, running.cancel)
+    await running
+
+
+def _require_broker(settings: Settings, command: str) -> None:
+    if settings.broker_url is None:
+        raise InputError(
+            f"DEBTFLOW_BROKER_URL is not set: the {command} shares its queue with the API "
+            "through Redis (redis://HOST:PORT/DB); without one, 'debtflow serve' runs the "
+            "tasks in its own process and needs no worker"
+        )
+    if settings.in_memory:
+        raise InputError(
+            f"the in-memory store cannot be shared with a {command}: unset "
+            "DEBTFLOW_DATABASE_URL or point it at a database"
+        )
+    client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise Unreachable(
+            f"the broker {settings.broker_url} does not answer: {_first_line(error)}"
+        ) from None
+    finally:
+        client.close()
+
+
+def _run_taskiq(*arguments: str) -> None:
+    """Become taskiq's command line (same process id, so signals reach taskiq itself)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "taskiq", *arguments])
 
 
 def _base_url(settings: Settings) -> str:

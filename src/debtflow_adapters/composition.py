@@ -12,7 +12,7 @@ using it are made per REQUEST, so every use case in one request shares its unit 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import sqlalchemy as sa
 from dishka import (
@@ -27,9 +27,11 @@ from dishka import (
 )
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
+from taskiq import AsyncBroker
 
 from debtflow_adapters.clock import SystemClock
 from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
+from debtflow_adapters.gateways.processors import ProcessorGateways
 from debtflow_adapters.health import DatabaseProbe, Readiness
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
@@ -40,12 +42,20 @@ from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_adapters.security.argon2 import Argon2PasswordHasher
 from debtflow_adapters.security.jwt import JwtAccessTokenCodec
 from debtflow_adapters.settings import Settings
+from debtflow_adapters.stripe.gateway import StripeGateway
+from debtflow_adapters.stripe.webhooks import StripeWebhookVerifier, WebhooksOff
+from debtflow_adapters.taskiq import TaskiqJobQueue, make_broker
+from debtflow_adapters.taskiq.in_process import in_process_broker
+from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.access_tokens import AccessTokenCodec
 from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.gateway_events import WebhookVerifier
 from debtflow_core.ports.idempotency import IdempotencyCache
+from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.payment_gateway import PaymentGateway
+from debtflow_core.ports.processor_kinds import ProcessorKinds
 from debtflow_core.ports.rate_limiter import RateLimiter
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.accounts import (
@@ -69,6 +79,7 @@ from debtflow_core.use_cases.payments import (
     GetPayment,
     ListPayments,
     MakePayment,
+    PurgeIdempotencyKeys,
     RefundPayment,
     SettlePendingPayments,
 )
@@ -79,7 +90,7 @@ from debtflow_core.use_cases.users import (
     GetUser,
     ListUsers,
 )
-from debtflow_core.use_cases.webhooks import ApplyGatewayEvent
+from debtflow_core.use_cases.webhooks import ApplyGatewayEvent, ReceiveGatewayEvent
 
 
 class SettingsProvider(Provider):
@@ -130,6 +141,11 @@ class MemoryPersistenceProvider(Provider):
         return DatabaseProbe(always_up)
 
 
+class StripeBreaker(CircuitBreakerGateway):
+    """The Stripe gateway's circuit breaker: a type of its own, so that the container
+    tells it from the sandbox's."""
+
+
 class ReadinessProvider(Provider):
     """What ``/ready`` checks: the database and Redis (when configured) are required; the
     gateway's circuit breaker is reported (down while open) but does not fail readiness,
@@ -137,19 +153,28 @@ class ReadinessProvider(Provider):
 
     @provide(scope=Scope.APP)
     def readiness(
-        self, database: DatabaseProbe, redis_client: Redis | None, breaker: CircuitBreakerGateway
+        self,
+        database: DatabaseProbe,
+        redis_client: Redis | None,
+        breaker: CircuitBreakerGateway,
+        stripe: StripeBreaker | None,
     ) -> Readiness:
         readiness = Readiness()
         readiness.add("database", database.probe)
         if redis_client is not None:
             readiness.add("redis", redis_client.ping)
-
-        async def circuit_closed() -> None:
-            if await breaker.state() == "opened":
-                raise GatewayUnavailable("the payment gateway's circuit breaker is open")
-
-        readiness.add("payment_gateway", circuit_closed, required=False)
+        readiness.add("payment_gateway", _circuit_closed(breaker), required=False)
+        if stripe is not None:
+            readiness.add("stripe_gateway", _circuit_closed(stripe), required=False)
         return readiness
+
+
+def _circuit_closed(breaker: CircuitBreakerGateway) -> Callable[[], Awaitable[None]]:
+    async def check() -> None:
+        if await breaker.state() == "opened":
+            raise GatewayUnavailable("the payment gateway's circuit breaker is open")
+
+    return check
 
 
 class SecurityProvider(Provider):
@@ -195,12 +220,15 @@ class SharedStateProvider(Provider):
 
 
 class GatewayProvider(Provider):
-    """The payment gateway, the sandbox for now, behind its circuit breaker."""
+    """A payment gateway per processor kind, each behind its own circuit breaker: the
+    sandbox always; Stripe when ``DEBTFLOW_STRIPE_API_KEY`` is set. A payment goes to the
+    gateway of its processor's kind."""
 
     scope = Scope.APP
 
     @provide
     def breaker(self, settings: Settings) -> CircuitBreakerGateway:
+        """The sandbox's breaker (reported by ``/ready`` as ``payment_gateway``)."""
         return CircuitBreakerGateway(
             SandboxGateway(),
             threshold=settings.gateway_failure_threshold,
@@ -208,8 +236,71 @@ class GatewayProvider(Provider):
         )
 
     @provide
-    def gateway(self, breaker: CircuitBreakerGateway) -> PaymentGateway:
-        return breaker
+    async def stripe(self, settings: Settings) -> AsyncIterator[StripeBreaker | None]:
+        if settings.stripe_api_key is None:
+            yield None
+            return
+        stripe = StripeGateway(settings.stripe_api_key, api_base=settings.stripe_api_base)
+        yield StripeBreaker(
+            stripe,
+            threshold=settings.gateway_failure_threshold,
+            reset_seconds=settings.gateway_reset_seconds,
+        )
+        await stripe.aclose()
+
+    @provide
+    def processor_gateways(
+        self, sandbox: CircuitBreakerGateway, stripe: StripeBreaker | None
+    ) -> ProcessorGateways:
+        gateways: dict[ProcessorKind, PaymentGateway] = {ProcessorKind.SANDBOX: sandbox}
+        if stripe is not None:
+            gateways[ProcessorKind.STRIPE] = stripe
+        return ProcessorGateways(gateways)
+
+    @provide
+    def gateway(self, gateways: ProcessorGateways) -> PaymentGateway:
+        return gateways
+
+    @provide
+    def kinds(self, gateways: ProcessorGateways) -> ProcessorKinds:
+        return gateways
+
+
+class JobQueueProvider(Provider):
+    """Background jobs: sent to Redis for ``debtflow worker`` when a broker URL is set, else
+    run by the worker's own tasks inside this process (see
+    :mod:`debtflow_adapters.taskiq.in_process`). The broker starts when a job is first
+    sent, and stops with the container, after the jobs it runs in this process."""
+
+    scope = Scope.APP
+
+    @provide
+    async def broker(
+        self, settings: Settings, container: AsyncContainer
+    ) -> AsyncIterator[AsyncBroker]:
+        if settings.broker_url is None:
+            async with in_process_broker(settings, container) as in_process:
+                yield in_process
+            return
+        broker = make_broker(settings)
+        await broker.startup()
+        yield broker
+        await broker.shutdown()
+
+    job_queue = provide(TaskiqJobQueue, provides=JobQueue)
+
+
+class WebhookProvider(Provider):
+    """The check of the gateway's webhooks: Stripe's signature with the configured secret,
+    or, without one, a verifier that refuses every delivery as not found."""
+
+    scope = Scope.APP
+
+    @provide
+    def verifier(self, settings: Settings) -> WebhookVerifier:
+        if settings.stripe_webhook_secret is None:
+            return WebhooksOff()
+        return StripeWebhookVerifier(settings.stripe_webhook_secret)
 
 
 class UseCaseProvider(Provider):
@@ -250,6 +341,8 @@ class UseCaseProvider(Provider):
         SettlePendingPayments,
         RefundPayment,
         ApplyGatewayEvent,
+        ReceiveGatewayEvent,
+        PurgeIdempotencyKeys,
     )
 
 
@@ -269,6 +362,8 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         SharedStateProvider(),
         GatewayProvider(),
         ReadinessProvider(),
+        JobQueueProvider(),
+        WebhookProvider(),
         UseCaseProvider(),
         *extra_providers,
         context={Settings: settings},

@@ -66,7 +66,7 @@ class Settings:
 
     - ``database_url``: a SQLAlchemy async URL (``sqlite+aiosqlite://`` or
       ``postgresql+psycopg://``), or :data:`MEMORY_URL` for the in-memory adapters.
-    - ``redis_url``: ``None`` keeps idempotency keys, the task broker and rate limits in
+    - ``redis_url``: ``None`` keeps idempotency keys and rate limits in
       the process; a ``redis://`` or ``rediss://`` URL shares them between processes.
     - ``jwt_secret``: the HS256 key of access tokens, at least 32 bytes. Unset, a random one
       is made (``jwt_secret_generated``): tokens then die with the process.
@@ -74,6 +74,13 @@ class Settings:
       ``http_workers`` for ``debtflow serve``.
     - ``gateway_failure_threshold`` failures in a row open the payment gateway's circuit
       breaker for ``gateway_reset_seconds``.
+    - ``broker_url``: the Redis queue between the API and ``debtflow worker``; ``None`` runs
+      the background tasks inside the serving process instead (the embedded default).
+    - ``settle_after_seconds``: how long a payment stays pending before the scheduled
+      recovery asks the gateway about it.
+    - ``stripe_api_key`` (``None``: no Stripe processor can be added), ``stripe_api_base``
+      (an emulator or proxy instead of ``https://api.stripe.com``) and
+      ``stripe_webhook_secret`` (``None``: ``POST /v1/webhooks/stripe`` answers 404).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -87,6 +94,11 @@ class Settings:
     http_workers: int = 1
     gateway_failure_threshold: int = 5
     gateway_reset_seconds: int = 30
+    broker_url: str | None = None
+    settle_after_seconds: int = 300
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None
+    stripe_webhook_secret: str | None = None
 
     @property
     def in_memory(self) -> bool:
@@ -129,6 +141,19 @@ class Settings:
                     whole_number(1, 1000),
                 ),
                 ("gateway_reset_seconds", "DEBTFLOW_GATEWAY_RESET_SECONDS", whole_number(1, 3600)),
+                ("broker_url", "DEBTFLOW_BROKER_URL", _redis_url),
+                (
+                    "settle_after_seconds",
+                    "DEBTFLOW_SETTLE_AFTER_SECONDS",
+                    whole_number(1, 86400),
+                ),
+                ("stripe_api_key", "DEBTFLOW_STRIPE_API_KEY", _secret("a Stripe API key")),
+                ("stripe_api_base", "DEBTFLOW_STRIPE_API_BASE", _http_url),
+                (
+                    "stripe_webhook_secret",
+                    "DEBTFLOW_STRIPE_WEBHOOK_SECRET",
+                    _secret("a webhook signing secret"),
+                ),
             ]
             if (value := read(variable, parse)) is not None
         }
@@ -138,14 +163,23 @@ class Settings:
 
     def __repr__(self) -> str:
         redis_url = None if self.redis_url is None else redact(self.redis_url)
+        broker_url = None if self.broker_url is None else redact(self.broker_url)
         return (
             f"Settings(database_url={redact(self.database_url)!r}, redis_url={redis_url!r}, "
             f"jwt_secret='***', log_level={self.log_level!r}, "
             f"cors_origins={self.cors_origins!r}, http_host={self.http_host!r}, "
             f"http_port={self.http_port!r}, http_workers={self.http_workers!r}, "
             f"gateway_failure_threshold={self.gateway_failure_threshold!r}, "
-            f"gateway_reset_seconds={self.gateway_reset_seconds!r})"
+            f"gateway_reset_seconds={self.gateway_reset_seconds!r}, "
+            f"broker_url={broker_url!r}, settle_after_seconds={self.settle_after_seconds!r}, "
+            f"stripe_api_key={_hidden(self.stripe_api_key)}, "
+            f"stripe_api_base={self.stripe_api_base!r}, "
+            f"stripe_webhook_secret={_hidden(self.stripe_webhook_secret)})"
         )
+
+
+def _hidden(secret: str | None) -> str:
+    return "None" if secret is None else "'***'"
 
 
 def _database_url(raw: str) -> str:
@@ -183,6 +217,22 @@ def _redis_url(raw: str) -> str:
             f"{redact(raw)!r} is not a Redis URL: use redis://HOST[:PORT][/DB] or rediss://…"
         )
     return raw
+
+
+def _secret(what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not raw or any(c.isspace() for c in raw):
+            raise ValueError(f"is not {what}: it is empty or holds spaces; unset it if unused")
+        return raw
+
+    return parse
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{redact(raw)!r} is not an http:// or https:// URL")
+    return raw.rstrip("/")
 
 
 def _jwt_secret(raw: str) -> str:

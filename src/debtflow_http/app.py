@@ -30,6 +30,7 @@ from debtflow_http.resources.debtors import DebtorController
 from debtflow_http.resources.health import HealthController
 from debtflow_http.resources.payments import PaymentController, PaymentProcessorController
 from debtflow_http.resources.users import UserController
+from debtflow_http.resources.webhooks import WebhookController
 
 DESCRIPTION = """\
 The API of DebtFlow, an open debt-collection platform.
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
             AuditLogController,
             PaymentProcessorController,
             PaymentController,
+            WebhookController,
         ],
     )
     app = Litestar(

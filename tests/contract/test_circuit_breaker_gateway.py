@@ -8,8 +8,12 @@ import pytest
 
 from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
 from debtflow_adapters.sandbox.gateway import SandboxGateway
+from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.payment_gateway import ChargeOutcome, ChargeRequest
+
+# The adapters ignore it: choosing the gateway by kind is ProcessorGateways's job.
+KIND = ProcessorKind.SANDBOX
 
 
 class Flaky(SandboxGateway):
@@ -24,7 +28,12 @@ class Flaky(SandboxGateway):
 
 def request(method: str = "pm_card_visa") -> ChargeRequest:
     return ChargeRequest(
-        idempotency_key="k", amount=100, currency="USD", payment_method=method, description="t"
+        processor=KIND,
+        idempotency_key="k",
+        amount=100,
+        currency="USD",
+        payment_method=method,
+        description="t",
     )
 
 

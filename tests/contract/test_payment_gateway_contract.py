@@ -16,6 +16,7 @@ import pytest
 
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_adapters.stripe.gateway import StripeGateway
+from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.payment_gateway import (
     ChargeOutcome,
@@ -27,11 +28,15 @@ from tests.support.stripe_emulator import StripeEmulator
 
 TIMEOUT = 0.5
 
+# The adapters ignore it: choosing the gateway by kind is ProcessorGateways's job.
+KIND = ProcessorKind.SANDBOX
+
 
 def charge(
     key: str = "charge-1", method: str = "pm_card_visa", amount: int = 2_500
 ) -> ChargeRequest:
     return ChargeRequest(
+        processor=KIND,
         idempotency_key=key,
         amount=amount,
         currency="USD",
@@ -102,10 +107,20 @@ async def test_a_repeated_key_answers_the_first_result_without_charging_again(
 async def test_a_payment_is_refunded_in_part_then_in_full(gateway):
     paid = await gateway.charge(charge(amount=2_500))
     part = await gateway.refund(
-        RefundRequest(idempotency_key="refund-1", charge_reference=paid.reference, amount=1_000)
+        RefundRequest(
+            processor=KIND,
+            idempotency_key="refund-1",
+            charge_reference=paid.reference,
+            amount=1_000,
+        )
     )
     rest = await gateway.refund(
-        RefundRequest(idempotency_key="refund-2", charge_reference=paid.reference, amount=1_500)
+        RefundRequest(
+            processor=KIND,
+            idempotency_key="refund-2",
+            charge_reference=paid.reference,
+            amount=1_500,
+        )
     )
     assert part.reference.startswith("re_")
     assert rest.reference.startswith("re_")
@@ -115,7 +130,7 @@ async def test_a_payment_is_refunded_in_part_then_in_full(gateway):
 async def test_a_repeated_refund_key_answers_the_first_refund(gateway, request):
     paid = await gateway.charge(charge(amount=2_500))
     refund = RefundRequest(
-        idempotency_key="refund-1", charge_reference=paid.reference, amount=2_500
+        processor=KIND, idempotency_key="refund-1", charge_reference=paid.reference, amount=2_500
     )
     first = await gateway.refund(refund)
     assert await gateway.refund(refund) == first
@@ -133,7 +148,12 @@ async def test_no_answer_is_gateway_unavailable_with_the_outcome_unknown(gateway
         await gateway.charge(charge("charge-2"))
     with pytest.raises(GatewayUnavailable) as refunding:
         await gateway.refund(
-            RefundRequest(idempotency_key="refund-1", charge_reference=paid.reference, amount=100)
+            RefundRequest(
+                processor=KIND,
+                idempotency_key="refund-1",
+                charge_reference=paid.reference,
+                amount=100,
+            )
         )
     assert charging.value.request_sent
     assert refunding.value.request_sent
@@ -233,7 +253,12 @@ async def test_a_refund_stripe_refuses_is_known_not_to_have_happened(stripe_gate
     paid = await stripe_gateway.charge(charge(amount=2_500))
     with pytest.raises(GatewayUnavailable) as caught:
         await stripe_gateway.refund(
-            RefundRequest(idempotency_key="refund-1", charge_reference=paid.reference, amount=2_501)
+            RefundRequest(
+                processor=KIND,
+                idempotency_key="refund-1",
+                charge_reference=paid.reference,
+                amount=2_501,
+            )
         )
     assert not caught.value.request_sent
     assert "amount_too_large" in caught.value.detail

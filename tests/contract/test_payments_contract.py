@@ -301,3 +301,16 @@ async def test_gateway_events_are_recorded_once_and_marked_processed(uow_factory
     async with uow_factory() as uow:
         done = await uow.gateway_events.get("evt_1")
     assert (done.outcome, done.processed_at) == ("refunded", T0 + timedelta(seconds=1))
+
+
+async def test_a_locked_payment_reads_like_get(uow_factory, ledger):
+    """Taking turns under the lock is tested where it matters, on PostgreSQL, in
+    tests/integration/api/test_webhooks_api.py (events applied at the same moment)."""
+    _, _, account, processor = ledger
+    made = payment(account, processor, 1)
+    async with uow_factory() as uow:
+        await uow.payments.add(made)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.lock(made.id) == made
+        assert await uow.payments.lock(uuid.uuid4()) is None

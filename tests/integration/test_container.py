@@ -23,9 +23,8 @@ from debtflow_adapters.settings import Settings
 from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
-# Receiving webhooks hands events to the worker's queue, which the worker brings (the
-# placement-imports work); the HTTP route arrives with it. Nothing else may be missing.
-NOT_WIRED_YET = frozenset({"ReceiveGatewayEvent"})
+# Use cases the composition root does not serve yet; none at the moment.
+NOT_WIRED_YET: frozenset[str] = frozenset()
 
 
 def _use_case_classes() -> list[type]:

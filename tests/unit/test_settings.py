@@ -185,3 +185,60 @@ def test_the_gateway_breaker_is_tuned_from_the_environment() -> None:
     assert (tuned.gateway_failure_threshold, tuned.gateway_reset_seconds) == (3, 10)
     with pytest.raises(SettingsError, match="DEBTFLOW_GATEWAY_RESET_SECONDS"):
         Settings.from_env({"DEBTFLOW_GATEWAY_RESET_SECONDS": "0"})
+
+
+def test_worker_and_stripe_settings_are_read() -> None:
+    settings = Settings.from_env(
+        {
+            "DEBTFLOW_BROKER_URL": "redis://127.0.0.1:6379/2",
+            "DEBTFLOW_SETTLE_AFTER_SECONDS": "120",
+            "DEBTFLOW_STRIPE_API_KEY": "sk_test_abc",
+            "DEBTFLOW_STRIPE_API_BASE": "http://127.0.0.1:12111/",
+            "DEBTFLOW_STRIPE_WEBHOOK_SECRET": "whsec_abc",
+        }
+    )
+    assert settings.broker_url == "redis://127.0.0.1:6379/2"
+    assert settings.settle_after_seconds == 120
+    assert settings.stripe_api_key == "sk_test_abc"
+    assert settings.stripe_api_base == "http://127.0.0.1:12111"
+    assert settings.stripe_webhook_secret == "whsec_abc"
+    defaults = Settings.from_env({})
+    assert (defaults.broker_url, defaults.stripe_api_key, defaults.stripe_webhook_secret) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_bad_worker_and_stripe_settings_are_named() -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env(
+            {
+                "DEBTFLOW_BROKER_URL": "amqp://rabbit",
+                "DEBTFLOW_SETTLE_AFTER_SECONDS": "0",
+                "DEBTFLOW_STRIPE_API_KEY": "",
+                "DEBTFLOW_STRIPE_API_BASE": "ftp://x",
+                "DEBTFLOW_STRIPE_WEBHOOK_SECRET": "two words",
+            }
+        )
+    names = [problem.split(":")[0] for problem in raised.value.problems]
+    assert names == [
+        "DEBTFLOW_BROKER_URL",
+        "DEBTFLOW_SETTLE_AFTER_SECONDS",
+        "DEBTFLOW_STRIPE_API_KEY",
+        "DEBTFLOW_STRIPE_API_BASE",
+        "DEBTFLOW_STRIPE_WEBHOOK_SECRET",
+    ]
+    assert "two words" not in str(raised.value)
+
+
+def test_stripe_secrets_and_broker_passwords_never_appear_in_repr() -> None:
+    settings = Settings(
+        broker_url="redis://:brokerpass@redis:6379/0",
+        stripe_api_key="sk_live_secret",
+        stripe_webhook_secret="whsec_secret",
+    )
+    text = repr(settings)
+    for secret in ("brokerpass", "sk_live_secret", "whsec_secret"):
+        assert secret not in text
+    assert "stripe_api_key='***'" in text

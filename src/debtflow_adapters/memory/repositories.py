@@ -378,6 +378,11 @@ class InMemoryPaymentRepository(PaymentRepository):
         self._committed = committed
         self._on_rollback = on_rollback
 
+    async def lock(self, id_: UUID) -> Payment | None:
+        # Nothing can come between: units of work share one event loop, and none of this
+        # store's calls gives it up between a read and the commit.
+        return await self.get(id_)
+
     async def reserve_refund(self, id_: UUID, amount: int) -> bool:
         # Straight into the committed row, as an atomic UPDATE would; undone on rollback.
         payment = self._committed.get(id_)

@@ -88,6 +88,13 @@ class SqlPaymentRepository(PaymentRepository):
             self._connection, sa.select(payments).where(payments.c.id == id_), _payment
         )
 
+    async def lock(self, id_: UUID) -> Payment | None:
+        return await first(
+            self._connection,
+            sa.select(payments).where(payments.c.id == id_).with_for_update(),
+            _payment,
+        )
+
     async def update(self, payment: Payment) -> None:
         await self._connection.execute(
             sa.update(payments)

@@ -6,6 +6,8 @@ from uuid import UUID
 
 import msgspec
 
+from debtflow_core.domain.payment_processor import ProcessorKind
+
 
 class ChargeOutcome(enum.StrEnum):
     SUCCEEDED = "succeeded"
@@ -15,6 +17,8 @@ class ChargeOutcome(enum.StrEnum):
 
 
 class ChargeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    processor: ProcessorKind
+    """The kind of the payment's processor: which gateway charges."""
     idempotency_key: str
     amount: int
     currency: str
@@ -34,6 +38,7 @@ class ChargeResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
+    processor: ProcessorKind
     idempotency_key: str
     charge_reference: str
     amount: int

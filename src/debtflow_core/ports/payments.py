@@ -33,6 +33,12 @@ class PaymentRepository(Protocol):
 
     async def get(self, id_: UUID) -> Payment | None: ...
 
+    async def lock(self, id_: UUID) -> Payment | None:
+        """The payment, held until the transaction ends (``SELECT … FOR UPDATE``): two
+        transactions that settle one payment take turns, and the second sees what the
+        first left, so a payment is completed or failed once."""
+        ...
+
     async def update(self, payment: Payment) -> None:
         """Save status, gateway reference, failure and refunded amount."""
         ...

@@ -7,8 +7,10 @@ import msgspec
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
+from debtflow_core.errors import ValidationFailed
 from debtflow_core.policy import require_admin
 from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.processor_kinds import ProcessorKinds
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.validation import require_text
 
@@ -20,19 +22,24 @@ class NewPaymentProcessor(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
 
 class AddPaymentProcessor:
     """Add a way for the agency to take payments (its Stripe account, or the sandbox).
-    Agency admins only."""
+    Agency admins only. A kind whose gateway this installation has not configured (Stripe
+    without an API key) is refused, rather than failing every payment later."""
 
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWork, clock: Clock, kinds: ProcessorKinds) -> None:
         self._uow = uow
         self._clock = clock
+        self._kinds = kinds
 
     async def execute(self, actor: Actor, command: NewPaymentProcessor) -> PaymentProcessor:
         require_admin(actor)
+        kind = ProcessorKind(command.kind)
+        if (missing := self._kinds.missing(kind)) is not None:
+            raise ValidationFailed(missing, field="kind")
         processor = PaymentProcessor(
             id=uuid.uuid4(),
             agency_id=actor.agency_id,
             name=require_text(command.name, field="name", max_length=100),
-            kind=ProcessorKind(command.kind),
+            kind=kind,
             active=True,
             created_at=self._clock.now(),
         )

@@ -29,6 +29,7 @@ from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.card_numbers import looks_like_card_number
 from debtflow_core.domain.money import validate_amount, validate_currency
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import (
     Conflict,
     GatewayUnavailable,
@@ -153,9 +154,18 @@ class Settlement:
     async def settle(self, actor: Actor, payment_id: UUID, result: ChargeResult) -> PaymentResult:
         """Apply the gateway's answer to a pending payment, once: a payment that is no
         longer pending is left as it is, whatever the answer says."""
+        settled, _ = await self.settle_once(actor, payment_id, result)
+        return settled
+
+    async def settle_once(
+        self, actor: Actor, payment_id: UUID, result: ChargeResult
+    ) -> tuple[PaymentResult, bool]:
+        """:meth:`settle`, and whether this call was the one that found it pending. The
+        payment is locked while it is read and changed, so of concurrent settlements
+        (the payment's own phase 3, a webhook, the recovery task) exactly one does."""
         now = self._clock.now()
         async with self._uow as uow:
-            before = await uow.payments.get(payment_id)
+            before = await uow.payments.lock(payment_id)
             if before is None:
                 raise NotFound.of("payment", payment_id)
             after = before
@@ -166,7 +176,7 @@ class Settlement:
             await uow.commit()
         if record is not None:
             await self._cache.put(record)
-        return PaymentResult(outcome=outcome, payment=after)
+        return PaymentResult(outcome=outcome, payment=after), before.status is PaymentStatus.PENDING
 
     async def _apply(
         self, actor: Actor, payment: Payment, result: ChargeResult, now: datetime
@@ -267,12 +277,14 @@ class MakePayment(Settlement):
         cached = await self._cache.get(actor.agency_id, key)
         if cached is not None:
             return replay(cached, fingerprint)
-        payment = await self._open(actor, key, fingerprint, command)
-        if isinstance(payment, PaymentResult):
-            return payment
+        opened = await self._open(actor, key, fingerprint, command)
+        if isinstance(opened, PaymentResult):
+            return opened
+        payment, processor = opened
         try:
             result = await self._gateway.charge(
                 ChargeRequest(
+                    processor=processor,
                     idempotency_key=_gateway_key(actor.agency_id, key),
                     amount=payment.amount,
                     currency=payment.currency,
@@ -290,7 +302,7 @@ class MakePayment(Settlement):
 
     async def _open(
         self, actor: Actor, key: str, fingerprint: str, command: NewPayment
-    ) -> Payment | PaymentResult:
+    ) -> tuple[Payment, ProcessorKind] | PaymentResult:
         """Phase 1: claim the key, hold the amount, write the pending payment."""
         amount = validate_amount(command.amount, field="amount", allow_zero=False)
         currency = validate_currency(command.currency)
@@ -306,7 +318,10 @@ class MakePayment(Settlement):
             if currency != account.currency:
                 raise ValidationFailed(f"the account is in {account.currency}", field="currency")
             processors = await uow.payment_processors.list(actor.agency_id)
-            if not any(p.id == command.processor_id and p.active for p in processors):
+            processor = next(
+                (p for p in processors if p.id == command.processor_id and p.active), None
+            )
+            if processor is None:
                 raise ValidationFailed(
                     "no active payment processor with this id in the agency",
                     field="processor_id",
@@ -351,7 +366,7 @@ class MakePayment(Settlement):
                 )
             )
             await uow.commit()
-        return payment
+        return payment, processor.kind
 
     async def _leave_pending(self, payment: Payment) -> PaymentResult:
         """The gateway may or may not have charged: keep the hold and say "pending"."""
@@ -454,11 +469,17 @@ class SettlePendingPayments(Settlement):
     async def execute(self, older_than: timedelta = timedelta(minutes=5), batch: int = 100) -> int:
         async with self._uow as uow:
             stuck = await uow.payments.pending_since(self._clock.now() - older_than, batch)
+            kinds = {
+                processor.id: processor.kind
+                for agency_id in {payment.agency_id for payment in stuck}
+                for processor in await uow.payment_processors.list(agency_id)
+            }
         settled = 0
         for payment in stuck:
             try:
                 result = await self._gateway.charge(
                     ChargeRequest(
+                        processor=kinds[payment.processor_id],
                         idempotency_key=_gateway_key(payment.agency_id, payment.idempotency_key),
                         amount=payment.amount,
                         currency=payment.currency,
@@ -472,6 +493,22 @@ class SettlePendingPayments(Settlement):
             outcome = await self.settle(Actor.system(payment.agency_id), payment.id, result)
             settled += outcome.outcome is not PaymentOutcome.PENDING
         return settled
+
+
+class PurgeIdempotencyKeys:
+    """Forget idempotency keys past their 24 hours, so a key may be used again and the
+    table stays small. Keys still within their time are kept, answered or not. A
+    scheduled platform task; returns how many keys it removed."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self) -> int:
+        async with self._uow as uow:
+            purged = await uow.idempotency.purge_expired(self._clock.now())
+            await uow.commit()
+        return purged
 
 
 class NewRefund(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -516,11 +553,12 @@ class RefundPayment:
         opened = await self._open(actor, key, fingerprint, payment_id, command)
         if isinstance(opened, RefundResult):
             return opened
-        payment, amount = opened
+        payment, amount, processor = opened
         assert payment.gateway_reference is not None  # completed payments carry one
         try:
             result = await self._gateway.refund(
                 RefundRequest(
+                    processor=processor,
                     idempotency_key=_gateway_key(actor.agency_id, key),
                     charge_reference=payment.gateway_reference,
                     amount=amount,
@@ -533,7 +571,7 @@ class RefundPayment:
 
     async def _open(
         self, actor: Actor, key: str, fingerprint: str, payment_id: UUID, command: NewRefund
-    ) -> tuple[Payment, int] | RefundResult:
+    ) -> tuple[Payment, int, ProcessorKind] | RefundResult:
         now = self._clock.now()
         async with self._uow as uow:
             payment = await uow.payments.get(payment_id)
@@ -554,8 +592,10 @@ class RefundPayment:
                 raise Conflict(
                     f"at most {payment.refundable} minor units of this payment are refundable"
                 )
+            processors = await uow.payment_processors.list(payment.agency_id)
             await uow.commit()
-        return payment, amount
+        kind = next(p.kind for p in processors if p.id == payment.processor_id)
+        return payment, amount, kind
 
     async def _abandon(self, actor: Actor, key: str, payment_id: UUID, amount: int) -> None:
         async with self._uow as uow:

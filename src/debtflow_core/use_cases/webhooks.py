@@ -97,18 +97,21 @@ class ApplyGatewayEvent(Settlement):
                 decline_code=event.decline_code,
                 message=event.message,
             )
-        settled = await self.settle(actor, payment.id, result)
-        return settled.payment.status
+        settled, moved = await self.settle_once(actor, payment.id, result)
+        return settled.payment.status if moved else "ignored"
 
     async def _reconcile_refunds(self, actor: Actor, event: GatewayEvent, payment: Payment) -> str:
-        missing = (event.amount_refunded or 0) - payment.refunded_amount
-        if payment.status is not PaymentStatus.COMPLETED or missing <= 0:
-            return "ignored"
+        # Under the payment's lock: the same event run twice at once (delivery is at least
+        # once), or two refund events, must not both count what is missing.
         async with self._uow as uow:
-            if not await uow.payments.reserve_refund(payment.id, missing):
+            current = await uow.payments.lock(payment.id)
+            if current is None or current.status is not PaymentStatus.COMPLETED:
+                return "ignored"
+            missing = (event.amount_refunded or 0) - current.refunded_amount
+            if missing <= 0 or not await uow.payments.reserve_refund(current.id, missing):
                 return "ignored"
             await record_refund(
-                uow, actor, payment, missing, f"{event.id}:{event.reference}", self._clock.now()
+                uow, actor, current, missing, f"{event.id}:{event.reference}", self._clock.now()
             )
             await uow.commit()
         return "refunded"

@@ -29,6 +29,7 @@ from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor
 from debtflow_core.use_cases.users import CreateUser, NewUser
 from debtflow_http.app import create_app
+from tests.support.stripe_emulator import stripe_emulator  # noqa: F401
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery staple"

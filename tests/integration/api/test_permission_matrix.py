@@ -32,12 +32,15 @@ ALL = frozenset(ROLES)
 ADMIN = frozenset({"admin"})
 WRITERS = frozenset({"admin", "collector"})
 
-# Routes anyone may call, and the documentation: not part of the matrix.
+# Routes anyone may call, and the documentation: not part of the matrix. The webhook
+# authenticates the gateway by its signature, never a user (tests/integration/api/
+# test_webhooks_api.py).
 PUBLIC = {
     ("GET", "/health"),
     ("GET", "/ready"),
     ("POST", "/v1/auth/token"),
     ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/webhooks/stripe"),
 }
 
 

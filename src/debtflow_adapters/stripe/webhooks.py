@@ -1,0 +1,141 @@
+"""Stripe's webhooks, checked and translated into the core's :class:`GatewayEvent`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import stripe
+
+from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
+from debtflow_core.errors import NotFound, ValidationFailed
+from debtflow_core.ports.gateway_events import WebhookVerifier
+
+TOLERANCE = timedelta(seconds=300)
+"""How far a delivery's signed timestamp may be from our clock: Stripe's own default."""
+
+SIGNATURE = "Stripe-Signature"
+
+
+class _Error(msgspec.Struct):
+    code: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+
+
+class _Object(msgspec.Struct):
+    """The fields DebtFlow reads of a PaymentIntent (``payment_intent.*``) or a Charge
+    (``charge.refunded``); Stripe copies a PaymentIntent's metadata onto its charges."""
+
+    id: str
+    metadata: dict[str, str] = {}
+    payment_intent: str | None = None
+    amount_refunded: int | None = None
+    last_payment_error: _Error | None = None
+
+
+class _Data(msgspec.Struct):
+    object: _Object
+
+
+class _Event(msgspec.Struct):
+    id: str
+    type: str
+    data: _Data
+
+
+class StripeWebhookVerifier(WebhookVerifier):
+    """Checks the ``Stripe-Signature`` header with ``stripe.Webhook.construct_event``
+    (HMAC-SHA256 over the timestamp and the raw body, with the endpoint's secret).
+
+    The timestamp is checked against ``received_at``, our clock, rather than the SDK's
+    ``time.time()``: the SDK's own check is switched off (``tolerance=0``) and done here,
+    :data:`TOLERANCE` either way, so a delivery signed in the future is refused too.
+
+    ``payment_intent.succeeded``, ``payment_intent.payment_failed`` and ``charge.refunded``
+    become events; any other genuine type is ``None``. Our payment id comes from the
+    ``debtflow_payment_id`` metadata the gateway put on the PaymentIntent.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def verify(
+        self, payload: bytes, signature: str | None, received_at: datetime
+    ) -> GatewayEvent | None:
+        try:
+            stripe.Webhook.construct_event(payload, signature, self._secret, tolerance=0)
+        except stripe.SignatureVerificationError:
+            raise ValidationFailed(
+                "the signature is missing or does not match this endpoint's secret",
+                field=SIGNATURE,
+            ) from None
+        except (ValueError, AttributeError):  # not UTF-8, not JSON, not a JSON object
+            raise ValidationFailed("the body is not a Stripe event", field="body") from None
+        signed_at = datetime.fromtimestamp(_timestamp(signature or ""), UTC)
+        if abs(received_at - signed_at) > TOLERANCE:
+            raise ValidationFailed(
+                f"the signature's timestamp is more than {TOLERANCE.seconds} s from our clock",
+                field=SIGNATURE,
+            )
+        try:
+            event = msgspec.json.decode(payload, type=_Event)
+        except msgspec.ValidationError as error:
+            raise ValidationFailed(
+                f"the body is not a Stripe event: {error}", field="body"
+            ) from None
+        if event.type not in GatewayEventType.__members__.values():
+            return None
+        return _translate(event, received_at)
+
+
+def _timestamp(header: str) -> int:
+    """The ``t=`` of a header the SDK has just verified (so there is exactly one)."""
+    items = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+    return int(items["t"])
+
+
+def _translate(event: _Event, received_at: datetime) -> GatewayEvent:
+    type_ = GatewayEventType(event.type)
+    obj = event.data.object
+    fields: dict[str, Any] = {}
+    if type_ is GatewayEventType.CHARGE_REFUNDED:
+        reference = obj.payment_intent or obj.id
+        fields["amount_refunded"] = obj.amount_refunded or 0
+    else:
+        reference = obj.id
+        error = obj.last_payment_error
+        if type_ is GatewayEventType.PAYMENT_FAILED and error is not None:
+            fields["decline_code"] = error.decline_code or error.code
+            fields["message"] = error.message
+    return GatewayEvent(
+        id=event.id,
+        type=type_,
+        payment_id=_payment_id(obj.metadata.get("debtflow_payment_id")),
+        reference=reference,
+        received_at=received_at,
+        **fields,
+    )
+
+
+def _payment_id(raw: str | None) -> UUID | None:
+    """Ours, or ``None`` for a charge DebtFlow did not make (or metadata someone edited)."""
+    try:
+        return None if raw is None else UUID(raw)
+    except ValueError:
+        return None
+
+
+class WebhooksOff(WebhookVerifier):
+    """Stands in when no webhook secret is configured: every delivery is NotFound, as if
+    the endpoint did not exist, and nothing is stored."""
+
+    def verify(
+        self, payload: bytes, signature: str | None, received_at: datetime
+    ) -> GatewayEvent | None:
+        raise NotFound(
+            "Stripe webhooks are not enabled here: set DEBTFLOW_STRIPE_WEBHOOK_SECRET to the "
+            "endpoint's signing secret"
+        )

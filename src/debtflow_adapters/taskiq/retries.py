@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from taskiq import SmartRetryMiddleware, TaskiqMessage, TaskiqResult
+from taskiq.kicker import AsyncKicker
+
+from debtflow_core.errors import NotFound, ValidationFailed
+
+log = logging.getLogger("debtflow.worker")
+
+RETRY_LABEL = "retry_on_error"
+"""Set it on a task (``@broker.task(..., retry_on_error=True)``) that is safe to run again."""
+
+_HOPELESS = (NotFound, ValidationFailed)
+
+
+class RetryMiddleware(SmartRetryMiddleware):
+    """Retries a failed task with exponential backoff, if the task allows it.
+
+    Whether a task may be retried is read from the task as the worker registered it, not
+    from the message: jobs are sent by name (see :class:`TaskiqJobQueue`), so the message
+    carries none of the task's labels. A NotFound or ValidationFailed is not retried (the
+    same arguments fail the same way). After ``default_retry_count`` attempts the job is
+    dropped with a warning; nothing waits on it, so it never blocks the queue.
+
+    The delay: with a schedule source (Redis), the retry is stored there and the scheduler
+    sends it when it is due, at its minute's resolution, so it survives a worker restart;
+    without one (the in-process broker), it waits in this process.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        """``options`` are SmartRetryMiddleware's."""
+        super().__init__(**options)
+        # Held so that the event loop does not collect a retry waiting in this process.
+        self._waiting: set[asyncio.Task[None]] = set()
+
+    def is_retry_on_error(self, message: TaskiqMessage) -> bool:
+        task = self.broker.find_task(message.task_name)
+        return bool(task is not None and task.labels.get(RETRY_LABEL))
+
+    async def on_error(
+        self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
+    ) -> None:
+        if isinstance(exception, _HOPELESS):
+            log.warning("task %s failed for good: %s", message.task_name, exception)
+            return
+        await super().on_error(message, result, exception)
+
+    async def on_send(
+        self, kicker: AsyncKicker[Any, Any], message: TaskiqMessage, delay: float
+    ) -> None:
+        if self.schedule_source is not None:
+            await super().on_send(kicker, message, delay)
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await kicker.kiq(*message.args, **message.kwargs)
+
+        task = asyncio.create_task(later())
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def shutdown(self) -> None:
+        for task in list(self._waiting):
+            task.cancel()

@@ -1,0 +1,7 @@
+"""Every DebtFlow task, one module per family. Importing this package declares them all on
+taskiq's shared broker, where any broker (the worker's, or the in-process one of a server
+without a broker) finds them by name."""
+
+from debtflow_worker.tasks import payments
+
+__all__ = ["payments"]

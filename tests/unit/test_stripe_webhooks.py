@@ -1,0 +1,92 @@
+"""Stripe's webhook deliveries become core gateway events, or are refused."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from debtflow_adapters.stripe.webhooks import StripeWebhookVerifier, WebhooksOff
+from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
+from debtflow_core.errors import NotFound, ValidationFailed
+from tests.support.stripe_events import SECRET, event, signed
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+PAYMENT = uuid.uuid4()
+
+
+def verify(payload, at=NOW, received_at=NOW, secret=SECRET):
+    body, headers = signed(payload, at, secret)
+    return StripeWebhookVerifier(SECRET).verify(body, headers["Stripe-Signature"], received_at)
+
+
+def test_a_success_names_our_payment_and_the_payment_intent():
+    made = event("payment_intent.succeeded", PAYMENT, "pi_123", event_id="evt_1")
+    assert verify(made) == GatewayEvent(
+        id="evt_1",
+        type=GatewayEventType.PAYMENT_SUCCEEDED,
+        payment_id=PAYMENT,
+        reference="pi_123",
+        received_at=NOW,
+    )
+
+
+def test_a_failure_carries_the_decline():
+    failed = verify(event("payment_intent.payment_failed", PAYMENT, "pi_123"))
+    assert (failed.type, failed.decline_code, failed.message) == (
+        GatewayEventType.PAYMENT_FAILED,
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    )
+
+
+def test_a_refund_carries_the_refunded_total_and_its_payment_intent():
+    refunded = verify(event("charge.refunded", PAYMENT, "pi_123", amount_refunded=700))
+    assert (refunded.type, refunded.reference, refunded.amount_refunded) == (
+        GatewayEventType.CHARGE_REFUNDED,
+        "pi_123",
+        700,
+    )
+
+
+def test_a_charge_we_did_not_make_has_no_payment():
+    foreign = event("payment_intent.succeeded", None)
+    assert verify(foreign).payment_id is None
+    edited = event("payment_intent.succeeded", None)
+    edited["data"]["object"]["metadata"] = {"debtflow_payment_id": "not-a-uuid"}
+    assert verify(edited).payment_id is None
+
+
+def test_other_types_are_genuine_but_ignored():
+    assert verify(event("customer.created", None)) is None
+
+
+@pytest.mark.parametrize("skew", [timedelta(seconds=-301), timedelta(seconds=301)])
+def test_a_timestamp_too_far_from_our_clock_is_refused(skew):
+    with pytest.raises(ValidationFailed) as refused:
+        verify(event("payment_intent.succeeded", PAYMENT), at=NOW + skew)
+    assert refused.value.field == "Stripe-Signature"
+    assert verify(event("payment_intent.succeeded", PAYMENT), at=NOW - timedelta(seconds=300))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\xff\xfe", b"{", b"[]", b'{"id": "evt_1"}', b'{"id": 1, "type": "x", "data": {}}'],
+)
+def test_a_malformed_body_is_refused(body):
+    with pytest.raises(ValidationFailed):
+        verify(body)
+
+
+def test_a_forged_or_missing_signature_is_refused():
+    with pytest.raises(ValidationFailed):
+        verify(event("payment_intent.succeeded", PAYMENT), secret="whsec_other")
+    with pytest.raises(ValidationFailed):
+        StripeWebhookVerifier(SECRET).verify(b"{}", None, NOW)
+
+
+def test_without_a_secret_every_delivery_is_not_found():
+    body, headers = signed(event("payment_intent.succeeded", PAYMENT), NOW)
+    with pytest.raises(NotFound):
+        WebhooksOff().verify(body, headers["Stripe-Signature"], NOW)

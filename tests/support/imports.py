@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.memory import (
@@ -20,6 +21,7 @@ from debtflow_adapters.memory import (
 )
 from debtflow_adapters.persistence import SqlUnitOfWork
 from debtflow_adapters.persistence.imports import SqlImportRunRepository, placement_writer
+from debtflow_adapters.persistence.tables import accounts, debtors
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import ImportRun, ImportStatus
 from debtflow_core.placement import PlacementRow
@@ -38,6 +40,7 @@ class ImportPorts:
     runs: ImportRunRepository
     writer: PlacementWriter
     uow: Callable[[], UnitOfWork]
+    accounts: Callable[[uuid.UUID], Awaitable[list[tuple[Any, ...]]]]
 
     async def agency(self, slug: str = "alpha") -> Agency:
         agency = Agency(id=uuid.uuid4(), slug=slug, name=slug.title(), created_at=T0)
@@ -52,18 +55,50 @@ def import_ports(request: pytest.FixtureRequest, store: str) -> ImportPorts:
     from ``request`` only when it needs one."""
     if store == "memory":
         data, imports = InMemoryStore(), InMemoryImportStore()
+
+        async def memory_accounts(agency_id: uuid.UUID) -> list[tuple[Any, ...]]:
+            return sorted(
+                (
+                    a.external_id,
+                    data.debtors[a.debtor_id].external_id,
+                    a.placed_balance,
+                    a.current_balance,
+                    a.charge_off_date,
+                )
+                for a in data.accounts.values()
+                if a.agency_id == agency_id
+            )
+
         return ImportPorts(
             name=store,
             runs=InMemoryImportRuns(imports),
             writer=InMemoryPlacementWriter(data, imports),
             uow=lambda: InMemoryUnitOfWork(data),
+            accounts=memory_accounts,
         )
     engine: AsyncEngine = request.getfixturevalue(f"{store}_engine")
+
+    async def sql_accounts(agency_id: uuid.UUID) -> list[tuple[Any, ...]]:
+        statement = (
+            sa.select(
+                accounts.c.external_id,
+                debtors.c.external_id,
+                accounts.c.placed_balance,
+                accounts.c.current_balance,
+                accounts.c.charge_off_date,
+            )
+            .join(debtors, debtors.c.id == accounts.c.debtor_id)
+            .where(accounts.c.agency_id == agency_id)
+        )
+        async with engine.connect() as connection:
+            return sorted(tuple(row) for row in await connection.execute(statement))
+
     return ImportPorts(
         name=store,
         runs=SqlImportRunRepository(engine),
         writer=placement_writer(engine),
         uow=lambda: SqlUnitOfWork(engine),
+        accounts=sql_accounts,
     )
 
 
@@ -117,3 +152,22 @@ def placement_row(line: int, account_id: str, **fields: Any) -> PlacementRow:
     )
     values.update(fields)
     return PlacementRow(**values)
+
+
+HEADER = (
+    "account_id,debtor_id,first_name,last_name,original_creditor,placed_balance,currency,"
+    "charge_off_date,state,city,address_line1,zip"
+)
+
+
+def placement_text(count: int, *, bad_every: int = 0, start: int = 0) -> str:
+    """A placement file of ``count`` rows (every ``bad_every``-th with a negative balance),
+    two accounts per debtor."""
+    lines = [HEADER]
+    for n in range(start, start + count):
+        balance = "-5.00" if bad_every and n % bad_every == bad_every - 1 else f"{n % 997}.25"
+        lines.append(
+            f"A-{n:06d},D-{n // 2:06d},Ada,Lovelace,Northwind,{balance},USD,2024-03-01,"
+            "TX,Austin,1 Main St,78701"
+        )
+    return "\r\n".join(lines) + "\r\n"

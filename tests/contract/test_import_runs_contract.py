@@ -27,6 +27,7 @@ async def test_a_run_is_stored_once_per_agency_and_content(ports):
 
     assert again == first
     assert first.file_name == "a.csv"
+    assert type(again.status) is ImportStatus
     assert other.id != first.id
     assert await ports.runs.get(agency.id, first.id) == first
 

@@ -20,7 +20,7 @@ from debtflow_adapters.memory import (
     InMemoryUnitOfWork,
 )
 from debtflow_adapters.persistence import SqlUnitOfWork
-from debtflow_adapters.persistence.imports import SqlImportRunRepository, placement_writer
+from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
 from debtflow_adapters.persistence.tables import accounts, debtors
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import ImportRun, ImportStatus
@@ -96,7 +96,7 @@ def import_ports(request: pytest.FixtureRequest, store: str) -> ImportPorts:
     return ImportPorts(
         name=store,
         runs=SqlImportRunRepository(engine),
-        writer=placement_writer(engine),
+        writer=make_placement_writer(engine),
         uow=lambda: SqlUnitOfWork(engine),
         accounts=sql_accounts,
     )

@@ -39,6 +39,7 @@ _NO_CONTACT_LIMITS = msgspec.json.encode(ContactPreferences()).decode()
 def _run(row: Row[Any]) -> ImportRun:
     values = dict(zip(ImportRun.__struct_fields__, row, strict=True))
     values["ignored_columns"] = tuple(values["ignored_columns"])
+    values["status"] = ImportStatus(values["status"])
     return ImportRun(**values)
 
 
@@ -574,7 +575,7 @@ class SqlitePlacementWriter(_SqlPlacementWriter):
         return len(rows) - len(existing), len(existing), earlier
 
 
-def placement_writer(engine: AsyncEngine) -> PlacementWriter:
+def make_placement_writer(engine: AsyncEngine) -> PlacementWriter:
     """The placement writer for ``engine``'s database."""
     if engine.dialect.name == "postgresql":
         return PostgresPlacementWriter(engine)

@@ -310,8 +310,9 @@ _COPY = f"COPY placement_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN (FOR
 
 # One statement: the debtors' upsert hands their ids to the accounts' upsert; ``earlier``
 # reads the accounts as they were before it (a statement sees one snapshot), which finds
-# those this run already wrote from an earlier line. ``xmax = 0`` marks a row inserted
-# rather than updated.
+# those this run already wrote from an earlier line: one unique-index probe per row (OFFSET
+# 0 keeps the planner, blind to the unanalysed staging table, from scanning the agency's
+# accounts instead). ``xmax = 0`` marks a row inserted rather than updated.
 _MERGE = f"""
 WITH merged_debtors AS (
     INSERT INTO debtors AS d (
@@ -336,8 +337,12 @@ WITH merged_debtors AS (
 ), earlier AS (
     SELECT a.import_line AS line, s.line AS by_line
     FROM placement_staging s
-    JOIN accounts a ON a.agency_id = %(agency)s AND a.external_id = s.account_id
-    WHERE a.import_run_id = %(run)s
+    CROSS JOIN LATERAL (
+        SELECT import_line FROM accounts
+        WHERE agency_id = %(agency)s AND external_id = s.account_id
+            AND import_run_id = %(run)s
+        OFFSET 0
+    ) a
 ), merged_accounts AS (
     INSERT INTO accounts AS a (
         id, agency_id, debtor_id, external_id, original_creditor, currency, placed_balance,

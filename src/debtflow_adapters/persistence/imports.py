@@ -412,7 +412,8 @@ class PostgresPlacementWriter(_SqlPlacementWriter):
                 created, updated, earlier = cast(
                     tuple[int, int, list[list[int]]], await cursor.fetchone()
                 )
-                await cursor.execute("DELETE FROM placement_staging")
+                if len(rows) < len(batch.rows):  # one by one: the next row stages alone
+                    await cursor.execute("DELETE FROM placement_staging")
         except (psycopg.DataError, psycopg.IntegrityError) as error:
             raise _Refused(_first_line(error)) from error
         return created, updated, [(line, by) for line, by in earlier]

@@ -293,6 +293,9 @@ class _Producer:
         while self._thread.is_alive():
             with contextlib.suppress(queue.Empty):
                 self._queue.get(timeout=0.05)
+        # A next() cancelled while it waited still has a thread blocked on the queue.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_End(()))
 
     def _run(self) -> None:
         try:

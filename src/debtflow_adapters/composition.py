@@ -74,6 +74,7 @@ from debtflow_core.use_cases.imports import (
     GetImportRun,
     ImportPlacementFile,
     ListImportErrors,
+    ListImportRuns,
 )
 from debtflow_core.use_cases.payment_processors import (
     AddPaymentProcessor,
@@ -279,6 +280,7 @@ class UseCaseProvider(Provider):
         ImportPlacementFile,
         CheckPlacementFile,
         GetImportRun,
+        ListImportRuns,
         ListImportErrors,
     )
 

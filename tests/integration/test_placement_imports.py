@@ -11,15 +11,17 @@ from debtflow_adapters.memory import FixedClock
 from debtflow_core.actor import Actor
 from debtflow_core.domain.imports import ImportRun, ImportStatus
 from debtflow_core.domain.user import Role
-from debtflow_core.errors import PermissionDenied
+from debtflow_core.errors import NotFound, PermissionDenied
 from debtflow_core.ports.audit_log import AuditQuery
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
 from debtflow_core.use_cases.imports import (
     CheckPlacementFile,
+    GetImportRun,
     ImportFile,
     ImportPlacementFile,
     ImportProgress,
     ListImportErrors,
+    ListImportRuns,
 )
 from tests.support.imports import HEADER, STORES, T0, ImportPorts, import_ports, placement_text
 
@@ -232,3 +234,29 @@ async def test_a_dry_run_reports_without_writing(ports, admin, tmp_path):
     assert check.failure_reason is None
     assert await state(ports, admin.agency_id) == []
     assert await ports.runs.list(admin.agency_id, after=None, limit=5) == []
+
+
+async def test_runs_and_their_errors_are_listed_a_page_at_a_time(ports, admin, tmp_path):
+    runs = [
+        await importer(ports).execute(
+            admin, write(tmp_path, placement_text(6, bad_every=2, start=n), name=f"{n}.csv")
+        )
+        for n in range(3)
+    ]
+    listed = ListImportRuns(ports.runs)
+    first = await listed.execute(admin, limit=2)
+    rest = await listed.execute(admin, cursor=first.next_cursor, limit=2)
+    errors = ListImportErrors(ports.runs)
+    page = await errors.execute(admin, runs[0].id, limit=2)
+    last = await errors.execute(admin, runs[0].id, cursor=page.next_cursor, limit=2)
+
+    assert {r.id for r in first.items + rest.items} == {r.id for r in runs}
+    assert rest.next_cursor is None
+    assert [e.line for e in page.items + last.items] == [3, 5, 7]
+    assert last.next_cursor is None
+    assert await GetImportRun(ports.runs).execute(admin, runs[1].id) == runs[1]
+    stranger = Actor.system(uuid.uuid4())
+    with pytest.raises(NotFound):
+        await GetImportRun(ports.runs).execute(stranger, runs[1].id)
+    with pytest.raises(NotFound):
+        await errors.execute(stranger, runs[1].id)

@@ -15,6 +15,7 @@ class ImportStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+# A run in one of these is not imported again: its file's content has had its import.
 FINISHED_STATUSES = frozenset(
     {ImportStatus.SUCCEEDED, ImportStatus.PARTIALLY_FAILED, ImportStatus.FAILED}
 )

@@ -16,13 +16,14 @@ import msgspec
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.imports import (
+    FINISHED_STATUSES,
     FileSource,
     ImportRowError,
     ImportRun,
     ImportStatus,
 )
 from debtflow_core.errors import NotFound
-from debtflow_core.pagination import Page, decode_cursor, encode_cursor, validate_limit
+from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.placement import (
     FileScan,
     PlacementFileRejected,
@@ -33,7 +34,7 @@ from debtflow_core.placement import (
 from debtflow_core.policy import require_admin
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.file_sources import FileSourceReader
-from debtflow_core.ports.import_runs import ImportRunRepository
+from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.object_storage import ObjectStorage
 from debtflow_core.ports.placement_writer import PlacementBatch, PlacementWriter
 from debtflow_core.ports.unit_of_work import UnitOfWork
@@ -180,7 +181,7 @@ class ImportPlacementFile:
                 finished_at=None,
             )
         )
-        if run.status in _DONE_STATUSES or run.status == ImportStatus.FAILED:
+        if run.status in FINISHED_STATUSES:
             return run
         started = await self._runs.start(run.id, attempt=run.attempt, at=self._clock.now())
         await self._audit(actor, "import_run.started", run, started)
@@ -456,6 +457,21 @@ class GetImportRun:
         return run
 
 
+class ListImportRuns:
+    """The agency's import runs, newest first, a page at a time (any role of the agency)."""
+
+    def __init__(self, runs: ImportRunRepository) -> None:
+        self._runs = runs
+
+    async def execute(
+        self, actor: Actor, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[ImportRun]:
+        validate_limit(limit)
+        after = decode_cursor(cursor, RunPosition) if cursor else None
+        runs = await self._runs.list(actor.agency_id, after=after, limit=limit + 1)
+        return paginate(runs, limit, lambda run: RunPosition(run.created_at, run.id))
+
+
 class _ErrorPosition(msgspec.Struct, frozen=True):
     line: int
 
@@ -474,8 +490,4 @@ class ListImportErrors:
             raise NotFound.of("import run", run_id)
         after = decode_cursor(cursor, _ErrorPosition).line if cursor else None
         rows = await self._runs.errors(run_id, after_line=after, limit=limit + 1)
-        if len(rows) <= limit:
-            return Page(items=rows, next_cursor=None)
-        return Page(
-            items=rows[:limit], next_cursor=encode_cursor(_ErrorPosition(rows[limit - 1].line))
-        )
+        return paginate(rows, limit, lambda error: _ErrorPosition(error.line))

@@ -437,7 +437,7 @@ def _staged(rows: Iterable[PlacementRow]) -> Iterable[tuple[Any, ...]]:
             row.first_name,
             row.last_name,
             row.date_of_birth,
-            encode(_phones(row)).decode(),
+            encode([Phone(number=number) for number in row.phones]).decode(),
             encode(row.emails).decode(),
             None if address is None else encode(address).decode(),
         )

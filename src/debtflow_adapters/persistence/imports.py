@@ -14,7 +14,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from debtflow_adapters.persistence.statements import insert_if_new, keyset_page
@@ -416,6 +416,9 @@ class PostgresPlacementWriter(_SqlPlacementWriter):
                     await cursor.execute("DELETE FROM placement_staging")
         except (psycopg.DataError, psycopg.IntegrityError) as error:
             raise _Refused(_first_line(error)) from error
+        except psycopg.Error as error:
+            # As the repositories' SQLAlchemy connections report it: callers handle one kind.
+            raise OperationalError(_MERGE, None, error) from error
         return created, updated, [(line, by) for line, by in earlier]
 
 

@@ -13,7 +13,10 @@ measures, each into the same emptied tables:
   debtors and then the accounts, 1000 rows per transaction.
 
 Rows per second count the file's data rows for the import, and the valid rows for the
-references. This is a benchmark, not a test: its figures depend on the machine and on
+references. On a shared machine, wall-clock rates measure a share of contended cores; the
+CPU each measure used, in the client process and in the database's backends (sampled from
+``/proc``: the server must run on this machine), is printed beside them as a figure that
+contention moves less. This is a benchmark, not a test: its figures depend on the machine and on
 whatever else runs on it.
 """
 
@@ -26,9 +29,10 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -54,6 +58,8 @@ class Result(msgspec.Struct, frozen=True):
     name: str
     rows: int
     seconds: float
+    client_cpu: float
+    server_cpu: float
     peak_rss_mib: float | None = None
 
     @property
@@ -92,16 +98,50 @@ def _empty(bench_url: str) -> None:
         connection.execute("CHECKPOINT")
 
 
-def _import(path: Path, bench_url: str) -> Result:
+class _ServerCpu:
+    """CPU seconds the benchmark database's backends use while the block runs: their
+    ``/proc/PID/stat`` times, sampled every 0.1 s (the last tenth of a second of a backend
+    that exits may be missed)."""
+
+    def __init__(self, admin_url: str) -> None:
+        self._admin_url = admin_url
+        self._ticks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample)
+        self.seconds = 0.0
+
+    def __enter__(self) -> _ServerCpu:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.seconds = sum(self._ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+    def _sample(self) -> None:
+        with psycopg.connect(self._admin_url, autocommit=True) as connection:
+            while not self._stop.wait(0.1):
+                query = "SELECT pid FROM pg_stat_activity WHERE datname = %s"
+                for (pid,) in connection.execute(query, (DATABASE,)):
+                    try:
+                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue
+                    self._ticks[pid] = int(fields[11]) + int(fields[12])
+
+
+def _import(path: Path, bench_url: str, admin_url: str) -> Result:
     """``debtflow import`` in a process of its own; its wall time and peak RSS."""
     env = {**os.environ, "DEBTFLOW_DATABASE_URL": bench_url, "PYTHONPATH": str(SRC)}
     command = [sys.executable, "-m", "debtflow_adapters.cli", "import", str(path)]
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [*command, "--agency", AGENCY_SLUG], env=env, stdout=subprocess.PIPE, text=True
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
+    with _ServerCpu(admin_url) as server:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [*command, "--agency", AGENCY_SLUG], env=env, stdout=subprocess.PIPE, text=True
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
     summary = process.stdout.read() if process.stdout else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"debtflow import failed:\n{summary}")
@@ -111,7 +151,14 @@ def _import(path: Path, bench_url: str) -> Result:
         .split()[-1]
         .replace(",", "")
     )
-    return Result("end to end: debtflow import", rows, seconds, usage.ru_maxrss / 1024)
+    return Result(
+        "end to end: debtflow import",
+        rows,
+        seconds,
+        client_cpu=usage.ru_utime + usage.ru_stime,
+        server_cpu=server.seconds,
+        peak_rss_mib=usage.ru_maxrss / 1024,
+    )
 
 
 def _valid_rows(count: int) -> Iterator[tuple[str, ...]]:
@@ -193,10 +240,18 @@ _ACCOUNT_TYPES = [
 ]  # fmt: skip
 
 
-def _copy(count: int, bench_url: str, agency_id: uuid.UUID) -> Result:
+def _measured(name: str, admin_url: str, run: Callable[[], int]) -> Result:
+    """Run a reference in this process: its rows, wall time and CPU."""
+    with _ServerCpu(admin_url) as server:
+        cpu, started = time.process_time(), time.perf_counter()
+        rows = run()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return Result(name, rows, seconds, client_cpu=cpu, server_cpu=server.seconds)
+
+
+def _copy(count: int, bench_url: str, agency_id: uuid.UUID) -> int:
     """(a): every valid row's debtor and account by binary COPY, debtors first."""
     rows = 0
-    started = time.perf_counter()
     with psycopg.connect(bench_url) as connection, connection.cursor() as cursor:
         debtor_ids: dict[str, uuid.UUID] = {}
         with cursor.copy(f"COPY debtors ({_DEBTOR_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -211,7 +266,7 @@ def _copy(count: int, bench_url: str, agency_id: uuid.UUID) -> Result:
             for line, row in enumerate(_valid_rows(count), start=2):
                 copy.write_row(_account(agency_id, debtor_ids[row[1]], row, line))
                 rows += 1
-    return Result("(a) binary COPY FROM STDIN", rows, time.perf_counter() - started)
+    return rows
 
 
 _NAIVE_DEBTOR = (
@@ -235,10 +290,9 @@ _NAIVE_ACCOUNT = (
 )
 
 
-def _naive(count: int, bench_url: str, agency_id: uuid.UUID) -> Result:
+def _naive(count: int, bench_url: str, agency_id: uuid.UUID) -> int:
     """(b): per 1000 rows, one transaction of executemany upserts, debtors then accounts."""
     rows = 0
-    started = time.perf_counter()
     with psycopg.connect(bench_url) as connection, connection.cursor() as cursor:
         batch: list[tuple[str, ...]] = []
         for row in _valid_rows(count):
@@ -248,7 +302,7 @@ def _naive(count: int, bench_url: str, agency_id: uuid.UUID) -> Result:
                 batch = []
         if batch:
             rows += _naive_batch(connection, cursor, agency_id, batch)
-    return Result("(b) executemany INSERT … ON CONFLICT", rows, time.perf_counter() - started)
+    return rows
 
 
 def _naive_batch(
@@ -269,14 +323,17 @@ def _naive_batch(
 
 def _table(results: list[Result], copy: Result, naive: Result) -> str:
     lines = [
-        "| measure | rows | seconds | rows/s | of (a) | x (b) | peak RSS |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| measure | rows | seconds | rows/s | of (a) | x (b) | peak RSS "
+        "| client CPU | server CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
         rss = "-" if result.peak_rss_mib is None else f"{result.peak_rss_mib:.0f} MiB"
         lines.append(
             f"| {result.name} | {result.rows:,} | {result.seconds:.1f} | {result.rate:,.0f} "
-            f"| {result.rate / copy.rate:.0%} | {result.rate / naive.rate:.1f} | {rss} |"
+            f"| {result.rate / copy.rate:.0%} | {result.rate / naive.rate:.1f} | {rss} "
+            f"| {result.client_cpu / result.rows * 1e6:.0f} µs/row "
+            f"| {result.server_cpu / result.rows * 1e6:.0f} µs/row |"
         )
     return "\n".join(lines)
 
@@ -298,11 +355,19 @@ def main() -> None:
         size = path.stat().st_size
         agency_id = _recreate(admin_url, bench_url)
         _empty(bench_url)
-        end_to_end = _import(path, bench_url)
+        end_to_end = _import(path, bench_url, admin_url)
         _empty(bench_url)
-        copy = _copy(args.rows, bench_url, agency_id)
+        copy = _measured(
+            "(a) binary COPY FROM STDIN",
+            admin_url,
+            lambda: _copy(args.rows, bench_url, agency_id),
+        )
         _empty(bench_url)
-        naive = _naive(args.rows, bench_url, agency_id)
+        naive = _measured(
+            "(b) executemany INSERT … ON CONFLICT",
+            admin_url,
+            lambda: _naive(args.rows, bench_url, agency_id),
+        )
     print(
         f"{args.rows:,} rows ({size / 2**20:.0f} MiB), {platform.python_version()}, "
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"

@@ -118,7 +118,8 @@ class InMemoryImportRuns(ImportRunRepository):
 class InMemoryPlacementWriter(PlacementWriter):
     """Writes placement batches into an :class:`InMemoryStore`. A batch applies at once
     (nothing else runs in between), so it is all or nothing like a transaction; the
-    in-memory store refuses no row."""
+    in-memory store refuses no row. Each batch looks through the agency's debtors and
+    accounts, which suits tests and small embedded stores, not files of millions of rows."""
 
     def __init__(self, store: InMemoryStore, imports: InMemoryImportStore) -> None:
         self._store = store

@@ -23,8 +23,10 @@ from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
 # Receiving webhooks hands events to the worker's queue, which the worker brings (the
-# placement-imports work); the HTTP route arrives with it. Nothing else may be missing.
-NOT_WIRED_YET = frozenset({"ReceiveGatewayEvent"})
+# placement-imports work); the HTTP route arrives with it. Polling a file source needs the
+# FileSourceReader and ObjectStorage adapters chosen from settings, which the worker's
+# providers bring. Nothing else may be missing.
+NOT_WIRED_YET = frozenset({"ReceiveGatewayEvent", "FetchPlacementFiles"})
 
 
 def _use_case_classes() -> list[type]:

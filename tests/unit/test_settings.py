@@ -273,9 +273,10 @@ def test_storage_defaults_to_a_local_directory_and_links_to_the_api() -> None:
     assert settings.storage_url == "file:debtflow-storage"
     assert settings.api_base_url == "http://127.0.0.1:8000"
     # Derived from the JWT secret, so every process sharing it signs links alike.
-    assert settings.link_signing_key == Settings.from_env(
-        {"DEBTFLOW_JWT_SECRET": "k" * 40}
-    ).link_signing_key
+    assert (
+        settings.link_signing_key
+        == Settings.from_env({"DEBTFLOW_JWT_SECRET": "k" * 40}).link_signing_key
+    )
     assert settings.link_signing_key != b"k" * 40
 
 

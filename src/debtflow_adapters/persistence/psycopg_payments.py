@@ -24,7 +24,7 @@ from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 from sqlalchemy.dialects import postgresql
 
-from debtflow_adapters.persistence.psycopg_reads import _account
+from debtflow_adapters.persistence.psycopg_reads import account_from_row
 from debtflow_adapters.persistence.tables import audit_log, payments
 from debtflow_core.domain.account import Account
 from debtflow_core.domain.audit import AuditEntry
@@ -179,7 +179,7 @@ class PsycopgPayments:
         if row is None:
             return None
         return Payable(
-            account=_account(row[:_SPLIT]),
+            account=account_from_row(row[:_SPLIT]),
             allow_overpayment=row[_SPLIT],
             processor=_processor(row[_SPLIT + 1 :]),
         )

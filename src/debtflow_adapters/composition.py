@@ -35,7 +35,9 @@ from debtflow_adapters.gateways.processors import ProcessorGateways
 from debtflow_adapters.health import DatabaseProbe, Readiness
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
+from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
+from debtflow_adapters.persistence.reports import SqlReportReader
 from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
 from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
 from debtflow_adapters.sandbox.gateway import SandboxGateway
@@ -57,6 +59,7 @@ from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.payment_gateway import PaymentGateway
 from debtflow_core.ports.processor_kinds import ProcessorKinds
 from debtflow_core.ports.rate_limiter import RateLimiter
+from debtflow_core.ports.reports import ReportReader
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.accounts import (
     AssignCollector,
@@ -82,6 +85,12 @@ from debtflow_core.use_cases.payments import (
     PurgeIdempotencyKeys,
     RefundPayment,
     SettlePendingPayments,
+)
+from debtflow_core.use_cases.reports import (
+    AgeBalances,
+    MeasureCollectorPerformance,
+    MeasureRecovery,
+    SummarizeCollections,
 )
 from debtflow_core.use_cases.users import (
     ChangeUserRole,
@@ -115,6 +124,9 @@ class SqlPersistenceProvider(Provider):
         yield uow
         await uow.close()
 
+    # Reports take a connection of their own per call, and hold it only while they read.
+    report_reader = provide(SqlReportReader, provides=ReportReader, scope=Scope.APP)
+
     @provide(scope=Scope.APP)
     def database_probe(self, engine: AsyncEngine) -> DatabaseProbe:
         async def select_one() -> None:
@@ -132,6 +144,7 @@ class MemoryPersistenceProvider(Provider):
         return InMemoryStore()
 
     unit_of_work = provide(InMemoryUnitOfWork, provides=UnitOfWork, scope=Scope.REQUEST)
+    report_reader = provide(InMemoryReportReader, provides=ReportReader, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
     def database_probe(self) -> DatabaseProbe:
@@ -346,6 +359,19 @@ class UseCaseProvider(Provider):
     )
 
 
+class ReportProvider(Provider):
+    """The reports' use cases, made per request over the application's report reader."""
+
+    scope = Scope.REQUEST
+
+    use_cases = provide_all(
+        SummarizeCollections,
+        AgeBalances,
+        MeasureRecovery,
+        MeasureCollectorPerformance,
+    )
+
+
 def make_container(settings: Settings, *extra_providers: Provider) -> AsyncContainer:
     """The application's container, its graph checked now rather than at the first request.
 
@@ -365,6 +391,7 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         JobQueueProvider(),
         WebhookProvider(),
         UseCaseProvider(),
+        ReportProvider(),
         *extra_providers,
         context={Settings: settings},
         validation_settings=STRICT_VALIDATION,

@@ -64,6 +64,28 @@ def _openapi() -> OpenAPIConfig:
     )
 
 
+# Built once: DishkaRouter wraps each controller class's handlers in place as it registers
+# it, so a router per app would wrap them again for every app a process builds (tests and
+# embedders build many), each request then going through every layer. An app registers a
+# deep copy of this router.
+API = DishkaRouter(
+    "",
+    route_handlers=[
+        HealthController,
+        AuthController,
+        MeController,
+        UserController,
+        DebtorController,
+        AccountController,
+        AuditLogController,
+        PaymentProcessorController,
+        PaymentController,
+        ReportController,
+        WebhookController,
+    ],
+)
+
+
 def create_app(settings: Settings | None = None, *providers: Provider) -> Litestar:
     """Build the API on ``settings`` (read from the environment when omitted).
 
@@ -73,24 +95,8 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
     container = make_container(settings, LitestarProvider(), ActorProvider(), *providers)
-    api = DishkaRouter(
-        "",
-        route_handlers=[
-            HealthController,
-            AuthController,
-            MeController,
-            UserController,
-            DebtorController,
-            AccountController,
-            AuditLogController,
-            PaymentProcessorController,
-            PaymentController,
-            ReportController,
-            WebhookController,
-        ],
-    )
     app = Litestar(
-        route_handlers=[api],
+        route_handlers=[API],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi(),
         plugins=[ClosedStructs()],

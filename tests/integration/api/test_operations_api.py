@@ -110,3 +110,14 @@ async def test_a_sign_in_never_logs_the_password_or_the_tokens(api, alpha, logs)
     assert "correct horse battery staple" not in logs.text
     assert pair["access_token"] not in logs.text
     assert pair["refresh_token"] not in logs.text
+
+
+async def test_building_another_app_leaves_the_handlers_as_they_were():
+    # Embedders and tests build many apps in one process: each must not wrap the
+    # controllers' handlers once more (every request would go through every layer).
+    from debtflow_http.resources.accounts import AccountController
+
+    handlers = AccountController.get_route_handlers
+    for _ in range(3):
+        create_app(make_settings("memory://"))
+    assert AccountController.get_route_handlers is handlers

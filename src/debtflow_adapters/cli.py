@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -48,9 +49,18 @@ from debtflow_adapters.settings import (
 )
 from debtflow_core.actor import Actor
 from debtflow_core.domain.agency import Agency
+from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus
 from debtflow_core.domain.user import Role
 from debtflow_core.errors import DomainError, ValidationFailed
 from debtflow_core.use_cases.agencies import CreateAgency, FindAgency, NewAgency
+from debtflow_core.use_cases.imports import (
+    CheckPlacementFile,
+    ImportFile,
+    ImportPlacementFile,
+    ImportProgress,
+    ListImportErrors,
+    PlacementCheck,
+)
 from debtflow_core.use_cases.users import CreateUser, NewUser
 
 EXIT_FAILURE = 1
@@ -171,6 +181,29 @@ def _parser() -> argparse.ArgumentParser:
         f"{demo.DEBTORS} debtors, {demo.ACCOUNTS} accounts and their activities. If it "
         "exists already, nothing changes. Run 'debtflow migrate' first; 'debtflow demo' "
         "does both and serves the API too.",
+    )
+    placement = command(
+        "import",
+        _in_event_loop(_import),
+        "Import a placement file (CSV) into an agency, in this process.",
+        "The format is described in docs/placement-format.md. The same content imports "
+        "once per agency, whatever the file's name; a run interrupted midway resumes when "
+        "the command is run again. Progress goes to standard error, a summary to standard "
+        "output; the exit status is 1 if the run failed as a whole.",
+    )
+    placement.add_argument("file", metavar="FILE", type=Path, help="the placement file")
+    placement.add_argument("--agency", required=True, metavar="SLUG", help="the agency's slug")
+    placement.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate every row and report, writing nothing",
+    )
+    placement.add_argument(
+        "--delimiter",
+        default=",",
+        metavar="CHAR",
+        type=_delimiter,
+        help="the field separator (default: ,)",
     )
     servers = (
         command(
@@ -336,6 +369,137 @@ async def _seed_demo(settings: Settings, args: argparse.Namespace) -> None:
         f"seeded the demo agency {demo.SLUG!r}: {summary.users} users, {summary.debtors} "
         f"debtors, {sum(summary.accounts.values())} accounts, {summary.activities} activities"
     )
+
+
+_SHOWN_ERRORS = 10
+
+
+def _delimiter(raw: str) -> str:
+    if len(raw) != 1 or raw in '"\r\n':
+        raise argparse.ArgumentTypeError("one character, not a double quote or a line break")
+    return raw
+
+
+class _Progress:
+    """Rows read, errors and rows per second on standard error, redrawn on one line when
+    it is a terminal, else a line every 100,000 rows."""
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+        self._tty = sys.stderr.isatty()
+        self._reported = 0
+
+    def __call__(self, progress: ImportProgress) -> None:
+        if not self._tty and progress.rows_read - self._reported < 100_000:
+            return
+        self._reported = progress.rows_read
+        rate = progress.rows_read / max(time.monotonic() - self._started, 1e-9)
+        line = (
+            f"{progress.rows_read:,} rows read, {progress.rows_failed:,} errors, {rate:,.0f} rows/s"
+        )
+        print(
+            f"\r{line}" if self._tty else line,
+            end="" if self._tty else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def done(self) -> float:
+        if self._tty and self._reported:
+            print(file=sys.stderr)
+        return time.monotonic() - self._started
+
+
+async def _import(settings: Settings, args: argparse.Namespace) -> None:
+    path: Path = args.file
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    command = ImportFile(path=path, file_name=path.name, delimiter=args.delimiter)
+    progress = _Progress()
+    try:
+        await _run_import(settings, args, command, progress)
+    except OSError as error:
+        raise InputError(f"{path}: {error.strerror or error}") from None
+
+
+async def _run_import(
+    settings: Settings, args: argparse.Namespace, command: ImportFile, progress: _Progress
+) -> None:
+    path = command.path
+    async with _request(settings) as request:
+        agency = await (await request.get(FindAgency)).execute(args.agency)
+        if args.dry_run:
+            check = await (await request.get(CheckPlacementFile)).execute(
+                command, progress, max_errors=_SHOWN_ERRORS
+            )
+            _print_check(path, check, progress.done())
+            return
+        actor = Actor.system(agency.id)
+        run = await (await request.get(ImportPlacementFile)).execute(actor, command, progress)
+        errors = await (await request.get(ListImportErrors)).execute(
+            actor, run.id, limit=_SHOWN_ERRORS
+        )
+    _print_run(path, agency, run, errors.items, progress.done())
+    if run.status == ImportStatus.FAILED:
+        raise DomainError(f"the import of {path.name} failed: {run.failure_reason}")
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    return "\n".join(f"  {name:<15}  {value}" for name, value in rows)
+
+
+def _rate(rows: int, seconds: float) -> str:
+    return f"{seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} rows/s)"
+
+
+def _print_errors(errors: list[ImportRowError], total: int) -> None:
+    if not errors:
+        return
+    shown = f"the first {len(errors)}" if total > len(errors) else "all"
+    print(f"Row errors ({shown} of {total:,}):")
+    for error in errors:
+        value = "" if error.value is None else f" (value: {error.value})"
+        print(f"  line {error.line}: {error.column or 'row'}: {error.reason}{value}")
+
+
+def _print_run(
+    path: Path, agency: Agency, run: ImportRun, errors: list[ImportRowError], seconds: float
+) -> None:
+    rows = [
+        ("run", str(run.id)),
+        ("agency", agency.slug),
+        ("file", f"{path.name} (sha256 {run.sha256[:12]}...)"),
+        ("status", run.status.value),
+        ("rows read", f"{run.rows_read:,}"),
+        ("created", f"{run.rows_created:,}"),
+        ("updated", f"{run.rows_updated:,}"),
+        ("failed", f"{run.rows_failed:,}"),
+        ("time", _rate(run.rows_read, seconds)),
+    ]
+    if run.ignored_columns:
+        rows.append(("ignored columns", ", ".join(run.ignored_columns)))
+    if run.failure_reason:
+        rows.append(("reason", run.failure_reason))
+    print(f"Import of {path.name}:\n{_table(rows)}")
+    _print_errors(errors, run.rows_failed)
+
+
+def _print_check(path: Path, check: PlacementCheck, seconds: float) -> None:
+    rows = [
+        ("file", f"{path.name} (sha256 {check.sha256[:12]}...)"),
+        ("rows read", f"{check.rows_read:,}"),
+        ("valid", f"{check.rows_valid:,}"),
+        ("failed", f"{check.rows_failed:,}"),
+        ("time", _rate(check.rows_read, seconds)),
+    ]
+    if check.ignored_columns:
+        rows.append(("ignored columns", ", ".join(check.ignored_columns)))
+    if check.failure_reason:
+        rows.append(("reason", check.failure_reason))
+    print(f"Dry run of {path.name} (nothing written):\n{_table(rows)}")
+    _print_errors(check.errors, check.rows_failed)
+    if check.failure_reason:
+        raise DomainError(f"{path.name} cannot be imported: {check.failure_reason}")
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> None:

@@ -35,8 +35,14 @@ from debtflow_adapters.gateways.processors import ProcessorGateways
 from debtflow_adapters.health import DatabaseProbe, Readiness
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
+from debtflow_adapters.memory.imports import (
+    InMemoryImportRuns,
+    InMemoryImportStore,
+    InMemoryPlacementWriter,
+)
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
+from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
 from debtflow_adapters.persistence.reports import SqlReportReader
 from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
 from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
@@ -54,9 +60,11 @@ from debtflow_core.ports.access_tokens import AccessTokenCodec
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.gateway_events import WebhookVerifier
 from debtflow_core.ports.idempotency import IdempotencyCache
+from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.payment_gateway import PaymentGateway
+from debtflow_core.ports.placement_writer import PlacementWriter
 from debtflow_core.ports.processor_kinds import ProcessorKinds
 from debtflow_core.ports.rate_limiter import RateLimiter
 from debtflow_core.ports.reports import ReportReader
@@ -74,6 +82,13 @@ from debtflow_core.use_cases.agencies import CreateAgency, FindAgency
 from debtflow_core.use_cases.audit_log import QueryAuditLog
 from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout, Refresh
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
+from debtflow_core.use_cases.imports import (
+    CheckPlacementFile,
+    GetImportRun,
+    ImportPlacementFile,
+    ListImportErrors,
+    ListImportRuns,
+)
 from debtflow_core.use_cases.payment_processors import (
     AddPaymentProcessor,
     ListPaymentProcessors,
@@ -135,6 +150,14 @@ class SqlPersistenceProvider(Provider):
 
         return DatabaseProbe(select_one)
 
+    @provide(scope=Scope.APP)
+    def import_runs(self, engine: AsyncEngine) -> ImportRunRepository:
+        return SqlImportRunRepository(engine)
+
+    @provide(scope=Scope.APP)
+    def placement_writer(self, engine: AsyncEngine) -> PlacementWriter:
+        return make_placement_writer(engine)
+
 
 class MemoryPersistenceProvider(Provider):
     """Units of work over one in-memory store that lives (and dies) with the container."""
@@ -152,6 +175,13 @@ class MemoryPersistenceProvider(Provider):
             """In memory: as available as the process itself."""
 
         return DatabaseProbe(always_up)
+
+    @provide(scope=Scope.APP)
+    def import_store(self) -> InMemoryImportStore:
+        return InMemoryImportStore()
+
+    import_runs = provide(InMemoryImportRuns, provides=ImportRunRepository, scope=Scope.APP)
+    placement_writer = provide(InMemoryPlacementWriter, provides=PlacementWriter, scope=Scope.APP)
 
 
 class StripeBreaker(CircuitBreakerGateway):
@@ -356,6 +386,11 @@ class UseCaseProvider(Provider):
         ApplyGatewayEvent,
         ReceiveGatewayEvent,
         PurgeIdempotencyKeys,
+        ImportPlacementFile,
+        CheckPlacementFile,
+        GetImportRun,
+        ListImportRuns,
+        ListImportErrors,
     )
 
 

@@ -107,6 +107,13 @@ accounts = sa.Table(
     sa.Column("assigned_collector_id", sa.Uuid, sa.ForeignKey("users.id"), nullable=True),
     sa.Column("placed_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("first_delinquency_date", sa.Date, nullable=True),
+    sa.Column("itemization_date", sa.Date, nullable=True),
+    sa.Column("last_payment_date", sa.Date, nullable=True),
+    # The import run and file line that last wrote the account: its provenance, and how an
+    # import finds an account named twice in one file.
+    sa.Column("import_run_id", sa.Uuid, nullable=True),
+    sa.Column("import_line", sa.Integer, nullable=True),
     sa.UniqueConstraint("agency_id", "external_id", name="uq_accounts_agency_external_id"),
     sa.Index("ix_accounts_agency_placed", "agency_id", "placed_at", "id"),
     sa.Index("ix_accounts_agency_status_placed", "agency_id", "status", "placed_at", "id"),
@@ -266,4 +273,41 @@ gateway_events = sa.Table(
     sa.Column("processed_at", UTCDateTime, nullable=True),
     sa.Column("outcome", sa.String(32), nullable=True),
     sa.Index("ix_gateway_events_payment", "payment_id"),
+)
+
+import_runs = sa.Table(
+    "import_runs",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("agency_id", sa.Uuid, sa.ForeignKey("agencies.id"), nullable=False),
+    sa.Column("file_source_id", sa.Uuid, nullable=True),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("storage_key", sa.Text, nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=False),
+    sa.Column("rows_created", sa.BigInteger, nullable=False),
+    sa.Column("rows_updated", sa.BigInteger, nullable=False),
+    sa.Column("rows_failed", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("lines_done", sa.BigInteger, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("ignored_columns", JSON, nullable=False),
+    sa.Column("failure_reason", sa.Text, nullable=True),
+    sa.UniqueConstraint("agency_id", "sha256", name="uq_import_runs_agency_sha256"),
+    sa.Index("ix_import_runs_agency_created", "agency_id", "created_at", "id"),
+)
+
+import_row_errors = sa.Table(
+    "import_row_errors",
+    metadata,
+    sa.Column(
+        "run_id", sa.Uuid, sa.ForeignKey("import_runs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("line", sa.BigInteger, primary_key=True),
+    sa.Column("column", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("value", sa.Text, nullable=True),
 )

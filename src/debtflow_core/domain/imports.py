@@ -15,6 +15,12 @@ class ImportStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+# A run in one of these is not imported again: its file's content has had its import.
+FINISHED_STATUSES = frozenset(
+    {ImportStatus.SUCCEEDED, ImportStatus.PARTIALLY_FAILED, ImportStatus.FAILED}
+)
+
+
 class FileSourceKind(enum.StrEnum):
     SFTP = "sftp"
     LOCAL = "local"
@@ -47,7 +53,10 @@ class FileSource(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ImportRowError(msgspec.Struct, frozen=True, kw_only=True):
-    """Why one row of a placement file was refused. Personal data in ``value`` is redacted."""
+    """Why one row of a placement file was refused. Personal data in ``value`` is redacted.
+
+    ``line`` is the physical line the row starts on (the header is line 1).
+    """
 
     line: int
     column: str | None
@@ -56,7 +65,16 @@ class ImportRowError(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ImportRun(msgspec.Struct, frozen=True, kw_only=True):
-    """One import of one placement file, with its outcome counts and timings."""
+    """One import of one placement file, with its outcome counts and timings.
+
+    A run is unique per agency and file content (``sha256``). Counts cover the rows
+    committed so far: ``rows_read == rows_created + rows_updated + rows_failed`` once it
+    has finished (an account named twice in a file counts once; its earlier row fails).
+    ``lines_done`` is the last line whose outcome is committed: a rerun resumes after it.
+    ``attempt`` grows each time a run is (re)started; a writer of an older attempt is
+    refused, so two workers never import one file at once. ``ignored_columns`` are the
+    header's columns that the format does not know.
+    """
 
     id: UUID
     agency_id: UUID
@@ -72,3 +90,7 @@ class ImportRun(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    lines_done: int = 0
+    attempt: int = 0
+    ignored_columns: tuple[str, ...] = ()
+    failure_reason: str | None = None

@@ -1,0 +1,215 @@
+"""Import runs and the placement writer, in memory, over an :class:`InMemoryStore`."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from uuid import UUID
+
+import msgspec
+
+from debtflow_adapters.memory.unit_of_work import InMemoryStore
+from debtflow_core.domain.account import Account, AccountStatus
+from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone
+from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus
+from debtflow_core.errors import Conflict, NotFound
+from debtflow_core.placement import PlacementRow
+from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
+from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
+from debtflow_core.use_cases.imports import superseded
+
+
+class PlacementDates(msgspec.Struct, frozen=True):
+    """The placement dates an account has beyond its entity's fields."""
+
+    first_delinquency_date: date | None
+    itemization_date: date | None
+    last_payment_date: date | None
+
+
+@dataclass
+class InMemoryImportStore:
+    """Runs, their row errors and the accounts' import provenance, shared by the in-memory
+    run repository and placement writer. Make one per :class:`InMemoryStore`."""
+
+    runs: dict[UUID, ImportRun] = field(default_factory=dict)
+    errors: dict[UUID, dict[int, ImportRowError]] = field(default_factory=dict)
+    provenance: dict[UUID, tuple[UUID, int]] = field(default_factory=dict)
+    dates: dict[UUID, PlacementDates] = field(default_factory=dict)
+
+
+class InMemoryImportRuns(ImportRunRepository):
+    """Import runs in memory: each call applies at once, as its own transaction would."""
+
+    def __init__(self, store: InMemoryImportStore) -> None:
+        self._store = store
+
+    async def add_or_get(self, run: ImportRun) -> ImportRun:
+        for stored in self._store.runs.values():
+            if stored.agency_id == run.agency_id and stored.sha256 == run.sha256:
+                return stored
+        self._store.runs[run.id] = run
+        self._store.errors[run.id] = {}
+        return run
+
+    def _current(self, run_id: UUID, attempt: int) -> ImportRun:
+        run = self._store.runs.get(run_id)
+        if run is None:
+            raise NotFound.of("import run", run_id)
+        if run.attempt != attempt:
+            raise Conflict(f"import run {run_id} was taken over by another attempt")
+        return run
+
+    async def start(self, run_id: UUID, *, attempt: int, at: datetime) -> ImportRun:
+        run = msgspec.structs.replace(
+            self._current(run_id, attempt),
+            status=ImportStatus.RUNNING,
+            attempt=attempt + 1,
+            started_at=at,
+        )
+        self._store.runs[run_id] = run
+        return run
+
+    async def finish(
+        self,
+        run_id: UUID,
+        *,
+        attempt: int,
+        status: ImportStatus,
+        at: datetime,
+        ignored_columns: tuple[str, ...] = (),
+        failure_reason: str | None = None,
+    ) -> ImportRun:
+        run = msgspec.structs.replace(
+            self._current(run_id, attempt),
+            status=status,
+            finished_at=at,
+            ignored_columns=ignored_columns,
+            failure_reason=failure_reason,
+        )
+        self._store.runs[run_id] = run
+        return run
+
+    async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None:
+        run = self._store.runs.get(run_id)
+        return run if run is not None and run.agency_id == agency_id else None
+
+    async def list(
+        self, agency_id: UUID, *, after: RunPosition | None, limit: int
+    ) -> list[ImportRun]:
+        runs = sorted(
+            (r for r in self._store.runs.values() if r.agency_id == agency_id),
+            key=lambda r: (r.created_at, r.id),
+            reverse=True,
+        )
+        if after is not None:
+            runs = [r for r in runs if (r.created_at, r.id) < (after.created_at, after.id)]
+        return runs[:limit]
+
+    async def errors(
+        self, run_id: UUID, *, after_line: int | None, limit: int
+    ) -> list[ImportRowError]:
+        errors = self._store.errors.get(run_id, {})
+        lines = sorted(line for line in errors if after_line is None or line > after_line)
+        return [errors[line] for line in lines[:limit]]
+
+
+class InMemoryPlacementWriter(PlacementWriter):
+    """Writes placement batches into an :class:`InMemoryStore`. A batch applies at once
+    (nothing else runs in between), so it is all or nothing like a transaction; the
+    in-memory store refuses no row. Each batch looks through the agency's debtors and
+    accounts, which suits tests and small embedded stores, not files of millions of rows."""
+
+    def __init__(self, store: InMemoryStore, imports: InMemoryImportStore) -> None:
+        self._store = store
+        self._imports = imports
+
+    async def write(self, batch: PlacementBatch) -> BatchOutcome:
+        run = self._imports.runs.get(batch.run_id)
+        if run is None or run.attempt != batch.attempt:
+            raise Conflict(f"import run {batch.run_id} was taken over by another attempt")
+        debtors = {
+            d.external_id: d
+            for d in self._store.debtors.values()
+            if d.agency_id == batch.agency_id and d.external_id is not None
+        }
+        accounts = {
+            a.external_id: a
+            for a in self._store.accounts.values()
+            if a.agency_id == batch.agency_id
+        }
+        for row in batch.rows:
+            debtor = _debtor(row, debtors.get(row.debtor_id), batch)
+            debtors[row.debtor_id] = debtor
+            self._store.debtors[debtor.id] = debtor
+        created = updated = 0
+        failures: list[ImportRowError] = []
+        for row in batch.rows:
+            existing = accounts.get(row.account_id)
+            account = _account(row, existing, debtors[row.debtor_id].id, batch)
+            self._store.accounts[account.id] = account
+            origin = self._imports.provenance.get(account.id) if existing else None
+            if existing is None:
+                created += 1
+            elif origin is not None and origin[0] == batch.run_id:
+                failures.append(superseded(origin[1], row.line))
+            else:
+                updated += 1
+            self._imports.provenance[account.id] = (batch.run_id, row.line)
+            self._imports.dates[account.id] = PlacementDates(
+                row.first_delinquency_date, row.itemization_date, row.last_payment_date
+            )
+        errors = self._imports.errors.setdefault(batch.run_id, {})
+        for error in (*batch.errors, *failures):
+            errors[error.line] = error
+        failed = len(batch.errors) + len(failures)
+        self._imports.runs[run.id] = msgspec.structs.replace(
+            run,
+            rows_read=run.rows_read + batch.rows_read,
+            rows_created=run.rows_created + created,
+            rows_updated=run.rows_updated + updated,
+            rows_failed=run.rows_failed + failed,
+            lines_done=batch.lines_done,
+        )
+        return BatchOutcome(created=created, updated=updated, failed=failed, failures=failures)
+
+
+def _debtor(row: PlacementRow, existing: Debtor | None, batch: PlacementBatch) -> Debtor:
+    return Debtor(
+        id=existing.id if existing else uuid.uuid4(),
+        agency_id=batch.agency_id,
+        external_id=row.debtor_id,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        date_of_birth=row.date_of_birth,
+        phones=tuple(Phone(number=number) for number in row.phones),
+        emails=row.emails,
+        address=row.address(),
+        contact_preferences=existing.contact_preferences if existing else ContactPreferences(),
+        created_at=existing.created_at if existing else batch.at,
+        updated_at=batch.at,
+    )
+
+
+def _account(
+    row: PlacementRow, existing: Account | None, debtor_id: UUID, batch: PlacementBatch
+) -> Account:
+    current = row.placed_balance
+    if existing is not None:
+        current = max(0, existing.current_balance + row.placed_balance - existing.placed_balance)
+    return Account(
+        id=existing.id if existing else uuid.uuid4(),
+        agency_id=batch.agency_id,
+        debtor_id=debtor_id,
+        external_id=row.account_id,
+        original_creditor=row.original_creditor,
+        currency=row.currency,
+        placed_balance=row.placed_balance,
+        current_balance=current,
+        charge_off_date=row.charge_off_date,
+        status=existing.status if existing else AccountStatus.ACTIVE,
+        assigned_collector_id=existing.assigned_collector_id if existing else None,
+        placed_at=existing.placed_at if existing else batch.at,
+        updated_at=batch.at,
+    )

@@ -1,0 +1,554 @@
+"""Placement files: reading a creditor's CSV of new accounts, row by row, in constant memory.
+
+The format is described in ``docs/placement-format.md``. :func:`scan_file` checks a whole
+file's bytes (hash, encoding, quoting) before anything is written; :class:`PlacementReader`
+then streams its rows, each either a validated :class:`PlacementRow` or an
+:class:`~debtflow_core.domain.imports.ImportRowError`. A problem with the file as a whole
+raises :class:`PlacementFileRejected` with one clear reason.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import msgspec
+from msgspec import Meta
+
+from debtflow_core.domain.debtor import PostalAddress
+from debtflow_core.domain.imports import ImportRowError
+from debtflow_core.domain.money import MAX_AMOUNT
+from debtflow_core.errors import ValidationFailed
+
+MAX_LINE = 2 * 1024 * 1024
+"""The longest line (in characters) read; a longer one is refused as a row error."""
+
+_SCAN_CHUNK = 1024 * 1024
+
+# ISO 4217 minor-unit exponents that are not 2.
+_EXPONENTS = {
+    **dict.fromkeys(
+        [
+            "BIF",
+            "CLP",
+            "DJF",
+            "GNF",
+            "ISK",
+            "JPY",
+            "KMF",
+            "KRW",
+            "PYG",
+            "RWF",
+            "UGX",
+            "UYI",
+            "VND",
+            "VUV",
+            "XAF",
+            "XOF",
+            "XPF",
+        ],
+        0,
+    ),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
+}
+
+US_STATES = frozenset(
+    [
+        "AL",
+        "AK",
+        "AZ",
+        "AR",
+        "CA",
+        "CO",
+        "CT",
+        "DE",
+        "DC",
+        "FL",
+        "GA",
+        "HI",
+        "ID",
+        "IL",
+        "IN",
+        "IA",
+        "KS",
+        "KY",
+        "LA",
+        "ME",
+        "MD",
+        "MA",
+        "MI",
+        "MN",
+        "MS",
+        "MO",
+        "MT",
+        "NE",
+        "NV",
+        "NH",
+        "NJ",
+        "NM",
+        "NY",
+        "NC",
+        "ND",
+        "OH",
+        "OK",
+        "OR",
+        "PA",
+        "RI",
+        "SC",
+        "SD",
+        "TN",
+        "TX",
+        "UT",
+        "VT",
+        "VA",
+        "WA",
+        "WV",
+        "WI",
+        "WY",
+        "AS",
+        "GU",
+        "MP",
+        "PR",
+        "VI",
+        "UM",
+        "AA",
+        "AE",
+        "AP",
+    ]
+)
+
+Text = Annotated[str, Meta(max_length=200)]
+Id = Annotated[str, Meta(max_length=100)]
+
+
+class _Row(msgspec.Struct, array_like=True):
+    """The schema every row is converted to, in :data:`COLUMNS` order. Blank cells are None.
+
+    Formats cheaper to check with string methods than with patterns (amounts, codes) are
+    checked after the conversion, in :func:`_validate`.
+    """
+
+    account_id: Id
+    original_creditor: Text
+    placed_balance: Annotated[str, Meta(max_length=20)]
+    currency: Annotated[str, Meta(max_length=3)] | None
+    charge_off_date: date | None
+    first_delinquency_date: date | None
+    itemization_date: date | None
+    last_payment_date: date | None
+    debtor_id: Id | None
+    first_name: Text
+    last_name: Text
+    date_of_birth: date | None
+    phones: Annotated[str, Meta(max_length=500)] | None
+    emails: Annotated[str, Meta(max_length=1000)] | None
+    address_line1: Text | None
+    address_line2: Text | None
+    city: Text | None
+    state: Annotated[str, Meta(max_length=2)] | None
+    zip: Annotated[str, Meta(max_length=10)] | None
+    country: Annotated[str, Meta(max_length=2)] | None
+
+
+COLUMNS: tuple[str, ...] = _Row.__struct_fields__
+REQUIRED_COLUMNS = frozenset(
+    {"account_id", "original_creditor", "placed_balance", "first_name", "last_name"}
+)
+PERSONAL_COLUMNS = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "date_of_birth",
+        "phones",
+        "emails",
+        "address_line1",
+        "address_line2",
+        "city",
+        "zip",
+    }
+)
+BALANCE_REASON = "must be a non-negative decimal amount like 1234.56"
+_REASONS = {
+    "currency": "must be an ISO 4217 code like USD",
+    "state": "must be a two-letter state code",
+    "country": "must be a two-letter ISO 3166 country code",
+}
+_DATE_REASON = "must be a real date written YYYY-MM-DD"
+_DATE_COLUMNS = frozenset(
+    {
+        "charge_off_date",
+        "first_delinquency_date",
+        "itemization_date",
+        "last_payment_date",
+        "date_of_birth",
+    }
+)
+_ERROR_PATH = re.compile(r" - at `\$\[(\d+)\]`$")
+_US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
+_PHONE = re.compile(r"^\+?(?:[ ().\-]*\d){7,15}[ ().\-]*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class PlacementRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One valid row: a debtor and one of their accounts, keyed by the creditor's ids.
+
+    ``placed_balance`` is in minor units of ``currency``. ``debtor_id`` is the creditor's
+    id of the debtor (the account id when the file has none).
+    """
+
+    line: int
+    account_id: str
+    original_creditor: str
+    placed_balance: int
+    currency: str
+    charge_off_date: date | None
+    first_delinquency_date: date | None
+    itemization_date: date | None
+    last_payment_date: date | None
+    debtor_id: str
+    first_name: str
+    last_name: str
+    date_of_birth: date | None
+    phones: tuple[str, ...]
+    emails: tuple[str, ...]
+    address_line1: str | None
+    address_line2: str | None
+    city: str | None
+    state: str | None
+    zip: str | None
+    country: str
+
+    def address(self) -> PostalAddress | None:
+        """The debtor's postal address; ``None`` when the row gives none (the reader made
+        sure that an address given has its line, city, state and ZIP)."""
+        if self.address_line1 is None or self.city is None or self.state is None:
+            return None
+        if self.zip is None:
+            return None
+        return PostalAddress(
+            line1=self.address_line1,
+            line2=self.address_line2,
+            city=self.city,
+            state=self.state,
+            postal_code=self.zip,
+            country=self.country,
+        )
+
+
+class PlacementFileRejected(ValidationFailed):
+    """The file as a whole cannot be imported: not UTF-8, no header, a required column
+    missing, a quote never closed. ``detail`` says why, in one line."""
+
+
+class FileScan(msgspec.Struct, frozen=True, kw_only=True):
+    """What one pass over a file's bytes found: its SHA-256 and size, and ``problem`` when
+    it cannot be a placement file (not UTF-8, a quote never closed, empty)."""
+
+    sha256: str
+    size: int
+    problem: str | None
+
+
+def scan_file(path: Path) -> FileScan:
+    """Hash the file and check, in the same pass and in constant memory, that it decodes as
+    UTF-8 and that its double quotes pair up (RFC 4180 quoting holds an even number)."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size = quotes = 0
+    problem: str | None = None
+    with path.open("rb") as file:
+        while chunk := file.read(_SCAN_CHUNK):
+            digest.update(chunk)
+            if problem is None:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as error:
+                    problem = _not_utf8(error, size)
+                quotes += chunk.count(b'"')
+            size += len(chunk)
+    if problem is None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            problem = _not_utf8(error, size - len(error.object) + error.start)
+    if problem is None and size == 0:
+        problem = "the file is empty: a placement file starts with a header row"
+    if problem is None and quotes % 2:
+        problem = "a quoted field is never closed (unbalanced double quote)"
+    return FileScan(sha256=digest.hexdigest(), size=size, problem=problem)
+
+
+def _not_utf8(error: UnicodeDecodeError, offset: int) -> str:
+    byte = error.object[error.start]
+    return (
+        f"the file is not UTF-8 text (byte 0x{byte:02X} at offset {offset + error.start}); "
+        "save it as UTF-8"
+    )
+
+
+def minor_units(amount: str, currency: str) -> int:
+    """The decimal string ``amount`` (``1234.56``) as whole minor units of ``currency``,
+    exactly, never through a float; ValueError for anything but plain digits with at most
+    one point, or more decimals than the currency has (other than zeros)."""
+    exponent = _EXPONENTS.get(currency, 2)
+    whole, point, fraction = amount.partition(".")
+    digits = whole + fraction
+    if not (whole and digits.isdigit() and digits.isascii()) or (point and not fraction):
+        raise ValueError(BALANCE_REASON)
+    kept, extra = fraction[:exponent], fraction[exponent:]
+    if extra.strip("0"):
+        raise ValueError(f"has more decimals than {currency} allows ({exponent})")
+    units = int(whole + kept.ljust(exponent, "0"))
+    if units > MAX_AMOUNT:
+        raise ValueError(f"is more than {MAX_AMOUNT} minor units")
+    return units
+
+
+def redact(column: str | None, value: str | None) -> str | None:
+    """``value`` as an error may show it: personal data hidden, long values shortened."""
+    if value is None:
+        return None
+    if column in PERSONAL_COLUMNS:
+        return f"[redacted, {len(value)} characters]"
+    return value if len(value) <= 64 else f"{value[:61]}..."
+
+
+def _bounded_lines(stream: TextIO, too_long: list[int]) -> Iterator[str]:
+    """The stream's lines, each at most :data:`MAX_LINE` characters: a longer line is skipped
+    to its end (never held whole) and stands as an empty line whose number lands in
+    ``too_long``."""
+    number = 0
+    while line := stream.readline(MAX_LINE):
+        number += 1
+        if len(line) == MAX_LINE and not line.endswith("\n"):
+            while (rest := stream.readline(MAX_LINE)) and not rest.endswith("\n"):
+                pass
+            too_long.append(number)
+            line = "\n"
+        yield line
+
+
+class PlacementReader:
+    """The rows of a placement file read from ``stream`` (text, opened with ``newline=""``).
+
+    The header is read at once: a missing required column or an empty stream raises
+    :class:`PlacementFileRejected`. ``column_mapping`` maps a creditor's header names to
+    ours (case-insensitive); other headers are matched to our column names ignoring case,
+    spaces and dashes. Unknown columns are ignored and listed in ``ignored_columns``.
+    Iterating yields a :class:`PlacementRow` or an :class:`ImportRowError` per row; an
+    unreadable stream (bad encoding, a quote open at the end) raises PlacementFileRejected.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        delimiter: str = ",",
+        column_mapping: Mapping[str, str] | None = None,
+    ) -> None:
+        if len(delimiter) != 1 or delimiter in '"\r\n':
+            raise PlacementFileRejected(
+                "the delimiter must be one character, not a quote or line break",
+                field="delimiter",
+            )
+        csv.field_size_limit(MAX_LINE)
+        self._too_long: list[int] = []
+        self._reader = csv.reader(
+            _bounded_lines(stream, self._too_long), delimiter=delimiter, strict=True
+        )
+        header = self._next_record()
+        if header is None or not any(cell.strip() for cell in header):
+            raise PlacementFileRejected("the file is empty: it has no header row")
+        header[0] = header[0].removeprefix("\ufeff")
+        mapping = {_key(k): _normal(v) for k, v in (column_mapping or {}).items()}
+        positions: dict[str, int] = {}
+        ignored: list[str] = []
+        for position, name in enumerate(header):
+            column = mapping.get(_key(name)) or _normal(name)
+            if column in COLUMNS and column not in positions:
+                positions[column] = position
+            else:
+                ignored.append(name.strip())
+        missing = sorted(REQUIRED_COLUMNS - positions.keys())
+        if missing:
+            raise PlacementFileRejected(f"required columns are missing: {', '.join(missing)}")
+        self.ignored_columns: tuple[str, ...] = tuple(ignored)
+        self._width = len(header)
+        # A column the file lacks reads the blank cell appended to every record.
+        self._positions = [positions.get(column, len(header)) for column in COLUMNS]
+
+    def _next_record(self) -> list[str] | None:
+        try:
+            return next(self._reader)
+        except StopIteration:
+            return None
+        except csv.Error as error:
+            raise PlacementFileRejected(f"line {self._reader.line_num}: {error}") from None
+        except UnicodeDecodeError as error:
+            raise PlacementFileRejected(_not_utf8(error, 0)) from None
+
+    def __iter__(self) -> Iterator[PlacementRow | ImportRowError]:
+        reader, width, positions = self._reader, self._width, self._positions
+        too_long = self._too_long
+        line = reader.line_num
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                if str(error) == "unexpected end of data":
+                    raise PlacementFileRejected(
+                        f"a quoted field opened on line {line + 1} is never closed"
+                    ) from None
+                yield ImportRowError(line=line + 1, column=None, reason=str(error), value=None)
+                line = reader.line_num
+                continue
+            except UnicodeDecodeError as error:
+                raise PlacementFileRejected(_not_utf8(error, 0)) from None
+            start, line = line + 1, reader.line_num
+            if not record:
+                if too_long and too_long[0] == start:
+                    too_long.pop(0)
+                    yield ImportRowError(
+                        line=start,
+                        column=None,
+                        reason=f"the line is longer than {MAX_LINE} characters",
+                        value=None,
+                    )
+                continue
+            if len(record) != width:
+                yield ImportRowError(
+                    line=start,
+                    column=None,
+                    reason=f"has {len(record)} fields where the header has {width}",
+                    value=None,
+                )
+                continue
+            if "\x00" in "".join(record):
+                yield ImportRowError(
+                    line=start, column=None, reason="contains a NUL character", value=None
+                )
+                continue
+            record.append("")
+            yield _validate(start, [record[p] or None for p in positions])
+
+
+def _validate(line: int, cells: list[str | None]) -> PlacementRow | ImportRowError:
+    try:
+        row = msgspec.convert(cells, _Row)
+    except msgspec.ValidationError as error:
+        return _schema_error(line, cells, str(error))
+    account_id, debtor_id = row.account_id.strip(), (row.debtor_id or "").strip()
+    first_name, last_name = row.first_name.strip(), row.last_name.strip()
+    creditor = row.original_creditor.strip()
+    for column, value in (
+        ("account_id", account_id),
+        ("original_creditor", creditor),
+        ("first_name", first_name),
+        ("last_name", last_name),
+    ):
+        if not value:
+            return _error(line, column, "is required", None)
+    currency = row.currency.strip() if row.currency else "USD"
+    if not (len(currency) == 3 and currency.isalpha() and currency.isupper()):
+        return _error(line, "currency", _REASONS["currency"], currency)
+    try:
+        balance = minor_units(row.placed_balance.strip(), currency)
+    except ValueError as error:
+        return _error(line, "placed_balance", str(error), row.placed_balance)
+    country = row.country.upper() if row.country else "US"
+    if not (len(country) == 2 and country.isalpha() and country.isascii()):
+        return _error(line, "country", _REASONS["country"], row.country)
+    state = row.state.upper() if row.state else None
+    if row.address_line1 or row.city or state or row.zip:
+        blank = next((c for c, v in zip(_ADDRESS, _address(row), strict=True) if not v), None)
+        if blank is not None:
+            return _error(line, blank, "is required when an address is given", None)
+    if country == "US":
+        if state is not None and state not in US_STATES:
+            return _error(line, "state", "is not a US state or territory code", row.state)
+        if row.zip is not None and not _US_ZIP.match(row.zip):
+            return _error(line, "zip", "must be a US ZIP code: 12345 or 12345-6789", row.zip)
+    phones = _split(row.phones)
+    for phone in phones:
+        if not _PHONE.match(phone):
+            return _error(line, "phones", "each phone needs 7 to 15 digits", row.phones)
+    emails = _split(row.emails)
+    for email in emails:
+        if not _EMAIL.match(email):
+            return _error(line, "emails", "each email must look like name@example.com", email)
+    return PlacementRow(
+        line=line,
+        account_id=account_id,
+        original_creditor=creditor,
+        placed_balance=balance,
+        currency=currency,
+        charge_off_date=row.charge_off_date,
+        first_delinquency_date=row.first_delinquency_date,
+        itemization_date=row.itemization_date,
+        last_payment_date=row.last_payment_date,
+        debtor_id=debtor_id or account_id,
+        first_name=first_name,
+        last_name=last_name,
+        date_of_birth=row.date_of_birth,
+        phones=phones,
+        emails=emails,
+        address_line1=row.address_line1,
+        address_line2=row.address_line2,
+        city=row.city,
+        state=state,
+        zip=row.zip,
+        country=country,
+    )
+
+
+def _address(row: _Row) -> tuple[str | None, ...]:
+    return (row.address_line1, row.city, row.state, row.zip)
+
+
+_ADDRESS = ("address_line1", "city", "state", "zip")
+
+
+def _split(cell: str | None) -> tuple[str, ...]:
+    if cell is None:
+        return ()
+    if ";" not in cell:
+        return (cell,)
+    return tuple(part for part in (p.strip() for p in cell.split(";")) if part)
+
+
+def _schema_error(line: int, cells: list[str | None], message: str) -> ImportRowError:
+    found = _ERROR_PATH.search(message)
+    if found is None:
+        return ImportRowError(line=line, column=None, reason=message, value=None)
+    index = int(found.group(1))
+    column, value = COLUMNS[index], cells[index]
+    if value is None:
+        reason = "is required"
+    elif column in _REASONS:
+        reason = _REASONS[column]
+    elif column in _DATE_COLUMNS:
+        reason = _DATE_REASON
+    else:
+        reason = message[: found.start()].replace("Expected `str` of length", "must have length")
+    return _error(line, column, reason, value)
+
+
+def _error(line: int, column: str, reason: str, value: str | None) -> ImportRowError:
+    return ImportRowError(line=line, column=column, reason=reason, value=redact(column, value))
+
+
+def _key(name: str) -> str:
+    return name.strip().lower()
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+import msgspec
+
+from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus
+
+
+class RunPosition(msgspec.Struct, frozen=True):
+    created_at: datetime
+    id: UUID
+
+
+class ImportRunRepository(Protocol):
+    """Import runs and their row errors. Every method is its own transaction.
+
+    A run is unique per agency and file content (``sha256``): that is what makes importing
+    the same file twice, under any name, import it once. Changing a run's state takes its
+    ``attempt`` as a fencing token: a worker whose attempt is no longer the run's (another
+    one took the run over) gets :class:`~debtflow_core.errors.Conflict` and changes nothing.
+    """
+
+    async def add_or_get(self, run: ImportRun) -> ImportRun:
+        """Store ``run`` unless its agency has a run for the same ``sha256``; return the
+        stored run (``run`` itself, or the earlier one)."""
+        ...
+
+    async def start(self, run_id: UUID, *, attempt: int, at: datetime) -> ImportRun:
+        """Mark the run ``running`` under a new attempt (``attempt + 1``), started at ``at``.
+
+        Raises Conflict if the run's attempt is not ``attempt``, NotFound if there is no run.
+        The run's counts and ``lines_done`` stay: a run taken over resumes after them.
+        """
+        ...
+
+    async def finish(
+        self,
+        run_id: UUID,
+        *,
+        attempt: int,
+        status: ImportStatus,
+        at: datetime,
+        ignored_columns: tuple[str, ...] = (),
+        failure_reason: str | None = None,
+    ) -> ImportRun:
+        """Close the run with its final ``status``; Conflict if ``attempt`` is not current."""
+        ...
+
+    async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None: ...
+
+    async def list(
+        self, agency_id: UUID, *, after: RunPosition | None, limit: int
+    ) -> list[ImportRun]:
+        """The agency's runs, newest first, strictly after ``after``."""
+        ...
+
+    async def errors(
+        self, run_id: UUID, *, after_line: int | None, limit: int
+    ) -> list[ImportRowError]:
+        """The run's row errors by line, strictly after ``after_line``."""
+        ...

@@ -1,0 +1,493 @@
+"""Placement imports: a creditor's CSV file of new accounts, into debtors and accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import msgspec
+
+from debtflow_core.actor import Actor
+from debtflow_core.auditing import audit_entry
+from debtflow_core.domain.imports import (
+    FINISHED_STATUSES,
+    FileSource,
+    ImportRowError,
+    ImportRun,
+    ImportStatus,
+)
+from debtflow_core.errors import NotFound
+from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
+from debtflow_core.placement import (
+    FileScan,
+    PlacementFileRejected,
+    PlacementReader,
+    PlacementRow,
+    scan_file,
+)
+from debtflow_core.policy import require_admin
+from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.file_sources import FileSourceReader
+from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
+from debtflow_core.ports.object_storage import ObjectStorage
+from debtflow_core.ports.placement_writer import PlacementBatch, PlacementWriter
+from debtflow_core.ports.unit_of_work import UnitOfWork
+
+BATCH_ROWS = 1000
+"""Rows read per batch, and so per transaction."""
+
+# Parsed batches waiting for the writer: enough to keep it busy while the parser runs
+# ahead, few enough that memory stays flat (each is about a megabyte).
+_QUEUED_BATCHES = 4
+_DONE_STATUSES = frozenset({ImportStatus.SUCCEEDED, ImportStatus.PARTIALLY_FAILED})
+
+
+class ImportFile(msgspec.Struct, frozen=True, kw_only=True):
+    """A local placement file to import: already downloaded and backed up by the caller,
+    which names its backup in ``storage_key``. ``scan`` is the file's :func:`scan_file`
+    when the caller has it already (it is made otherwise)."""
+
+    path: Path
+    file_name: str
+    storage_key: str | None = None
+    file_source_id: uuid.UUID | None = None
+    delimiter: str = ","
+    column_mapping: Mapping[str, str] = msgspec.field(default_factory=dict)
+    scan: FileScan | None = None
+
+
+class ImportProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a running import is: rows read so far (of this attempt) and how many failed."""
+
+    rows_read: int
+    rows_failed: int
+
+
+Progress = Callable[[ImportProgress], None]
+
+
+class _Chunk(msgspec.Struct, kw_only=True):
+    rows: list[PlacementRow]
+    errors: list[ImportRowError]
+    rows_read: int
+    lines_done: int
+
+
+class _End(msgspec.Struct, frozen=True):
+    ignored_columns: tuple[str, ...]
+
+
+def _chunks(
+    path: Path,
+    *,
+    delimiter: str,
+    column_mapping: Mapping[str, str],
+    skip_through: int,
+    on_header: Callable[[tuple[str, ...]], None],
+) -> Iterator[_Chunk]:
+    """The file's rows after line ``skip_through`` in chunks of :data:`BATCH_ROWS` rows read.
+
+    Within a chunk an account named twice keeps its later row; the earlier becomes an error.
+    """
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        reader = PlacementReader(stream, delimiter=delimiter, column_mapping=column_mapping)
+        on_header(reader.ignored_columns)
+        rows: dict[str, PlacementRow] = {}
+        errors: list[ImportRowError] = []
+        read = last = 0
+        for item in reader:
+            last = item.line
+            if last <= skip_through:
+                continue
+            read += 1
+            if isinstance(item, ImportRowError):
+                errors.append(item)
+            else:
+                earlier = rows.pop(item.account_id, None)
+                if earlier is not None:
+                    errors.append(superseded(earlier.line, item.line))
+                rows[item.account_id] = item
+            if read == BATCH_ROWS:
+                yield _Chunk(
+                    rows=list(rows.values()), errors=errors, rows_read=read, lines_done=last
+                )
+                rows, errors, read = {}, [], 0
+        if read:
+            yield _Chunk(rows=list(rows.values()), errors=errors, rows_read=read, lines_done=last)
+
+
+def superseded(line: int, by_line: int) -> ImportRowError:
+    """The error of a row whose account a later row of the same file names again."""
+    return ImportRowError(
+        line=line,
+        column="account_id",
+        reason=f"superseded by line {by_line}, which has the same account_id",
+        value=None,
+    )
+
+
+class ImportPlacementFile:
+    """Import one local placement file into the actor's agency (agency admins only).
+
+    The file is scanned first (SHA-256, UTF-8, quoting) and its run recorded ``queued``
+    under (agency, SHA-256): content that already imported (succeeded or partially failed)
+    is not imported again, whatever its name, and the earlier run is returned; so is a run
+    that failed for a reason of the file. A run left ``running`` (its worker died) is taken
+    over and resumes after its last committed batch, so a crash and a rerun end as one
+    clean import. An unreadable file or a missing required column fails the run with one
+    reason; bad rows become row errors and never stop the others. Rows go to the writer in
+    batches of :data:`BATCH_ROWS`, one transaction each, parsed in a thread ahead of the
+    writes with a bounded queue between: memory stays flat whatever the file's size.
+
+    The run's start and end are audited with its counts; each account records the run and
+    line that last wrote it, and the backed-up file holds every value it got.
+    """
+
+    def __init__(
+        self, runs: ImportRunRepository, writer: PlacementWriter, uow: UnitOfWork, clock: Clock
+    ) -> None:
+        self._runs = runs
+        self._writer = writer
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(
+        self, actor: Actor, command: ImportFile, progress: Progress | None = None
+    ) -> ImportRun:
+        require_admin(actor)
+        scan = command.scan or await asyncio.to_thread(scan_file, command.path)
+        now = self._clock.now()
+        run = await self._runs.add_or_get(
+            ImportRun(
+                id=uuid.uuid4(),
+                agency_id=actor.agency_id,
+                file_source_id=command.file_source_id,
+                file_name=command.file_name,
+                sha256=scan.sha256,
+                storage_key=command.storage_key,
+                status=ImportStatus.QUEUED,
+                rows_read=0,
+                rows_created=0,
+                rows_updated=0,
+                rows_failed=0,
+                created_at=now,
+                started_at=None,
+                finished_at=None,
+            )
+        )
+        if run.status in FINISHED_STATUSES:
+            return run
+        started = await self._runs.start(run.id, attempt=run.attempt, at=self._clock.now())
+        await self._audit(actor, "import_run.started", run, started)
+        if scan.problem is not None:
+            return await self._finish(actor, started, failure_reason=scan.problem)
+        try:
+            ignored = await self._write(started, command, progress)
+        except PlacementFileRejected as error:
+            return await self._finish(actor, started, failure_reason=error.detail)
+        return await self._finish(actor, started, ignored_columns=ignored)
+
+    async def _write(
+        self, run: ImportRun, command: ImportFile, progress: Progress | None
+    ) -> tuple[str, ...]:
+        """Stream the file's batches to the writer; the ignored columns."""
+        header: list[tuple[str, ...]] = []
+        read = failed = 0
+        with _Producer(
+            _chunks(
+                command.path,
+                delimiter=command.delimiter,
+                column_mapping=command.column_mapping,
+                skip_through=run.lines_done,
+                on_header=header.append,
+            )
+        ) as chunks:
+            while (chunk := await chunks.next()) is not None:
+                outcome = await self._writer.write(
+                    PlacementBatch(
+                        run_id=run.id,
+                        attempt=run.attempt,
+                        agency_id=run.agency_id,
+                        rows=chunk.rows,
+                        errors=chunk.errors,
+                        rows_read=chunk.rows_read,
+                        lines_done=chunk.lines_done,
+                        at=self._clock.now(),
+                    )
+                )
+                read += chunk.rows_read
+                failed += outcome.failed
+                if progress is not None:
+                    progress(ImportProgress(rows_read=read, rows_failed=failed))
+        return header[0] if header else ()
+
+    async def _finish(
+        self,
+        actor: Actor,
+        run: ImportRun,
+        *,
+        ignored_columns: tuple[str, ...] = (),
+        failure_reason: str | None = None,
+    ) -> ImportRun:
+        current = await self._runs.get(run.agency_id, run.id)
+        if current is None:
+            raise NotFound.of("import run", run.id)
+        if failure_reason is not None:
+            status = ImportStatus.FAILED
+        elif current.rows_failed == 0:
+            status = ImportStatus.SUCCEEDED
+        elif current.rows_created + current.rows_updated == 0:
+            status, failure_reason = ImportStatus.FAILED, "every row was refused"
+        else:
+            status = ImportStatus.PARTIALLY_FAILED
+        finished = await self._runs.finish(
+            run.id,
+            attempt=run.attempt,
+            status=status,
+            at=self._clock.now(),
+            ignored_columns=ignored_columns,
+            failure_reason=failure_reason,
+        )
+        await self._audit(actor, "import_run.finished", run, finished)
+        return finished
+
+    async def _audit(self, actor: Actor, action: str, before: ImportRun, after: ImportRun) -> None:
+        async with self._uow as uow:
+            await uow.audit_log.add(
+                audit_entry(
+                    actor,
+                    action,
+                    entity_id=after.id,
+                    before=before,
+                    after=after,
+                    at=self._clock.now(),
+                )
+            )
+            await uow.commit()
+
+
+class _Producer:
+    """Runs an iterator in a thread of its own, handing its items over a bounded queue.
+
+    Use as a context manager; leaving it (normally or by an exception) stops the thread.
+    An exception of the iterator is raised by :meth:`next`.
+    """
+
+    def __init__(self, items: Iterator[_Chunk]) -> None:
+        self._items = items
+        self._queue: queue.Queue[_Chunk | _End | BaseException] = queue.Queue(_QUEUED_BATCHES)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="placement-parser", daemon=True)
+
+    def __enter__(self) -> _Producer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        # A next() cancelled while it waited still has a thread blocked on the queue.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_End(()))
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+            self._put(_End(()))
+        except BaseException as error:  # handed over to the event loop, raised there
+            self._put(error)
+
+    def _put(self, item: _Chunk | _End | BaseException) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    async def next(self) -> _Chunk | None:
+        item = await asyncio.to_thread(self._queue.get)
+        if isinstance(item, BaseException):
+            raise item
+        return None if isinstance(item, _End) else item
+
+
+class PlacementCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """A dry run's findings: what an import of the file would read and refuse.
+
+    ``errors`` holds the first ``max_errors`` row errors. Accounts named again in a later
+    batch are not found here (only the database knows what a batch before wrote).
+    """
+
+    sha256: str
+    rows_read: int
+    rows_valid: int
+    rows_failed: int
+    ignored_columns: tuple[str, ...]
+    errors: list[ImportRowError]
+    failure_reason: str | None
+
+
+class CheckPlacementFile:
+    """Validate a placement file as an import would, writing nothing (a dry run)."""
+
+    async def execute(
+        self,
+        command: ImportFile,
+        progress: Progress | None = None,
+        *,
+        max_errors: int = 100,
+    ) -> PlacementCheck:
+        scan = command.scan or await asyncio.to_thread(scan_file, command.path)
+        header: list[tuple[str, ...]] = []
+        errors: list[ImportRowError] = []
+        read = failed = 0
+        failure = scan.problem
+        if failure is None:
+            try:
+                with _Producer(
+                    _chunks(
+                        command.path,
+                        delimiter=command.delimiter,
+                        column_mapping=command.column_mapping,
+                        skip_through=0,
+                        on_header=header.append,
+                    )
+                ) as chunks:
+                    while (chunk := await chunks.next()) is not None:
+                        read += chunk.rows_read
+                        failed += len(chunk.errors)
+                        errors.extend(chunk.errors[: max_errors - len(errors)])
+                        if progress is not None:
+                            progress(ImportProgress(rows_read=read, rows_failed=failed))
+            except PlacementFileRejected as error:
+                failure = error.detail
+        return PlacementCheck(
+            sha256=scan.sha256,
+            rows_read=read,
+            rows_valid=read - failed,
+            rows_failed=failed,
+            ignored_columns=header[0] if header else (),
+            errors=sorted(errors, key=lambda e: e.line),
+            failure_reason=failure,
+        )
+
+
+def backup_key(source: FileSource, day: str, sha256: str, name: str) -> str:
+    """Where a fetched file is backed up: ``{agency}/{source}/{YYYY/MM/DD}/{sha256}-{name}``."""
+    return f"{source.agency_id}/{source.id}/{day}/{sha256}-{name}"
+
+
+class FetchPlacementFiles:
+    """Poll one file source: import each file waiting there (agency admins; the scheduler
+    acts as the platform inside the source's agency).
+
+    Each file is downloaded to a temporary file, backed up to object storage under
+    :func:`backup_key` before it is parsed, imported (content already imported is not
+    imported twice), and archived on the source once its run succeeded or partially
+    failed. A file whose run failed stays where it is, and its run says why. Source errors
+    (:class:`~debtflow_core.errors.SourceUnavailable`, ``SourceFileChanged``) propagate
+    for the caller to retry; a file imported before the error stays imported.
+    """
+
+    def __init__(
+        self,
+        reader: FileSourceReader,
+        storage: ObjectStorage,
+        import_file: ImportPlacementFile,
+        clock: Clock,
+    ) -> None:
+        self._reader = reader
+        self._storage = storage
+        self._import_file = import_file
+        self._clock = clock
+
+    async def execute(self, actor: Actor, source: FileSource) -> list[ImportRun]:
+        require_admin(actor)
+        if source.agency_id != actor.agency_id:
+            raise NotFound.of("file source", source.id)
+        runs = []
+        for remote in await self._reader.list_files(source):
+            with tempfile.TemporaryDirectory(prefix="debtflow-import-") as directory:
+                path = Path(directory) / "placement.csv"
+                await self._reader.download(source, remote.name, path)
+                scan = await asyncio.to_thread(scan_file, path)
+                day = self._clock.now().strftime("%Y/%m/%d")
+                key = backup_key(source, day, scan.sha256, remote.name)
+                await self._storage.put_file(key, path, content_type="text/csv")
+                run = await self._import_file.execute(
+                    actor,
+                    ImportFile(
+                        path=path,
+                        file_name=remote.name,
+                        storage_key=key,
+                        file_source_id=source.id,
+                        delimiter=source.delimiter,
+                        column_mapping=source.column_mapping,
+                        scan=scan,
+                    ),
+                )
+            if run.status in _DONE_STATUSES:
+                await self._reader.archive(source, remote.name)
+            runs.append(run)
+        return runs
+
+
+class GetImportRun:
+    """One import run of the actor's agency; NotFound outside it."""
+
+    def __init__(self, runs: ImportRunRepository) -> None:
+        self._runs = runs
+
+    async def execute(self, actor: Actor, run_id: uuid.UUID) -> ImportRun:
+        run = await self._runs.get(actor.agency_id, run_id)
+        if run is None:
+            raise NotFound.of("import run", run_id)
+        return run
+
+
+class ListImportRuns:
+    """The agency's import runs, newest first, a page at a time (any role of the agency)."""
+
+    def __init__(self, runs: ImportRunRepository) -> None:
+        self._runs = runs
+
+    async def execute(
+        self, actor: Actor, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[ImportRun]:
+        validate_limit(limit)
+        after = decode_cursor(cursor, RunPosition) if cursor else None
+        runs = await self._runs.list(actor.agency_id, after=after, limit=limit + 1)
+        return paginate(runs, limit, lambda run: RunPosition(run.created_at, run.id))
+
+
+class _ErrorPosition(msgspec.Struct, frozen=True):
+    line: int
+
+
+class ListImportErrors:
+    """A run's row errors by line number, a page at a time (any role of the agency)."""
+
+    def __init__(self, runs: ImportRunRepository) -> None:
+        self._runs = runs
+
+    async def execute(
+        self, actor: Actor, run_id: uuid.UUID, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[ImportRowError]:
+        validate_limit(limit)
+        if await self._runs.get(actor.agency_id, run_id) is None:
+            raise NotFound.of("import run", run_id)
+        after = decode_cursor(cursor, _ErrorPosition).line if cursor else None
+        rows = await self._runs.errors(run_id, after_line=after, limit=limit + 1)
+        return paginate(rows, limit, lambda error: _ErrorPosition(error.line))

@@ -1,0 +1,126 @@
+"""The ImportRunRepository contract, run against memory, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from debtflow_core.domain.imports import ImportRowError, ImportStatus
+from debtflow_core.errors import Conflict, NotFound
+from debtflow_core.ports.import_runs import RunPosition
+from debtflow_core.ports.placement_writer import PlacementBatch
+from tests.support.imports import STORES, T0, ImportPorts, import_ports, new_run
+
+
+@pytest.fixture(params=STORES)
+def ports(request: pytest.FixtureRequest) -> ImportPorts:
+    return import_ports(request, request.param)
+
+
+async def test_a_run_is_stored_once_per_agency_and_content(ports):
+    agency = await ports.agency()
+    first = await ports.runs.add_or_get(new_run(agency.id, file_name="a.csv"))
+    again = await ports.runs.add_or_get(new_run(agency.id, file_name="renamed.csv"))
+    other = await ports.runs.add_or_get(new_run(agency.id, sha256="b" * 64))
+
+    assert again == first
+    assert first.file_name == "a.csv"
+    assert type(again.status) is ImportStatus
+    assert other.id != first.id
+    assert await ports.runs.get(agency.id, first.id) == first
+
+
+async def test_the_same_content_in_another_agency_is_another_run(ports):
+    alpha, beta = await ports.agency("alpha"), await ports.agency("beta")
+    a = await ports.runs.add_or_get(new_run(alpha.id))
+    b = await ports.runs.add_or_get(new_run(beta.id))
+
+    assert a.id != b.id
+    assert await ports.runs.get(beta.id, a.id) is None
+
+
+async def test_starting_takes_a_new_attempt_and_fences_the_old_one(ports):
+    agency = await ports.agency()
+    run = await ports.runs.add_or_get(new_run(agency.id))
+
+    started = await ports.runs.start(run.id, attempt=0, at=T0)
+    with pytest.raises(Conflict):
+        await ports.runs.start(run.id, attempt=0, at=T0)
+    taken_over = await ports.runs.start(run.id, attempt=1, at=T0 + timedelta(minutes=5))
+
+    assert (started.status, started.attempt, started.started_at) == (ImportStatus.RUNNING, 1, T0)
+    assert taken_over.attempt == 2
+    assert taken_over.started_at == T0 + timedelta(minutes=5)
+    with pytest.raises(Conflict):
+        await ports.runs.finish(run.id, attempt=1, status=ImportStatus.SUCCEEDED, at=T0)
+    with pytest.raises(NotFound):
+        await ports.runs.start(uuid.uuid4(), attempt=0, at=T0)
+
+
+async def test_finishing_records_the_outcome(ports):
+    agency = await ports.agency()
+    run = await ports.runs.add_or_get(new_run(agency.id))
+    await ports.runs.start(run.id, attempt=0, at=T0)
+
+    finished = await ports.runs.finish(
+        run.id,
+        attempt=1,
+        status=ImportStatus.FAILED,
+        at=T0 + timedelta(seconds=3),
+        ignored_columns=("notes", "Score"),
+        failure_reason="required columns are missing: last_name",
+    )
+
+    assert finished.status == ImportStatus.FAILED
+    assert finished.finished_at == T0 + timedelta(seconds=3)
+    assert finished.ignored_columns == ("notes", "Score")
+    assert finished.failure_reason == "required columns are missing: last_name"
+    assert await ports.runs.get(agency.id, run.id) == finished
+
+
+async def test_runs_are_listed_newest_first_a_page_at_a_time(ports):
+    agency = await ports.agency()
+    runs = [
+        await ports.runs.add_or_get(
+            new_run(agency.id, sha256=f"{n}" * 64, created_at=T0 + timedelta(minutes=n))
+        )
+        for n in range(5)
+    ]
+
+    page = await ports.runs.list(agency.id, after=None, limit=3)
+    rest = await ports.runs.list(
+        agency.id, after=RunPosition(page[-1].created_at, page[-1].id), limit=3
+    )
+
+    assert [r.id for r in page + rest] == [r.id for r in reversed(runs)]
+
+
+async def test_row_errors_are_paged_by_line(ports):
+    agency = await ports.agency()
+    run = await ports.runs.add_or_get(new_run(agency.id))
+    started = await ports.runs.start(run.id, attempt=0, at=T0)
+    errors = [
+        ImportRowError(line=n, column="placed_balance", reason="bad", value="-1")
+        for n in (7, 3, 12, 5)
+    ]
+    await ports.writer.write(
+        PlacementBatch(
+            run_id=run.id,
+            attempt=started.attempt,
+            agency_id=agency.id,
+            rows=[],
+            errors=errors,
+            rows_read=4,
+            lines_done=12,
+            at=T0,
+        )
+    )
+
+    first = await ports.runs.errors(run.id, after_line=None, limit=2)
+    rest = await ports.runs.errors(run.id, after_line=first[-1].line, limit=10)
+
+    assert [e.line for e in first] == [3, 5]
+    assert [e.line for e in rest] == [7, 12]
+    assert rest[0] == errors[0]

@@ -1,0 +1,150 @@
+"""The PlacementWriter contract, run against memory, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from debtflow_core.domain.account import AccountStatus
+from debtflow_core.domain.debtor import ContactPreferences, Phone, PostalAddress
+from debtflow_core.domain.imports import ImportRowError, ImportRun
+from debtflow_core.errors import Conflict
+from debtflow_core.placement import PlacementRow
+from debtflow_core.ports.accounts import AccountQuery
+from debtflow_core.ports.placement_writer import PlacementBatch
+from tests.support.imports import STORES, T0, ImportPorts, import_ports, new_run, placement_row
+
+
+@pytest.fixture(params=STORES)
+def ports(request: pytest.FixtureRequest) -> ImportPorts:
+    return import_ports(request, request.param)
+
+
+async def started_run(ports: ImportPorts, sha256: str = "a" * 64) -> ImportRun:
+    agency = await ports.agency(f"agency-{sha256[0]}")
+    run = await ports.runs.add_or_get(new_run(agency.id, sha256=sha256))
+    return await ports.runs.start(run.id, attempt=0, at=T0)
+
+
+def batch(
+    run: ImportRun,
+    rows: list[PlacementRow],
+    errors: list[ImportRowError] = (),
+    *,
+    minutes: int = 0,
+) -> PlacementBatch:
+    lines = [r.line for r in rows] + [e.line for e in errors]
+    return PlacementBatch(
+        run_id=run.id,
+        attempt=run.attempt,
+        agency_id=run.agency_id,
+        rows=rows,
+        errors=list(errors),
+        rows_read=len(lines),
+        lines_done=max(lines),
+        at=T0 + timedelta(minutes=minutes),
+    )
+
+
+async def accounts_of(ports: ImportPorts, run: ImportRun):
+    async with ports.uow() as uow:
+        found = await uow.accounts.list(AccountQuery(agency_id=run.agency_id, limit=200))
+        debtors = {a.debtor_id: await uow.debtors.get(a.debtor_id) for a in found}
+    return {a.external_id: a for a in found}, debtors
+
+
+async def test_new_rows_create_debtors_and_accounts(ports):
+    run = await started_run(ports)
+    rows = [
+        placement_row(2, "A-1", charge_off_date=date(2024, 3, 1), placed_balance=10_050),
+        placement_row(3, "A-2", debtor_id="D-shared"),
+        placement_row(4, "A-3", debtor_id="D-shared", first_name="Grace"),
+    ]
+
+    outcome = await ports.writer.write(batch(run, rows))
+
+    assert (outcome.created, outcome.updated, outcome.failed) == (3, 0, 0)
+    accounts, debtors = await accounts_of(ports, run)
+    first = accounts["A-1"]
+    assert (first.placed_balance, first.current_balance) == (10_050, 10_050)
+    assert first.charge_off_date == date(2024, 3, 1)
+    assert first.status == AccountStatus.ACTIVE
+    assert first.placed_at == T0
+    assert accounts["A-2"].debtor_id == accounts["A-3"].debtor_id
+    shared = debtors[accounts["A-2"].debtor_id]
+    assert shared.first_name == "Grace"
+    assert shared.external_id == "D-shared"
+    assert shared.phones == (Phone(number="+1 512 555 0100"),)
+    assert shared.address == PostalAddress(
+        line1="1 Main St", city="Austin", state="TX", postal_code="78701"
+    )
+    assert shared.contact_preferences == ContactPreferences()
+    stored = await ports.runs.get(run.agency_id, run.id)
+    assert (stored.rows_read, stored.rows_created, stored.lines_done) == (3, 3, 4)
+
+
+async def test_an_existing_account_is_updated_keeping_its_payments(ports):
+    first_run = await started_run(ports)
+    await ports.writer.write(batch(first_run, [placement_row(2, "A-1", placed_balance=10_000)]))
+    async with ports.uow() as uow:
+        account = (await uow.accounts.list(AccountQuery(agency_id=first_run.agency_id)))[0]
+        await uow.accounts.adjust_balance(account.id, -4_000)
+        await uow.commit()
+    second = await ports.runs.add_or_get(new_run(first_run.agency_id, sha256="c" * 64))
+    second = await ports.runs.start(second.id, attempt=0, at=T0)
+
+    outcome = await ports.writer.write(
+        batch(
+            second,
+            [placement_row(2, "A-1", placed_balance=12_500, original_creditor="Contoso")],
+            minutes=5,
+        )
+    )
+
+    assert (outcome.created, outcome.updated, outcome.failed) == (0, 1, 0)
+    accounts, _ = await accounts_of(ports, first_run)
+    updated = accounts["A-1"]
+    assert (updated.placed_balance, updated.current_balance) == (12_500, 8_500)
+    assert updated.original_creditor == "Contoso"
+    assert updated.placed_at == T0
+    assert updated.updated_at == T0 + timedelta(minutes=5)
+
+
+async def test_an_account_named_again_by_the_same_run_supersedes_the_earlier_line(ports):
+    run = await started_run(ports)
+    await ports.writer.write(batch(run, [placement_row(2, "A-1"), placement_row(3, "A-2")]))
+
+    outcome = await ports.writer.write(batch(run, [placement_row(4, "A-1", placed_balance=99)]))
+
+    assert (outcome.created, outcome.updated, outcome.failed) == (0, 0, 1)
+    assert outcome.failures[0].line == 2
+    assert "superseded by line 4" in outcome.failures[0].reason
+    accounts, _ = await accounts_of(ports, run)
+    assert accounts["A-1"].placed_balance == 99
+    stored = await ports.runs.get(run.agency_id, run.id)
+    assert stored.rows_read == stored.rows_created + stored.rows_updated + stored.rows_failed
+    assert [e.line for e in await ports.runs.errors(run.id, after_line=None, limit=10)] == [2]
+
+
+async def test_the_batch_errors_are_stored_and_counted(ports):
+    run = await started_run(ports)
+    bad = ImportRowError(line=3, column="charge_off_date", reason="not a date", value="2023-02-30")
+
+    outcome = await ports.writer.write(batch(run, [placement_row(2, "A-1")], [bad]))
+
+    assert (outcome.created, outcome.failed) == (1, 1)
+    assert await ports.runs.errors(run.id, after_line=None, limit=10) == [bad]
+    stored = await ports.runs.get(run.agency_id, run.id)
+    assert (stored.rows_read, stored.rows_failed) == (2, 1)
+
+
+async def test_a_writer_of_an_older_attempt_writes_nothing(ports):
+    run = await started_run(ports)
+    await ports.runs.start(run.id, attempt=run.attempt, at=T0)
+
+    with pytest.raises(Conflict):
+        await ports.writer.write(batch(run, [placement_row(2, "A-1")]))
+
+    accounts, _ = await accounts_of(ports, run)
+    assert accounts == {}

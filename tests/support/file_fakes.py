@@ -1,0 +1,67 @@
+"""Minimal in-memory FileSourceReader and ObjectStorage for the core's unit tests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from debtflow_core.domain.imports import FileSource
+from debtflow_core.errors import NotFound, SourceUnavailable
+from debtflow_core.ports.file_sources import FileSourceReader, RemoteFile
+from debtflow_core.ports.object_storage import ObjectStorage
+from tests.support.imports import T0
+
+
+class FakeFileSource(FileSourceReader):
+    """A drop directory of ``files`` (name to bytes); archived files move to ``archived``.
+    ``down`` makes every call raise SourceUnavailable."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = dict(files)
+        self.archived: dict[str, bytes] = {}
+        self.down = False
+
+    def _reach(self) -> None:
+        if self.down:
+            raise SourceUnavailable("the SFTP server did not answer")
+
+    async def list_files(self, source: FileSource) -> list[RemoteFile]:
+        self._reach()
+        return [
+            RemoteFile(name=name, size=len(data), modified_at=T0)
+            for name, data in sorted(self.files.items())
+        ]
+
+    async def download(self, source: FileSource, name: str, destination: Path) -> None:
+        self._reach()
+        destination.write_bytes(self.files[name])
+
+    async def archive(self, source: FileSource, name: str) -> None:
+        self._reach()
+        self.archived[name] = self.files.pop(name)
+
+
+class FakeObjectStorage(ObjectStorage):
+    """Objects kept as bytes by key; ``log`` records the order of the calls."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.objects: dict[str, bytes] = {}
+        self._log = log
+
+    async def put_file(self, key: str, source: Path, *, content_type: str) -> None:
+        self._log.append(f"put {key}")
+        self.objects[key] = source.read_bytes()
+
+    async def get_file(self, key: str, destination: Path) -> None:
+        if key not in self.objects:
+            raise NotFound.of("object", key)
+        destination.write_bytes(self.objects[key])
+
+    async def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    async def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+    async def download_url(self, key: str, *, expires_in: timedelta, file_name: str) -> str:
+        return f"memory://{key}"

@@ -1,0 +1,139 @@
+"""Polling a file source: download, back up before parsing, import, archive."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+
+from debtflow_adapters.memory import (
+    FixedClock,
+    InMemoryImportRuns,
+    InMemoryImportStore,
+    InMemoryPlacementWriter,
+    InMemoryStore,
+    InMemoryUnitOfWork,
+)
+from debtflow_core.actor import Actor
+from debtflow_core.domain.agency import Agency
+from debtflow_core.domain.imports import FileSource, FileSourceKind, ImportStatus
+from debtflow_core.errors import NotFound, SourceUnavailable
+from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
+from debtflow_core.use_cases.imports import FetchPlacementFiles, ImportPlacementFile
+from tests.support.file_fakes import FakeFileSource, FakeObjectStorage
+from tests.support.imports import T0, placement_text
+
+GOOD = placement_text(3).encode()
+LATIN1 = "account_id,first_name\nA-1,Zo\xeb\n".encode("latin-1")
+
+
+class LoggingWriter(PlacementWriter):
+    def __init__(self, writer: PlacementWriter, log: list[str]) -> None:
+        self._writer = writer
+        self._log = log
+
+    async def write(self, batch: PlacementBatch) -> BatchOutcome:
+        self._log.append(f"write {batch.rows_read} rows")
+        return await self._writer.write(batch)
+
+
+class Setup:
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.log: list[str] = []
+        self.store, self.imports = InMemoryStore(), InMemoryImportStore()
+        self.agency = Agency(id=uuid.uuid4(), slug="acme", name="Acme", created_at=T0)
+        self.store.agencies[self.agency.id] = self.agency
+        self.actor = Actor.system(self.agency.id)
+        self.runs = InMemoryImportRuns(self.imports)
+        self.source_files = FakeFileSource(files)
+        self.storage = FakeObjectStorage(self.log)
+        self.source = FileSource(
+            id=uuid.uuid4(),
+            agency_id=self.agency.id,
+            name="northwind",
+            kind=FileSourceKind.SFTP,
+            host="sftp.example",
+            port=22,
+            username="acme",
+            secret_env="NORTHWIND_KEY",
+            host_key="ssh-ed25519 AAAA",
+            directory="/drop",
+            pattern="*.csv",
+            archive_directory="/drop/done",
+            delimiter=",",
+            column_mapping={},
+            schedule="*/15 * * * *",
+            active=True,
+            created_at=T0,
+        )
+        clock = FixedClock(T0)
+        self.fetch = FetchPlacementFiles(
+            self.source_files,
+            self.storage,
+            ImportPlacementFile(
+                self.runs,
+                LoggingWriter(InMemoryPlacementWriter(self.store, self.imports), self.log),
+                InMemoryUnitOfWork(self.store),
+                clock,
+            ),
+            clock,
+        )
+
+
+async def test_each_file_is_backed_up_before_it_is_parsed_then_archived():
+    setup = Setup({"a.csv": GOOD})
+
+    (run,) = await setup.fetch.execute(setup.actor, setup.source)
+
+    sha = hashlib.sha256(GOOD).hexdigest()
+    key = f"{setup.agency.id}/{setup.source.id}/2026/11/02/{sha}-a.csv"
+    assert setup.log == [f"put {key}", "write 3 rows"]
+    assert setup.storage.objects[key] == GOOD
+    assert (run.status, run.storage_key, run.file_source_id) == (
+        ImportStatus.SUCCEEDED,
+        key,
+        setup.source.id,
+    )
+    assert setup.source_files.archived == {"a.csv": GOOD}
+    assert len(setup.store.accounts) == 3
+
+
+async def test_the_same_content_under_two_names_imports_once():
+    setup = Setup({"a.csv": GOOD, "b.csv": GOOD})
+
+    first, second = await setup.fetch.execute(setup.actor, setup.source)
+
+    assert second == first
+    assert [entry for entry in setup.log if entry.startswith("write")] == ["write 3 rows"]
+    assert set(setup.source_files.archived) == {"a.csv", "b.csv"}
+
+
+async def test_an_unreadable_file_fails_its_run_and_stays_on_the_source():
+    setup = Setup({"bad.csv": LATIN1, "good.csv": GOOD})
+
+    bad, good = await setup.fetch.execute(setup.actor, setup.source)
+
+    assert bad.status == ImportStatus.FAILED
+    assert bad.failure_reason.startswith("the file is not UTF-8 text")
+    assert good.status == ImportStatus.SUCCEEDED
+    assert set(setup.source_files.files) == {"bad.csv"}
+    assert len(setup.storage.objects) == 2
+    again = await setup.fetch.execute(setup.actor, setup.source)
+    assert again == [bad]
+
+
+async def test_a_source_that_is_down_raises_and_records_nothing():
+    setup = Setup({"a.csv": GOOD})
+    setup.source_files.down = True
+
+    with pytest.raises(SourceUnavailable):
+        await setup.fetch.execute(setup.actor, setup.source)
+
+    assert setup.imports.runs == {}
+
+
+async def test_another_agencys_source_is_not_found():
+    setup = Setup({})
+    with pytest.raises(NotFound):
+        await setup.fetch.execute(Actor.system(uuid.uuid4()), setup.source)

@@ -1,0 +1,266 @@
+"""Reading placement files: every bad input the issue lists, each harmless."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from debtflow_core.domain.imports import ImportRowError
+from debtflow_core.placement import (
+    MAX_LINE,
+    PlacementFileRejected,
+    PlacementReader,
+    PlacementRow,
+    minor_units,
+    scan_file,
+)
+
+HEADER = "account_id,first_name,last_name,original_creditor,placed_balance"
+
+
+def read(text: str, **options) -> tuple[PlacementReader, list[PlacementRow | ImportRowError]]:
+    reader = PlacementReader(io.StringIO(text, newline=""), **options)
+    return reader, list(reader)
+
+
+def only(items):
+    (item,) = items
+    return item
+
+
+def test_a_full_row_is_read_with_every_column():
+    _, items = read(
+        "\ufeffAccount ID,Debtor ID,First Name,last_name,date_of_birth,phones,emails,"
+        "address_line1,address_line2,city,state,zip,country,original_creditor,"
+        "placed_balance,currency,charge_off_date,first_delinquency_date,itemization_date,"
+        "last_payment_date\r\n"
+        'A-1,D-1,Ada,Lovelace,1815-12-10,"+1 512 555 0100; (512) 555-0101",ada@example.com,'
+        '"1 Main St, Suite 2",,Austin,tx,78701-1234,us,"Northwind ""NW"" Bank",1234.5,USD,'
+        "2024-03-01,2023-09-01,2024-03-01,2023-08-15\r\n"
+    )
+    row = only(items)
+    assert row == PlacementRow(
+        line=2,
+        account_id="A-1",
+        original_creditor='Northwind "NW" Bank',
+        placed_balance=123_450,
+        currency="USD",
+        charge_off_date=date(2024, 3, 1),
+        first_delinquency_date=date(2023, 9, 1),
+        itemization_date=date(2024, 3, 1),
+        last_payment_date=date(2023, 8, 15),
+        debtor_id="D-1",
+        first_name="Ada",
+        last_name="Lovelace",
+        date_of_birth=date(1815, 12, 10),
+        phones=("+1 512 555 0100", "(512) 555-0101"),
+        emails=("ada@example.com",),
+        address_line1="1 Main St, Suite 2",
+        address_line2=None,
+        city="Austin",
+        state="TX",
+        zip="78701-1234",
+        country="US",
+    )
+
+
+def test_the_sample_file_reads_without_errors():
+    sample = Path(__file__).parents[2] / "docs" / "samples" / "placement.csv"
+    assert scan_file(sample).problem is None
+    with sample.open(encoding="utf-8-sig", newline="") as stream:
+        items = list(PlacementReader(stream))
+    assert items and all(isinstance(i, PlacementRow) for i in items)
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "units"),
+    [
+        ("1234.56", "USD", 123_456),
+        ("0.1", "USD", 10),
+        ("7", "USD", 700),
+        ("1000", "JPY", 1000),
+        ("1000.00", "JPY", 1000),
+        ("1.234", "KWD", 1234),
+        ("999999999999999.99", "USD", 99_999_999_999_999_999),
+    ],
+)
+def test_balances_become_exact_minor_units(amount, currency, units):
+    assert minor_units(amount, currency) == units
+
+
+@pytest.mark.parametrize("amount", ["-12.50", "twelve", '"1,234.00"', "1.2.3", "12.", ".5", "١٢"])
+def test_negative_and_non_numeric_balances_are_row_errors(amount):
+    _, items = read(f"{HEADER}\nA-1,Ada,Lovelace,NW,{amount}\n")
+    error = only(items)
+    assert isinstance(error, ImportRowError)
+    assert (error.line, error.column) == (2, "placed_balance")
+    assert error.reason == "must be a non-negative decimal amount like 1234.56"
+
+
+def test_a_balance_with_more_decimals_than_its_currency_is_refused():
+    _, items = read(f"{HEADER},currency\nA-1,Ada,Lovelace,NW,10.5,JPY\n")
+    assert only(items).reason == "has more decimals than JPY allows (0)"
+
+
+def test_an_impossible_date_is_a_row_error_and_the_next_row_still_reads():
+    _, items = read(
+        f"{HEADER},charge_off_date\nA-1,Ada,Lovelace,NW,1.00,2023-02-30\n"
+        "A-2,Ada,Lovelace,NW,1.00,2023-02-28\n"
+    )
+    error, row = items
+    assert error == ImportRowError(
+        line=2,
+        column="charge_off_date",
+        reason="must be a real date written YYYY-MM-DD",
+        value="2023-02-30",
+    )
+    assert row.charge_off_date == date(2023, 2, 28)
+
+
+def test_personal_data_is_redacted_from_errors():
+    _, items = read(f"{HEADER},date_of_birth\nA-1,Ada,Lovelace,NW,1.00,1990-02-30\n")
+    error = only(items)
+    assert error.column == "date_of_birth"
+    assert error.value == "[redacted, 10 characters]"
+
+
+@pytest.mark.parametrize(
+    ("cells", "column", "reason"),
+    [
+        ("Austin,ZZ,78701", "state", "is not a US state or territory code"),
+        ("Austin,TX,7870", "zip", "must be a US ZIP code: 12345 or 12345-6789"),
+        (",TX,78701", "city", "is required when an address is given"),
+    ],
+)
+def test_state_and_zip_are_checked(cells, column, reason):
+    _, items = read(
+        f"{HEADER},address_line1,city,state,zip\nA-1,Ada,Lovelace,NW,1.00,1 Main,{cells}\n"
+    )
+    error = only(items)
+    assert (error.column, error.reason) == (column, reason)
+
+
+def test_a_missing_required_value_is_a_row_error():
+    _, items = read(f"{HEADER}\nA-1,,Lovelace,NW,1.00\nA-2,  ,Lovelace,NW,1.00\n")
+    assert [(e.line, e.column, e.reason) for e in items] == [
+        (2, "first_name", "is required"),
+        (3, "first_name", "is required"),
+    ]
+
+
+def test_an_empty_file_is_rejected():
+    with pytest.raises(PlacementFileRejected, match="empty"):
+        read("")
+
+
+def test_a_header_only_file_has_no_rows():
+    reader, items = read(HEADER + "\r\n")
+    assert items == []
+    assert reader.ignored_columns == ()
+
+
+def test_a_missing_required_column_rejects_the_file():
+    with pytest.raises(PlacementFileRejected) as raised:
+        read("account_id,first_name,placed_balance\nA-1,Ada,1.00\n")
+    assert raised.value.detail == "required columns are missing: last_name, original_creditor"
+
+
+def test_unknown_columns_are_ignored_and_reported_once():
+    reader, items = read(f"Notes,{HEADER},Score\nhello,A-1,Ada,Lovelace,NW,1.00,7\n")
+    assert reader.ignored_columns == ("Notes", "Score")
+    assert only(items).account_id == "A-1"
+
+
+def test_a_column_mapping_accepts_a_creditors_own_headers():
+    reader, items = read(
+        "Acct No,Given,Surname,Creditor,Balance Due\nA-1,Ada,Lovelace,NW,2.50\n",
+        column_mapping={
+            "acct no": "account_id",
+            "Given": "first_name",
+            "Surname": "last_name",
+            "Creditor": "original_creditor",
+            "BALANCE DUE": "placed_balance",
+        },
+    )
+    assert only(items).placed_balance == 250
+    assert reader.ignored_columns == ()
+
+
+def test_the_delimiter_is_configurable():
+    _, items = read(f"{HEADER.replace(',', ';')}\nA-1;Ada;Lovelace;NW, Inc;1.00\n", delimiter=";")
+    assert only(items).original_creditor == "NW, Inc"
+
+
+def test_a_row_with_the_wrong_number_of_fields_is_a_row_error():
+    _, items = read(f"{HEADER}\nA-1,Ada,Lovelace,NW\n")
+    assert only(items).reason == "has 4 fields where the header has 5"
+
+
+def test_latin1_bytes_fail_the_scan(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(f"{HEADER}\nA-1,Zoë,Müller,NW,1.00\n".encode("latin-1"))
+    scan = scan_file(path)
+    assert scan.problem == ("the file is not UTF-8 text (byte 0xEB at offset 71); save it as UTF-8")
+    with (
+        pytest.raises(PlacementFileRejected, match="not UTF-8"),
+        path.open(encoding="utf-8-sig", newline="") as stream,
+    ):
+        list(PlacementReader(stream))
+
+
+def test_an_unbalanced_quote_fails_the_scan_and_the_reader(tmp_path):
+    text = f'{HEADER}\nA-1,Ada,Lovelace,"NW,1.00\nA-2,Ada,Lovelace,NW,1.00\n'
+    path = tmp_path / "quote.csv"
+    path.write_text(text, encoding="utf-8")
+    assert scan_file(path).problem == "a quoted field is never closed (unbalanced double quote)"
+    with pytest.raises(PlacementFileRejected, match="opened on line 2 is never closed"):
+        read(text)
+
+
+def test_the_scan_hashes_the_bytes(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"abc")
+    assert scan_file(path).sha256 == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert "empty" in scan_file(empty).problem
+
+
+def test_a_one_megabyte_line_is_read(tmp_path):
+    note = "x" * 1_000_000
+    _, items = read(f"{HEADER},notes\nA-1,Ada,Lovelace,NW,1.00,{note}\nA-2,Ada,Lovelace,NW,1.00,\n")
+    assert [i.account_id for i in items] == ["A-1", "A-2"]
+
+
+def test_a_one_megabyte_name_is_a_row_error_showing_no_data():
+    _, items = read(f"{HEADER}\nA-1,{'x' * 1_000_000},Lovelace,NW,1.00\n")
+    error = only(items)
+    assert error.column == "first_name"
+    assert error.value == "[redacted, 1000000 characters]"
+
+
+def test_a_line_longer_than_the_limit_is_skipped_as_a_row_error():
+    _, items = read(f"{HEADER}\nA-1,{'x' * (MAX_LINE + 10)}\nA-2,Ada,Lovelace,NW,1.00\n")
+    error, row = items
+    assert (error.line, error.reason) == (2, f"the line is longer than {MAX_LINE} characters")
+    assert (row.line, row.account_id) == (3, "A-2")
+
+
+def test_line_numbers_count_physical_lines_across_quoted_line_breaks():
+    _, items = read(f'{HEADER}\nA-1,Ada,Lovelace,"North\nwind",1.00\n\nA-2,Ada,Lovelace,NW,x\n')
+    row, error = items
+    assert row.original_creditor == "North\nwind"
+    assert (row.line, error.line) == (2, 5)
+
+
+def test_half_bad_rows_yield_half_errors():
+    lines = [f"A-{n},Ada,Lovelace,NW,{'-1' if n % 2 else '1.00'}" for n in range(100)]
+    _, items = read(HEADER + "\n" + "\n".join(lines) + "\n")
+    errors = [i for i in items if isinstance(i, ImportRowError)]
+    assert len(items) == 100
+    assert len(errors) == 50

@@ -106,6 +106,7 @@ from debtflow_core.use_cases.reports import (
     MeasureCollectorPerformance,
     MeasureRecovery,
     SummarizeCollections,
+    SummarizeImports,
 )
 from debtflow_core.use_cases.users import (
     ChangeUserRole,
@@ -404,6 +405,7 @@ class ReportProvider(Provider):
         AgeBalances,
         MeasureRecovery,
         MeasureCollectorPerformance,
+        SummarizeImports,
     )
 
 

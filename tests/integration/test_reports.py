@@ -17,13 +17,17 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from debtflow_adapters.memory.imports import InMemoryImportRuns, InMemoryImportStore
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import SqlUnitOfWork
+from debtflow_adapters.persistence.imports import SqlImportRunRepository
 from debtflow_adapters.persistence.reports import SqlReportReader
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.activity import ActivityType
+from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.domain.payment import PaymentStatus
 from debtflow_core.domain.user import Role
+from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.ports.reports import ReportReader
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.reports import (
@@ -33,29 +37,39 @@ from debtflow_core.use_cases.reports import (
     MeasureRecovery,
     ReportPeriod,
     SummarizeCollections,
+    SummarizeImports,
 )
 from tests.support.reports import AS_OF, Rows, Seeder, seed
 
 JANUARY = ReportPeriod(from_=date(2026, 1, 1), to=date(2026, 1, 31))
 PLACED = ReportPeriod(from_=date(2025, 12, 1), to=date(2026, 1, 31))
 
-Store = tuple[Callable[[], UnitOfWork], ReportReader]
+Store = tuple[Callable[[], UnitOfWork], ImportRunRepository, ReportReader]
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest) -> Store:
-    """Units of work and the report reader over one empty store (as ``uow_factory``)."""
+    """Units of work, import runs and the report reader over one empty store (the stores
+    of ``uow_factory``)."""
     if request.param == "memory":
-        memory = InMemoryStore()
-        return (lambda: InMemoryUnitOfWork(memory)), InMemoryReportReader(memory)
+        memory, imports = InMemoryStore(), InMemoryImportStore()
+        return (
+            lambda: InMemoryUnitOfWork(memory),
+            InMemoryImportRuns(imports),
+            InMemoryReportReader(memory, imports),
+        )
     engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
-    return (lambda: SqlUnitOfWork(engine)), SqlReportReader(engine)
+    return (
+        lambda: SqlUnitOfWork(engine),
+        SqlImportRunRepository(engine),
+        SqlReportReader(engine),
+    )
 
 
 @pytest.fixture
 async def seeded(store: Store) -> AsyncIterator[tuple[ReportReader, Any, Rows]]:
-    uow_factory, reader = store
-    seeder = Seeder(uow_factory)
+    uow_factory, import_runs, reader = store
+    seeder = Seeder(uow_factory, import_runs)
     alpha, _ = await seed(seeder)
     yield reader, alpha, await seeder.rows(alpha.admin.agency_id)
 
@@ -238,6 +252,38 @@ def expected_performance(rows: Rows) -> dict[str, Any]:
     return {"from": "2026-01-01", "to": "2026-01-31", "collectors": lines}
 
 
+def expected_imports(rows: Rows) -> dict[str, Any]:
+    def figures(runs: list[Any]) -> dict[str, Any]:
+        read = sum(r.rows_read for r in runs)
+        failed = sum(r.rows_failed for r in runs)
+        return {
+            "runs": len(runs),
+            "runs_by_status": {
+                s.value: sum(1 for r in runs if r.status is s) for s in ImportStatus
+            },
+            "rows_read": read,
+            "rows_created": sum(r.rows_created for r in runs),
+            "rows_updated": sum(r.rows_updated for r in runs),
+            "rows_failed": failed,
+            "error_rate_bps": failed * 10_000 // read if read else None,
+        }
+
+    runs = [r for r in rows.import_runs if _within(r.created_at, JANUARY)]
+    sources = sorted({r.file_source_id for r in runs}, key=str)
+    return {
+        "from": "2026-01-01",
+        "to": "2026-01-31",
+        "totals": figures(runs),
+        "by_source": [
+            {
+                "file_source_id": _plain(source),
+                **figures([r for r in runs if r.file_source_id == source]),
+            }
+            for source in sources
+        ],
+    }
+
+
 async def test_collections_summary_matches_the_raw_rows(seeded):
     reader, alpha, rows = seeded
     report = await SummarizeCollections(reader).execute(alpha.actors["readonly"], JANUARY)
@@ -276,3 +322,12 @@ async def test_collector_performance_matches_the_raw_rows(seeded):
     ids = {line.collector_id for line in report.collectors}
     assert alpha.actors["idle"].user_id in ids
     assert alpha.admin.user_id not in ids
+
+
+async def test_imports_summary_matches_the_raw_rows(seeded):
+    reader, alpha, rows = seeded
+    report = await SummarizeImports(reader).execute(alpha.actors["readonly"], JANUARY)
+    assert _plain(report) == expected_imports(rows)
+    assert len(report.by_source) == 3  # two file sources, and files imported by hand
+    assert report.totals.runs_by_status[ImportStatus.RUNNING] == 1
+    assert 0 < report.totals.error_rate_bps < 10_000

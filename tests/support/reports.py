@@ -7,7 +7,8 @@ creditors, placed in December 2025, January and February 2026; charge-off dates 
 aging edge, in the future and missing; open, closed and recalled accounts; payments that
 complete, decline and stay pending on two processors, on the edges of January; refunds
 (full and partial, one in January on a December payment); activities and promises by two
-collectors and the admin; a collector with nothing at all.
+collectors and the admin; a collector with nothing at all; import runs from two file
+sources and by hand, in every final status, one still running, some outside January.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from debtflow_adapters.sandbox.gateway import PROCESSING, SandboxGateway
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.activity import Activity, ActivityType, PromiseToPay
+from debtflow_core.domain.imports import ImportRun, ImportStatus
 from debtflow_core.domain.payment import Payment, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.domain.user import Role, User
 from debtflow_core.ports.accounts import AccountQuery
 from debtflow_core.ports.activities import ActivityQuery
+from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.payments import PaymentQuery
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.accounts import (
@@ -58,6 +61,7 @@ class Rows:
     payments: list[Payment]
     refunds: list[Refund]
     activities: list[Activity]
+    import_runs: list[ImportRun]
 
 
 @dataclass
@@ -69,10 +73,14 @@ class Tenant:
 
 
 class Seeder:
-    """Runs the use cases over one store or database, on a clock the seed moves forward."""
+    """Runs the use cases over one store or database, on a clock the seed moves forward;
+    import runs go straight to their repository, with the counts an import would leave."""
 
-    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
+    def __init__(
+        self, uow_factory: Callable[[], UnitOfWork], import_runs: ImportRunRepository
+    ) -> None:
         self._uow_factory = uow_factory
+        self._import_runs = import_runs
         self._now = START
         self.clock = FixedClock(START)
         self._cache = InMemoryIdempotencyCache()
@@ -205,6 +213,36 @@ class Seeder:
             tenant.admin, tenant.accounts[account].id, status
         )
 
+    async def import_run(
+        self,
+        tenant: Tenant,
+        source: UUID | None,
+        status: ImportStatus,
+        *,
+        created: int = 0,
+        updated: int = 0,
+        failed: int = 0,
+    ) -> None:
+        number = next(self._keys)
+        await self._import_runs.add_or_get(
+            ImportRun(
+                id=uuid.uuid4(),
+                agency_id=tenant.admin.agency_id,
+                file_source_id=source,
+                file_name=f"placements-{number}.csv",
+                sha256=f"{number:064x}",
+                storage_key=None,
+                status=status,
+                rows_read=created + updated + failed,
+                rows_created=created,
+                rows_updated=updated,
+                rows_failed=failed,
+                created_at=self._now,
+                started_at=self._now,
+                finished_at=None if status is ImportStatus.RUNNING else self._now,
+            )
+        )
+
     async def rows(self, agency_id: UUID) -> Rows:
         uow = self._uow_factory()
         async with uow:
@@ -219,7 +257,12 @@ class Seeder:
                     ActivityQuery(account_id=account.id, limit=10_000)
                 )
             ]
-        return Rows(users, accounts, payments, refunds, activities)
+        runs: list[ImportRun] = []
+        after = None
+        while page := await self._import_runs.list(agency_id, after=after, limit=100):
+            runs += page
+            after = RunPosition(page[-1].created_at, page[-1].id)
+        return Rows(users, accounts, payments, refunds, activities, runs)
 
 
 def _ago(days: int) -> date:
@@ -252,7 +295,18 @@ async def seed(seeder: Seeder) -> tuple[Tenant, Tenant]:
     await seeder.activity(alpha, "c1", "D-USD-1", ActivityType.CALL)
     beta_december = await seeder.pay(beta, "B-USD-1", 20_000)
 
+    source, other_source = uuid.uuid4(), uuid.uuid4()
+    await seeder.import_run(alpha, source, ImportStatus.SUCCEEDED, created=40)
+    await seeder.import_run(beta, source, ImportStatus.SUCCEEDED, created=900)
+
     seeder.at(datetime(2026, 1, 1, 0, 0, tzinfo=UTC))  # the first instant of the period
+    await seeder.import_run(alpha, source, ImportStatus.SUCCEEDED, created=100, updated=20)
+    await seeder.import_run(
+        alpha, source, ImportStatus.PARTIALLY_FAILED, created=50, updated=3, failed=7
+    )
+    await seeder.import_run(alpha, other_source, ImportStatus.SUCCEEDED, created=10)
+    await seeder.import_run(alpha, None, ImportStatus.FAILED)
+    await seeder.import_run(beta, None, ImportStatus.PARTIALLY_FAILED, created=5, failed=5)
     await seeder.pay(alpha, "D-USD-2", 1_000)
     await seeder.account(alpha, "J-USD-1", balance=80_000, charge_off=_ago(181), collector="c2")
     await seeder.account(
@@ -298,11 +352,13 @@ async def seed(seeder: Seeder) -> tuple[Tenant, Tenant]:
     await seeder.status(alpha, "J-USD-RECALLED", AccountStatus.RECALLED)
 
     seeder.at(datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC))  # the last second of the period
+    await seeder.import_run(alpha, None, ImportStatus.RUNNING, created=8, failed=1)
     await seeder.pay(alpha, "J-USD-2", 4_000, processor=1)
     await seeder.activity(alpha, "c1", "J-USD-2", ActivityType.CALL)
 
     seeder.at(datetime(2026, 2, 1, 0, 0, tzinfo=UTC))  # the first second after it
     february = await seeder.pay(alpha, "D-USD-2", 2_000)
+    await seeder.import_run(alpha, other_source, ImportStatus.FAILED, failed=3)
     await seeder.account(alpha, "F-USD-1", balance=11_000, charge_off=_ago(1_000))
     await seeder.activity(alpha, "c2", "J-USD-1", ActivityType.PROMISE_TO_PAY, promise=1_000)
     await seeder.refund(alpha, february, 500)

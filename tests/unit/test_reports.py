@@ -8,8 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from debtflow_adapters.memory import InMemoryStore, InMemoryUnitOfWork
+from debtflow_adapters.memory.imports import InMemoryImportRuns, InMemoryImportStore
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_core.domain.account import AccountStatus
+from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.errors import PermissionDenied, ValidationFailed
 from debtflow_core.use_cases.reports import (
     AGING_BUCKETS,
@@ -18,6 +20,7 @@ from debtflow_core.use_cases.reports import (
     MeasureRecovery,
     ReportPeriod,
     SummarizeCollections,
+    SummarizeImports,
 )
 from tests.support.reports import DECLINED, Seeder
 
@@ -27,9 +30,9 @@ AS_OF = date(2026, 3, 15)
 
 class Books:
     def __init__(self) -> None:
-        store = InMemoryStore()
-        self.seeder = Seeder(lambda: InMemoryUnitOfWork(store))
-        self.reader = InMemoryReportReader(store)
+        store, imports = InMemoryStore(), InMemoryImportStore()
+        self.seeder = Seeder(lambda: InMemoryUnitOfWork(store), InMemoryImportRuns(imports))
+        self.reader = InMemoryReportReader(store, imports)
 
     def at(self, *moment: int) -> None:
         self.seeder.at(datetime(*moment, tzinfo=UTC))
@@ -39,6 +42,7 @@ class Books:
             SummarizeCollections(self.reader),
             MeasureRecovery(self.reader),
             MeasureCollectorPerformance(self.reader),
+            SummarizeImports(self.reader),
         ]
 
 
@@ -185,6 +189,29 @@ async def test_recovery_rate_is_whole_basis_points_rounded_down_and_null_for_not
     assert [line.month for line in report.by_creditor_and_month] == ["2026-03", "2026-03"]
 
 
+async def test_imports_error_rate_is_null_when_no_row_was_read(books):
+    alpha = await books.seeder.tenant("alpha", ())
+    books.at(2026, 3, 2, 9, 0)
+    await books.seeder.import_run(alpha, None, ImportStatus.FAILED)
+    await books.seeder.import_run(alpha, None, ImportStatus.QUEUED)
+
+    report = await SummarizeImports(books.reader).execute(alpha.admin, MARCH)
+
+    assert (report.totals.runs, report.totals.rows_read, report.totals.error_rate_bps) == (
+        2,
+        0,
+        None,
+    )
+    assert report.totals.runs_by_status == {
+        ImportStatus.QUEUED: 1,
+        ImportStatus.RUNNING: 0,
+        ImportStatus.SUCCEEDED: 0,
+        ImportStatus.PARTIALLY_FAILED: 0,
+        ImportStatus.FAILED: 1,
+    }
+    assert [line.file_source_id for line in report.by_source] == [None]
+
+
 async def test_another_agencys_figures_never_show(books):
     alpha = await books.seeder.tenant("alpha", ("c1",))
     beta = await books.seeder.tenant("beta", ("c1",))
@@ -195,6 +222,9 @@ async def test_another_agencys_figures_never_show(books):
     collections = await SummarizeCollections(books.reader).execute(alpha.admin, MARCH)
     recovery = await MeasureRecovery(books.reader).execute(alpha.admin, MARCH)
     performance = await MeasureCollectorPerformance(books.reader).execute(alpha.admin, MARCH)
+    await books.seeder.import_run(beta, None, ImportStatus.SUCCEEDED, created=3)
+    imports = await SummarizeImports(books.reader).execute(alpha.admin, MARCH)
+    assert (imports.totals.runs, imports.by_source) == (0, [])
     aging = await AgeBalances(books.reader, books.seeder.clock).execute(alpha.admin)
 
     assert (collections.totals, recovery.by_creditor, aging.currencies) == ([], [], [])

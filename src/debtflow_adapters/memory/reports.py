@@ -8,9 +8,11 @@ from datetime import date, datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
+from debtflow_adapters.memory.imports import InMemoryImportStore
 from debtflow_adapters.memory.unit_of_work import InMemoryStore
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.activity import ActivityType
+from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.domain.payment import Payment, PaymentStatus
 from debtflow_core.domain.user import Role
 from debtflow_core.ports.reports import (
@@ -21,6 +23,7 @@ from debtflow_core.ports.reports import (
     CollectionTallies,
     CollectorTally,
     DayTally,
+    ImportTally,
     PerformanceTallies,
     Period,
     PlacementTally,
@@ -55,11 +58,12 @@ class _Sums(Generic[K]):
 
 
 class InMemoryReportReader(ReportReader):
-    """Reads the committed state of ``store``; one call runs without awaiting, so it sees
-    one consistent state."""
+    """Reads the committed state of ``store`` (and the import runs of ``imports``); one
+    call runs without awaiting, so it sees one consistent state."""
 
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, store: InMemoryStore, imports: InMemoryImportStore) -> None:
         self._store = store
+        self._imports = imports
 
     def _accounts(self, agency_id: UUID) -> dict[UUID, Account]:
         return {a.id: a for a in self._store.accounts.values() if a.agency_id == agency_id}
@@ -205,6 +209,29 @@ class InMemoryReportReader(ReportReader):
                 for k, c, n, a in payments.items()
             ],
         )
+
+    async def imports(self, agency_id: UUID, period: Period) -> list[ImportTally]:
+        groups: dict[tuple[UUID | None, ImportStatus], list[int]] = {}
+        for run in self._imports.runs.values():
+            if run.agency_id != agency_id or not _within(run.created_at, period):
+                continue
+            group = groups.setdefault((run.file_source_id, run.status), [0, 0, 0, 0, 0])
+            for index, count in enumerate(
+                (1, run.rows_read, run.rows_created, run.rows_updated, run.rows_failed)
+            ):
+                group[index] += count
+        return [
+            ImportTally(
+                file_source_id=source,
+                status=status,
+                runs=runs,
+                rows_read=read,
+                rows_created=created,
+                rows_updated=updated,
+                rows_failed=failed,
+            )
+            for (source, status), (runs, read, created, updated, failed) in groups.items()
+        ]
 
 
 def _in_band(account: Account, band: AgeBand) -> bool:

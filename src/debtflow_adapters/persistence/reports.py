@@ -24,12 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from debtflow_adapters.persistence.tables import (
     accounts,
     activities,
+    import_runs,
     payments,
     refunds,
     users,
 )
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.activity import ActivityType
+from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.domain.payment import PaymentStatus
 from debtflow_core.domain.user import Role
 from debtflow_core.ports.reports import (
@@ -40,6 +42,7 @@ from debtflow_core.ports.reports import (
     CollectionTallies,
     CollectorTally,
     DayTally,
+    ImportTally,
     PerformanceTallies,
     Period,
     PlacementTally,
@@ -327,3 +330,37 @@ class SqlReportReader(ReportReader):
                     for r in await _rows(connection, taken)
                 ],
             )
+
+    async def imports(self, agency_id: UUID, period: Period) -> list[ImportTally]:
+        keys = (import_runs.c.file_source_id, import_runs.c.status)
+        statement = (
+            sa.select(
+                *keys,
+                sa.func.count(),
+                *(
+                    sa.func.sum(column)
+                    for column in (
+                        import_runs.c.rows_read,
+                        import_runs.c.rows_created,
+                        import_runs.c.rows_updated,
+                        import_runs.c.rows_failed,
+                    )
+                ),
+            )
+            .where(import_runs.c.agency_id == agency_id, _within(import_runs.c.created_at, period))
+            .group_by(*keys)
+        )
+        async with self._snapshot() as connection:
+            rows = await _rows(connection, statement)
+        return [
+            ImportTally(
+                file_source_id=r[0],
+                status=ImportStatus(r[1]),
+                runs=r[2],
+                rows_read=int(r[3]),
+                rows_created=int(r[4]),
+                rows_updated=int(r[5]),
+                rows_failed=int(r[6]),
+            )
+            for r in rows
+        ]

@@ -15,6 +15,7 @@ from uuid import UUID
 import msgspec
 
 from debtflow_core.domain.activity import ActivityType
+from debtflow_core.domain.imports import ImportStatus
 
 
 class Tally(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,6 +122,19 @@ class PerformanceTallies(msgspec.Struct, frozen=True, kw_only=True):
     payments: list[CollectorTally]
 
 
+class ImportTally(msgspec.Struct, frozen=True, kw_only=True):
+    """Import runs of one file source (``None``: files imported by hand) in one status,
+    with their row counts summed."""
+
+    file_source_id: UUID | None
+    status: ImportStatus
+    runs: int
+    rows_read: int
+    rows_created: int
+    rows_updated: int
+    rows_failed: int
+
+
 class ReportReader(Protocol):
     """Grouped figures of one agency, read in one consistent snapshot per call.
 
@@ -142,3 +156,7 @@ class ReportReader(Protocol):
         ...
 
     async def performance(self, agency_id: UUID, period: Period) -> PerformanceTallies: ...
+
+    async def imports(self, agency_id: UUID, period: Period) -> list[ImportTally]:
+        """Import runs created in the period, per file source and status."""
+        ...

@@ -19,10 +19,18 @@ import msgspec
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.activity import ActivityType
+from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.errors import ValidationFailed
 from debtflow_core.policy import require_report_reader
 from debtflow_core.ports.clock import Clock
-from debtflow_core.ports.reports import AgeBand, Period, PlacementTally, ReportReader, Tally
+from debtflow_core.ports.reports import (
+    AgeBand,
+    ImportTally,
+    Period,
+    PlacementTally,
+    ReportReader,
+    Tally,
+)
 
 MAX_PERIOD_DAYS = 366
 EARLIEST = date(1900, 1, 1)
@@ -429,5 +437,77 @@ class MeasureCollectorPerformance:
                     payments=_counted(payments[collector]),
                 )
                 for collector in sorted(set(tallies.collectors), key=str)
+            ],
+        )
+
+
+# Imports
+
+
+class ImportFigures(msgspec.Struct, frozen=True, kw_only=True):
+    runs: int
+    runs_by_status: dict[ImportStatus, int]
+    """Every status, zeros included."""
+    rows_read: int
+    rows_created: int
+    rows_updated: int
+    rows_failed: int
+    error_rate_bps: int | None
+    """``rows_failed / rows_read`` in basis points, rounded down; ``null`` when no row was
+    read. Exact figures are ``rows_failed`` and ``rows_read``."""
+
+
+class SourceImports(ImportFigures, frozen=True, kw_only=True):
+    file_source_id: UUID | None
+    """The file source the runs came from; ``null`` for files imported by hand."""
+
+
+class ImportsReport(msgspec.Struct, frozen=True, kw_only=True):
+    from_: date = msgspec.field(name="from")
+    to: date
+    totals: ImportFigures
+    by_source: list[SourceImports]
+
+
+def _import_figures(tallies: list[ImportTally]) -> dict[str, Any]:
+    runs_by_status = dict.fromkeys(ImportStatus, 0)
+    for tally in tallies:
+        runs_by_status[tally.status] += tally.runs
+    read = sum(t.rows_read for t in tallies)
+    failed = sum(t.rows_failed for t in tallies)
+    return {
+        "runs": sum(runs_by_status.values()),
+        "runs_by_status": runs_by_status,
+        "rows_read": read,
+        "rows_created": sum(t.rows_created for t in tallies),
+        "rows_updated": sum(t.rows_updated for t in tallies),
+        "rows_failed": failed,
+        "error_rate_bps": _rate(failed, read),
+    }
+
+
+class SummarizeImports:
+    """Placement imports in a period: the runs created in it, by status, and their rows by
+    outcome (created, updated, failed) with the error rate, in total and per file source
+    (``null``: files imported by hand). A run still going counts the rows committed so
+    far. Agency admins and read-only users only.
+    """
+
+    def __init__(self, reader: ReportReader) -> None:
+        self._reader = reader
+
+    async def execute(self, actor: Actor, period: ReportPeriod) -> ImportsReport:
+        require_report_reader(actor)
+        tallies = await self._reader.imports(actor.agency_id, period.validated())
+        by_source: dict[UUID | None, list[ImportTally]] = defaultdict(list)
+        for tally in tallies:
+            by_source[tally.file_source_id].append(tally)
+        return ImportsReport(
+            from_=period.from_,
+            to=period.to,
+            totals=ImportFigures(**_import_figures(tallies)),
+            by_source=[
+                SourceImports(file_source_id=source, **_import_figures(by_source[source]))
+                for source in sorted(by_source, key=str)
             ],
         )

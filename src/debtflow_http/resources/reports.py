@@ -19,12 +19,14 @@ from debtflow_core.use_cases.reports import (
     AgeBalances,
     AgingReport,
     CollectionsSummary,
+    ImportsReport,
     MeasureCollectorPerformance,
     MeasureRecovery,
     PerformanceReport,
     RecoveryReport,
     ReportPeriod,
     SummarizeCollections,
+    SummarizeImports,
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors
@@ -76,6 +78,7 @@ def _period(from_: str | None, to: str | None) -> ReportPeriod:
 
 COLLECTOR = "3f2b9c1e-8d4a-4f6b-9a2e-5c7d1e0b4a11"
 PROCESSOR = "5b6c7d8e-9f01-4a23-8b45-6c7d8e9f0a1b"
+SOURCE = "7c8d9e0f-1a2b-4c3d-8e4f-5a6b7c8d9e0f"
 
 
 def _ok(data: type, summary: str, value: dict[str, Any]) -> dict[int, ResponseSpec]:
@@ -98,6 +101,25 @@ def _collected(**fields: Any) -> dict[str, Any]:
         "refunds": 1,
         "refunded": 4000,
         "net": 27000,
+    }
+
+
+def _imports(**fields: Any) -> dict[str, Any]:
+    return {
+        **fields,
+        "runs": 4,
+        "runs_by_status": {
+            "queued": 0,
+            "running": 0,
+            "succeeded": 3,
+            "partially_failed": 1,
+            "failed": 0,
+        },
+        "rows_read": 20000,
+        "rows_created": 18000,
+        "rows_updated": 1950,
+        "rows_failed": 50,
+        "error_rate_bps": 25,
     }
 
 
@@ -259,4 +281,29 @@ class ReportController(Controller):
         from_: From = None,
         to: To = None,
     ) -> PerformanceReport:
+        return await use.execute(actor, _period(from_, to))
+
+    @get(
+        "/imports",
+        operation_id="summarizeImports",
+        summary="Placement imports in a period",
+        description=SummarizeImports.__doc__,
+        responses=_ok(
+            ImportsReport,
+            "One source",
+            {
+                "from": "2026-01-01",
+                "to": "2026-01-31",
+                "totals": _imports(),
+                "by_source": [_imports(file_source_id=SOURCE)],
+            },
+        ),
+    )
+    async def imports(
+        self,
+        actor: FromDishka[Actor],
+        use: FromDishka[SummarizeImports],
+        from_: From = None,
+        to: To = None,
+    ) -> ImportsReport:
         return await use.execute(actor, _period(from_, to))

@@ -177,6 +177,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/reports/aging"): Rule(REPORT_READERS, 200),
     ("GET", "/v1/reports/recovery"): Rule(REPORT_READERS, 200, query=PERIOD),
     ("GET", "/v1/reports/collector-performance"): Rule(REPORT_READERS, 200, query=PERIOD),
+    ("GET", "/v1/reports/imports"): Rule(REPORT_READERS, 200, query=PERIOD),
 }
 
 

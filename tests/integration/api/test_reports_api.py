@@ -7,11 +7,14 @@ never shows another agency's data.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 
 import pytest
 
 from debtflow_core.domain.activity import ActivityType, PromiseToPay
+from debtflow_core.domain.imports import ImportRun, ImportStatus
+from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.use_cases.activities import NewActivity, RecordActivity
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import MakePayment, NewPayment
@@ -23,12 +26,13 @@ ROUTES = {
     "/v1/reports/aging": {"as_of": "2026-03-02"},
     "/v1/reports/recovery": MARCH,
     "/v1/reports/collector-performance": MARCH,
+    "/v1/reports/imports": MARCH,
 }
 
 
 async def _book(api: Api, tenant: Tenant, amount: int) -> None:
-    """One account (no charge-off date) with a collector, a payment of ``amount``, and a
-    promise of as much."""
+    """One account (no charge-off date) with a collector, a payment of ``amount``, a
+    promise of as much, and an import run that read as many rows, one failed."""
     processor = await api.run(
         AddPaymentProcessor, tenant.admin, NewPaymentProcessor(name="Sandbox", kind="sandbox")
     )
@@ -46,6 +50,26 @@ async def _book(api: Api, tenant: Tenant, amount: int) -> None:
         promise=PromiseToPay(amount=amount, due_on=date(2026, 4, 1)),
     )
     await api.run(RecordActivity, tenant.actors["collector"], account.id, promise)
+    runs = await api.app.state.dishka_container.get(ImportRunRepository)
+    now = api.clock.now()
+    await runs.add_or_get(
+        ImportRun(
+            id=uuid.uuid4(),
+            agency_id=tenant.admin.agency_id,
+            file_source_id=None,
+            file_name="placements.csv",
+            sha256="0" * 64,
+            storage_key=None,
+            status=ImportStatus.PARTIALLY_FAILED,
+            rows_read=amount,
+            rows_created=amount - 1,
+            rows_updated=0,
+            rows_failed=1,
+            created_at=now,
+            started_at=now,
+            finished_at=now,
+        )
+    )
 
 
 @pytest.fixture
@@ -106,6 +130,13 @@ async def test_admins_and_readonly_users_read_their_agencys_figures(api, books, 
     assert mine["promises_to_pay"] == [{"currency": "USD", "count": 1, "amount": 2_500}]
     assert mine["payments"] == [{"currency": "USD", "count": 1, "amount": 2_500}]
 
+    imports = await api.client.get("/v1/reports/imports", params=MARCH, headers=headers)
+    assert imports.status_code == 200, imports.text
+    totals = imports.json()["totals"]
+    assert (totals["runs"], totals["rows_read"], totals["rows_failed"]) == (1, 2_500, 1)
+    assert totals["error_rate_bps"] == 4  # 1 / 2500 = 4 basis points
+    assert [line["file_source_id"] for line in imports.json()["by_source"]] == [None]
+
 
 async def test_another_agencys_data_never_shows(api, books):
     alpha, beta = books
@@ -162,6 +193,7 @@ async def test_parameters_that_break_a_rule_are_422_naming_the_field(
         ("/v1/reports/recovery", {"from": "2026-03-01"}, "to"),
         ("/v1/reports/collector-performance", {"to": "2026-03-01"}, "from"),
         ("/v1/reports/aging", {"as_of": "2026-02-30"}, "as_of"),
+        ("/v1/reports/imports", {"from": "2026-03-01", "to": "01/03/2026"}, "to"),
     ],
 )
 async def test_missing_or_malformed_dates_are_422_naming_the_field(api, alpha, path, params, field):

@@ -70,9 +70,9 @@ class ReportPeriod(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-def _rate(collected: int, placed: int) -> int | None:
-    """Collected over placed in whole basis points, rounded down; none for nothing placed."""
-    return collected * BASIS_POINTS // placed if placed else None
+def _rate(part: int, whole: int) -> int | None:
+    """``part / whole`` in whole basis points, rounded down; ``None`` when ``whole`` is 0."""
+    return part * BASIS_POINTS // whole if whole else None
 
 
 # Collections
@@ -113,7 +113,7 @@ class CollectionsSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 R = TypeVar("R", bound=Collected)
-RR = TypeVar("RR", bound="Recovered")
+L = TypeVar("L", bound="Recovered")
 T = TypeVar("T", bound=Tally)
 
 
@@ -319,8 +319,8 @@ class RecoveryReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _recovered_lines(
-    line: type[RR], fields: tuple[str, ...], tallies: Iterable[PlacementTally]
-) -> list[RR]:
+    line: type[L], fields: tuple[str, ...], tallies: Iterable[PlacementTally]
+) -> list[L]:
     sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
     for tally in tallies:
         group = sums[(*(getattr(tally, f) for f in fields), tally.currency)]

@@ -47,8 +47,10 @@ from debtflow_adapters.memory.imports import (
     InMemoryPlacementWriter,
 )
 from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
+from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
 from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
+from debtflow_adapters.persistence.reports import SqlReportReader
 from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
 from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
 from debtflow_adapters.s3.object_storage import S3Config, S3ObjectStorage
@@ -77,6 +79,7 @@ from debtflow_core.ports.payment_gateway import PaymentGateway
 from debtflow_core.ports.placement_writer import PlacementWriter
 from debtflow_core.ports.processor_kinds import ProcessorKinds
 from debtflow_core.ports.rate_limiter import RateLimiter
+from debtflow_core.ports.reports import ReportReader
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.accounts import (
     AssignCollector,
@@ -111,6 +114,13 @@ from debtflow_core.use_cases.payments import (
     RefundPayment,
     SettlePendingPayments,
 )
+from debtflow_core.use_cases.reports import (
+    AgeBalances,
+    MeasureCollectorPerformance,
+    MeasureRecovery,
+    SummarizeCollections,
+    SummarizeImports,
+)
 from debtflow_core.use_cases.users import (
     ChangeUserRole,
     CreateUser,
@@ -143,6 +153,9 @@ class SqlPersistenceProvider(Provider):
         yield uow
         await uow.close()
 
+    # Reports take a connection of their own per call, and hold it only while they read.
+    report_reader = provide(SqlReportReader, provides=ReportReader, scope=Scope.APP)
+
     @provide(scope=Scope.APP)
     def database_probe(self, engine: AsyncEngine) -> DatabaseProbe:
         async def select_one() -> None:
@@ -168,6 +181,7 @@ class MemoryPersistenceProvider(Provider):
         return InMemoryStore()
 
     unit_of_work = provide(InMemoryUnitOfWork, provides=UnitOfWork, scope=Scope.REQUEST)
+    report_reader = provide(InMemoryReportReader, provides=ReportReader, scope=Scope.APP)
 
     @provide(scope=Scope.APP)
     def database_probe(self) -> DatabaseProbe:
@@ -432,6 +446,20 @@ class UseCaseProvider(Provider):
     )
 
 
+class ReportProvider(Provider):
+    """The reports' use cases, made per request over the application's report reader."""
+
+    scope = Scope.REQUEST
+
+    use_cases = provide_all(
+        SummarizeCollections,
+        AgeBalances,
+        MeasureRecovery,
+        MeasureCollectorPerformance,
+        SummarizeImports,
+    )
+
+
 def make_container(settings: Settings, *extra_providers: Provider) -> AsyncContainer:
     """The application's container, its graph checked now rather than at the first request.
 
@@ -452,6 +480,7 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         WebhookProvider(),
         StorageProvider(),
         UseCaseProvider(),
+        ReportProvider(),
         *extra_providers,
         context={Settings: settings},
         validation_settings=STRICT_VALIDATION,

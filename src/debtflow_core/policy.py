@@ -5,6 +5,8 @@
   assignment and statuses.
 - Object level: a collector reaches only accounts assigned to them (and their debtors);
   an account out of reach is NotFound, so its existence is not disclosed.
+- Reports: agency-wide figures, read by agency admins and read-only users; a collector
+  gets PermissionDenied (their work is bounded by their accounts, a report is not).
 
 Use cases on an existing object check reach before role: the answer for an object in
 another agency is NotFound whatever the actor's role.
@@ -37,6 +39,13 @@ def require_writer(actor: Actor) -> None:
 def require_admin(actor: Actor) -> None:
     if actor.role is not Role.AGENCY_ADMIN:
         raise PermissionDenied("only an agency admin may do this")
+
+
+def require_report_reader(actor: Actor) -> None:
+    """Reports add up the whole agency, beyond the accounts a collector may reach: agency
+    admins and read-only users read them; collectors may not."""
+    if actor.role is Role.COLLECTOR:
+        raise PermissionDenied("reports cover the whole agency; collectors may not read them")
 
 
 def in_agency(actor: Actor, obj: T | None, entity: str, id_: UUID) -> T:

@@ -29,6 +29,7 @@ from debtflow_http.resources.auth import AuthController, MeController
 from debtflow_http.resources.debtors import DebtorController
 from debtflow_http.resources.health import HealthController
 from debtflow_http.resources.payments import PaymentController, PaymentProcessorController
+from debtflow_http.resources.reports import ReportController
 from debtflow_http.resources.users import UserController
 from debtflow_http.resources.webhooks import WebhookController
 
@@ -79,6 +80,7 @@ API = DishkaRouter(
         AuditLogController,
         PaymentProcessorController,
         PaymentController,
+        ReportController,
         WebhookController,
     ],
 )

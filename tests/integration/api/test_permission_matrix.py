@@ -31,6 +31,8 @@ TARGETS = ("own", "colleague", "foreign")
 ALL = frozenset(ROLES)
 ADMIN = frozenset({"admin"})
 WRITERS = frozenset({"admin", "collector"})
+REPORT_READERS = frozenset({"admin", "readonly"})
+PERIOD = {"from": "2026-03-01", "to": "2026-03-31"}
 
 # Routes anyone may call, and the documentation: not part of the matrix. The webhook
 # authenticates the gateway by its signature, never a user (tests/integration/api/
@@ -50,6 +52,7 @@ class Rule:
     success: int
     target: str | None = None  # "account", "debtor" or "user"; None: a collection route
     body: Callable[[Scene], dict[str, Any]] | None = field(default=None, compare=False)
+    query: dict[str, str] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -170,6 +173,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/payments/{payment_id:uuid}/refunds"): Rule(
         ADMIN, 201, "payment", body=lambda s: {"amount": 50}
     ),
+    ("GET", "/v1/reports/collections"): Rule(REPORT_READERS, 200, query=PERIOD),
+    ("GET", "/v1/reports/aging"): Rule(REPORT_READERS, 200),
+    ("GET", "/v1/reports/recovery"): Rule(REPORT_READERS, 200, query=PERIOD),
+    ("GET", "/v1/reports/collector-performance"): Rule(REPORT_READERS, 200, query=PERIOD),
+    ("GET", "/v1/reports/imports"): Rule(REPORT_READERS, 200, query=PERIOD),
 }
 
 
@@ -216,7 +224,9 @@ async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, targ
         token = (await scene.api.sign_in(email))["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
     body = rule.body(scene) if rule.body else None
-    response = await scene.api.client.request(method, path, headers=headers, json=body)
+    response = await scene.api.client.request(
+        method, path, headers=headers, json=body, params=rule.query
+    )
     return response.status_code
 
 

@@ -251,6 +251,9 @@ class Target:
             "password": [PASSWORD],
             "currency": ["USD"],
             "payment_method": ["pm_card_visa"],
+            # A report's period: random dates are rarely in order and within a year.
+            "from": ["2026-03-01"],
+            "to": ["2026-03-31"],
             "refresh_token": [refresh_token] if refresh_token else [],
         }
         for container in (case.path_parameters, case.query, case.body):

@@ -108,6 +108,15 @@ def _wait_until_healthy(server: Server) -> None:
     pytest.fail(f"no answer from {server.url}/health within {START_SECONDS} s")
 
 
+def _wait_until_started(server: Server, *, workers: int) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if server.output()[1].count("Application startup complete") >= workers:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"{workers} workers did not start within {START_SECONDS} s: {server.output()}")
+
+
 def _sign_in(server: Server, email: str, password: str) -> str:
     response = httpx.post(
         f"{server.url}/v1/auth/token", json={"email": email, "password": password}
@@ -155,6 +164,7 @@ def test_two_workers_share_the_generated_token_key(servers: Servers) -> None:
     made its own key, the other's share of the requests would fail."""
     server = servers.two_workers
     _wait_until_healthy(server)
+    _wait_until_started(server, workers=2)  # one may answer while the other still starts
 
     token = _sign_in(server, "riley@demo.example.com", "demo-readonly-password")
     answers = [

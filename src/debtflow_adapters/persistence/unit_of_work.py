@@ -6,6 +6,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from debtflow_adapters.persistence import repositories as repos
+from debtflow_adapters.persistence.file_sources import SqlFileSourceRepository
 from debtflow_adapters.persistence.payments import (
     SqlGatewayEventRepository,
     SqlIdempotencyRepository,
@@ -70,6 +71,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.payments = SqlPaymentRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
         self.gateway_events = SqlGatewayEventRepository(connection)
+        self.file_sources = SqlFileSourceRepository(connection)
 
     async def __aexit__(
         self,

@@ -23,11 +23,12 @@ log = logging.getLogger("debtflow.worker")
 @async_shared_broker.task(task_name=POLL_FILE_SOURCE, **{RETRY_LABEL: True})
 @inject(patch_module=True)
 async def poll_file_source(source_id: str, use: FromDishka[FetchFileSource]) -> dict[str, str]:
-    """Fetch and import every file waiting in one source; each file's run status by name."""
+    """Fetch and import every file waiting in one source; the status of each file's run
+    by run id (a file whose content was imported before gives that earlier run)."""
     try:
         id_ = uuid.UUID(source_id)
     except ValueError:
         raise ValidationFailed("not a file source id", field="source_id") from None
     runs = await use.execute(id_)
     log.info("polled file source %s: %d files", source_id, len(runs))
-    return {run.file_name: str(run.status) for run in runs}
+    return {str(run.id): str(run.status) for run in runs}

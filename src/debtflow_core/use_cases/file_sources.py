@@ -406,9 +406,9 @@ class PollFileSource:
 
 class FetchFileSource:
     """The poll itself, run by the worker for one source (the platform, inside the source's
-    agency): :class:`FetchPlacementFiles` on the source as it is now. A source deleted
-    since is NotFound; an inactive one is skipped (no runs). Source errors propagate, for
-    the task to retry."""
+    agency): :class:`FetchPlacementFiles` on the source as it is now. An unknown source is
+    NotFound (not worth a retry); an inactive one is skipped (no runs). Source errors
+    propagate, for the task to retry."""
 
     def __init__(self, uow: UnitOfWork, fetch: FetchPlacementFiles) -> None:
         self._uow = uow

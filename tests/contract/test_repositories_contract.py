@@ -488,4 +488,6 @@ async def test_payment_processors_round_trip(uow_factory, tenant):
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.payment_processors.list(a.id) == [sandbox, stripe]
+        assert await uow.payment_processors.get(stripe.id) == stripe
+        assert await uow.payment_processors.get(uuid.uuid4()) is None
         assert await uow.payment_processors.list(uuid.uuid4()) == []

@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 SRC = Path(__file__).parents[2] / "src"
-START_SECONDS = 30
+# Upper bounds, reached only on a machine busy with other work: a process starts in seconds.
+START_SECONDS = 60
 STOP_SECONDS = 10
 REQUESTS = 20
 

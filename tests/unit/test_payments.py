@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from debtflow_adapters.memory import InMemoryUnitOfWork
+from debtflow_core.actor import Actor
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.payment import PaymentStatus
 from debtflow_core.errors import (
@@ -19,6 +20,7 @@ from debtflow_core.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from debtflow_core.ports.payment_gateway import ChargeOutcome, ChargeRequest, ChargeResult
 from debtflow_core.use_cases.accounts import GetAccount
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.payments import (
@@ -28,6 +30,7 @@ from debtflow_core.use_cases.payments import (
     NewRefund,
     PaymentOutcome,
     RefundPayment,
+    Settlement,
 )
 from tests.unit.conftest import CountingGateway
 
@@ -293,3 +296,48 @@ async def test_a_refund_the_gateway_never_answered_is_given_back(shop):
     assert (
         await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
     ).refund.amount == 2_500
+
+
+class SettledDuringTheCharge(CountingGateway):
+    """A gateway whose decline reaches the payment (as a webhook would) before its answer."""
+
+    def __init__(self, settlement: Settlement, actor: Actor) -> None:
+        super().__init__()
+        self._settlement = settlement
+        self._actor = actor
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        result = await super().charge(request)
+        declined = ChargeResult(
+            outcome=ChargeOutcome.DECLINED,
+            reference=result.reference,
+            decline_code="card_declined",
+            message="declined by webhook",
+        )
+        await self._settlement.settle(self._actor, request.payment_id, declined)
+        return result
+
+
+async def test_a_settlement_that_came_first_is_what_the_payment_answers(shop):
+    world = shop.world
+    webhook = Settlement(InMemoryUnitOfWork(world.store), world.clock, shop.cache)
+    gateway = SettledDuringTheCharge(webhook, Actor.system(shop.alpha.admin.agency_id))
+    pay = MakePayment(world.uow, world.clock, shop.cache, gateway)
+    result = await pay.execute(shop.alpha.collector, "k", shop.payment())
+    assert result.outcome is PaymentOutcome.DECLINED
+    assert result.payment.failure_message == "declined by webhook"
+    assert await shop.balance() == 10_000  # the hold given back once
+    entries = await world.use(QueryAuditLog).execute(
+        shop.alpha.admin, AuditFilters(entity_id=result.payment.id)
+    )
+    assert [e.action for e in entries.items] == ["payment.failed", "payment.created"]
+    again = await pay.execute(shop.alpha.collector, "k", shop.payment())
+    assert again.replayed and again.payment == result.payment
+
+
+async def test_the_payment_that_takes_the_balance_to_zero_marks_it_paid_in_full(shop):
+    first = await shop.pay.execute(shop.alpha.admin, "a", shop.payment(amount=4_000))
+    last = await shop.pay.execute(shop.alpha.admin, "b", shop.payment(amount=6_000))
+    assert (first.outcome, last.outcome) == (PaymentOutcome.COMPLETED,) * 2
+    account = await shop.world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
+    assert (account.current_balance, account.status) == (0, AccountStatus.PAID_IN_FULL)

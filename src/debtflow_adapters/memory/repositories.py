@@ -10,6 +10,7 @@ from uuid import UUID
 import msgspec
 
 from debtflow_adapters.memory.table import Table
+from debtflow_adapters.payment_steps import PaymentSteps
 from debtflow_core.domain.account import Account
 from debtflow_core.domain.activity import Activity
 from debtflow_core.domain.agency import Agency
@@ -35,8 +36,16 @@ from debtflow_core.ports.idempotency import (
     IdempotencyState,
 )
 from debtflow_core.ports.payment_processors import PaymentProcessorRepository
-from debtflow_core.ports.payments import PaymentQuery, PaymentRepository
+from debtflow_core.ports.payments import (
+    Opened,
+    Opening,
+    Payable,
+    PaymentQuery,
+    PaymentRepository,
+    Settling,
+)
 from debtflow_core.ports.sessions import SessionRepository
+from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.ports.users import UserRepository
 
 T = TypeVar("T")
@@ -315,6 +324,9 @@ class InMemoryPaymentProcessorRepository(PaymentProcessorRepository):
     async def add(self, processor: PaymentProcessor) -> None:
         self._table.put(processor.id, processor)
 
+    async def get(self, id_: UUID) -> PaymentProcessor | None:
+        return self._table.get(id_)
+
     async def list(self, agency_id: UUID) -> list[PaymentProcessor]:
         return sorted(
             (p for p in self._table.rows() if p.agency_id == agency_id), key=lambda p: p.name
@@ -403,6 +415,8 @@ class InMemorySessionRepository(SessionRepository):
 
 
 class InMemoryPaymentRepository(PaymentRepository):
+    """Payments; a payment's phases go step by step through the unit of work's ``others``."""
+
     def __init__(
         self,
         table: Table[Payment],
@@ -410,12 +424,44 @@ class InMemoryPaymentRepository(PaymentRepository):
         accounts: Table[Account],
         committed: dict[UUID, Payment],
         on_rollback: Callable[[Callable[[], None]], None],
+        others: UnitOfWork,
     ) -> None:
         self._table = table
         self._refunds = refunds
         self._accounts = accounts
         self._committed = committed
         self._on_rollback = on_rollback
+        self._steps = PaymentSteps(
+            payments=self,
+            swap=self._swap,
+            accounts=others.accounts,
+            agencies=others.agencies,
+            processors=others.payment_processors,
+            idempotency=others.idempotency,
+            audit_log=others.audit_log,
+        )
+
+    async def payable(self, account_id: UUID, processor_id: UUID) -> Payable | None:
+        return await self._steps.payable(account_id, processor_id)
+
+    async def open(self, opening: Opening) -> Opened:
+        return await self._steps.open(opening)
+
+    async def settle(self, settling: Settling) -> IdempotencyRecord | None:
+        return await self._steps.settle(settling)
+
+    async def _swap(self, before: Payment, after: Payment) -> bool:
+        # Straight into the committed row, as an atomic UPDATE would; undone on rollback.
+        current = self._committed.get(before.id)
+        if (
+            current is None
+            or current.status is not PaymentStatus.PENDING
+            or current.gateway_reference != before.gateway_reference
+        ):
+            return False
+        self._committed[before.id] = after
+        self._on_rollback(lambda: self._committed.__setitem__(before.id, current))
+        return True
 
     async def lock(self, id_: UUID) -> Payment | None:
         # Nothing can come between: units of work share one event loop, and none of this

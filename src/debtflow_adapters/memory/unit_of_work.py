@@ -96,10 +96,10 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.audit_log = repos.InMemoryAuditLogRepository(audit_log)
         self.payment_processors = repos.InMemoryPaymentProcessorRepository(processors)
         self.sessions = repos.InMemorySessionRepository(sessions, tokens, store.spent_tokens, users)
-        self.payments = repos.InMemoryPaymentRepository(
-            payments, refunds, accounts, store.payments, undo
-        )
         self.idempotency = repos.InMemoryIdempotencyRepository(store.idempotency, undo)
+        self.payments = repos.InMemoryPaymentRepository(
+            payments, refunds, accounts, store.payments, undo, self
+        )
         self.gateway_events = repos.InMemoryGatewayEventRepository(store.gateway_events, undo)
         self.file_sources = repos.InMemoryFileSourceRepository(file_sources)
         return self

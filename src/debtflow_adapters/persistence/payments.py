@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from debtflow_adapters.payment_steps import PaymentSteps
+from debtflow_adapters.persistence.psycopg_payments import PsycopgPayments
 from debtflow_adapters.persistence.statements import first, insert_if_new, keyset_page
 from debtflow_adapters.persistence.tables import (
     accounts,
@@ -27,7 +29,15 @@ from debtflow_core.ports.idempotency import (
     IdempotencyRepository,
     IdempotencyState,
 )
-from debtflow_core.ports.payments import PaymentQuery, PaymentRepository
+from debtflow_core.ports.payments import (
+    Opened,
+    Opening,
+    Payable,
+    PaymentQuery,
+    PaymentRepository,
+    Settling,
+)
+from debtflow_core.ports.unit_of_work import UnitOfWork
 
 
 def _payment(row: Row[Any]) -> Payment:
@@ -77,8 +87,65 @@ def _record(row: Row[Any]) -> IdempotencyRecord:
 
 
 class SqlPaymentRepository(PaymentRepository):
-    def __init__(self, connection: AsyncConnection) -> None:
+    """Payments; a payment's phases go through psycopg on PostgreSQL (``fast``), and step
+    by step through the unit of work's ``others`` on SQLite."""
+
+    def __init__(
+        self, connection: AsyncConnection, others: UnitOfWork, fast: PsycopgPayments | None
+    ) -> None:
         self._connection = connection
+        self._fast = fast
+        self._steps = PaymentSteps(
+            payments=self,
+            swap=self._swap,
+            accounts=others.accounts,
+            agencies=others.agencies,
+            processors=others.payment_processors,
+            idempotency=others.idempotency,
+            audit_log=others.audit_log,
+        )
+
+    async def payable(self, account_id: UUID, processor_id: UUID) -> Payable | None:
+        if self._fast is not None:
+            return await self._fast.payable(account_id, processor_id)
+        return await self._steps.payable(account_id, processor_id)
+
+    async def open(self, opening: Opening) -> Opened:
+        if self._fast is not None:
+            await self._begin()
+            return await self._fast.open(opening)
+        return await self._steps.open(opening)
+
+    async def settle(self, settling: Settling) -> IdempotencyRecord | None:
+        if self._fast is not None:
+            await self._begin()
+            return await self._fast.settle(settling)
+        return await self._steps.settle(settling)
+
+    async def _swap(self, before: Payment, after: Payment) -> bool:
+        statement = (
+            sa.update(payments)
+            .where(
+                payments.c.id == before.id,
+                payments.c.status == PaymentStatus.PENDING,
+                payments.c.gateway_reference.is_not_distinct_from(before.gateway_reference),
+            )
+            .values(
+                status=after.status,
+                gateway_reference=after.gateway_reference,
+                failure_code=after.failure_code,
+                failure_message=after.failure_message,
+                updated_at=after.updated_at,
+            )
+            .execution_options(preserve_rowcount=True)
+        )
+        return (await self._connection.execute(statement)).rowcount == 1
+
+    async def _begin(self) -> None:
+        """Make the unit of work's transaction SQLAlchemy's too, so that its commit and
+        rollback reach the statements psycopg sends (beginning sends nothing yet)."""
+        if not self._connection.in_transaction():
+            await self._connection.begin()
 
     async def add(self, payment: Payment) -> None:
         await self._connection.execute(sa.insert(payments).values(msgspec.structs.asdict(payment)))

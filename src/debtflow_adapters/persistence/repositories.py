@@ -483,6 +483,10 @@ class SqlPaymentProcessorRepository(PaymentProcessorRepository):
             dangling=f"the agency {processor.agency_id} does not exist",
         )
 
+    async def get(self, id_: UUID) -> PaymentProcessor | None:
+        statement = sa.select(payment_processors).where(payment_processors.c.id == id_)
+        return await first(self._connection, statement, _payment_processor)
+
     async def list(self, agency_id: UUID) -> list[PaymentProcessor]:
         result = await self._connection.execute(
             sa.select(payment_processors).where(payment_processors.c.agency_id == agency_id)

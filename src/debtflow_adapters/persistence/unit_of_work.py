@@ -12,6 +12,7 @@ from debtflow_adapters.persistence.payments import (
     SqlIdempotencyRepository,
     SqlPaymentRepository,
 )
+from debtflow_adapters.persistence.psycopg_payments import PsycopgPayments
 from debtflow_adapters.persistence.psycopg_reads import PsycopgReads
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
@@ -57,9 +58,10 @@ class SqlUnitOfWork(UnitOfWork):
         return self
 
     async def _repositories(self, connection: AsyncConnection) -> None:
-        reads = None
+        reads = fast_payments = None
         if connection.dialect.name == "postgresql":
-            reads = PsycopgReads((await connection.get_raw_connection()).driver_connection)
+            driver = (await connection.get_raw_connection()).driver_connection
+            reads, fast_payments = PsycopgReads(driver), PsycopgPayments(driver)
         self.agencies = repos.SqlAgencyRepository(connection)
         self.users = repos.SqlUserRepository(connection)
         self.debtors = repos.SqlDebtorRepository(connection)
@@ -68,8 +70,8 @@ class SqlUnitOfWork(UnitOfWork):
         self.audit_log = repos.SqlAuditLogRepository(connection)
         self.payment_processors = repos.SqlPaymentProcessorRepository(connection)
         self.sessions = repos.SqlSessionRepository(connection, reads)
-        self.payments = SqlPaymentRepository(connection)
         self.idempotency = SqlIdempotencyRepository(connection)
+        self.payments = SqlPaymentRepository(connection, self, fast_payments)
         self.gateway_events = SqlGatewayEventRepository(connection)
         self.file_sources = SqlFileSourceRepository(connection)
 

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
 
+from debtflow_core.domain.account import Account
+from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+from debtflow_core.domain.payment_processor import PaymentProcessor
+from debtflow_core.ports.idempotency import IdempotencyRecord
 
 
 class PaymentPosition(msgspec.Struct, frozen=True):
@@ -26,8 +30,79 @@ class PaymentQuery(msgspec.Struct, frozen=True, kw_only=True):
     limit: int = 50
 
 
+class Payable(msgspec.Struct, frozen=True, kw_only=True):
+    """What taking a payment on an account needs to know, read at once."""
+
+    account: Account
+    allow_overpayment: bool
+    """The account's agency lets a payment exceed the balance."""
+    processor: PaymentProcessor | None
+    """The processor asked for, if it exists (of whichever agency: the caller checks)."""
+
+
+class Opening(msgspec.Struct, frozen=True, kw_only=True):
+    """The writes that open a payment (phase 1), all or nothing."""
+
+    claim: IdempotencyRecord
+    payment: Payment
+    """Pending; its amount is taken off its account's balance."""
+    audit: AuditEntry
+    floor: int | None
+    """The balance may not end below it (``None``: no floor)."""
+
+
+class Opened(msgspec.Struct, frozen=True, kw_only=True):
+    """What :meth:`PaymentRepository.open` did: the payment is written when ``balance`` is
+    set; otherwise nothing changed, because ``existing`` holds the key or, with
+    ``existing`` ``None``, the hold would have crossed the floor."""
+
+    existing: IdempotencyRecord | None = None
+    balance: int | None = None
+    """The account's balance after the hold."""
+
+
+class Settling(msgspec.Struct, frozen=True, kw_only=True):
+    """The writes that settle a pending payment (phase 3), all or nothing."""
+
+    before: Payment
+    """The payment as the caller last saw it: pending."""
+    after: Payment
+    """Completed or failed."""
+    audit: AuditEntry
+    released: int
+    """Given back to the account's balance (the hold of a failed payment), or 0."""
+    outcome: str
+    response: dict[str, Any]
+    """Stored under the payment's idempotency key with ``outcome``, for replays."""
+
+
 class PaymentRepository(Protocol):
-    """Payments and their refunds."""
+    """Payments and their refunds.
+
+    :meth:`open` and :meth:`settle` write beyond payments (the idempotency key, the balance,
+    the audit log) so that a database can do a phase of a payment in one go.
+    """
+
+    async def payable(self, account_id: UUID, processor_id: UUID) -> Payable | None:
+        """The account with its agency's overpayment flag and the processor, or ``None``
+        if there is no such account."""
+        ...
+
+    async def open(self, opening: Opening) -> Opened:
+        """Claim the key; if this claim won, take the payment's amount off the balance
+        unless that would cross the floor; if it did, add the payment and its audit entry.
+        A lost claim or a refused hold changes nothing (the key is not kept). Concurrent
+        openings behave as claims and balance adjustments do, one at a time."""
+        ...
+
+    async def settle(self, settling: Settling) -> IdempotencyRecord | None:
+        """If the payment is still as ``before`` (pending, with the same gateway
+        reference), save ``after``, give ``released`` back to the balance, add the audit
+        entry and finish the idempotency key; return the finished record. Otherwise
+        return ``None`` (another settlement came first, or the key is gone) and leave the
+        unit of work without committing: what the call began is rolled back. Of
+        concurrent settlements of one payment at most one saves."""
+        ...
 
     async def add(self, payment: Payment) -> None: ...
 

@@ -56,7 +56,7 @@ from debtflow_core.ports.payment_gateway import (
     PaymentGateway,
     RefundRequest,
 )
-from debtflow_core.ports.payments import PaymentPosition, PaymentQuery
+from debtflow_core.ports.payments import Opening, PaymentPosition, PaymentQuery, Settling
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.validation import require_text
 
@@ -125,22 +125,33 @@ def replay(record: IdempotencyRecord, fingerprint: str) -> PaymentResult:
     return PaymentResult(outcome=PaymentOutcome(record.outcome), payment=payment, replayed=True)
 
 
+def _claim(agency_id: UUID, key: str, fingerprint: str, now: datetime) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        agency_id=agency_id,
+        key=key,
+        fingerprint=fingerprint,
+        state=IdempotencyState.IN_FLIGHT,
+        outcome=None,
+        response=None,
+        created_at=now,
+        expires_at=now + IDEMPOTENCY_TTL,
+    )
+
+
 async def claim_key(
     uow: UnitOfWork, agency_id: UUID, key: str, fingerprint: str, now: datetime
 ) -> IdempotencyRecord | None:
     """Claim ``key`` for this request (``None``), or return the record that holds it."""
-    return await uow.idempotency.claim(
-        IdempotencyRecord(
-            agency_id=agency_id,
-            key=key,
-            fingerprint=fingerprint,
-            state=IdempotencyState.IN_FLIGHT,
-            outcome=None,
-            response=None,
-            created_at=now,
-            expires_at=now + IDEMPOTENCY_TTL,
-        )
-    )
+    return await uow.idempotency.claim(_claim(agency_id, key, fingerprint, now))
+
+
+class _Open(msgspec.Struct, frozen=True, kw_only=True):
+    """A payment phase 1 wrote, with what phase 3 needs to know of it."""
+
+    payment: Payment
+    processor: ProcessorKind
+    balance: int
+    """The account's balance after the hold."""
 
 
 class Settlement:
@@ -280,11 +291,11 @@ class MakePayment(Settlement):
         opened = await self._open(actor, key, fingerprint, command)
         if isinstance(opened, PaymentResult):
             return opened
-        payment, processor = opened
+        payment = opened.payment
         try:
             result = await self._gateway.charge(
                 ChargeRequest(
-                    processor=processor,
+                    processor=opened.processor,
                     idempotency_key=_gateway_key(actor.agency_id, key),
                     amount=payment.amount,
                     currency=payment.currency,
@@ -298,43 +309,82 @@ class MakePayment(Settlement):
                 return await self._leave_pending(payment)
             await self._cancel(actor, payment)
             raise
-        return await self.settle(actor, payment.id, result)
+        settled = await self._settle_as_opened(actor, opened, result)
+        return settled or await self.settle(actor, payment.id, result)
+
+    async def _settle_as_opened(
+        self, actor: Actor, opened: _Open, result: ChargeResult
+    ) -> PaymentResult | None:
+        """Phase 3 in one step, if nothing changed the payment since phase 1 wrote it (no
+        webhook, no recovery came first) and the account cannot have reached zero: its
+        balance only falls by holds, so it is zero only if this payment's hold or a
+        later one made it so, and that payment's own phase 3 marks it paid in full.
+        ``None`` when these do not hold: :meth:`settle` does it the long way."""
+        payment = opened.payment
+        if result.outcome is ChargeOutcome.PROCESSING:
+            return None
+        completed = result.outcome is ChargeOutcome.SUCCEEDED
+        if completed and opened.balance == 0:
+            return None
+        now = self._clock.now()
+        if completed:
+            after = payment.complete(result.reference, at=now)
+        else:
+            after = payment.fail(
+                result.decline_code or "declined",
+                result.message or "the card was declined",
+                reference=result.reference,
+                at=now,
+            )
+        outcome = _outcome_of(after)
+        async with self._uow as uow:
+            record = await uow.payments.settle(
+                Settling(
+                    before=payment,
+                    after=after,
+                    audit=audit_entry(
+                        actor,
+                        "payment.completed" if completed else "payment.failed",
+                        entity_id=payment.id,
+                        before=payment,
+                        after=after,
+                        at=now,
+                    ),
+                    released=0 if completed else payment.amount,
+                    outcome=outcome,
+                    response=msgspec.to_builtins(after),
+                )
+            )
+            if record is None:
+                return None
+            await uow.commit()
+        await self._cache.put(record)
+        return PaymentResult(outcome=outcome, payment=after)
 
     async def _open(
         self, actor: Actor, key: str, fingerprint: str, command: NewPayment
-    ) -> tuple[Payment, ProcessorKind] | PaymentResult:
+    ) -> _Open | PaymentResult:
         """Phase 1: claim the key, hold the amount, write the pending payment."""
         amount = validate_amount(command.amount, field="amount", allow_zero=False)
         currency = validate_currency(command.currency)
         method = require_text(command.payment_method, field="payment_method", max_length=255)
         now = self._clock.now()
         async with self._uow as uow:
+            payable = await uow.payments.payable(command.account_id, command.processor_id)
             account = reachable_account(
-                actor, await uow.accounts.get(command.account_id), command.account_id
+                actor, None if payable is None else payable.account, command.account_id
             )
+            assert payable is not None  # reachable_account raised otherwise
             require_writer(actor)
             if account.status not in _PAYABLE:
                 raise Conflict(f"a {account.status} account takes no payments")
             if currency != account.currency:
                 raise ValidationFailed(f"the account is in {account.currency}", field="currency")
-            processors = await uow.payment_processors.list(actor.agency_id)
-            processor = next(
-                (p for p in processors if p.id == command.processor_id and p.active), None
-            )
-            if processor is None:
+            processor = payable.processor
+            if processor is None or processor.agency_id != actor.agency_id or not processor.active:
                 raise ValidationFailed(
                     "no active payment processor with this id in the agency",
                     field="processor_id",
-                )
-            existing = await claim_key(uow, actor.agency_id, key, fingerprint, now)
-            if existing is not None:
-                return replay(existing, fingerprint)
-            agency = await uow.agencies.get(actor.agency_id)
-            floor = None if agency is not None and agency.allow_overpayment else 0
-            if await uow.accounts.adjust_balance(account.id, -amount, floor=floor) is None:
-                raise ValidationFailed(
-                    f"the amount is more than the balance of {account.current_balance}",
-                    field="amount",
                 )
             payment = Payment(
                 id=uuid.uuid4(),
@@ -354,19 +404,31 @@ class MakePayment(Settlement):
                 created_at=now,
                 updated_at=now,
             )
-            await uow.payments.add(payment)
-            await uow.audit_log.add(
-                audit_entry(
-                    actor,
-                    "payment.created",
-                    entity_id=payment.id,
-                    before=None,
-                    after=payment,
-                    at=now,
+            claim = _claim(actor.agency_id, key, fingerprint, now)
+            opened = await uow.payments.open(
+                Opening(
+                    claim=claim,
+                    payment=payment,
+                    audit=audit_entry(
+                        actor,
+                        "payment.created",
+                        entity_id=payment.id,
+                        before=None,
+                        after=payment,
+                        at=now,
+                    ),
+                    floor=None if payable.allow_overpayment else 0,
                 )
             )
+            if opened.existing is not None:
+                return replay(opened.existing, fingerprint)
+            if opened.balance is None:
+                raise ValidationFailed(
+                    f"the amount is more than the balance of {account.current_balance}",
+                    field="amount",
+                )
             await uow.commit()
-        return payment, processor.kind
+        return _Open(payment=payment, processor=processor.kind, balance=opened.balance)
 
     async def _leave_pending(self, payment: Payment) -> PaymentResult:
         """The gateway may or may not have charged: keep the hold and say "pending"."""
@@ -592,10 +654,10 @@ class RefundPayment:
                 raise Conflict(
                     f"at most {payment.refundable} minor units of this payment are refundable"
                 )
-            processors = await uow.payment_processors.list(payment.agency_id)
+            processor = await uow.payment_processors.get(payment.processor_id)
+            assert processor is not None  # a payment's processor is never deleted
             await uow.commit()
-        kind = next(p.kind for p in processors if p.id == payment.processor_id)
-        return payment, amount, kind
+        return payment, amount, processor.kind
 
     async def _abandon(self, actor: Actor, key: str, payment_id: UUID, amount: int) -> None:
         async with self._uow as uow:

@@ -94,6 +94,15 @@ from debtflow_core.use_cases.agencies import CreateAgency, FindAgency
 from debtflow_core.use_cases.audit_log import QueryAuditLog
 from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout, Refresh
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
+from debtflow_core.use_cases.file_sources import (
+    CreateFileSource,
+    DeactivateFileSource,
+    FetchFileSource,
+    GetFileSource,
+    ListFileSources,
+    PollFileSource,
+    UpdateFileSource,
+)
 from debtflow_core.use_cases.imports import (
     CheckPlacementFile,
     FetchPlacementFiles,
@@ -443,6 +452,13 @@ class UseCaseProvider(Provider):
         ListImportRuns,
         ListImportErrors,
         FetchPlacementFiles,
+        CreateFileSource,
+        ListFileSources,
+        GetFileSource,
+        UpdateFileSource,
+        DeactivateFileSource,
+        PollFileSource,
+        FetchFileSource,
     )
 
 

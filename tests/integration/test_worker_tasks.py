@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from dishka import AsyncContainer, Provider, Scope, provide
 from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask
@@ -23,8 +24,10 @@ from debtflow_adapters.memory import FixedClock
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_adapters.settings import Settings
 from debtflow_adapters.taskiq import make_scheduler
+from debtflow_adapters.taskiq.file_source_schedule import FileSourceSchedule
 from debtflow_adapters.taskiq.retries import RETRY_LABEL, RetryMiddleware
 from debtflow_core.actor import Actor
+from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment import PaymentStatus
 from debtflow_core.errors import NotFound
 from debtflow_core.ports.clock import Clock
@@ -38,6 +41,12 @@ from debtflow_core.ports.payment_gateway import (
 from debtflow_core.use_cases.accounts import NewAccount, PlaceAccount
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor
+from debtflow_core.use_cases.file_sources import (
+    POLL_FILE_SOURCE,
+    CreateFileSource,
+    DeactivateFileSource,
+    NewFileSource,
+)
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import GetPayment, MakePayment, NewPayment
 
@@ -304,3 +313,36 @@ async def test_with_a_broker_a_retry_waits_in_redis_for_the_scheduler(redis_clie
         await broker.shutdown()
         async for key in redis_client.scan_iter(f"{prefix}:*"):
             await redis_client.delete(key)
+
+
+async def test_the_scheduler_polls_each_active_file_source_on_its_own_cron():
+    settings = Settings(database_url="memory://")
+    container = make_container(settings)
+    try:
+        async with container() as request:
+            agency = await (await request.get(CreateAgency)).execute(
+                NewAgency(slug="acme", name="Acme")
+            )
+        admin = Actor.system(agency.id)
+        sources = []
+        for name, schedule in [("hourly", "0 * * * *"), ("default", None), ("idle", None)]:
+            command = NewFileSource(name=name, kind=FileSourceKind.LOCAL, directory=name)
+            if schedule is not None:
+                command = msgspec.structs.replace(command, schedule=schedule)
+            async with container() as request:
+                sources.append(await (await request.get(CreateFileSource)).execute(admin, command))
+        async with container() as request:
+            await (await request.get(DeactivateFileSource)).execute(admin, sources[2].id)
+        schedule = FileSourceSchedule(container)
+        scheduler = make_scheduler(InMemoryBroker(), settings, schedule)
+        assert scheduler.sources[-1] is schedule
+
+        found = await schedule.get_schedules()
+
+        assert sorted((s.kwargs["source_id"], s.cron) for s in found) == sorted(
+            [(str(sources[0].id), "0 * * * *"), (str(sources[1].id), "*/15 * * * *")]
+        )
+        assert {s.task_name for s in found} == {POLL_FILE_SOURCE}
+        assert {s.schedule_id for s in found} == {f"file-source-{s.id}" for s in sources[:2]}
+    finally:
+        await container.close()

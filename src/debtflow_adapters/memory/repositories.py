@@ -17,6 +17,7 @@ from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
 from debtflow_core.domain.gateway_event import GatewayEvent
+from debtflow_core.domain.imports import FileSource
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
@@ -27,6 +28,7 @@ from debtflow_core.ports.activities import ActivityQuery, ActivityRepository
 from debtflow_core.ports.agencies import AgencyRepository
 from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
 from debtflow_core.ports.debtors import DebtorQuery, DebtorRepository
+from debtflow_core.ports.file_source_repository import FileSourceRepository
 from debtflow_core.ports.gateway_events import GatewayEventRepository
 from debtflow_core.ports.idempotency import (
     IdempotencyRecord,
@@ -329,6 +331,43 @@ class InMemoryPaymentProcessorRepository(PaymentProcessorRepository):
         return sorted(
             (p for p in self._table.rows() if p.agency_id == agency_id), key=lambda p: p.name
         )
+
+
+class InMemoryFileSourceRepository(FileSourceRepository):
+    def __init__(self, table: Table[FileSource]) -> None:
+        self._table = table
+
+    def _refuse_taken_name(self, source: FileSource) -> None:
+        for other in self._table.rows():
+            if (other.agency_id, other.name) == (source.agency_id, source.name) and (
+                other.id != source.id
+            ):
+                raise Conflict(f"a file source named {source.name!r} exists")
+
+    async def add(self, source: FileSource) -> None:
+        if self._table.get(source.id) is not None:
+            raise Conflict(f"a file source with the id {source.id} exists")
+        self._refuse_taken_name(source)
+        self._table.put(source.id, source)
+
+    async def get(self, id_: UUID) -> FileSource | None:
+        return self._table.get(id_)
+
+    async def list(self, agency_id: UUID) -> list[FileSource]:
+        return sorted(
+            (s for s in self._table.rows() if s.agency_id == agency_id), key=lambda s: s.name
+        )
+
+    async def list_active(self) -> list[FileSource]:
+        return sorted((s for s in self._table.rows() if s.active), key=lambda s: s.id)
+
+    async def update(self, source: FileSource) -> None:
+        stored = self._table.get(source.id)
+        if stored is None:
+            return
+        self._refuse_taken_name(source)
+        kept = {"id": stored.id, "agency_id": stored.agency_id, "created_at": stored.created_at}
+        self._table.put(source.id, msgspec.structs.replace(source, **kept))
 
 
 class InMemorySessionRepository(SessionRepository):

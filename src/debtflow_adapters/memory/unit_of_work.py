@@ -14,6 +14,7 @@ from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
 from debtflow_core.domain.gateway_event import GatewayEvent
+from debtflow_core.domain.imports import FileSource
 from debtflow_core.domain.payment import Payment, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
@@ -45,6 +46,7 @@ class InMemoryStore:
     refunds: dict[UUID, Refund] = field(default_factory=dict)
     idempotency: dict[tuple[UUID, str], IdempotencyRecord] = field(default_factory=dict)
     gateway_events: dict[str, GatewayEvent] = field(default_factory=dict)
+    file_sources: dict[UUID, FileSource] = field(default_factory=dict)
 
 
 class InMemoryUnitOfWork(UnitOfWork):
@@ -70,6 +72,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         processors = Table(store.payment_processors)
         sessions, tokens = Table(store.sessions), Table(store.refresh_tokens)
         payments, refunds = Table(store.payments), Table(store.refunds)
+        file_sources = Table(store.file_sources)
         self._tables = [
             agencies,
             users,
@@ -82,6 +85,7 @@ class InMemoryUnitOfWork(UnitOfWork):
             tokens,
             payments,
             refunds,
+            file_sources,
         ]
         undo = self._undo.append
         self.agencies = repos.InMemoryAgencyRepository(agencies)
@@ -97,6 +101,7 @@ class InMemoryUnitOfWork(UnitOfWork):
             payments, refunds, accounts, store.payments, undo, self
         )
         self.gateway_events = repos.InMemoryGatewayEventRepository(store.gateway_events, undo)
+        self.file_sources = repos.InMemoryFileSourceRepository(file_sources)
         return self
 
     async def __aexit__(

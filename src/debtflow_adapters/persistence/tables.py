@@ -311,3 +311,26 @@ import_row_errors = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("value", sa.Text, nullable=True),
 )
+
+file_sources = sa.Table(
+    "file_sources",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("agency_id", sa.Uuid, sa.ForeignKey("agencies.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("host", sa.Text, nullable=True),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("username", sa.Text, nullable=True),
+    sa.Column("secret_env", sa.Text, nullable=True),
+    sa.Column("host_key", sa.Text, nullable=True),
+    sa.Column("directory", sa.Text, nullable=False),
+    sa.Column("pattern", sa.Text, nullable=False),
+    sa.Column("archive_directory", sa.Text, nullable=True),
+    sa.Column("delimiter", sa.String(1), nullable=False),
+    sa.Column("column_mapping", JSON, nullable=False),
+    sa.Column("schedule", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("agency_id", "name", name="uq_file_sources_agency_name"),
+)

@@ -6,6 +6,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from debtflow_adapters.persistence import repositories as repos
+from debtflow_adapters.persistence.file_sources import SqlFileSourceRepository
 from debtflow_adapters.persistence.payments import (
     SqlGatewayEventRepository,
     SqlIdempotencyRepository,
@@ -72,6 +73,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.idempotency = SqlIdempotencyRepository(connection)
         self.payments = SqlPaymentRepository(connection, self, fast_payments)
         self.gateway_events = SqlGatewayEventRepository(connection)
+        self.file_sources = SqlFileSourceRepository(connection)
 
     async def __aexit__(
         self,

@@ -66,11 +66,14 @@ def make_broker(settings: Settings) -> AsyncBroker:
     )
 
 
-def make_scheduler(broker: AsyncBroker, settings: Settings) -> TaskiqScheduler:
-    """The scheduler: the tasks' ``schedule`` labels, and the retries that are due. It
-    sends to ``broker``. The labels are read from the shared broker the tasks are declared
-    on: a label source skips every task that is not its own broker's."""
-    sources: list[ScheduleSource] = [LabelScheduleSource(async_shared_broker)]
+def make_scheduler(
+    broker: AsyncBroker, settings: Settings, *extra_sources: ScheduleSource
+) -> TaskiqScheduler:
+    """The scheduler: the tasks' ``schedule`` labels, the retries that are due, and
+    ``extra_sources`` (the worker adds the file sources' polls). It sends to ``broker``.
+    The labels are read from the shared broker the tasks are declared on: a label source
+    skips every task that is not its own broker's."""
+    sources: list[ScheduleSource] = [LabelScheduleSource(async_shared_broker), *extra_sources]
     if (retries := retry_source(settings)) is not None:
         sources.append(retries)
     return TaskiqScheduler(broker, sources=sources)

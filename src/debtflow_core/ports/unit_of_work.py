@@ -8,6 +8,7 @@ from debtflow_core.ports.activities import ActivityRepository
 from debtflow_core.ports.agencies import AgencyRepository
 from debtflow_core.ports.audit_log import AuditLogRepository
 from debtflow_core.ports.debtors import DebtorRepository
+from debtflow_core.ports.file_source_repository import FileSourceRepository
 from debtflow_core.ports.gateway_events import GatewayEventRepository
 from debtflow_core.ports.idempotency import IdempotencyRepository
 from debtflow_core.ports.payment_processors import PaymentProcessorRepository
@@ -36,6 +37,7 @@ class UnitOfWork(Protocol):
     payments: PaymentRepository
     idempotency: IdempotencyRepository
     gateway_events: GatewayEventRepository
+    file_sources: FileSourceRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -20,7 +20,9 @@ import msgspec
 import pytest
 from litestar.routes import HTTPRoute
 
+from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.user import Role
+from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import MakePayment, NewPayment
 from debtflow_core.use_cases.users import CreateUser, NewUser
@@ -50,7 +52,8 @@ PUBLIC = {
 class Rule:
     roles: frozenset[str]
     success: int
-    target: str | None = None  # "account", "debtor" or "user"; None: a collection route
+    # "account", "debtor", "payment", "user" or "file_source"; None: a collection route
+    target: str | None = None
     body: Callable[[Scene], dict[str, Any]] | None = field(default=None, compare=False)
     query: dict[str, str] | None = field(default=None, compare=False)
 
@@ -68,6 +71,7 @@ class Scene:
     accounts: dict[str, Any] = field(default_factory=dict)
     users: dict[str, Any] = field(default_factory=dict)
     payments: dict[str, Any] = field(default_factory=dict)
+    file_sources: dict[str, Any] = field(default_factory=dict)
 
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{next(self.counter)}"
@@ -82,6 +86,14 @@ class Scene:
                     password="a long enough password",
                 )
                 self.users[name] = (await self.api.run(CreateUser, tenant.admin, command)).id
+            return
+        if target == "file_source":
+            for name, tenant in [("own", self.alpha), ("foreign", self.beta)]:
+                command = NewFileSource(
+                    name=self.unique("source"), kind=FileSourceKind.LOCAL, directory="drop"
+                )
+                source = await self.api.run(CreateFileSource, tenant.admin, command)
+                self.file_sources[name] = source.id
             return
         self.accounts = {
             "own": await self.alpha.account(self.unique("OWN"), collector="collector"),
@@ -178,6 +190,18 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/reports/recovery"): Rule(REPORT_READERS, 200, query=PERIOD),
     ("GET", "/v1/reports/collector-performance"): Rule(REPORT_READERS, 200, query=PERIOD),
     ("GET", "/v1/reports/imports"): Rule(REPORT_READERS, 200, query=PERIOD),
+    ("GET", "/v1/file-sources"): Rule(ADMIN, 200),
+    ("POST", "/v1/file-sources"): Rule(
+        ADMIN,
+        201,
+        body=lambda s: {"name": s.unique("source"), "kind": "local", "directory": "drop"},
+    ),
+    ("GET", "/v1/file-sources/{source_id:uuid}"): Rule(ADMIN, 200, "file_source"),
+    ("PATCH", "/v1/file-sources/{source_id:uuid}"): Rule(
+        ADMIN, 200, "file_source", body=lambda s: {"schedule": "0 * * * *"}
+    ),
+    ("POST", "/v1/file-sources/{source_id:uuid}/deactivate"): Rule(ADMIN, 200, "file_source"),
+    ("POST", "/v1/file-sources/{source_id:uuid}/poll"): Rule(ADMIN, 202, "file_source"),
 }
 
 
@@ -216,6 +240,8 @@ async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, targ
         path = template.replace("{user_id:uuid}", str(scene.users[target]))
     elif rule.target == "payment":
         path = template.replace("{payment_id:uuid}", str(scene.payments[target]))
+    elif rule.target == "file_source":
+        path = template.replace("{source_id:uuid}", str(scene.file_sources[target]))
     headers = scene.alpha.headers[role]
     if method == "POST" and template.startswith("/v1/payments"):
         headers = {**headers, "Idempotency-Key": scene.unique("matrix")}
@@ -240,7 +266,10 @@ async def test_each_role_gets_exactly_what_the_policy_allows(api, role):
     counter = itertools.count()
     mismatches = []
     for route, rule in RULES.items():
-        targets = {"user": ("own", "foreign"), None: ("own",)}.get(rule.target, TARGETS)
+        own_or_foreign = ("own", "foreign")
+        targets = {"user": own_or_foreign, "file_source": own_or_foreign, None: ("own",)}.get(
+            rule.target, TARGETS
+        )
         for target in targets:
             scene = Scene(api, alpha, beta, counter, processors, target)
             await scene.prepare(rule.target)

@@ -30,9 +30,11 @@ from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.schemas import BaseSchema
 
 from debtflow_core.domain.activity import ActivityType
+from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.use_cases.activities import NewActivity, RecordActivity
 from debtflow_core.use_cases.auth import AuthPolicy
+from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import MakePayment, NewPayment
 from debtflow_http.app import create_app
@@ -287,8 +289,8 @@ def _is_uuid(value: str) -> bool:
 
 async def _seed(api: Api) -> tuple[Tenant, dict[str, list[str]]]:
     """Two agencies with a user of each role; accounts assigned to the collector, to their
-    colleague and to no one; one in the other agency; an activity, a payment processor and a
-    payment."""
+    colleague and to no one; one in the other agency; an activity, a payment processor, a
+    payment, and a file source in each agency."""
     alpha = await api.tenant("alpha")
     beta = await api.tenant("beta")
     mine = await alpha.account("A-1", collector="collector")
@@ -315,6 +317,13 @@ async def _seed(api: Api) -> tuple[Tenant, dict[str, list[str]]]:
             payment_method="pm_card_visa",
         ),
     )
+    sources = [
+        str((await api.run(CreateFileSource, tenant.admin, command)).id)
+        for tenant, command in [
+            (alpha, NewFileSource(name="Drop", kind=FileSourceKind.LOCAL, directory="drop")),
+            (beta, NewFileSource(name="Drop", kind=FileSourceKind.LOCAL, directory="drop")),
+        ]
+    ]
     accounts = [str(a.id) for a in (mine, theirs, settled, foreign)]
     debtors = [str(a.debtor_id) for a in (mine, theirs, settled, foreign)]
     users = [str(alpha.id_of(name)) for name in ("admin", "colleague", "readonly")]
@@ -329,6 +338,7 @@ async def _seed(api: Api) -> tuple[Tenant, dict[str, list[str]]]:
         "entity_id": [*accounts, *debtors, collector, *users],
         "processor_id": [str(processor.id)],
         "payment_id": [str(paid.payment.id)],
+        "source_id": sources,
     }
     return alpha, ids
 

@@ -1,0 +1,124 @@
+"""``/v1/file-sources`` over HTTP on SQLite and PostgreSQL: CRUD, problem+json, polling."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dishka import Provider, Scope, provide
+from litestar.testing import AsyncTestClient
+
+from debtflow_adapters.memory import FixedClock
+from debtflow_adapters.memory.job_queue import InMemoryJobQueue
+from debtflow_core.ports.job_queue import JobQueue
+from debtflow_http.app import create_app
+from tests.integration.api.conftest import START, Api, TestAdapters, make_settings
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+SFTP = {
+    "name": "First Bank drop",
+    "kind": "sftp",
+    "host": "sftp.firstbank.example",
+    "username": "acme",
+    "secret_env": "FIRSTBANK_SFTP_KEY",
+    "host_key": HOST_KEY,
+    "directory": "/outbox",
+    "archive_directory": "/outbox/done",
+    "column_mapping": {"Acct Number": "account_id"},
+}
+
+
+class KeptJobs(Provider):
+    """Jobs kept in a list rather than run, so a test sees what was sent."""
+
+    def __init__(self, queue: InMemoryJobQueue) -> None:
+        super().__init__()
+        self._queue = queue
+
+    @provide(scope=Scope.APP, override=True)
+    def job_queue(self) -> JobQueue:
+        return self._queue
+
+
+async def test_an_admin_creates_reads_changes_and_deactivates_a_source(api: Api, alpha):
+    admin = alpha.headers["admin"]
+    created = await api.client.post("/v1/file-sources", headers=admin, json=SFTP)
+    assert created.status_code == 201, created.text
+    source = created.json()
+    assert source["secret_env"] == "FIRSTBANK_SFTP_KEY"
+    assert (source["port"], source["pattern"], source["schedule"]) == (22, "*.csv", "*/15 * * * *")
+    assert source["active"] is True
+    path = f"/v1/file-sources/{source['id']}"
+
+    assert (await api.client.get(path, headers=admin)).json() == source
+    listed = await api.client.get("/v1/file-sources", headers=admin)
+    assert listed.json() == {"items": [source]}
+
+    changed = await api.client.patch(
+        path, headers=admin, json={"schedule": "0 6 * * 1-5", "archive_directory": None}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json() == {**source, "schedule": "0 6 * * 1-5", "archive_directory": None}
+
+    deactivated = await api.client.post(f"{path}/deactivate", headers=admin)
+    assert deactivated.status_code == 200
+    assert deactivated.json()["active"] is False
+    audit = await api.client.get("/v1/audit-log", headers=admin, params={"entity_id": source["id"]})
+    assert sorted(entry["action"] for entry in audit.json()["items"]) == [
+        "file_source.created",
+        "file_source.deactivated",
+        "file_source.updated",
+    ]
+
+
+async def test_bad_sources_are_problems_that_name_the_field(api: Api, alpha):
+    admin = alpha.headers["admin"]
+    for changes, field in [
+        ({"schedule": "*/15 * * *"}, "schedule"),
+        ({"host_key": "AAAAC3NzaC1lZDI1NTE5"}, "host_key"),
+        ({"host": None}, "host"),
+        ({"kind": "local", "host": None, "username": None, "secret_env": None}, "host_key"),
+    ]:
+        refused = await api.client.post("/v1/file-sources", headers=admin, json=SFTP | changes)
+        assert refused.status_code == 422, (changes, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert [error["field"] for error in refused.json()["errors"]] == [field]
+    unknown = await api.client.post("/v1/file-sources", headers=admin, json=SFTP | {"secret": "x"})
+    assert unknown.status_code == 400
+    assert (await api.client.post("/v1/file-sources", headers=admin, json=SFTP)).status_code == 201
+    taken = await api.client.post("/v1/file-sources", headers=admin, json=SFTP)
+    assert taken.status_code == 409
+    assert taken.json()["type"].endswith(":conflict")
+
+
+async def test_other_agencies_and_other_roles_get_nothing(api: Api, alpha):
+    beta = await api.tenant("beta")
+    created = await api.client.post("/v1/file-sources", headers=alpha.headers["admin"], json=SFTP)
+    path = f"/v1/file-sources/{created.json()['id']}"
+    assert (await api.client.get(path, headers=beta.headers["admin"])).status_code == 404
+    assert (await api.client.get(path, headers=alpha.headers["collector"])).status_code == 403
+    listed = await api.client.get("/v1/file-sources", headers=beta.headers["admin"])
+    assert listed.json() == {"items": []}
+
+
+async def test_poll_now_queues_the_poll_task_and_answers_202(database_url):
+    queue = InMemoryJobQueue()
+    clock = FixedClock(START, tick=timedelta(milliseconds=1))
+    app = create_app(make_settings(database_url), TestAdapters(clock), KeptJobs(queue))
+    async with AsyncTestClient(app) as client:
+        api = Api(app, client, clock)
+        alpha = await api.tenant("alpha")
+        admin = alpha.headers["admin"]
+        source = (await client.post("/v1/file-sources", headers=admin, json=SFTP)).json()
+        path = f"/v1/file-sources/{source['id']}"
+
+        polled = await client.post(f"{path}/poll", headers=admin)
+
+        assert polled.status_code == 202, polled.text
+        assert polled.json()["source_id"] == source["id"]
+        assert polled.json()["task"] == "debtflow.poll_file_source"
+        assert queue.jobs == [("debtflow.poll_file_source", {"source_id": source["id"]})]
+        await client.post(f"{path}/deactivate", headers=admin)
+        inactive = await client.post(f"{path}/poll", headers=admin)
+        assert inactive.status_code == 409
+        assert "inactive" in inactive.json()["detail"]
+        assert len(queue.jobs) == 1

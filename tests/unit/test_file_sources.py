@@ -1,0 +1,177 @@
+"""File-source use cases on the in-memory adapters: validation, roles, audit, polling."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+import pytest
+
+from debtflow_adapters.memory.job_queue import InMemoryJobQueue
+from debtflow_core.domain.imports import FileSourceKind
+from debtflow_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
+from debtflow_core.use_cases.file_sources import (
+    POLL_FILE_SOURCE,
+    CreateFileSource,
+    DeactivateFileSource,
+    FileSourceChanges,
+    GetFileSource,
+    ListFileSources,
+    NewFileSource,
+    PollFileSource,
+    UpdateFileSource,
+    check_cron,
+    check_host_key,
+)
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
+def new_sftp(**changes) -> NewFileSource:
+    command = NewFileSource(
+        name="Creditor drop",
+        kind=FileSourceKind.SFTP,
+        host="sftp.creditor.example",
+        username="acme",
+        secret_env="ACME_SFTP_KEY",
+        host_key=HOST_KEY + " root@creditor",
+        directory="/outbox",
+    )
+    return msgspec.structs.replace(command, **changes)
+
+
+@pytest.fixture
+async def alpha(world):
+    return await world.agency("alpha")
+
+
+async def test_an_admin_creates_an_sftp_source_with_defaults_and_an_audit_entry(world, alpha):
+    source = await world.use(CreateFileSource).execute(alpha.admin, new_sftp())
+    assert source.host_key == HOST_KEY  # the comment is dropped
+    assert (source.port, source.pattern, source.delimiter) == (22, "*.csv", ",")
+    assert source.schedule == "*/15 * * * *"
+    assert source.active
+    assert await world.use(GetFileSource).execute(alpha.admin, source.id) == source
+    assert await world.use(ListFileSources).execute(alpha.admin) == [source]
+    page = await world.use(QueryAuditLog).execute(alpha.admin, AuditFilters(entity_id=source.id))
+    assert [entry.action for entry in page.items] == ["file_source.created"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"host": None}, "host"),
+        ({"username": " "}, "username"),
+        ({"secret_env": None}, "secret_env"),
+        ({"secret_env": "-----BEGIN OPENSSH PRIVATE KEY-----"}, "secret_env"),
+        ({"host_key": None}, "host_key"),
+        (
+            {"host_key": "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"},
+            "host_key",
+        ),
+        ({"host_key": "ssh-ed25519 not-base64!"}, "host_key"),
+        ({"host_key": "ssh-rsa " + HOST_KEY.split()[1]}, "host_key"),
+        ({"port": 0}, "port"),
+        ({"schedule": "every 15 minutes"}, "schedule"),
+        ({"schedule": "*/15 * * *"}, "schedule"),
+        ({"schedule": "61 * * * *"}, "schedule"),
+        ({"schedule": "0 9 * * 1-9"}, "schedule"),
+        ({"schedule": "*/0 * * * *"}, "schedule"),
+        ({"delimiter": ";;"}, "delimiter"),
+        ({"pattern": "../*.csv"}, "pattern"),
+        ({"name": " "}, "name"),
+        ({"column_mapping": {"Acct": "no_such_column"}}, "column_mapping"),
+    ],
+)
+async def test_invalid_sources_are_refused_with_the_field(world, alpha, changes, field):
+    with pytest.raises(ValidationFailed) as refused:
+        await world.use(CreateFileSource).execute(alpha.admin, new_sftp(**changes))
+    assert refused.value.field == field
+    assert await world.use(ListFileSources).execute(alpha.admin) == []
+
+
+async def test_a_local_source_needs_a_directory_and_no_sftp_fields(world, alpha):
+    create = world.use(CreateFileSource)
+    local = NewFileSource(name="Local", kind=FileSourceKind.LOCAL)
+    with pytest.raises(ValidationFailed) as refused:
+        await create.execute(alpha.admin, local)
+    assert refused.value.field == "directory"
+    with pytest.raises(ValidationFailed) as refused:
+        await create.execute(alpha.admin, msgspec.structs.replace(local, directory="in", host="x"))
+    assert refused.value.field == "host"
+    source = await create.execute(alpha.admin, msgspec.structs.replace(local, directory="in"))
+    assert (source.kind, source.directory, source.host) == (FileSourceKind.LOCAL, "in", None)
+
+
+def test_cron_and_host_key_checks_accept_what_the_scheduler_and_reader_read():
+    assert check_cron(" 0  9-17/2 1,15 * 1-5 ") == "0 9-17/2 1,15 * 1-5"
+    assert check_cron("*/15 * * * *") == "*/15 * * * *"
+    assert check_host_key(HOST_KEY + " comment") == HOST_KEY
+
+
+async def test_names_are_unique_in_an_agency(world, alpha):
+    await world.use(CreateFileSource).execute(alpha.admin, new_sftp())
+    with pytest.raises(Conflict):
+        await world.use(CreateFileSource).execute(alpha.admin, new_sftp())
+
+
+async def test_only_admins_manage_sources_and_other_agencies_see_nothing(world, alpha):
+    beta = await world.agency("beta")
+    source = await world.use(CreateFileSource).execute(alpha.admin, new_sftp())
+    for actor in (alpha.collector, alpha.readonly):
+        with pytest.raises(PermissionDenied):
+            await world.use(CreateFileSource).execute(actor, new_sftp(name="x"))
+        with pytest.raises(PermissionDenied):
+            await world.use(ListFileSources).execute(actor)
+        with pytest.raises(PermissionDenied):
+            await world.use(GetFileSource).execute(actor, source.id)
+    with pytest.raises(NotFound):
+        await world.use(GetFileSource).execute(beta.admin, source.id)
+    with pytest.raises(NotFound):
+        await world.use(DeactivateFileSource).execute(beta.admin, source.id)
+    assert await world.use(ListFileSources).execute(beta.admin) == []
+
+
+async def test_updates_are_validated_against_the_result_and_audited(world, alpha):
+    source = await world.use(CreateFileSource).execute(alpha.admin, new_sftp())
+    update = world.use(UpdateFileSource)
+    changed = await update.execute(
+        alpha.admin, source.id, FileSourceChanges(schedule="0 * * * *", port=2222)
+    )
+    assert (changed.schedule, changed.port, changed.host) == ("0 * * * *", 2222, source.host)
+    with pytest.raises(ValidationFailed) as refused:
+        await update.execute(alpha.admin, source.id, FileSourceChanges(kind=FileSourceKind.LOCAL))
+    assert refused.value.field == "host"
+    local = await update.execute(
+        alpha.admin,
+        source.id,
+        FileSourceChanges(
+            kind=FileSourceKind.LOCAL, host=None, username=None, secret_env=None, host_key=None
+        ),
+    )
+    assert local.kind is FileSourceKind.LOCAL
+    assert await update.execute(alpha.admin, source.id, FileSourceChanges()) == local
+    page = await world.use(QueryAuditLog).execute(alpha.admin, AuditFilters(entity_id=source.id))
+    assert sorted(entry.action for entry in page.items) == [
+        "file_source.created",
+        "file_source.updated",
+        "file_source.updated",
+    ]
+
+
+async def test_a_poll_is_handed_to_the_workers_unless_the_source_is_inactive(world, alpha):
+    queue = InMemoryJobQueue()
+    poll = PollFileSource(world.uow, world.clock, queue)
+    source = await world.use(CreateFileSource).execute(alpha.admin, new_sftp())
+    requested = await poll.execute(alpha.admin, source.id)
+    assert (requested.source_id, requested.task) == (source.id, POLL_FILE_SOURCE)
+    assert queue.jobs == [(POLL_FILE_SOURCE, {"source_id": str(source.id)})]
+    with pytest.raises(PermissionDenied):
+        await poll.execute(alpha.collector, source.id)
+    with pytest.raises(NotFound):
+        await poll.execute(alpha.admin, uuid.uuid4())
+    await world.use(DeactivateFileSource).execute(alpha.admin, source.id)
+    with pytest.raises(Conflict, match="inactive"):
+        await poll.execute(alpha.admin, source.id)
+    assert len(queue.jobs) == 1

@@ -13,6 +13,8 @@ using it are made per REQUEST, so every use case in one request shares its unit 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from dishka import (
@@ -30,9 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
 
 from debtflow_adapters.clock import SystemClock
+from debtflow_adapters.file_source_readers import FileSourceReaders
 from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
 from debtflow_adapters.gateways.processors import ProcessorGateways
 from debtflow_adapters.health import DatabaseProbe, Readiness
+from debtflow_adapters.local.file_sources import LocalFileSourceReader
+from debtflow_adapters.local.object_storage import LocalObjectStorage
+from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_adapters.memory.imports import (
@@ -40,26 +46,32 @@ from debtflow_adapters.memory.imports import (
     InMemoryImportStore,
     InMemoryPlacementWriter,
 )
+from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
 from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
 from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
 from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
+from debtflow_adapters.s3.object_storage import S3Config, S3ObjectStorage
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_adapters.security.argon2 import Argon2PasswordHasher
 from debtflow_adapters.security.jwt import JwtAccessTokenCodec
 from debtflow_adapters.settings import Settings
+from debtflow_adapters.sftp.file_sources import SftpFileSourceReader
 from debtflow_adapters.stripe.gateway import StripeGateway
 from debtflow_adapters.stripe.webhooks import StripeWebhookVerifier, WebhooksOff
 from debtflow_adapters.taskiq import TaskiqJobQueue, make_broker
 from debtflow_adapters.taskiq.in_process import in_process_broker
+from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.access_tokens import AccessTokenCodec
 from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.file_sources import FileSourceReader
 from debtflow_core.ports.gateway_events import WebhookVerifier
 from debtflow_core.ports.idempotency import IdempotencyCache
 from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.ports.job_queue import JobQueue
+from debtflow_core.ports.object_storage import ObjectStorage
 from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.payment_gateway import PaymentGateway
 from debtflow_core.ports.placement_writer import PlacementWriter
@@ -81,6 +93,7 @@ from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
 from debtflow_core.use_cases.imports import (
     CheckPlacementFile,
+    FetchPlacementFiles,
     GetImportRun,
     ImportPlacementFile,
     ListImportErrors,
@@ -333,6 +346,43 @@ class WebhookProvider(Provider):
         return StripeWebhookVerifier(settings.stripe_webhook_secret)
 
 
+class StorageProvider(Provider):
+    """Object storage for placement-file backups and exports, the links that download
+    them, and the readers of the agencies' file sources. Stateless clients: one each."""
+
+    scope = Scope.APP
+
+    @provide
+    def links(self, settings: Settings, clock: Clock) -> SignedLinks:
+        return SignedLinks(settings.link_signing_key, base_url=settings.api_base_url, clock=clock)
+
+    @provide
+    def storage(self, settings: Settings, links: SignedLinks) -> ObjectStorage:
+        url = urlsplit(settings.storage_url)
+        if url.scheme == "s3":
+            return S3ObjectStorage(
+                S3Config(
+                    bucket=url.netloc,
+                    region=settings.s3_region,
+                    endpoint_url=settings.s3_endpoint_url,
+                    access_key=settings.s3_access_key_id,
+                    secret_key=settings.s3_secret_access_key,
+                )
+            )
+        if url.scheme == "memory":
+            return InMemoryObjectStorage(links)
+        return LocalObjectStorage(Path(url.netloc + url.path), links)
+
+    @provide
+    def file_sources(self, settings: Settings) -> FileSourceReader:
+        readers: dict[FileSourceKind, FileSourceReader] = {
+            FileSourceKind.SFTP: SftpFileSourceReader(timeout_seconds=settings.sftp_timeout_seconds)
+        }
+        if settings.sources_root is not None:
+            readers[FileSourceKind.LOCAL] = LocalFileSourceReader(Path(settings.sources_root))
+        return FileSourceReaders(readers)
+
+
 class UseCaseProvider(Provider):
     """The core's use cases, made per request around that request's unit of work."""
 
@@ -378,6 +428,7 @@ class UseCaseProvider(Provider):
         GetImportRun,
         ListImportRuns,
         ListImportErrors,
+        FetchPlacementFiles,
     )
 
 
@@ -399,6 +450,7 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         ReadinessProvider(),
         JobQueueProvider(),
         WebhookProvider(),
+        StorageProvider(),
         UseCaseProvider(),
         *extra_providers,
         context={Settings: settings},

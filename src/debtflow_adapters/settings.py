@@ -10,6 +10,7 @@ through :func:`redact`.
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 import secrets
@@ -27,6 +28,11 @@ MEMORY_URL = "memory://"
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///debtflow.db"
 """A SQLite file in the working directory, so that DebtFlow runs with no server at all."""
+
+DEFAULT_STORAGE_URL = "file:debtflow-storage"
+"""A directory beside the SQLite file for placement-file backups and exports."""
+
+_STORAGE_SCHEMES = ("file", "s3", "memory")
 
 T = TypeVar("T")
 
@@ -81,6 +87,16 @@ class Settings:
     - ``stripe_api_key`` (``None``: no Stripe processor can be added), ``stripe_api_base``
       (an emulator or proxy instead of ``https://api.stripe.com``) and
       ``stripe_webhook_secret`` (``None``: ``POST /v1/webhooks/stripe`` answers 404).
+    - ``storage_url``: where placement-file backups and exports go: ``file:DIR`` or
+      ``file:///ABSOLUTE/DIR`` (a local directory), ``s3://BUCKET`` (with ``s3_region``,
+      ``s3_endpoint_url`` for MinIO or another S3-compatible store, and ``s3_access_key_id``
+      with ``s3_secret_access_key``, or neither to let boto3 find credentials), or
+      ``memory://``.
+    - ``public_url``: the API's address as clients reach it, for the download links it
+      signs itself (local storage); ``None``: ``http://{http_host}:{http_port}``.
+      ``link_secret`` signs them; ``None`` derives one from ``jwt_secret``.
+    - ``sources_root``: the directory under which local file sources may read; ``None``
+      refuses local sources. ``sftp_timeout_seconds`` bounds each step of an SFTP session.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -99,10 +115,31 @@ class Settings:
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
     stripe_webhook_secret: str | None = None
+    storage_url: str = DEFAULT_STORAGE_URL
+    s3_region: str = "us-east-1"
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    public_url: str | None = None
+    link_secret: str | None = None
+    sources_root: str | None = None
+    sftp_timeout_seconds: int = 15
 
     @property
     def in_memory(self) -> bool:
         return self.database_url == MEMORY_URL
+
+    @property
+    def link_signing_key(self) -> bytes:
+        """The key of signed download links: ``link_secret``, or one derived from the JWT
+        secret (so every process that shares that secret signs alike)."""
+        if self.link_secret is not None:
+            return self.link_secret.encode()
+        return hmac.new(self.jwt_secret.encode(), b"debtflow signed links", "sha256").digest()
+
+    @property
+    def api_base_url(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -154,9 +191,26 @@ class Settings:
                     "DEBTFLOW_STRIPE_WEBHOOK_SECRET",
                     _secret("a webhook signing secret"),
                 ),
+                ("storage_url", "DEBTFLOW_STORAGE_URL", _storage_url),
+                ("s3_region", "DEBTFLOW_S3_REGION", _host),
+                ("s3_endpoint_url", "DEBTFLOW_S3_ENDPOINT_URL", _http_url),
+                ("s3_access_key_id", "DEBTFLOW_S3_ACCESS_KEY_ID", _secret("an access key id")),
+                (
+                    "s3_secret_access_key",
+                    "DEBTFLOW_S3_SECRET_ACCESS_KEY",
+                    _secret("a secret access key"),
+                ),
+                ("public_url", "DEBTFLOW_PUBLIC_URL", _http_url),
+                ("link_secret", "DEBTFLOW_LINK_SECRET", _jwt_secret),
+                ("sources_root", "DEBTFLOW_SOURCES_ROOT", _directory),
+                ("sftp_timeout_seconds", "DEBTFLOW_SFTP_TIMEOUT_SECONDS", whole_number(1, 600)),
             ]
             if (value := read(variable, parse)) is not None
         }
+        if ("s3_access_key_id" in values) != ("s3_secret_access_key" in values):
+            problems.append(
+                "DEBTFLOW_S3_ACCESS_KEY_ID and DEBTFLOW_S3_SECRET_ACCESS_KEY: set both or neither"
+            )
         if problems:
             raise SettingsError(problems)
         return cls(**values, jwt_secret_generated="jwt_secret" not in values)
@@ -174,7 +228,14 @@ class Settings:
             f"broker_url={broker_url!r}, settle_after_seconds={self.settle_after_seconds!r}, "
             f"stripe_api_key={_hidden(self.stripe_api_key)}, "
             f"stripe_api_base={self.stripe_api_base!r}, "
-            f"stripe_webhook_secret={_hidden(self.stripe_webhook_secret)})"
+            f"stripe_webhook_secret={_hidden(self.stripe_webhook_secret)}, "
+            f"storage_url={self.storage_url!r}, s3_region={self.s3_region!r}, "
+            f"s3_endpoint_url={self.s3_endpoint_url!r}, "
+            f"s3_access_key_id={_hidden(self.s3_access_key_id)}, "
+            f"s3_secret_access_key={_hidden(self.s3_secret_access_key)}, "
+            f"public_url={self.public_url!r}, link_secret={_hidden(self.link_secret)}, "
+            f"sources_root={self.sources_root!r}, "
+            f"sftp_timeout_seconds={self.sftp_timeout_seconds!r})"
         )
 
 
@@ -233,6 +294,24 @@ def _http_url(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{redact(raw)!r} is not an http:// or https:// URL")
     return raw.rstrip("/")
+
+
+def _storage_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in _STORAGE_SCHEMES or (parts.scheme == "s3" and not parts.netloc):
+        raise ValueError(
+            f"{redact(raw)!r} is not a storage URL: use file:DIR, file:///ABSOLUTE/DIR,"
+            " s3://BUCKET or memory://"
+        )
+    if parts.scheme == "file" and not (parts.netloc + parts.path):
+        raise ValueError(f"{raw!r} names no directory: use file:DIR or file:///ABSOLUTE/DIR")
+    return raw
+
+
+def _directory(raw: str) -> str:
+    if not os.path.isdir(raw):
+        raise ValueError(f"{raw!r} is not a directory")
+    return raw
 
 
 def _jwt_secret(raw: str) -> str:

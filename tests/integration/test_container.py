@@ -23,9 +23,8 @@ from debtflow_adapters.settings import Settings
 from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
-# Polling a file source needs the FileSourceReader and ObjectStorage adapters chosen from
-# settings, which are not wired yet. Nothing else may be missing.
-NOT_WIRED_YET = frozenset({"FetchPlacementFiles"})
+# Use cases the composition root does not serve yet; none at the moment.
+NOT_WIRED_YET: frozenset[str] = frozenset()
 
 
 def _use_case_classes() -> list[type]:

@@ -242,3 +242,65 @@ def test_stripe_secrets_and_broker_passwords_never_appear_in_repr() -> None:
     for secret in ("brokerpass", "sk_live_secret", "whsec_secret"):
         assert secret not in text
     assert "stripe_api_key='***'" in text
+
+
+def test_storage_and_source_settings_are_read(tmp_path) -> None:
+    settings = Settings.from_env(
+        {
+            "DEBTFLOW_STORAGE_URL": "s3://debtflow-backups",
+            "DEBTFLOW_S3_REGION": "eu-west-1",
+            "DEBTFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "DEBTFLOW_S3_ACCESS_KEY_ID": "AKIAEXAMPLE",
+            "DEBTFLOW_S3_SECRET_ACCESS_KEY": "s3cr3t-access-key",
+            "DEBTFLOW_PUBLIC_URL": "https://api.agency.example/",
+            "DEBTFLOW_LINK_SECRET": "l" * 40,
+            "DEBTFLOW_SOURCES_ROOT": str(tmp_path),
+            "DEBTFLOW_SFTP_TIMEOUT_SECONDS": "30",
+        }
+    )
+    assert settings.storage_url == "s3://debtflow-backups"
+    assert (settings.s3_region, settings.s3_endpoint_url) == ("eu-west-1", "http://127.0.0.1:9000")
+    assert settings.api_base_url == "https://api.agency.example"
+    assert settings.link_signing_key == b"l" * 40
+    assert (settings.sources_root, settings.sftp_timeout_seconds) == (str(tmp_path), 30)
+    shown = repr(settings)
+    assert "AKIAEXAMPLE" not in shown and "s3cr3t-access-key" not in shown
+    assert "l" * 40 not in shown
+
+
+def test_storage_defaults_to_a_local_directory_and_links_to_the_api() -> None:
+    settings = Settings.from_env({"DEBTFLOW_JWT_SECRET": "k" * 40})
+    assert settings.storage_url == "file:debtflow-storage"
+    assert settings.api_base_url == "http://127.0.0.1:8000"
+    # Derived from the JWT secret, so every process sharing it signs links alike.
+    assert (
+        settings.link_signing_key
+        == Settings.from_env({"DEBTFLOW_JWT_SECRET": "k" * 40}).link_signing_key
+    )
+    assert settings.link_signing_key != b"k" * 40
+
+
+def test_bad_storage_and_source_settings_are_named(tmp_path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                "DEBTFLOW_STORAGE_URL": "ftp://somewhere",
+                "DEBTFLOW_S3_ACCESS_KEY_ID": "AKIAEXAMPLE",
+                "DEBTFLOW_PUBLIC_URL": "api.agency.example",
+                "DEBTFLOW_LINK_SECRET": "short",
+                "DEBTFLOW_SOURCES_ROOT": str(tmp_path / "missing"),
+                "DEBTFLOW_SFTP_TIMEOUT_SECONDS": "0",
+            }
+        )
+    named = {problem.split(":")[0] for problem in caught.value.problems}
+    assert named == {
+        "DEBTFLOW_STORAGE_URL",
+        "DEBTFLOW_S3_ACCESS_KEY_ID and DEBTFLOW_S3_SECRET_ACCESS_KEY",
+        "DEBTFLOW_PUBLIC_URL",
+        "DEBTFLOW_LINK_SECRET",
+        "DEBTFLOW_SOURCES_ROOT",
+        "DEBTFLOW_SFTP_TIMEOUT_SECONDS",
+    }
+    for url in ("s3://", "file:", "memory"):
+        with pytest.raises(SettingsError):
+            Settings.from_env({"DEBTFLOW_STORAGE_URL": url})

@@ -25,6 +25,7 @@ from debtflow_core.errors import (
     NotFound,
     PermissionDenied,
     RateLimited,
+    StorageUnavailable,
     Unauthenticated,
     ValidationFailed,
 )
@@ -59,6 +60,7 @@ _DOMAIN: dict[type[DomainError], tuple[int, str, str]] = {
     Unauthenticated: (401, "unauthenticated", "Authentication is required"),
     RateLimited: (429, "rate-limited", "Too many requests"),
     GatewayUnavailable: (503, "unavailable", "A service we depend on is unavailable"),
+    StorageUnavailable: (503, "unavailable", "A service we depend on is unavailable"),
 }
 
 _HTTP_TITLES = {
@@ -147,9 +149,11 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     if error.status_code >= 500:
         return _unexpected(request, error)
     slug, title = _HTTP_TITLES.get(error.status_code, ("client-error", "The request failed"))
-    return problem_response(
-        request, error.status_code, slug, title, error.detail, headers=error.headers
-    )
+    detail = error.detail
+    if error.status_code == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        detail = f"this route accepts request bodies of up to {limit} bytes"
+    return problem_response(request, error.status_code, slug, title, detail, headers=error.headers)
 
 
 def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Problem]:

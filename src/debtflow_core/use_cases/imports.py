@@ -23,7 +23,7 @@ from debtflow_core.domain.imports import (
     ImportRun,
     ImportStatus,
 )
-from debtflow_core.errors import NotFound, ValidationFailed
+from debtflow_core.errors import Conflict, NotFound, ValidationFailed
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.placement import (
     COLUMNS,
@@ -576,7 +576,8 @@ class ImportQueuedRun:
     as the platform acting in the run's agency.
 
     Idempotent: a finished run is returned as it is; a run left running (its worker died)
-    resumes after its last committed batch. A run or backup that does not exist raises
+    resumes after its last committed batch; a run another worker takes over meanwhile is
+    left to it and returned as it is then. A run or backup that does not exist raises
     NotFound; storage that cannot be reached raises StorageUnavailable (retry later). Bad
     content never raises: it fails the run, which says why.
     """
@@ -599,17 +600,24 @@ class ImportQueuedRun:
         with tempfile.TemporaryDirectory(prefix="debtflow-import-") as directory:
             path = Path(directory) / "placement.csv"
             await self._storage.get_file(run.storage_key, path)
-            return await self._import_file.execute(
-                Actor.system(agency_id),
-                ImportFile(
-                    path=path,
-                    file_name=run.file_name,
-                    storage_key=run.storage_key,
-                    file_source_id=run.file_source_id,
-                    delimiter=run.delimiter,
-                    column_mapping=run.column_mapping,
-                ),
-            )
+            try:
+                return await self._import_file.execute(
+                    Actor.system(agency_id),
+                    ImportFile(
+                        path=path,
+                        file_name=run.file_name,
+                        storage_key=run.storage_key,
+                        file_source_id=run.file_source_id,
+                        delimiter=run.delimiter,
+                        column_mapping=run.column_mapping,
+                    ),
+                )
+            except Conflict:
+                # Retrying would take the run back from the worker that has it, and so on.
+                current = await self._runs.get(agency_id, run_id)
+                if current is None:
+                    raise NotFound.of("import run", run_id) from None
+                return current
 
 
 class GetImportRun:

@@ -11,6 +11,7 @@ route's success status.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,10 +22,12 @@ import pytest
 from litestar.routes import HTTPRoute
 
 from debtflow_core.domain.user import Role
+from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import MakePayment, NewPayment
 from debtflow_core.use_cases.users import CreateUser, NewUser
 from tests.integration.api.conftest import Api, Tenant
+from tests.support.imports import new_run, placement_text
 
 ROLES = ("admin", "collector", "readonly")
 TARGETS = ("own", "colleague", "foreign")
@@ -34,13 +37,14 @@ WRITERS = frozenset({"admin", "collector"})
 
 # Routes anyone may call, and the documentation: not part of the matrix. The webhook
 # authenticates the gateway by its signature, never a user (tests/integration/api/
-# test_webhooks_api.py).
+# test_webhooks_api.py); a file download link is its own credential (test_imports_api.py).
 PUBLIC = {
     ("GET", "/health"),
     ("GET", "/ready"),
     ("POST", "/v1/auth/token"),
     ("POST", "/v1/auth/refresh"),
     ("POST", "/v1/webhooks/stripe"),
+    ("GET", "/v1/files/{key:path}"),
 }
 
 
@@ -48,8 +52,9 @@ PUBLIC = {
 class Rule:
     roles: frozenset[str]
     success: int
-    target: str | None = None  # "account", "debtor" or "user"; None: a collection route
+    target: str | None = None  # "account", "debtor", "user" or "import"; None: a collection
     body: Callable[[Scene], dict[str, Any]] | None = field(default=None, compare=False)
+    files: Callable[[Scene], dict[str, Any]] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -65,6 +70,7 @@ class Scene:
     accounts: dict[str, Any] = field(default_factory=dict)
     users: dict[str, Any] = field(default_factory=dict)
     payments: dict[str, Any] = field(default_factory=dict)
+    runs: dict[str, Any] = field(default_factory=dict)
 
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{next(self.counter)}"
@@ -80,6 +86,15 @@ class Scene:
                 )
                 self.users[name] = (await self.api.run(CreateUser, tenant.admin, command)).id
             return
+        if target == "import":
+            for name, tenant in [("own", self.alpha), ("foreign", self.beta)]:
+                async with self.api.app.state.dishka_container() as request:
+                    runs = await request.get(ImportRunRepository)
+                    sha256 = hashlib.sha256(self.unique("run").encode()).hexdigest()
+                    self.runs[name] = (
+                        await runs.add_or_get(new_run(tenant.admin.agency_id, sha256))
+                    ).id
+            return
         self.accounts = {
             "own": await self.alpha.account(self.unique("OWN"), collector="collector"),
             "colleague": await self.alpha.account(self.unique("COL"), collector="colleague"),
@@ -91,6 +106,11 @@ class Scene:
                 command = msgspec.convert(_new_payment(self, name), NewPayment)
                 result = await self.api.run(MakePayment, tenant.admin, self.unique("key"), command)
                 self.payments[name] = result.payment.id
+
+
+def _placement_file(scene: Scene) -> dict[str, Any]:
+    text = placement_text(1).replace("A-000000", scene.unique("A"))
+    return {"file": ("matrix.csv", text.encode(), "text/csv")}
 
 
 def _new_user(scene: Scene) -> dict[str, Any]:
@@ -170,6 +190,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/payments/{payment_id:uuid}/refunds"): Rule(
         ADMIN, 201, "payment", body=lambda s: {"amount": 50}
     ),
+    ("POST", "/v1/imports"): Rule(ADMIN, 202, files=_placement_file),
+    ("GET", "/v1/imports"): Rule(ALL, 200),
+    ("GET", "/v1/imports/{run_id:uuid}"): Rule(ALL, 200, "import"),
+    ("GET", "/v1/imports/{run_id:uuid}/errors"): Rule(ALL, 200, "import"),
 }
 
 
@@ -208,6 +232,8 @@ async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, targ
         path = template.replace("{user_id:uuid}", str(scene.users[target]))
     elif rule.target == "payment":
         path = template.replace("{payment_id:uuid}", str(scene.payments[target]))
+    elif rule.target == "import":
+        path = template.replace("{run_id:uuid}", str(scene.runs[target]))
     headers = scene.alpha.headers[role]
     if method == "POST" and template.startswith("/v1/payments"):
         headers = {**headers, "Idempotency-Key": scene.unique("matrix")}
@@ -215,6 +241,9 @@ async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, targ
         email = f"{role}@alpha.example"
         token = (await scene.api.sign_in(email))["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
+    if rule.files is not None:
+        response = await scene.api.client.post(path, headers=headers, files=rule.files(scene))
+        return response.status_code
     body = rule.body(scene) if rule.body else None
     response = await scene.api.client.request(method, path, headers=headers, json=body)
     return response.status_code
@@ -230,7 +259,10 @@ async def test_each_role_gets_exactly_what_the_policy_allows(api, role):
     counter = itertools.count()
     mismatches = []
     for route, rule in RULES.items():
-        targets = {"user": ("own", "foreign"), None: ("own",)}.get(rule.target, TARGETS)
+        own_or_foreign = ("own", "foreign")
+        targets = {"user": own_or_foreign, "import": own_or_foreign, None: ("own",)}.get(
+            rule.target, TARGETS
+        )
         for target in targets:
             scene = Scene(api, alpha, beta, counter, processors, target)
             await scene.prepare(rule.target)

@@ -150,8 +150,9 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
         return _unexpected(request, error)
     slug, title = _HTTP_TITLES.get(error.status_code, ("client-error", "The request failed"))
     detail = error.detail
-    if error.status_code == 413:
-        limit = request.route_handler.resolve_request_max_body_size()
+    handler = request.scope.get("route_handler")
+    if error.status_code == 413 and handler is not None:
+        limit = handler.resolve_request_max_body_size()
         detail = f"this route accepts request bodies of up to {limit} bytes"
     return problem_response(request, error.status_code, slug, title, detail, headers=error.headers)
 

@@ -166,6 +166,8 @@ async def test_a_missing_run_or_backup_is_not_found(setup, tmp_path):
     [
         ({"delimiter": ";;"}, "delimiter"),
         ({"delimiter": '"'}, "delimiter"),
+        ({"delimiter": "\x00"}, "delimiter"),
+        ({"column_mapping": {"a\x00b": "account_id"}}, "column_mapping"),
         ({"column_mapping": {"Acct": "acct_no"}}, "column_mapping"),
     ],
 )
@@ -178,6 +180,14 @@ async def test_bad_options_are_refused_before_anything_is_stored(setup, tmp_path
     assert refused.value.field == field
     assert setup.storage.objects == {}
     assert await setup.runs.list(setup.agency.id, after=None, limit=5) == []
+
+
+async def test_the_run_is_named_by_the_files_last_path_component_without_controls(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(1)), file_name="../a/b\x00c.csv")
+
+    queued = await setup.queue.execute(setup.admin, upload)
+
+    assert queued.run.file_name == "bc.csv"
 
 
 async def test_only_an_agency_admin_uploads(setup, tmp_path):

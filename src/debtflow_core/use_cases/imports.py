@@ -478,17 +478,24 @@ class QueuedUpload(msgspec.Struct, frozen=True, kw_only=True):
     queued."""
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _base_name(file_name: str) -> str:
-    """The last component of a client's file name (browsers may send a whole path)."""
-    base = re.split(r"[/\\]", file_name)[-1].strip()[:255]
+    """The last component of a client's file name (browsers may send a whole path),
+    without control characters."""
+    base = _CONTROL.sub("", re.split(r"[/\\]", file_name)[-1]).strip()[:255]
     return base if base.strip(".") else "upload.csv"
 
 
 def _check_options(delimiter: str, column_mapping: Mapping[str, str]) -> None:
-    if len(delimiter) != 1 or delimiter in '"\r\n':
+    if len(delimiter) != 1 or delimiter in '"\r\n\x00':
         raise ValidationFailed(
-            "the delimiter must be one character, not a quote or line break", field="delimiter"
+            "the delimiter must be one character, not a quote, line break or NUL",
+            field="delimiter",
         )
+    if any("\x00" in name for name in column_mapping):
+        raise ValidationFailed("a header name cannot hold NUL", field="column_mapping")
     unknown = sorted(set(column_mapping.values()) - set(COLUMNS))
     if unknown:
         raise ValidationFailed(

@@ -20,6 +20,7 @@ from litestar.status_codes import HTTP_403_FORBIDDEN, HTTP_404_NOT_FOUND
 
 from debtflow_adapters.local.downloads import SignedDownloads
 from debtflow_adapters.local.signed_links import content_disposition
+from debtflow_http.openapi import errors
 from debtflow_http.problems import PROBLEM_JSON, Problem
 
 _CHUNK = 256 * 1024
@@ -49,6 +50,7 @@ class FileController(Controller):
         "no longer there, a 404.",
         media_type="application/octet-stream",
         responses={
+            **errors(400),
             HTTP_403_FORBIDDEN: ResponseSpec(
                 data_container=Problem,
                 media_type=PROBLEM_JSON,

@@ -3,11 +3,15 @@ link the API signed and fetching the object it names."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_core.errors import PermissionDenied
 from debtflow_core.ports.object_storage import ObjectStorage
+
+# A hex HMAC-SHA256; checked first, as comparing a non-ASCII text raises (hmac needs ASCII).
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 class SignedDownloads:
@@ -27,6 +31,8 @@ class SignedDownloads:
         is not even looked up), NotFound when the object is gone, StorageUnavailable when
         storage cannot be reached.
         """
-        if not self._links.verify(key, file_name, expires, signature):
+        if not _SIGNATURE.fullmatch(signature) or not self._links.verify(
+            key, file_name, expires, signature
+        ):
             raise PermissionDenied("this download link is not valid or has expired")
         await self._storage.get_file(key, destination)

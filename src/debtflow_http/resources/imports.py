@@ -119,7 +119,7 @@ class ImportController(Controller):
         operation_id="listImportRuns",
         summary="List import runs",
         description=ListImportRuns.__doc__,
-        responses=errors(400, 401),
+        responses=errors(400, 401, 422),
     )
     @inject
     async def list_runs(
@@ -160,7 +160,7 @@ class ImportController(Controller):
                 data_container=Page[ImportRowError],
                 description="A page of errors, or (as CSV) all of them.",
             ),
-            **errors(400, 401, 404),
+            **errors(400, 401, 404, 422),
         },
     )
     @inject

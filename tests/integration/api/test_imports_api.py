@@ -265,11 +265,12 @@ async def test_a_tampered_expired_or_dangling_link_is_refused(api, alpha):
     tampered_name = good.replace("name=backup.csv", "name=evil.exe")
     tampered_key = good.replace("may.csv", "other.csv")
     unsigned = good.split("?")[0]
+    not_hex = good.split("signature=")[0] + "signature=%C3%A9"
     missing = await link(api, other_key)
     api.clock.advance(timedelta(minutes=6))
     expired = await api.client.get(good)
 
-    for refused in (tampered_name, tampered_key, unsigned):
+    for refused in (tampered_name, tampered_key, unsigned, not_hex):
         response = await api.client.get(refused)
         assert response.status_code == 403, refused
         assert response.headers["content-type"].startswith("application/problem+json")

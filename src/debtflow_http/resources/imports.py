@@ -25,6 +25,7 @@ from litestar import Controller, Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
@@ -80,15 +81,6 @@ async def _save(upload: UploadFile, path: Path) -> None:
     with path.open("wb") as out:
         while chunk := await upload.read(_CHUNK):
             await asyncio.to_thread(out.write, chunk)
-
-
-def imports_router(settings: Settings) -> Router:
-    """The imports routes, the upload accepting bodies up to ``settings.max_upload_bytes``."""
-    return Router(
-        "",
-        route_handlers=[ImportController],
-        request_max_body_size=settings.max_upload_bytes,
-    )
 
 
 Format = Annotated[
@@ -219,7 +211,22 @@ class ImportController(Controller):
     @inject
     async def upload(
         self,
-        data: Annotated[PlacementUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+        data: Annotated[
+            PlacementUpload,
+            Body(
+                media_type=RequestEncodingType.MULTI_PART,
+                examples=[
+                    Example(
+                        summary="A creditor's semicolon-separated file with its own headers",
+                        value={
+                            "file": "(the bytes of placement.csv)",
+                            "delimiter": ";",
+                            "column_mapping": '{"Acct No": "account_id"}',
+                        },
+                    )
+                ],
+            ),
+        ],
         actor: FromDishka[Actor],
         use: FromDishka[QueuePlacementUpload],
     ) -> Response[ImportRun]:
@@ -244,3 +251,12 @@ class ImportController(Controller):
             status_code=HTTP_200_OK if queued.duplicate else HTTP_202_ACCEPTED,
             headers={"Location": f"/v1/imports/{queued.run.id}"},
         )
+
+
+def imports_router(settings: Settings) -> Router:
+    """The imports routes, the upload accepting bodies up to ``settings.max_upload_bytes``."""
+    return Router(
+        "",
+        route_handlers=[ImportController],
+        request_max_body_size=settings.max_upload_bytes,
+    )

@@ -168,7 +168,15 @@ def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[P
     )
 
 
+def _undecodable(request: Request[Any, Any, Any], error: UnicodeDecodeError) -> Response[Problem]:
+    # Litestar decodes a multipart part without a filename as UTF-8, and raises if it is not.
+    return problem_response(
+        request, 400, "bad-request", "The request is malformed", "a form field is not UTF-8 text"
+    )
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    UnicodeDecodeError: _undecodable,
     DomainError: _domain_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,

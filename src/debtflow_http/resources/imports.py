@@ -230,6 +230,8 @@ class ImportController(Controller):
         actor: FromDishka[Actor],
         use: FromDishka[QueuePlacementUpload],
     ) -> Response[ImportRun]:
+        if not isinstance(data.file, UploadFile):  # a part without a filename is text
+            raise ValidationFailed("send the placement file as a file part", field="file")
         mapping = _mapping(data.column_mapping)
         try:
             with tempfile.TemporaryDirectory(prefix="debtflow-upload-") as directory:

@@ -36,6 +36,7 @@ from debtflow_adapters.file_source_readers import FileSourceReaders
 from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
 from debtflow_adapters.gateways.processors import ProcessorGateways
 from debtflow_adapters.health import DatabaseProbe, Readiness
+from debtflow_adapters.local.downloads import SignedDownloads
 from debtflow_adapters.local.file_sources import LocalFileSourceReader
 from debtflow_adapters.local.object_storage import LocalObjectStorage
 from debtflow_adapters.local.signed_links import SignedLinks
@@ -108,8 +109,10 @@ from debtflow_core.use_cases.imports import (
     FetchPlacementFiles,
     GetImportRun,
     ImportPlacementFile,
+    ImportQueuedRun,
     ListImportErrors,
     ListImportRuns,
+    QueuePlacementUpload,
 )
 from debtflow_core.use_cases.payment_processors import (
     AddPaymentProcessor,
@@ -379,6 +382,8 @@ class StorageProvider(Provider):
     def links(self, settings: Settings, clock: Clock) -> SignedLinks:
         return SignedLinks(settings.link_signing_key, base_url=settings.api_base_url, clock=clock)
 
+    downloads = provide(SignedDownloads)
+
     @provide
     def storage(self, settings: Settings, links: SignedLinks) -> ObjectStorage:
         url = urlsplit(settings.storage_url)
@@ -452,6 +457,8 @@ class UseCaseProvider(Provider):
         ListImportRuns,
         ListImportErrors,
         FetchPlacementFiles,
+        QueuePlacementUpload,
+        ImportQueuedRun,
         CreateFileSource,
         ListFileSources,
         GetFileSource,

@@ -32,6 +32,9 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///debtflow.db"
 DEFAULT_STORAGE_URL = "file:debtflow-storage"
 """A directory beside the SQLite file for placement-file backups and exports."""
 
+DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+"""256 MiB: about a million placement rows."""
+
 _STORAGE_SCHEMES = ("file", "s3", "memory")
 
 T = TypeVar("T")
@@ -97,6 +100,7 @@ class Settings:
       ``link_secret`` signs them; ``None`` derives one from ``jwt_secret``.
     - ``sources_root``: the directory under which local file sources may read; ``None``
       refuses local sources. ``sftp_timeout_seconds`` bounds each step of an SFTP session.
+    - ``max_upload_bytes``: the largest request ``POST /v1/imports`` accepts (413 beyond).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -124,6 +128,7 @@ class Settings:
     link_secret: str | None = None
     sources_root: str | None = None
     sftp_timeout_seconds: int = 15
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
     @property
     def in_memory(self) -> bool:
@@ -204,6 +209,7 @@ class Settings:
                 ("link_secret", "DEBTFLOW_LINK_SECRET", _jwt_secret),
                 ("sources_root", "DEBTFLOW_SOURCES_ROOT", _directory),
                 ("sftp_timeout_seconds", "DEBTFLOW_SFTP_TIMEOUT_SECONDS", whole_number(1, 600)),
+                ("max_upload_bytes", "DEBTFLOW_MAX_UPLOAD_BYTES", whole_number(1024, 2**40)),
             ]
             if (value := read(variable, parse)) is not None
         }
@@ -235,7 +241,8 @@ class Settings:
             f"s3_secret_access_key={_hidden(self.s3_secret_access_key)}, "
             f"public_url={self.public_url!r}, link_secret={_hidden(self.link_secret)}, "
             f"sources_root={self.sources_root!r}, "
-            f"sftp_timeout_seconds={self.sftp_timeout_seconds!r})"
+            f"sftp_timeout_seconds={self.sftp_timeout_seconds!r}, "
+            f"max_upload_bytes={self.max_upload_bytes!r})"
         )
 
 

@@ -28,7 +28,9 @@ from debtflow_http.resources.audit_log import AuditLogController
 from debtflow_http.resources.auth import AuthController, MeController
 from debtflow_http.resources.debtors import DebtorController
 from debtflow_http.resources.file_sources import FileSourceController
+from debtflow_http.resources.files import FileController
 from debtflow_http.resources.health import HealthController
+from debtflow_http.resources.imports import imports_router
 from debtflow_http.resources.payments import PaymentController, PaymentProcessorController
 from debtflow_http.resources.reports import ReportController
 from debtflow_http.resources.users import UserController
@@ -84,6 +86,7 @@ API = DishkaRouter(
         ReportController,
         FileSourceController,
         WebhookController,
+        FileController,
     ],
 )
 
@@ -98,7 +101,7 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
     configure_logging(settings.log_level)
     container = make_container(settings, LitestarProvider(), ActorProvider(), *providers)
     app = Litestar(
-        route_handlers=[API],
+        route_handlers=[API, imports_router(settings)],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi(),
         plugins=[ClosedStructs()],

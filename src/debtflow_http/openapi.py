@@ -23,8 +23,10 @@ _WHEN = {
     403: "The caller's role may not do this.",
     404: "No such object within the caller's reach; another agency's objects never are.",
     409: "The request conflicts with the current state: a duplicate or a forbidden transition.",
+    413: "The request body is larger than this route accepts.",
     422: "The input breaks a business rule; `errors` names the field.",
     429: "Too many attempts; retry after the seconds in the Retry-After header.",
+    503: "A service we depend on (the database, object storage) is unavailable; retry later.",
 }
 
 

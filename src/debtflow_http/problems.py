@@ -25,6 +25,7 @@ from debtflow_core.errors import (
     NotFound,
     PermissionDenied,
     RateLimited,
+    StorageUnavailable,
     Unauthenticated,
     ValidationFailed,
 )
@@ -59,6 +60,7 @@ _DOMAIN: dict[type[DomainError], tuple[int, str, str]] = {
     Unauthenticated: (401, "unauthenticated", "Authentication is required"),
     RateLimited: (429, "rate-limited", "Too many requests"),
     GatewayUnavailable: (503, "unavailable", "A service we depend on is unavailable"),
+    StorageUnavailable: (503, "unavailable", "A service we depend on is unavailable"),
 }
 
 _HTTP_TITLES = {
@@ -147,9 +149,12 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     if error.status_code >= 500:
         return _unexpected(request, error)
     slug, title = _HTTP_TITLES.get(error.status_code, ("client-error", "The request failed"))
-    return problem_response(
-        request, error.status_code, slug, title, error.detail, headers=error.headers
-    )
+    detail = error.detail
+    handler = request.scope.get("route_handler")
+    if error.status_code == 413 and handler is not None:
+        limit = handler.resolve_request_max_body_size()
+        detail = f"this route accepts request bodies of up to {limit} bytes"
+    return problem_response(request, error.status_code, slug, title, detail, headers=error.headers)
 
 
 def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
@@ -163,7 +168,15 @@ def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[P
     )
 
 
+def _undecodable(request: Request[Any, Any, Any], error: UnicodeDecodeError) -> Response[Problem]:
+    # Litestar decodes a multipart part without a filename as UTF-8, and raises if it is not.
+    return problem_response(
+        request, 400, "bad-request", "The request is malformed", "a form field is not UTF-8 text"
+    )
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    UnicodeDecodeError: _undecodable,
     DomainError: _domain_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,

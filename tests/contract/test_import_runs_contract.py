@@ -97,6 +97,37 @@ async def test_runs_are_listed_newest_first_a_page_at_a_time(ports):
     assert [r.id for r in page + rest] == [r.id for r in reversed(runs)]
 
 
+async def test_runs_are_listed_by_status_and_by_source(ports):
+    agency = await ports.agency()
+    source = uuid.uuid4()
+    uploaded = await ports.runs.add_or_get(new_run(agency.id, sha256="1" * 64))
+    fetched = await ports.runs.add_or_get(
+        new_run(agency.id, sha256="2" * 64, file_source_id=source)
+    )
+    started = await ports.runs.start(fetched.id, attempt=0, at=T0)
+
+    queued = await ports.runs.list(agency.id, after=None, limit=5, status=ImportStatus.QUEUED)
+    of_source = await ports.runs.list(agency.id, after=None, limit=5, file_source_id=source)
+    none = await ports.runs.list(
+        agency.id, after=None, limit=5, status=ImportStatus.QUEUED, file_source_id=source
+    )
+
+    assert [r.id for r in queued] == [uploaded.id]
+    assert of_source == [started]
+    assert none == []
+
+
+async def test_a_run_keeps_how_its_file_is_read(ports):
+    agency = await ports.agency()
+    mapping = {"Acct No": "account_id", "Balance": "placed_balance"}
+    run = await ports.runs.add_or_get(new_run(agency.id, delimiter=";", column_mapping=mapping))
+
+    stored = await ports.runs.get(agency.id, run.id)
+
+    assert stored is not None
+    assert (stored.delimiter, stored.column_mapping) == (";", mapping)
+
+
 async def test_row_errors_are_paged_by_line(ports):
     agency = await ports.agency()
     run = await ports.runs.add_or_get(new_run(agency.id))

@@ -31,6 +31,7 @@ from debtflow_adapters.taskiq import TaskiqJobQueue, make_broker
 from debtflow_adapters.taskiq.broker import QUEUE
 from debtflow_core.domain.payment import Payment
 from tests.conftest import PostgresServer, service_missing
+from tests.support.imports import placement_text
 from tests.support.stripe_emulator import StripeEmulator
 from tests.support.stripe_events import SECRET, event, signed
 
@@ -275,6 +276,35 @@ async def test_webhooks_are_applied_by_a_worker_over_redis_which_stops_on_sigter
     assert worker.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 10
     assert "Traceback" not in worker.output()
+
+
+def test_an_upload_is_imported_by_a_worker_over_redis(installation: Installation):
+    """The server backs the file up to local storage and queues it; the worker, another
+    process, downloads it from there and imports it."""
+    server = installation.serve()
+    worker = installation.start("worker", "worker")
+    text = placement_text(20, bad_every=10)
+
+    response = server.call(
+        "POST", "/v1/imports", files={"file": ("e2e.csv", text.encode(), "text/csv")}
+    )
+
+    assert response.status_code == 202, response.text
+    run_id = response.json()["id"]
+
+    def finished() -> bool:
+        status = server.call("GET", f"/v1/imports/{run_id}").json()["status"]
+        return status not in ("queued", "running")
+
+    _wait(finished, "the worker to import the upload")
+    run = server.call("GET", f"/v1/imports/{run_id}").json()
+    assert (run["status"], run["rows_created"], run["rows_failed"]) == (
+        "partially_failed",
+        18,
+        2,
+    )
+    assert f"import run {run_id}" in worker.output()
+    assert worker.stop(signal.SIGTERM) == 0
 
 
 async def test_a_payment_left_pending_by_a_crash_is_settled_once_by_the_task(

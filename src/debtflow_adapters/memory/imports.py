@@ -96,10 +96,22 @@ class InMemoryImportRuns(ImportRunRepository):
         return run if run is not None and run.agency_id == agency_id else None
 
     async def list(
-        self, agency_id: UUID, *, after: RunPosition | None, limit: int
+        self,
+        agency_id: UUID,
+        *,
+        after: RunPosition | None,
+        limit: int,
+        status: ImportStatus | None = None,
+        file_source_id: UUID | None = None,
     ) -> list[ImportRun]:
         runs = sorted(
-            (r for r in self._store.runs.values() if r.agency_id == agency_id),
+            (
+                r
+                for r in self._store.runs.values()
+                if r.agency_id == agency_id
+                and (status is None or r.status == status)
+                and (file_source_id is None or r.file_source_id == file_source_id)
+            ),
             key=lambda r: (r.created_at, r.id),
             reverse=True,
         )

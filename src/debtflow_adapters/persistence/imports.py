@@ -126,10 +126,21 @@ class SqlImportRunRepository(ImportRunRepository):
         return None if row is None else _run(row)
 
     async def list(
-        self, agency_id: UUID, *, after: RunPosition | None, limit: int
+        self,
+        agency_id: UUID,
+        *,
+        after: RunPosition | None,
+        limit: int,
+        status: ImportStatus | None = None,
+        file_source_id: UUID | None = None,
     ) -> list[ImportRun]:
+        query = sa.select(*_RUN_COLUMNS).where(import_runs.c.agency_id == agency_id)
+        if status is not None:
+            query = query.where(import_runs.c.status == status)
+        if file_source_id is not None:
+            query = query.where(import_runs.c.file_source_id == file_source_id)
         statement = keyset_page(
-            sa.select(*_RUN_COLUMNS).where(import_runs.c.agency_id == agency_id),
+            query,
             (import_runs.c.created_at, import_runs.c.id),
             None if after is None else (after.created_at, after.id),
             limit,

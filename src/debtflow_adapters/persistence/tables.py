@@ -296,6 +296,8 @@ import_runs = sa.Table(
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("ignored_columns", JSON, nullable=False),
     sa.Column("failure_reason", sa.Text, nullable=True),
+    sa.Column("delimiter", sa.String(1), nullable=False, server_default=","),
+    sa.Column("column_mapping", JSON, nullable=False, server_default="{}"),
     sa.UniqueConstraint("agency_id", "sha256", name="uq_import_runs_agency_sha256"),
     sa.Index("ix_import_runs_agency_created", "agency_id", "created_at", "id"),
 )

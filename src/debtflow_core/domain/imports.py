@@ -73,7 +73,9 @@ class ImportRun(msgspec.Struct, frozen=True, kw_only=True):
     ``lines_done`` is the last line whose outcome is committed: a rerun resumes after it.
     ``attempt`` grows each time a run is (re)started; a writer of an older attempt is
     refused, so two workers never import one file at once. ``ignored_columns`` are the
-    header's columns that the format does not know.
+    header's columns that the format does not know. ``delimiter`` and ``column_mapping``
+    are how the file is read (its source's, or what an upload said), kept so that the
+    worker that imports a queued run reads it as its sender meant.
     """
 
     id: UUID
@@ -94,3 +96,5 @@ class ImportRun(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int = 0
     ignored_columns: tuple[str, ...] = ()
     failure_reason: str | None = None
+    delimiter: str = ","
+    column_mapping: dict[str, str] = msgspec.field(default_factory=dict)

@@ -52,9 +52,16 @@ class ImportRunRepository(Protocol):
     async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None: ...
 
     async def list(
-        self, agency_id: UUID, *, after: RunPosition | None, limit: int
+        self,
+        agency_id: UUID,
+        *,
+        after: RunPosition | None,
+        limit: int,
+        status: ImportStatus | None = None,
+        file_source_id: UUID | None = None,
     ) -> list[ImportRun]:
-        """The agency's runs, newest first, strictly after ``after``."""
+        """The agency's runs, newest first, strictly after ``after``; only those in
+        ``status`` and of the file source ``file_source_id`` when they are given."""
         ...
 
     async def errors(

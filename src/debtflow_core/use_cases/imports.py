@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import re
 import tempfile
 import threading
 import uuid
@@ -22,9 +23,10 @@ from debtflow_core.domain.imports import (
     ImportRun,
     ImportStatus,
 )
-from debtflow_core.errors import NotFound
+from debtflow_core.errors import Conflict, NotFound, ValidationFailed
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.placement import (
+    COLUMNS,
     FileScan,
     PlacementFileRejected,
     PlacementReader,
@@ -35,6 +37,7 @@ from debtflow_core.policy import require_admin
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.file_sources import FileSourceReader
 from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
+from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.object_storage import ObjectStorage
 from debtflow_core.ports.placement_writer import PlacementBatch, PlacementWriter
 from debtflow_core.ports.unit_of_work import UnitOfWork
@@ -179,6 +182,8 @@ class ImportPlacementFile:
                 created_at=now,
                 started_at=None,
                 finished_at=None,
+                delimiter=command.delimiter,
+                column_mapping=dict(command.column_mapping),
             )
         )
         if run.status in FINISHED_STATUSES:
@@ -444,6 +449,184 @@ class FetchPlacementFiles:
         return runs
 
 
+IMPORT_PLACEMENT_FILE = "debtflow.import_placement_file"
+"""The worker task that imports a queued run: :class:`ImportQueuedRun`."""
+
+_UNSAFE_IN_KEY = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def upload_key(agency_id: uuid.UUID, day: str, sha256: str, name: str) -> str:
+    """Where an uploaded file is backed up: as :func:`backup_key`, with ``uploads`` in the
+    source's place: ``{agency}/uploads/{YYYY/MM/DD}/{sha256}-{name}`` (``name`` reduced to
+    letters, digits, ``.``, ``_`` and ``-``)."""
+    return f"{agency_id}/uploads/{day}/{sha256}-{_UNSAFE_IN_KEY.sub('_', name)}"
+
+
+class UploadedFile(msgspec.Struct, frozen=True, kw_only=True):
+    """A placement file received from a client and saved by the caller at ``path``."""
+
+    path: Path
+    file_name: str
+    delimiter: str = ","
+    column_mapping: Mapping[str, str] = msgspec.field(default_factory=dict)
+
+
+class QueuedUpload(msgspec.Struct, frozen=True, kw_only=True):
+    run: ImportRun
+    duplicate: bool
+    """The content had a run already: ``run`` is that earlier run, and nothing new was
+    queued."""
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _base_name(file_name: str) -> str:
+    """The last component of a client's file name (browsers may send a whole path),
+    without control characters."""
+    base = _CONTROL.sub("", re.split(r"[/\\]", file_name)[-1]).strip()[:255]
+    return base if base.strip(".") else "upload.csv"
+
+
+def _check_options(delimiter: str, column_mapping: Mapping[str, str]) -> None:
+    if len(delimiter) != 1 or delimiter in '"\r\n\x00':
+        raise ValidationFailed(
+            "the delimiter must be one character, not a quote, line break or NUL",
+            field="delimiter",
+        )
+    if any("\x00" in name for name in column_mapping):
+        raise ValidationFailed("a header name cannot hold NUL", field="column_mapping")
+    unknown = sorted(set(column_mapping.values()) - set(COLUMNS))
+    if unknown:
+        raise ValidationFailed(
+            f"the mapping names columns the format does not have: {', '.join(unknown)}",
+            field="column_mapping",
+        )
+
+
+class QueuePlacementUpload:
+    """Upload a placement file for import by the workers (agency admins only).
+
+    ``delimiter`` (default ``,``) and ``column_mapping`` (the file's header names to the
+    format's column names) say how to read it; a delimiter that is not one character, or a
+    mapping onto an unknown column, is refused (422). The file is hashed (SHA-256), its run
+    recorded ``queued``, the file backed up to object storage under :func:`upload_key`, and
+    the import handed to the workers: the answer does not wait for it; follow the run.
+
+    Content that already has a run in the agency, under any file name, is not imported
+    again: the answer is that earlier run, marked duplicate (unless it is still queued: its
+    job was lost, so it is backed up and queued again). Storage that cannot be reached
+    raises StorageUnavailable (503); the run then stays queued, and uploading the same file
+    again queues it. The queued run is audited.
+    """
+
+    def __init__(
+        self,
+        runs: ImportRunRepository,
+        storage: ObjectStorage,
+        jobs: JobQueue,
+        uow: UnitOfWork,
+        clock: Clock,
+    ) -> None:
+        self._runs = runs
+        self._storage = storage
+        self._jobs = jobs
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self, actor: Actor, upload: UploadedFile) -> QueuedUpload:
+        require_admin(actor)
+        _check_options(upload.delimiter, upload.column_mapping)
+        scan = await asyncio.to_thread(scan_file, upload.path)
+        now = self._clock.now()
+        name = _base_name(upload.file_name)
+        new = ImportRun(
+            id=uuid.uuid4(),
+            agency_id=actor.agency_id,
+            file_source_id=None,
+            file_name=name,
+            sha256=scan.sha256,
+            storage_key=upload_key(actor.agency_id, now.strftime("%Y/%m/%d"), scan.sha256, name),
+            status=ImportStatus.QUEUED,
+            rows_read=0,
+            rows_created=0,
+            rows_updated=0,
+            rows_failed=0,
+            created_at=now,
+            started_at=None,
+            finished_at=None,
+            delimiter=upload.delimiter,
+            column_mapping=dict(upload.column_mapping),
+        )
+        run = await self._runs.add_or_get(new)
+        duplicate = run.id != new.id
+        if run.status is not ImportStatus.QUEUED or run.storage_key is None:
+            return QueuedUpload(run=run, duplicate=duplicate)
+        await self._storage.put_file(run.storage_key, upload.path, content_type="text/csv")
+        if not duplicate:
+            async with self._uow as uow:
+                await uow.audit_log.add(
+                    audit_entry(
+                        actor, "import_run.queued", entity_id=run.id, before=None, after=run, at=now
+                    )
+                )
+                await uow.commit()
+        await self._jobs.enqueue(
+            IMPORT_PLACEMENT_FILE, run_id=str(run.id), agency_id=str(run.agency_id)
+        )
+        return QueuedUpload(run=run, duplicate=duplicate)
+
+
+class ImportQueuedRun:
+    """Import a queued run's file (the workers' side of an upload): download its backup
+    from object storage to a temporary file and import it with :class:`ImportPlacementFile`
+    as the platform acting in the run's agency.
+
+    Idempotent: a finished run is returned as it is; a run left running (its worker died)
+    resumes after its last committed batch; a run another worker takes over meanwhile is
+    left to it and returned as it is then. A run or backup that does not exist raises
+    NotFound; storage that cannot be reached raises StorageUnavailable (retry later). Bad
+    content never raises: it fails the run, which says why.
+    """
+
+    def __init__(
+        self, runs: ImportRunRepository, storage: ObjectStorage, import_file: ImportPlacementFile
+    ) -> None:
+        self._runs = runs
+        self._storage = storage
+        self._import_file = import_file
+
+    async def execute(self, agency_id: uuid.UUID, run_id: uuid.UUID) -> ImportRun:
+        run = await self._runs.get(agency_id, run_id)
+        if run is None:
+            raise NotFound.of("import run", run_id)
+        if run.status in FINISHED_STATUSES:
+            return run
+        if run.storage_key is None:
+            raise NotFound(f"import run {run_id} has no backed-up file to import")
+        with tempfile.TemporaryDirectory(prefix="debtflow-import-") as directory:
+            path = Path(directory) / "placement.csv"
+            await self._storage.get_file(run.storage_key, path)
+            try:
+                return await self._import_file.execute(
+                    Actor.system(agency_id),
+                    ImportFile(
+                        path=path,
+                        file_name=run.file_name,
+                        storage_key=run.storage_key,
+                        file_source_id=run.file_source_id,
+                        delimiter=run.delimiter,
+                        column_mapping=run.column_mapping,
+                    ),
+                )
+            except Conflict:
+                # Retrying would take the run back from the worker that has it, and so on.
+                current = await self._runs.get(agency_id, run_id)
+                if current is None:
+                    raise NotFound.of("import run", run_id) from None
+                return current
+
+
 class GetImportRun:
     """One import run of the actor's agency; NotFound outside it."""
 
@@ -458,17 +641,30 @@ class GetImportRun:
 
 
 class ListImportRuns:
-    """The agency's import runs, newest first, a page at a time (any role of the agency)."""
+    """The agency's import runs, newest first, a page at a time (any role of the agency);
+    only those in ``status``, or of one file source, when asked."""
 
     def __init__(self, runs: ImportRunRepository) -> None:
         self._runs = runs
 
     async def execute(
-        self, actor: Actor, *, cursor: str | None = None, limit: int = 50
+        self,
+        actor: Actor,
+        *,
+        status: ImportStatus | None = None,
+        file_source_id: uuid.UUID | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
     ) -> Page[ImportRun]:
         validate_limit(limit)
         after = decode_cursor(cursor, RunPosition) if cursor else None
-        runs = await self._runs.list(actor.agency_id, after=after, limit=limit + 1)
+        runs = await self._runs.list(
+            actor.agency_id,
+            after=after,
+            limit=limit + 1,
+            status=status,
+            file_source_id=file_source_id,
+        )
         return paginate(runs, limit, lambda run: RunPosition(run.created_at, run.id))
 
 

@@ -1,5 +1,6 @@
-"""Import tasks: polling a file source. Each decodes its arguments, runs one core use case
-and returns a summary for the result backend and the logs."""
+"""Import tasks: polling a file source, and importing a placement file uploaded over
+the API. Each decodes its arguments, runs one core use case and returns a summary for the
+result backend and the logs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from taskiq import async_shared_broker
 from debtflow_adapters.taskiq.retries import RETRY_LABEL
 from debtflow_core.errors import ValidationFailed
 from debtflow_core.use_cases.file_sources import POLL_FILE_SOURCE, FetchFileSource
+from debtflow_core.use_cases.imports import IMPORT_PLACEMENT_FILE, ImportQueuedRun
 
 log = logging.getLogger("debtflow.worker")
 
@@ -32,3 +34,22 @@ async def poll_file_source(source_id: str, use: FromDishka[FetchFileSource]) -> 
     runs = await use.execute(id_)
     log.info("polled file source %s: %d files", source_id, len(runs))
     return {str(run.id): str(run.status) for run in runs}
+
+
+# Retried with backoff (storage down, the database lost): a rerun resumes the run. Bad
+# content never raises (it fails the run), and a missing run or backup is not retried.
+@async_shared_broker.task(task_name=IMPORT_PLACEMENT_FILE, **{RETRY_LABEL: True})
+@inject(patch_module=True)
+async def import_placement_file(
+    run_id: str, agency_id: str, use: FromDishka[ImportQueuedRun]
+) -> str:
+    """Import the queued run ``run_id`` of agency ``agency_id`` from its backed-up file."""
+    run = await use.execute(uuid.UUID(agency_id), uuid.UUID(run_id))
+    log.info(
+        "import run %s: %s, %d rows read, %d failed",
+        run.id,
+        run.status,
+        run.rows_read,
+        run.rows_failed,
+    )
+    return str(run.status)

@@ -162,7 +162,12 @@ def database_url(
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values = {"database_url": database_url, "jwt_secret": JWT_SECRET, "jwt_secret_generated": False}
+    values = {
+        "database_url": database_url,
+        "jwt_secret": JWT_SECRET,
+        "jwt_secret_generated": False,
+        "storage_url": "memory://",
+    }
     return Settings(**{**values, **overrides})
 
 

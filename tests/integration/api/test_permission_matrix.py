@@ -11,6 +11,7 @@ route's success status.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +23,13 @@ from litestar.routes import HTTPRoute
 
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.user import Role
+from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import MakePayment, NewPayment
 from debtflow_core.use_cases.users import CreateUser, NewUser
 from tests.integration.api.conftest import Api, Tenant
+from tests.support.imports import new_run, placement_text
 
 ROLES = ("admin", "collector", "readonly")
 TARGETS = ("own", "colleague", "foreign")
@@ -38,13 +41,14 @@ PERIOD = {"from": "2026-03-01", "to": "2026-03-31"}
 
 # Routes anyone may call, and the documentation: not part of the matrix. The webhook
 # authenticates the gateway by its signature, never a user (tests/integration/api/
-# test_webhooks_api.py).
+# test_webhooks_api.py); a file download link is its own credential (test_imports_api.py).
 PUBLIC = {
     ("GET", "/health"),
     ("GET", "/ready"),
     ("POST", "/v1/auth/token"),
     ("POST", "/v1/auth/refresh"),
     ("POST", "/v1/webhooks/stripe"),
+    ("GET", "/v1/files/{key:path}"),
 }
 
 
@@ -52,9 +56,10 @@ PUBLIC = {
 class Rule:
     roles: frozenset[str]
     success: int
-    # "account", "debtor", "payment", "user" or "file_source"; None: a collection route
+    # "account", "debtor", "payment", "user", "file_source" or "import"; None: a collection
     target: str | None = None
     body: Callable[[Scene], dict[str, Any]] | None = field(default=None, compare=False)
+    files: Callable[[Scene], dict[str, Any]] | None = field(default=None, compare=False)
     query: dict[str, str] | None = field(default=None, compare=False)
 
 
@@ -72,6 +77,7 @@ class Scene:
     users: dict[str, Any] = field(default_factory=dict)
     payments: dict[str, Any] = field(default_factory=dict)
     file_sources: dict[str, Any] = field(default_factory=dict)
+    runs: dict[str, Any] = field(default_factory=dict)
 
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{next(self.counter)}"
@@ -94,6 +100,14 @@ class Scene:
                 )
                 source = await self.api.run(CreateFileSource, tenant.admin, command)
                 self.file_sources[name] = source.id
+        if target == "import":
+            for name, tenant in [("own", self.alpha), ("foreign", self.beta)]:
+                async with self.api.app.state.dishka_container() as request:
+                    runs = await request.get(ImportRunRepository)
+                    sha256 = hashlib.sha256(self.unique("run").encode()).hexdigest()
+                    self.runs[name] = (
+                        await runs.add_or_get(new_run(tenant.admin.agency_id, sha256))
+                    ).id
             return
         self.accounts = {
             "own": await self.alpha.account(self.unique("OWN"), collector="collector"),
@@ -106,6 +120,11 @@ class Scene:
                 command = msgspec.convert(_new_payment(self, name), NewPayment)
                 result = await self.api.run(MakePayment, tenant.admin, self.unique("key"), command)
                 self.payments[name] = result.payment.id
+
+
+def _placement_file(scene: Scene) -> dict[str, Any]:
+    text = placement_text(1).replace("A-000000", scene.unique("A"))
+    return {"file": ("matrix.csv", text.encode(), "text/csv")}
 
 
 def _new_user(scene: Scene) -> dict[str, Any]:
@@ -202,6 +221,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("POST", "/v1/file-sources/{source_id:uuid}/deactivate"): Rule(ADMIN, 200, "file_source"),
     ("POST", "/v1/file-sources/{source_id:uuid}/poll"): Rule(ADMIN, 202, "file_source"),
+    ("POST", "/v1/imports"): Rule(ADMIN, 202, files=_placement_file),
+    ("GET", "/v1/imports"): Rule(ALL, 200),
+    ("GET", "/v1/imports/{run_id:uuid}"): Rule(ALL, 200, "import"),
+    ("GET", "/v1/imports/{run_id:uuid}/errors"): Rule(ALL, 200, "import"),
 }
 
 
@@ -242,6 +265,8 @@ async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, targ
         path = template.replace("{payment_id:uuid}", str(scene.payments[target]))
     elif rule.target == "file_source":
         path = template.replace("{source_id:uuid}", str(scene.file_sources[target]))
+    elif rule.target == "import":
+        path = template.replace("{run_id:uuid}", str(scene.runs[target]))
     headers = scene.alpha.headers[role]
     if method == "POST" and template.startswith("/v1/payments"):
         headers = {**headers, "Idempotency-Key": scene.unique("matrix")}
@@ -249,6 +274,9 @@ async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, targ
         email = f"{role}@alpha.example"
         token = (await scene.api.sign_in(email))["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
+    if rule.files is not None:
+        response = await scene.api.client.post(path, headers=headers, files=rule.files(scene))
+        return response.status_code
     body = rule.body(scene) if rule.body else None
     response = await scene.api.client.request(
         method, path, headers=headers, json=body, params=rule.query
@@ -267,9 +295,12 @@ async def test_each_role_gets_exactly_what_the_policy_allows(api, role):
     mismatches = []
     for route, rule in RULES.items():
         own_or_foreign = ("own", "foreign")
-        targets = {"user": own_or_foreign, "file_source": own_or_foreign, None: ("own",)}.get(
-            rule.target, TARGETS
-        )
+        targets = {
+            "user": own_or_foreign,
+            "file_source": own_or_foreign,
+            "import": own_or_foreign,
+            None: ("own",),
+        }.get(rule.target, TARGETS)
         for target in targets:
             scene = Scene(api, alpha, beta, counter, processors, target)
             await scene.prepare(rule.target)

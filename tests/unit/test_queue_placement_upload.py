@@ -1,0 +1,198 @@
+"""Uploading a placement file: recorded queued, backed up, handed to the workers, and the
+worker's side that imports the queued run."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from debtflow_adapters.memory import (
+    FixedClock,
+    InMemoryImportRuns,
+    InMemoryImportStore,
+    InMemoryPlacementWriter,
+    InMemoryStore,
+    InMemoryUnitOfWork,
+)
+from debtflow_adapters.memory.job_queue import InMemoryJobQueue
+from debtflow_core.actor import Actor
+from debtflow_core.domain.agency import Agency
+from debtflow_core.domain.imports import ImportStatus
+from debtflow_core.domain.user import Role
+from debtflow_core.errors import NotFound, PermissionDenied, ValidationFailed
+from debtflow_core.use_cases.imports import (
+    IMPORT_PLACEMENT_FILE,
+    ImportPlacementFile,
+    ImportQueuedRun,
+    QueuePlacementUpload,
+    UploadedFile,
+)
+from tests.support.file_fakes import FakeObjectStorage
+from tests.support.imports import T0, placement_text
+
+
+class Setup:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.store, self.imports = InMemoryStore(), InMemoryImportStore()
+        self.agency = Agency(id=uuid.uuid4(), slug="acme", name="Acme", created_at=T0)
+        self.store.agencies[self.agency.id] = self.agency
+        self.admin = Actor.system(self.agency.id)
+        self.runs = InMemoryImportRuns(self.imports)
+        self.storage = FakeObjectStorage(self.log)
+        self.jobs = InMemoryJobQueue()
+        clock = FixedClock(T0)
+        uow = InMemoryUnitOfWork(self.store)
+        self.queue = QueuePlacementUpload(self.runs, self.storage, self.jobs, uow, clock)
+        self.run_queued = ImportQueuedRun(
+            self.runs,
+            self.storage,
+            ImportPlacementFile(
+                self.runs, InMemoryPlacementWriter(self.store, self.imports), uow, clock
+            ),
+        )
+
+    async def run_jobs(self) -> None:
+        jobs, self.jobs.jobs[:] = list(self.jobs.jobs), []
+        for task, arguments in jobs:
+            assert task == IMPORT_PLACEMENT_FILE
+            await self.run_queued.execute(
+                uuid.UUID(str(arguments["agency_id"])), uuid.UUID(str(arguments["run_id"]))
+            )
+
+
+@pytest.fixture
+def setup() -> Setup:
+    return Setup()
+
+
+def saved(tmp_path: Path, text: str, name: str = "upload.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+async def test_an_upload_is_queued_backed_up_and_imported_by_the_job(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(3)), file_name="C:\\x\\may.csv")
+
+    queued = await setup.queue.execute(setup.admin, upload)
+
+    run = queued.run
+    assert (queued.duplicate, run.status, run.file_name) == (False, ImportStatus.QUEUED, "may.csv")
+    assert run.storage_key == f"{setup.agency.id}/uploads/{T0:%Y/%m/%d}/{run.sha256}-may.csv"
+    assert setup.storage.objects[run.storage_key] == upload.path.read_bytes()
+    assert setup.jobs.jobs == [
+        (IMPORT_PLACEMENT_FILE, {"run_id": str(run.id), "agency_id": str(setup.agency.id)})
+    ]
+    await setup.run_jobs()
+    done = await setup.runs.get(setup.agency.id, run.id)
+    assert done is not None
+    assert (done.status, done.rows_created) == (ImportStatus.SUCCEEDED, 3)
+
+
+async def test_the_same_content_again_is_the_earlier_run_and_queues_nothing(setup, tmp_path):
+    first = await setup.queue.execute(
+        setup.admin, UploadedFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+    )
+    await setup.run_jobs()
+
+    again = await setup.queue.execute(
+        setup.admin,
+        UploadedFile(path=saved(tmp_path, placement_text(2), "b.csv"), file_name="b.csv"),
+    )
+
+    assert again.duplicate
+    assert (again.run.id, again.run.status) == (first.run.id, ImportStatus.SUCCEEDED)
+    assert setup.jobs.jobs == []
+    assert len(setup.storage.objects) == 1
+
+
+async def test_a_run_still_queued_is_backed_up_and_queued_again(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+    first = await setup.queue.execute(setup.admin, upload)
+    setup.jobs.jobs.clear()  # the job was lost
+    setup.storage.objects.clear()
+
+    again = await setup.queue.execute(setup.admin, upload)
+
+    assert again.duplicate and again.run.id == first.run.id
+    assert first.run.storage_key in setup.storage.objects
+    assert len(setup.jobs.jobs) == 1
+
+
+async def test_the_job_reads_the_file_with_the_uploads_options(setup, tmp_path):
+    text = placement_text(2).replace(",", ";").replace("account_id", "Acct")
+    upload = UploadedFile(
+        path=saved(tmp_path, text),
+        file_name="semi.csv",
+        delimiter=";",
+        column_mapping={"Acct": "account_id"},
+    )
+
+    queued = await setup.queue.execute(setup.admin, upload)
+    await setup.run_jobs()
+
+    done = await setup.runs.get(setup.agency.id, queued.run.id)
+    assert done is not None
+    assert (done.status, done.rows_created) == (ImportStatus.SUCCEEDED, 2)
+
+
+async def test_a_job_for_a_finished_run_changes_nothing(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+    queued = await setup.queue.execute(setup.admin, upload)
+    await setup.run_jobs()
+    done = await setup.runs.get(setup.agency.id, queued.run.id)
+
+    assert await setup.run_queued.execute(setup.agency.id, queued.run.id) == done
+
+
+async def test_a_missing_run_or_backup_is_not_found(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+    queued = await setup.queue.execute(setup.admin, upload)
+    setup.storage.objects.clear()
+
+    with pytest.raises(NotFound):
+        await setup.run_queued.execute(setup.agency.id, uuid.uuid4())
+    with pytest.raises(NotFound):
+        await setup.run_queued.execute(uuid.uuid4(), queued.run.id)
+    with pytest.raises(NotFound):
+        await setup.run_queued.execute(setup.agency.id, queued.run.id)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"delimiter": ";;"}, "delimiter"),
+        ({"delimiter": '"'}, "delimiter"),
+        ({"delimiter": "\x00"}, "delimiter"),
+        ({"column_mapping": {"a\x00b": "account_id"}}, "column_mapping"),
+        ({"column_mapping": {"Acct": "acct_no"}}, "column_mapping"),
+    ],
+)
+async def test_bad_options_are_refused_before_anything_is_stored(setup, tmp_path, options, field):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(1)), file_name="a.csv", **options)
+
+    with pytest.raises(ValidationFailed) as refused:
+        await setup.queue.execute(setup.admin, upload)
+
+    assert refused.value.field == field
+    assert setup.storage.objects == {}
+    assert await setup.runs.list(setup.agency.id, after=None, limit=5) == []
+
+
+async def test_the_run_is_named_by_the_files_last_path_component_without_controls(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(1)), file_name="../a/b\x00c.csv")
+
+    queued = await setup.queue.execute(setup.admin, upload)
+
+    assert queued.run.file_name == "bc.csv"
+
+
+async def test_only_an_agency_admin_uploads(setup, tmp_path):
+    collector = Actor(user_id=uuid.uuid4(), agency_id=setup.agency.id, role=Role.COLLECTOR)
+    upload = UploadedFile(path=saved(tmp_path, placement_text(1)), file_name="a.csv")
+
+    with pytest.raises(PermissionDenied):
+        await setup.queue.execute(collector, upload)

@@ -4,6 +4,7 @@ upserts on SQLite. Each call is its own transaction on a pooled connection."""
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -171,7 +172,7 @@ class _Refused(Exception):
     """The database refused the rows of a merge (not the connection failing)."""
 
 
-class _SqlPlacementWriter(PlacementWriter):
+class _SqlPlacementWriter(PlacementWriter, ABC):
     """The batch protocol both databases share: fence the run, merge the rows (all at once,
     or one by one in savepoints once the database refused the whole), record the errors
     and counts, commit."""
@@ -248,13 +249,13 @@ class _SqlPlacementWriter(PlacementWriter):
     async def _prepare(self, connection: AsyncConnection) -> None:
         """Anything the merges of a transaction need first."""
 
+    @abstractmethod
     async def _merge(
         self, connection: AsyncConnection, batch: PlacementBatch, rows: Sequence[PlacementRow]
     ) -> tuple[int, int, list[tuple[int, int]]]:
         """Upsert ``rows``: accounts created, updated (superseded ones included), and the
         (earlier line, line) of each account this run had written before. Raises _Refused
         when the database refuses the rows."""
-        raise NotImplementedError
 
 
 def _phones(row: PlacementRow) -> list[dict[str, str]]:

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as redis
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -104,9 +104,22 @@ async def migrated_postgres_engine(postgres_url: str) -> AsyncIterator[AsyncEngi
 async def postgres_engine(migrated_postgres_engine: AsyncEngine) -> AsyncEngine:
     """The session's migrated database, emptied for this test (faster than migrating)."""
     tables = ", ".join(table.name for table in metadata.sorted_tables)
-    async with migrated_postgres_engine.begin() as connection:
-        await connection.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
+    try:
+        async with migrated_postgres_engine.begin() as connection:
+            # A transaction an earlier test left open would make TRUNCATE wait for ever.
+            await connection.execute(sa.text("SET LOCAL lock_timeout = '20s'"))
+            await connection.execute(sa.text(f"TRUNCATE {tables} CASCADE"))
+    except DBAPIError as error:
+        async with migrated_postgres_engine.connect() as connection:
+            others = await connection.execute(sa.text(OTHER_SESSIONS))
+            raise AssertionError(f"sessions left open: {others.all()}") from error
     return migrated_postgres_engine
+
+
+OTHER_SESSIONS = """
+    SELECT pid, state, query FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid()
+"""
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from debtflow_core.ports.idempotency import IdempotencyRecord, IdempotencyState
 from debtflow_core.ports.payments import Opening, PaymentPosition, PaymentQuery, Settling
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
 
 
 @pytest.fixture
@@ -299,11 +300,16 @@ async def test_gateway_events_are_recorded_once_and_marked_processed(uow_factory
     async with uow_factory() as uow:
         assert await uow.gateway_events.get("evt_1") == event
         assert await uow.gateway_events.get("evt_2") is None
-        await uow.gateway_events.mark_processed("evt_1", "refunded", T0 + timedelta(seconds=1))
+        marked = await uow.gateway_events.mark_processed("evt_1", "refunded", T0 + SECOND)
+        assert await uow.gateway_events.mark_processed("evt_2", "refunded", T0) is None
+        await uow.commit()
+    async with uow_factory() as uow:  # the same event, processed again at the same time
+        again = await uow.gateway_events.mark_processed("evt_1", "ignored", T0 + 2 * SECOND)
         await uow.commit()
     async with uow_factory() as uow:
         done = await uow.gateway_events.get("evt_1")
-    assert (done.outcome, done.processed_at) == ("refunded", T0 + timedelta(seconds=1))
+    assert (marked, again) == ("refunded", "refunded")
+    assert (done.outcome, done.processed_at) == ("refunded", T0 + SECOND)
 
 
 async def test_a_locked_payment_reads_like_get(uow_factory, ledger):

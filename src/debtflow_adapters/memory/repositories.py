@@ -600,9 +600,10 @@ class InMemoryGatewayEventRepository(GatewayEventRepository):
     async def get(self, id_: str) -> GatewayEvent | None:
         return self._events.get(id_)
 
-    async def mark_processed(self, id_: str, outcome: str, at: datetime) -> None:
+    async def mark_processed(self, id_: str, outcome: str, at: datetime) -> str | None:
         before = self._events.get(id_)
-        if before is None:
-            return
+        if before is None or before.processed_at is not None:
+            return None if before is None else before.outcome
         self._events[id_] = msgspec.structs.replace(before, processed_at=at, outcome=outcome)
         self._on_rollback(lambda: self._events.__setitem__(id_, before))
+        return outcome

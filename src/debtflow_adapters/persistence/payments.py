@@ -308,9 +308,13 @@ class SqlGatewayEventRepository(GatewayEventRepository):
             self._connection, sa.select(gateway_events).where(gateway_events.c.id == id_), _event
         )
 
-    async def mark_processed(self, id_: str, outcome: str, at: datetime) -> None:
-        await self._connection.execute(
+    async def mark_processed(self, id_: str, outcome: str, at: datetime) -> str | None:
+        marked = await self._connection.execute(
             sa.update(gateway_events)
-            .where(gateway_events.c.id == id_)
+            .where(gateway_events.c.id == id_, gateway_events.c.processed_at.is_(None))
             .values(processed_at=at, outcome=outcome)
         )
+        if marked.rowcount == 1:
+            return outcome
+        stored = await self.get(id_)
+        return None if stored is None else stored.outcome

@@ -28,4 +28,8 @@ class GatewayEventRepository(Protocol):
 
     async def get(self, id_: str) -> GatewayEvent | None: ...
 
-    async def mark_processed(self, id_: str, outcome: str, at: datetime) -> None: ...
+    async def mark_processed(self, id_: str, outcome: str, at: datetime) -> str | None:
+        """Record the outcome of processing the event, unless one is recorded already
+        (the same event processed twice at once): the first stays. Returns the outcome
+        stored, ``None`` for an unknown event."""
+        ...

@@ -77,9 +77,10 @@ class ApplyGatewayEvent(Settlement):
             return event.outcome
         outcome = "unknown_payment" if payment is None else await self._dispatch(event, payment)
         async with self._uow as uow:
-            await uow.gateway_events.mark_processed(event.id, outcome, self._clock.now())
+            # Run twice at once, both may get here; the outcome recorded first stays.
+            stored = await uow.gateway_events.mark_processed(event.id, outcome, self._clock.now())
             await uow.commit()
-        return outcome
+        return stored or outcome
 
     async def _dispatch(self, event: GatewayEvent, payment: Payment) -> str:
         actor = Actor.system(payment.agency_id)

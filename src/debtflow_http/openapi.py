@@ -1,12 +1,15 @@
-"""OpenAPI helpers: the documented error responses of a route, and closed request bodies."""
+"""OpenAPI helpers: the documented error responses of a route, closed request bodies, and
+an answer that may also come as CSV."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import Example
+from litestar.openapi.spec import Example, OpenAPIMediaType, OpenAPIResponse, Operation, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Body, BodyKwarg
 from litestar.plugins import OpenAPISchemaPlugin
 
@@ -14,7 +17,6 @@ from debtflow_http.problems import PROBLEM_JSON, Problem
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
-    from litestar.openapi.spec import Schema
     from litestar.typing import FieldDefinition
 
 _WHEN = {
@@ -71,3 +73,22 @@ class ClosedStructs(OpenAPISchemaPlugin):
         schema = builtin.to_openapi_schema(field_definition, schema_creator)
         schema.additional_properties = False
         return schema
+
+
+@dataclass
+class AlsoCsv(Operation):
+    """An operation whose 200 answer may also be a CSV file: ``operation_class=AlsoCsv``.
+
+    Litestar documents one media type per response, the handler's JSON; the CSV the handler
+    streams on request (``Accept: text/csv``) is added here, so clients can see it.
+    """
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse):
+            ok.content = {
+                **(ok.content or {}),
+                "text/csv": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+                ),
+            }

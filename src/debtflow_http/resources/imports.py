@@ -43,7 +43,7 @@ from debtflow_core.use_cases.imports import (
     UploadedFile,
 )
 from debtflow_http.auth import SECURED
-from debtflow_http.openapi import errors
+from debtflow_http.openapi import AlsoCsv, errors
 from debtflow_http.resources.paging import Cursor, Limit
 
 _CHUNK = 1024 * 1024
@@ -154,6 +154,7 @@ class ImportController(Controller):
             ),
             **errors(400, 401, 404, 422),
         },
+        operation_class=AlsoCsv,
     )
     @inject
     async def list_errors(

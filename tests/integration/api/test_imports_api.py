@@ -107,6 +107,9 @@ async def test_bad_rows_are_listed_a_page_at_a_time_and_downloadable_as_csv(api,
         (str(e["line"]), e["column"], e["value"] or "") for e in errors
     ]
     assert by_query.text == by_accept.text
+    schema = (await api.client.get("/schema/openapi.json")).json()
+    documented = schema["paths"]["/v1/imports/{run_id}/errors"]["get"]["responses"]["200"]
+    assert set(documented["content"]) == {"application/json", "text/csv"}
 
 
 async def test_the_same_content_twice_imports_once(api, alpha):

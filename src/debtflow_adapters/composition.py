@@ -100,8 +100,10 @@ from debtflow_core.use_cases.audit_log import QueryAuditLog
 from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout, Refresh
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
 from debtflow_core.use_cases.exports import (
+    ChooseNightlyExports,
     ExportPolicy,
     GetExport,
+    GetNightlyExports,
     ListExports,
     PurgeExpiredExports,
     QueueNightlyExports,
@@ -519,6 +521,8 @@ class ExportProvider(Provider):
         ListExports,
         QueueNightlyExports,
         PurgeExpiredExports,
+        GetNightlyExports,
+        ChooseNightlyExports,
         scope=Scope.REQUEST,
     )
 

@@ -9,7 +9,8 @@
   gets PermissionDenied (their work is bounded by their accounts, a report is not).
 - Exports: reports as files, so the same readers request, list and read them; asking
   for one changes no business data, so read-only users may. Another agency's export is
-  NotFound.
+  NotFound. Which reports are exported every night is the agency's configuration: only
+  agency admins choose it.
 
 Use cases on an existing object check reach before role: the answer for an object in
 another agency is NotFound whatever the actor's role.

@@ -178,3 +178,18 @@ async def test_old_exports_of_every_agency_are_found_and_deleted(store):
     assert [e.id for e in await exports.created_before(T0 + timedelta(minutes=10), limit=10)] == [
         e.id for e in old[1:]
     ]
+
+
+async def test_nightly_choices_are_kept_per_agency_and_replaced(store):
+    exports, (alpha, beta) = store.exports, await store.agencies()
+
+    assert await exports.nightly_kinds() == {}
+    await exports.choose_nightly_kinds(alpha, (ExportKind.AGING, ExportKind.COLLECTIONS))
+    await exports.choose_nightly_kinds(beta, ())
+    both = await exports.nightly_kinds()
+    await exports.choose_nightly_kinds(alpha, (ExportKind.IMPORTS,))
+
+    assert both == {alpha: (ExportKind.AGING, ExportKind.COLLECTIONS), beta: ()}
+    assert await exports.nightly_kinds(alpha) == {alpha: (ExportKind.IMPORTS,)}
+    assert await exports.nightly_kinds(uuid.uuid4()) == {}
+    assert type((await exports.nightly_kinds(alpha))[alpha][0]) is ExportKind

@@ -21,17 +21,26 @@ from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_core.actor import Actor
 from debtflow_core.domain.activity import ActivityType
-from debtflow_core.domain.export import Export, ExportKind, ExportParameters, ExportStatus
+from debtflow_core.domain.export import (
+    Export,
+    ExportKind,
+    ExportParameters,
+    ExportStatus,
+    NightlyExports,
+)
 from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.errors import NotFound, PermissionDenied, ValidationFailed
 from debtflow_core.export_csv import safe_cell
 from debtflow_core.ports.audit_log import AuditQuery
 from debtflow_core.use_cases.exports import (
     RUN_EXPORT,
+    ChooseNightlyExports,
     ExportPolicy,
     GetExport,
+    GetNightlyExports,
     ListExports,
     NewExport,
+    NightlyChoice,
     PurgeExpiredExports,
     QueueNightlyExports,
     RequestExport,
@@ -449,6 +458,51 @@ async def test_nightly_exports_queue_each_agencys_kinds_of_yesterday_once(desk, 
 async def test_without_nightly_kinds_nothing_is_queued(desk, alpha):
     assert await _nightly(desk).execute() == 0
     assert desk.jobs.jobs == []
+
+
+async def test_an_agencys_choice_of_nightly_kinds_replaces_the_default(desk, alpha):
+    beta = await desk.seeder.tenant("beta", ())
+    desk.policy = ExportPolicy(nightly_kinds=(ExportKind.AGING,))
+    get = GetNightlyExports(desk.exports, desk.policy)
+    choose = ChooseNightlyExports(desk.exports, desk.uow(), desk.clock, desk.policy)
+
+    default = await get.execute(alpha.actors["readonly"])
+    chosen = await choose.execute(
+        alpha.admin,
+        NightlyChoice(kinds=[ExportKind.IMPORTS, ExportKind.RECOVERY, ExportKind.IMPORTS]),
+    )
+    nothing = await choose.execute(beta.admin, NightlyChoice(kinds=[]))
+    desk.seeder.at(datetime(2026, 3, 3, 0, 30, tzinfo=UTC))
+    queued = await _nightly(desk).execute()
+
+    assert default == NightlyExports(kinds=(ExportKind.AGING,), inherited=True)
+    assert chosen == NightlyExports(kinds=(ExportKind.IMPORTS, ExportKind.RECOVERY))
+    assert await get.execute(alpha.actors["readonly"]) == chosen
+    assert await get.execute(beta.admin) == nothing == NightlyExports(kinds=())
+    assert queued == 2
+    listed = (await ListExports(desk.exports).execute(alpha.admin)).items
+    assert sorted(e.kind for e in listed) == [ExportKind.IMPORTS, ExportKind.RECOVERY]
+    assert (await ListExports(desk.exports).execute(beta.admin)).items == []
+    async with desk.uow() as uow:
+        [entry] = await uow.audit_log.query(
+            AuditQuery(agency_id=alpha.admin.agency_id, entity_type="nightly_exports")
+        )
+    assert (entry.before["inherited"], list(entry.before["kinds"])) == (True, ["aging"])
+    assert (entry.after["inherited"], list(entry.after["kinds"])) == (
+        False,
+        ["imports", "recovery"],
+    )
+
+
+async def test_only_agency_admins_choose_the_nightly_kinds(desk, alpha):
+    choose = ChooseNightlyExports(desk.exports, desk.uow(), desk.clock, desk.policy)
+    get = GetNightlyExports(desk.exports, desk.policy)
+    for name in ("readonly", "c1"):
+        with pytest.raises(PermissionDenied):
+            await choose.execute(alpha.actors[name], NightlyChoice(kinds=[ExportKind.AGING]))
+    with pytest.raises(PermissionDenied):
+        await get.execute(alpha.actors["c1"])
+    assert await desk.exports.nightly_kinds() == {}
 
 
 async def test_the_purge_deletes_old_exports_and_their_files_and_is_idempotent(desk, alpha):

@@ -17,6 +17,7 @@ class InMemoryExports(ExportRepository):
 
     def __init__(self) -> None:
         self._exports: dict[UUID, Export] = {}
+        self._nightly: dict[UUID, tuple[ExportKind, ...]] = {}
 
     async def add(self, export: Export) -> bool:
         if export.id in self._exports:
@@ -86,3 +87,15 @@ class InMemoryExports(ExportRepository):
 
     async def delete(self, export_id: UUID) -> bool:
         return self._exports.pop(export_id, None) is not None
+
+    async def nightly_kinds(
+        self, agency_id: UUID | None = None
+    ) -> dict[UUID, tuple[ExportKind, ...]]:
+        return {
+            agency: kinds
+            for agency, kinds in self._nightly.items()
+            if agency_id is None or agency == agency_id
+        }
+
+    async def choose_nightly_kinds(self, agency_id: UUID, kinds: tuple[ExportKind, ...]) -> None:
+        self._nightly[agency_id] = kinds

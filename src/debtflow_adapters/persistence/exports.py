@@ -9,11 +9,12 @@ from uuid import UUID
 
 import msgspec
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.persistence.statements import insert_if_new, keyset_page
-from debtflow_adapters.persistence.tables import exports
+from debtflow_adapters.persistence.tables import exports, nightly_exports
 from debtflow_core.domain.export import (
     FINISHED_EXPORTS,
     Export,
@@ -25,6 +26,7 @@ from debtflow_core.errors import NotFound
 from debtflow_core.ports.exports import ExportPosition, ExportRepository
 
 _COLUMNS = tuple(exports.c[name] for name in Export.__struct_fields__)
+_UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _UNFINISHED = [status.value for status in ExportStatus if status not in FINISHED_EXPORTS]
 
 
@@ -37,6 +39,9 @@ def _export(row: Row[Any]) -> Export:
 
 
 class SqlExportRepository(ExportRepository):
+    """Exports in the ``exports`` table; the agencies' nightly choices in
+    ``nightly_exports``."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
@@ -135,3 +140,25 @@ class SqlExportRepository(ExportRepository):
                 .execution_options(preserve_rowcount=True)
             )
         return deleted.rowcount == 1
+
+    async def nightly_kinds(
+        self, agency_id: UUID | None = None
+    ) -> dict[UUID, tuple[ExportKind, ...]]:
+        query = sa.select(nightly_exports.c.agency_id, nightly_exports.c.kinds)
+        if agency_id is not None:
+            query = query.where(nightly_exports.c.agency_id == agency_id)
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(query)
+            return {row.agency_id: tuple(ExportKind(k) for k in row.kinds) for row in rows}
+
+    async def choose_nightly_kinds(self, agency_id: UUID, kinds: tuple[ExportKind, ...]) -> None:
+        async with self._engine.begin() as connection:
+            insert = _UPSERT[connection.dialect.name](nightly_exports).values(
+                agency_id=agency_id, kinds=[str(kind) for kind in kinds]
+            )
+            await connection.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[nightly_exports.c.agency_id],
+                    set_={"kinds": insert.excluded.kinds},
+                )
+            )

@@ -356,3 +356,10 @@ exports = sa.Table(
     sa.Index("ix_exports_agency_created", "agency_id", "created_at", "id"),
     sa.Index("ix_exports_created", "created_at"),
 )
+
+nightly_exports = sa.Table(
+    "nightly_exports",
+    metadata,
+    sa.Column("agency_id", sa.Uuid, sa.ForeignKey("agencies.id"), primary_key=True),
+    sa.Column("kinds", JSON, nullable=False),
+)

@@ -62,3 +62,14 @@ class Export(msgspec.Struct, frozen=True, kw_only=True):
     finished_at: datetime | None = None
     rows: int | None = None
     failure_reason: str | None = None
+
+
+class NightlyExports(msgspec.Struct, frozen=True, kw_only=True):
+    """The report kinds an agency has exported every night, for the day before.
+
+    ``inherited`` is true while the agency has not chosen: it then gets the installation's
+    default (``DEBTFLOW_NIGHTLY_EXPORTS``).
+    """
+
+    kinds: tuple[ExportKind, ...]
+    inherited: bool = False

@@ -65,3 +65,14 @@ class ExportRepository(Protocol):
     async def delete(self, export_id: UUID) -> bool:
         """Remove the export; whether there was one."""
         ...
+
+    async def nightly_kinds(
+        self, agency_id: UUID | None = None
+    ) -> dict[UUID, tuple[ExportKind, ...]]:
+        """The nightly report kinds each agency chose (only ``agency_id``'s, when given);
+        an agency that never chose is absent."""
+        ...
+
+    async def choose_nightly_kinds(self, agency_id: UUID, kinds: tuple[ExportKind, ...]) -> None:
+        """Record the agency's nightly report kinds, replacing its earlier choice."""
+        ...

@@ -21,6 +21,7 @@ from debtflow_core.domain.export import (
     ExportKind,
     ExportParameters,
     ExportStatus,
+    NightlyExports,
 )
 from debtflow_core.errors import NotFound, ValidationFailed
 from debtflow_core.export_csv import (
@@ -38,7 +39,7 @@ from debtflow_core.export_csv import (
     write_csv,
 )
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
-from debtflow_core.policy import in_agency, require_export_user
+from debtflow_core.policy import in_agency, require_admin, require_export_user
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.exports import ExportPosition, ExportRepository
 from debtflow_core.ports.job_queue import JobQueue
@@ -353,9 +354,71 @@ class ListExports:
         return paginate(exports, limit, lambda e: ExportPosition(e.created_at, e.id))
 
 
+class NightlyChoice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    kinds: list[ExportKind]
+    """The report kinds to export every night (none: an empty list)."""
+
+
+class GetNightlyExports:
+    """The report kinds exported every night for the actor's agency (agency admins and
+    read-only users): its own choice, or the installation's default
+    (``DEBTFLOW_NIGHTLY_EXPORTS``, marked ``inherited``) until it has chosen."""
+
+    def __init__(self, exports: ExportRepository, policy: ExportPolicy) -> None:
+        self._exports = exports
+        self._policy = policy
+
+    async def execute(self, actor: Actor) -> NightlyExports:
+        require_export_user(actor)
+        return await _nightly(self._exports, self._policy, actor.agency_id)
+
+
+async def _nightly(
+    exports: ExportRepository, policy: ExportPolicy, agency_id: uuid.UUID
+) -> NightlyExports:
+    chosen = (await exports.nightly_kinds(agency_id)).get(agency_id)
+    if chosen is None:
+        return NightlyExports(kinds=policy.nightly_kinds, inherited=True)
+    return NightlyExports(kinds=chosen)
+
+
+class ChooseNightlyExports:
+    """Choose the report kinds exported every night for the agency (agency admins only),
+    replacing the installation's default or an earlier choice; an empty list exports
+    nothing. A kind named twice counts once. The change is audited."""
+
+    def __init__(
+        self, exports: ExportRepository, uow: UnitOfWork, clock: Clock, policy: ExportPolicy
+    ) -> None:
+        self._exports = exports
+        self._uow = uow
+        self._clock = clock
+        self._policy = policy
+
+    async def execute(self, actor: Actor, choice: NightlyChoice) -> NightlyExports:
+        require_admin(actor)
+        before = await _nightly(self._exports, self._policy, actor.agency_id)
+        after = NightlyExports(kinds=tuple(dict.fromkeys(choice.kinds)))
+        await self._exports.choose_nightly_kinds(actor.agency_id, after.kinds)
+        async with self._uow as uow:
+            await uow.audit_log.add(
+                audit_entry(
+                    actor,
+                    "nightly_exports.chosen",
+                    entity_id=actor.agency_id,
+                    before=before,
+                    after=after,
+                    at=self._clock.now(),
+                )
+            )
+            await uow.commit()
+        return after
+
+
 class QueueNightlyExports:
-    """Every night, export each agency's nightly report kinds (:class:`ExportPolicy`) for
-    the day before, UTC: its collections, recovery, collector performance and imports of
+    """Every night, export each agency's nightly report kinds (its choice, see
+    :class:`ChooseNightlyExports`, else the default of :class:`ExportPolicy`) for the day
+    before, UTC: its collections, recovery, collector performance and imports of
     that day; its aging as of that day. A scheduled platform task: the exports have no
     ``requested_by``, are audited as the platform's and listed with the others.
 
@@ -378,15 +441,14 @@ class QueueNightlyExports:
         self._policy = policy
 
     async def execute(self) -> int:
-        if not self._policy.nightly_kinds:
-            return 0
         now = self._clock.now()
         day = now.date() - timedelta(days=1)
         async with self._uow as uow:
             agency_ids = await uow.agencies.ids()
+        chosen = await self._exports.nightly_kinds()
         queued = 0
         for agency_id in sorted(agency_ids):
-            for kind in self._policy.nightly_kinds:
+            for kind in chosen.get(agency_id, self._policy.nightly_kinds):
                 parameters = (
                     ExportParameters(as_of=day)
                     if kind is ExportKind.AGING

@@ -6,24 +6,27 @@ from typing import Annotated
 from uuid import UUID
 
 from dishka import FromDishka
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, get, post, put
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from debtflow_core.actor import Actor
-from debtflow_core.domain.export import Export, ExportKind, ExportStatus
+from debtflow_core.domain.export import Export, ExportKind, ExportStatus, NightlyExports
 from debtflow_core.pagination import Page
 from debtflow_core.use_cases.exports import (
+    ChooseNightlyExports,
     ExportWithLink,
     GetExport,
+    GetNightlyExports,
     ListExports,
     NewExport,
+    NightlyChoice,
     RequestExport,
 )
 from debtflow_http.auth import SECURED
-from debtflow_http.openapi import errors
+from debtflow_http.openapi import errors, example
 from debtflow_http.resources.paging import Cursor, Limit
 
 _ID = "9a7b5c3d-1e2f-4a6b-8c0d-2e4f6a8b0c1d"
@@ -72,6 +75,18 @@ NewExportBody = Annotated[
         ]
     ),
 ]
+
+NightlyChoiceBody = Annotated[
+    NightlyChoice,
+    example("Collections and aging every night", {"kinds": ["collections", "aging"]}),
+]
+_NIGHTLY = ResponseSpec(
+    data_container=NightlyExports,
+    description="The agency's nightly exports.",
+    examples=[
+        Example(summary="Chosen", value={"kinds": ["collections", "aging"], "inherited": False})
+    ],
+)
 
 
 class ExportController(Controller):
@@ -140,3 +155,32 @@ class ExportController(Controller):
         self, export_id: FromPath[UUID], actor: FromDishka[Actor], use: FromDishka[GetExport]
     ) -> ExportWithLink:
         return await use.execute(actor, export_id)
+
+    @get(
+        "/nightly",
+        operation_id="getNightlyExports",
+        summary="The reports exported every night",
+        description=f"{GetNightlyExports.__doc__}\n\nEach night (00:30 UTC) every kind is "
+        "exported for the day before (aging: as of that day); the exports are listed with the "
+        "others, `requested_by` null.",
+        responses={HTTP_200_OK: _NIGHTLY, **errors(401, 403)},
+    )
+    async def get_nightly(
+        self, actor: FromDishka[Actor], use: FromDishka[GetNightlyExports]
+    ) -> NightlyExports:
+        return await use.execute(actor)
+
+    @put(
+        "/nightly",
+        operation_id="chooseNightlyExports",
+        summary="Choose the reports exported every night",
+        description=ChooseNightlyExports.__doc__,
+        responses={HTTP_200_OK: _NIGHTLY, **errors(400, 401, 403)},
+    )
+    async def choose_nightly(
+        self,
+        data: NightlyChoiceBody,
+        actor: FromDishka[Actor],
+        use: FromDishka[ChooseNightlyExports],
+    ) -> NightlyExports:
+        return await use.execute(actor, data)

@@ -277,13 +277,27 @@ async def test_nightly_exports_are_listed_like_the_others(database_url, tmp_path
     settings = make_settings(
         database_url,
         storage_url=f"file://{tmp_path / 'storage'}",
-        nightly_exports=(ExportKind.AGING,),
+        nightly_exports=(ExportKind.COLLECTIONS,),
     )
     app = create_app(settings, TestAdapters(clock), HeldJobs(jobs))
     async with AsyncTestClient(app) as client:
         api = Api(app, client, clock)
         alpha = await api.tenant("alpha")
         await seeded(alpha)
+        default = await client.get("/v1/exports/nightly", headers=alpha.headers["readonly"])
+        chosen = await client.put(
+            "/v1/exports/nightly", json={"kinds": ["aging"]}, headers=alpha.headers["admin"]
+        )
+        refused = await client.put(
+            "/v1/exports/nightly", json={"kinds": []}, headers=alpha.headers["readonly"]
+        )
+        unknown = await client.put(
+            "/v1/exports/nightly", json={"kinds": ["payroll"]}, headers=alpha.headers["admin"]
+        )
+        assert default.json() == {"kinds": ["collections"], "inherited": True}
+        assert chosen.status_code == 200, chosen.text
+        assert chosen.json() == {"kinds": ["aging"], "inherited": False}
+        assert (refused.status_code, unknown.status_code) == (403, 400)
         await later(alpha, timedelta(days=1))
 
         queued = await api.run(QueueNightlyExports)

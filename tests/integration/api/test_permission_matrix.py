@@ -260,6 +260,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/exports"): Rule(REPORT_READERS, 202, body=lambda s: {"kind": "aging"}),
     ("GET", "/v1/exports"): Rule(REPORT_READERS, 200),
     ("GET", "/v1/exports/{export_id:uuid}"): Rule(REPORT_READERS, 200, "export"),
+    ("GET", "/v1/exports/nightly"): Rule(REPORT_READERS, 200),
+    ("PUT", "/v1/exports/nightly"): Rule(ADMIN, 200, body=lambda s: {"kinds": ["aging"]}),
 }
 
 

@@ -1,4 +1,4 @@
-"""Exports: reports written as CSV files to object storage.
+"""Exports: reports written as CSV files to object storage; the agencies' nightly choice.
 
 Revision ID: 0007
 Revises: 0006
@@ -40,9 +40,15 @@ def upgrade() -> None:
     op.create_index("ix_exports_agency_created", "exports", ["agency_id", "created_at", "id"])
     # The purge looks for old exports of every agency.
     op.create_index("ix_exports_created", "exports", ["created_at"])
+    op.create_table(
+        "nightly_exports",
+        sa.Column("agency_id", sa.Uuid, sa.ForeignKey("agencies.id"), primary_key=True),
+        sa.Column("kinds", _JSON, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("nightly_exports")
     op.drop_index("ix_exports_created", table_name="exports")
     op.drop_index("ix_exports_agency_created", table_name="exports")
     op.drop_table("exports")

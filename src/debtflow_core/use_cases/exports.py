@@ -77,6 +77,8 @@ class ExportPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NewExport(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The report to export (``kind``) and what it is computed over (``parameters``)."""
+
     kind: ExportKind
     parameters: ExportParameters = ExportParameters()
 
@@ -98,10 +100,10 @@ def _require_day(value: date, field: str) -> date:
 def _period(parameters: ExportParameters) -> ReportPeriod:
     if parameters.as_of is not None:
         raise ValidationFailed("only an aging export takes as_of", field="parameters.as_of")
-    for name, value in (("from", parameters.from_), ("to", parameters.to)):
-        if value is None:
-            raise ValidationFailed("is required (YYYY-MM-DD)", field=f"parameters.{name}")
-    assert parameters.from_ is not None and parameters.to is not None
+    if parameters.from_ is None:
+        raise ValidationFailed("is required (YYYY-MM-DD)", field="parameters.from")
+    if parameters.to is None:
+        raise ValidationFailed("is required (YYYY-MM-DD)", field="parameters.to")
     period = ReportPeriod(from_=parameters.from_, to=parameters.to)
     try:
         period.validated()

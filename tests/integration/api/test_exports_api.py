@@ -162,6 +162,13 @@ async def test_an_export_is_requested_written_by_the_worker_and_downloaded(api, 
     assert file.headers["content-type"].startswith("text/csv")
     assert "recovery-2026-03-01-2026-03-31.csv" in file.headers["content-disposition"]
     assert rows == expected
+    audit = await api.client.get(
+        "/v1/audit-log", params={"entity_id": queued["id"]}, headers=alpha.headers["admin"]
+    )
+    assert sorted((e["action"], e["actor_id"]) for e in audit.json()["items"]) == [
+        ("export.finished", None),
+        ("export.requested", str(alpha.id_of("readonly"))),
+    ]
 
 
 async def test_an_aging_export_counts_every_bucket(api, alpha):

@@ -13,6 +13,7 @@ using it are made per REQUEST, so every use case in one request shares its unit 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,6 +42,7 @@ from debtflow_adapters.local.file_sources import LocalFileSourceReader
 from debtflow_adapters.local.object_storage import LocalObjectStorage
 from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
+from debtflow_adapters.memory.exports import InMemoryExports
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_adapters.memory.imports import (
     InMemoryImportRuns,
@@ -50,6 +52,7 @@ from debtflow_adapters.memory.imports import (
 from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
+from debtflow_adapters.persistence.exports import SqlExportRepository
 from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
 from debtflow_adapters.persistence.reports import SqlReportReader
 from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
@@ -69,6 +72,7 @@ from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.access_tokens import AccessTokenCodec
 from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.exports import ExportRepository
 from debtflow_core.ports.file_sources import FileSourceReader
 from debtflow_core.ports.gateway_events import WebhookVerifier
 from debtflow_core.ports.idempotency import IdempotencyCache
@@ -95,6 +99,17 @@ from debtflow_core.use_cases.agencies import CreateAgency, FindAgency
 from debtflow_core.use_cases.audit_log import QueryAuditLog
 from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout, Refresh
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
+from debtflow_core.use_cases.exports import (
+    ChooseNightlyExports,
+    ExportPolicy,
+    GetExport,
+    GetNightlyExports,
+    ListExports,
+    PurgeExpiredExports,
+    QueueNightlyExports,
+    RequestExport,
+    RunExport,
+)
 from debtflow_core.use_cases.file_sources import (
     CreateFileSource,
     DeactivateFileSource,
@@ -184,6 +199,10 @@ class SqlPersistenceProvider(Provider):
     def placement_writer(self, engine: AsyncEngine) -> PlacementWriter:
         return make_placement_writer(engine)
 
+    @provide(scope=Scope.APP)
+    def exports(self, engine: AsyncEngine) -> ExportRepository:
+        return SqlExportRepository(engine)
+
 
 class MemoryPersistenceProvider(Provider):
     """Units of work over one in-memory store that lives (and dies) with the container."""
@@ -208,6 +227,7 @@ class MemoryPersistenceProvider(Provider):
 
     import_runs = provide(InMemoryImportRuns, provides=ImportRunRepository, scope=Scope.APP)
     placement_writer = provide(InMemoryPlacementWriter, provides=PlacementWriter, scope=Scope.APP)
+    exports = provide(InMemoryExports, provides=ExportRepository, scope=Scope.APP)
 
 
 class StripeBreaker(CircuitBreakerGateway):
@@ -483,6 +503,30 @@ class ReportProvider(Provider):
     )
 
 
+class ExportProvider(Provider):
+    """Exports: their policy from the settings, and their use cases per request."""
+
+    @provide(scope=Scope.APP)
+    def policy(self, settings: Settings) -> ExportPolicy:
+        return ExportPolicy(
+            retention=timedelta(days=settings.export_retention_days),
+            link_lifetime=timedelta(seconds=settings.export_link_seconds),
+            nightly_kinds=settings.nightly_exports,
+        )
+
+    use_cases = provide_all(
+        RequestExport,
+        RunExport,
+        GetExport,
+        ListExports,
+        QueueNightlyExports,
+        PurgeExpiredExports,
+        GetNightlyExports,
+        ChooseNightlyExports,
+        scope=Scope.REQUEST,
+    )
+
+
 def make_container(settings: Settings, *extra_providers: Provider) -> AsyncContainer:
     """The application's container, its graph checked now rather than at the first request.
 
@@ -504,6 +548,7 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         StorageProvider(),
         UseCaseProvider(),
         ReportProvider(),
+        ExportProvider(),
         *extra_providers,
         context={Settings: settings},
         validation_settings=STRICT_VALIDATION,

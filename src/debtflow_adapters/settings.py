@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 
 from debtflow_adapters.persistence import normalize_url
+from debtflow_core.domain.export import ExportKind
 
 MEMORY_URL = "memory://"
 """The database URL that selects the in-memory adapters: nothing outlives the process."""
@@ -101,6 +102,9 @@ class Settings:
     - ``sources_root``: the directory under which local file sources may read; ``None``
       refuses local sources. ``sftp_timeout_seconds`` bounds each step of an SFTP session.
     - ``max_upload_bytes``: the largest request ``POST /v1/imports`` accepts (413 beyond).
+    - ``export_retention_days``: how long exports (records and files) are kept;
+      ``export_link_seconds``: how long an export's download link lives;
+      ``nightly_exports``: the report kinds exported every night for every agency.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -129,6 +133,9 @@ class Settings:
     sources_root: str | None = None
     sftp_timeout_seconds: int = 15
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    export_retention_days: int = 30
+    export_link_seconds: int = 900
+    nightly_exports: tuple[ExportKind, ...] = ()
 
     @property
     def in_memory(self) -> bool:
@@ -210,6 +217,14 @@ class Settings:
                 ("sources_root", "DEBTFLOW_SOURCES_ROOT", _directory),
                 ("sftp_timeout_seconds", "DEBTFLOW_SFTP_TIMEOUT_SECONDS", whole_number(1, 600)),
                 ("max_upload_bytes", "DEBTFLOW_MAX_UPLOAD_BYTES", whole_number(1024, 2**40)),
+                (
+                    "export_retention_days",
+                    "DEBTFLOW_EXPORT_RETENTION_DAYS",
+                    whole_number(1, 3650),
+                ),
+                # A link lives at most seven days, S3's limit for presigned URLs.
+                ("export_link_seconds", "DEBTFLOW_EXPORT_LINK_SECONDS", whole_number(1, 604800)),
+                ("nightly_exports", "DEBTFLOW_NIGHTLY_EXPORTS", _export_kinds),
             ]
             if (value := read(variable, parse)) is not None
         }
@@ -242,7 +257,10 @@ class Settings:
             f"public_url={self.public_url!r}, link_secret={_hidden(self.link_secret)}, "
             f"sources_root={self.sources_root!r}, "
             f"sftp_timeout_seconds={self.sftp_timeout_seconds!r}, "
-            f"max_upload_bytes={self.max_upload_bytes!r})"
+            f"max_upload_bytes={self.max_upload_bytes!r}, "
+            f"export_retention_days={self.export_retention_days!r}, "
+            f"export_link_seconds={self.export_link_seconds!r}, "
+            f"nightly_exports={self.nightly_exports!r})"
         )
 
 
@@ -319,6 +337,17 @@ def _directory(raw: str) -> str:
     if not os.path.isdir(raw):
         raise ValueError(f"{raw!r} is not a directory")
     return raw
+
+
+def _export_kinds(raw: str) -> tuple[ExportKind, ...]:
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    unknown = [name for name in names if name not in {kind.value for kind in ExportKind}]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(map(repr, unknown))}: not a report kind; use a comma-separated list of "
+            f"{', '.join(ExportKind)}"
+        )
+    return tuple(dict.fromkeys(ExportKind(name) for name in names))
 
 
 def _jwt_secret(raw: str) -> str:

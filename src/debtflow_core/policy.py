@@ -7,6 +7,10 @@
   an account out of reach is NotFound, so its existence is not disclosed.
 - Reports: agency-wide figures, read by agency admins and read-only users; a collector
   gets PermissionDenied (their work is bounded by their accounts, a report is not).
+- Exports: reports as files, so the same readers request, list and read them; asking
+  for one changes no business data, so read-only users may. Another agency's export is
+  NotFound. Which reports are exported every night is the agency's configuration: only
+  agency admins choose it.
 
 Use cases on an existing object check reach before role: the answer for an object in
 another agency is NotFound whatever the actor's role.
@@ -46,6 +50,13 @@ def require_report_reader(actor: Actor) -> None:
     admins and read-only users read them; collectors may not."""
     if actor.role is Role.COLLECTOR:
         raise PermissionDenied("reports cover the whole agency; collectors may not read them")
+
+
+def require_export_user(actor: Actor) -> None:
+    """Exports hold reports: their readers (agency admins and read-only users) request and
+    read them; collectors may not."""
+    if actor.role is Role.COLLECTOR:
+        raise PermissionDenied("exports hold agency-wide reports; collectors may not use them")
 
 
 def in_agency(actor: Actor, obj: T | None, entity: str, id_: UUID) -> T:

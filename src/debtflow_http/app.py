@@ -27,6 +27,7 @@ from debtflow_http.resources.accounts import AccountController
 from debtflow_http.resources.audit_log import AuditLogController
 from debtflow_http.resources.auth import AuthController, MeController
 from debtflow_http.resources.debtors import DebtorController
+from debtflow_http.resources.exports import ExportController
 from debtflow_http.resources.file_sources import FileSourceController
 from debtflow_http.resources.files import FileController
 from debtflow_http.resources.health import HealthController
@@ -84,6 +85,7 @@ API = DishkaRouter(
         PaymentProcessorController,
         PaymentController,
         ReportController,
+        ExportController,
         FileSourceController,
         WebhookController,
         FileController,

@@ -120,6 +120,19 @@ async def test_agencies_round_trip_and_slugs_are_unique(uow_factory):
             await uow.commit()
 
 
+async def test_agency_ids_are_every_committed_agency(uow_factory):
+    alpha, beta = agency("alpha"), agency("beta")
+    async with uow_factory() as uow:
+        assert await uow.agencies.ids() == []
+        await uow.agencies.add(alpha)
+        await uow.agencies.add(beta)
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.agencies.add(agency("gamma"))  # never committed
+    async with uow_factory() as uow:
+        assert sorted(await uow.agencies.ids()) == sorted([alpha.id, beta.id])
+
+
 async def test_users_round_trip_update_and_unique_email(uow_factory, tenant):
     a, collector = tenant
     admin = user(a.id, "admin@alpha.example", Role.AGENCY_ADMIN)

@@ -18,6 +18,7 @@ from taskiq.kicker import AsyncKicker
 from taskiq.serializers import PickleSerializer
 from taskiq_redis import ListRedisScheduleSource
 
+import debtflow_worker.tasks.exports as export_tasks
 import debtflow_worker.tasks.payments as payment_tasks
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.memory import FixedClock
@@ -209,6 +210,8 @@ async def test_the_scheduler_finds_the_scheduled_tasks_and_their_crons():
     assert schedules == {
         payment_tasks.SETTLE_PENDING_PAYMENTS: "*/5 * * * *",
         payment_tasks.PURGE_IDEMPOTENCY_KEYS: "17 * * * *",
+        export_tasks.QUEUE_NIGHTLY_EXPORTS: "30 0 * * *",
+        export_tasks.PURGE_EXPORTS: "45 3 * * *",
     }
 
 

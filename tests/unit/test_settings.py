@@ -11,6 +11,7 @@ from debtflow_adapters.settings import (
     SettingsError,
     redact,
 )
+from debtflow_core.domain.export import ExportKind
 
 
 def test_defaults_need_no_variable_at_all() -> None:
@@ -304,3 +305,38 @@ def test_bad_storage_and_source_settings_are_named(tmp_path) -> None:
     for url in ("s3://", "file:", "memory"):
         with pytest.raises(SettingsError):
             Settings.from_env({"DEBTFLOW_STORAGE_URL": url})
+
+
+def test_export_settings_default_and_are_read() -> None:
+    defaults = Settings.from_env({})
+    settings = Settings.from_env(
+        {
+            "DEBTFLOW_EXPORT_RETENTION_DAYS": "90",
+            "DEBTFLOW_EXPORT_LINK_SECONDS": "3600",
+            "DEBTFLOW_NIGHTLY_EXPORTS": " aging, collections,aging ",
+        }
+    )
+
+    assert (defaults.export_retention_days, defaults.export_link_seconds) == (30, 900)
+    assert defaults.nightly_exports == ()
+    assert (settings.export_retention_days, settings.export_link_seconds) == (90, 3600)
+    assert settings.nightly_exports == (ExportKind.AGING, ExportKind.COLLECTIONS)
+    assert "nightly_exports=(<ExportKind.AGING" in repr(settings)
+
+
+def test_bad_export_settings_are_named() -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                "DEBTFLOW_EXPORT_RETENTION_DAYS": "0",
+                "DEBTFLOW_EXPORT_LINK_SECONDS": "604801",
+                "DEBTFLOW_NIGHTLY_EXPORTS": "aging,payroll",
+            }
+        )
+
+    assert len(caught.value.problems) == 3
+    retention, link, nightly = caught.value.problems
+    assert retention.startswith("DEBTFLOW_EXPORT_RETENTION_DAYS: '0' is not a whole number")
+    assert link.startswith("DEBTFLOW_EXPORT_LINK_SECONDS: '604801' is not a whole number")
+    assert nightly.startswith("DEBTFLOW_NIGHTLY_EXPORTS: 'payroll': not a report kind")
+    assert "collector_performance" in nightly

@@ -86,6 +86,9 @@ class InMemoryAgencyRepository(AgencyRepository):
     async def get_by_slug(self, slug: str) -> Agency | None:
         return next((a for a in self._table.rows() if a.slug == slug), None)
 
+    async def ids(self) -> list[UUID]:
+        return [agency.id for agency in self._table.rows()]
+
 
 class InMemoryUserRepository(UserRepository):
     def __init__(self, table: Table[User]) -> None:

@@ -223,6 +223,9 @@ class SqlAgencyRepository(AgencyRepository):
         statement = sa.select(agencies).where(agencies.c.slug == slug)
         return await first(self._connection, statement, _agency)
 
+    async def ids(self) -> list[UUID]:
+        return list((await self._connection.execute(sa.select(agencies.c.id))).scalars())
+
 
 class SqlUserRepository(UserRepository):
     def __init__(self, connection: AsyncConnection) -> None:

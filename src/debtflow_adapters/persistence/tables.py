@@ -336,3 +336,30 @@ file_sources = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("agency_id", "name", name="uq_file_sources_agency_name"),
 )
+
+exports = sa.Table(
+    "exports",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("agency_id", sa.Uuid, sa.ForeignKey("agencies.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("parameters", JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("storage_key", sa.Text, nullable=False),
+    sa.Column("requested_by", sa.Uuid, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("rows", sa.BigInteger, nullable=True),
+    sa.Column("failure_reason", sa.Text, nullable=True),
+    sa.Index("ix_exports_agency_created", "agency_id", "created_at", "id"),
+    sa.Index("ix_exports_created", "created_at"),
+)
+
+nightly_exports = sa.Table(
+    "nightly_exports",
+    metadata,
+    sa.Column("agency_id", sa.Uuid, sa.ForeignKey("agencies.id"), primary_key=True),
+    sa.Column("kinds", JSON, nullable=False),
+)

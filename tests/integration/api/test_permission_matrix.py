@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import msgspec
 import pytest
 from litestar.routes import HTTPRoute
 
+from debtflow_core.domain.export import Export, ExportKind, ExportParameters, ExportStatus
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.user import Role
+from debtflow_core.ports.exports import ExportRepository
 from debtflow_core.ports.import_runs import ImportRunRepository
+from debtflow_core.use_cases.exports import file_name, storage_key
 from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import MakePayment, NewPayment
@@ -56,7 +61,8 @@ PUBLIC = {
 class Rule:
     roles: frozenset[str]
     success: int
-    # "account", "debtor", "payment", "user", "file_source" or "import"; None: a collection
+    # "account", "debtor", "payment", "user", "file_source", "import" or "export"; None: a
+    # collection
     target: str | None = None
     body: Callable[[Scene], dict[str, Any]] | None = field(default=None, compare=False)
     files: Callable[[Scene], dict[str, Any]] | None = field(default=None, compare=False)
@@ -78,6 +84,7 @@ class Scene:
     payments: dict[str, Any] = field(default_factory=dict)
     file_sources: dict[str, Any] = field(default_factory=dict)
     runs: dict[str, Any] = field(default_factory=dict)
+    exports: dict[str, Any] = field(default_factory=dict)
 
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{next(self.counter)}"
@@ -100,6 +107,15 @@ class Scene:
                 )
                 source = await self.api.run(CreateFileSource, tenant.admin, command)
                 self.file_sources[name] = source.id
+        if target == "export":
+            for name, tenant in [("own", self.alpha), ("foreign", self.beta)]:
+                # Stored directly: a job queued from outside the app's loop would outlive it.
+                async with self.api.app.state.dishka_container() as request:
+                    exports = await request.get(ExportRepository)
+                    export = _queued_export(tenant.admin.agency_id, self.api.clock.now())
+                    await exports.add(export)
+                    self.exports[name] = export.id
+            return
         if target == "import":
             for name, tenant in [("own", self.alpha), ("foreign", self.beta)]:
                 async with self.api.app.state.dishka_container() as request:
@@ -120,6 +136,22 @@ class Scene:
                 command = msgspec.convert(_new_payment(self, name), NewPayment)
                 result = await self.api.run(MakePayment, tenant.admin, self.unique("key"), command)
                 self.payments[name] = result.payment.id
+
+
+def _queued_export(agency_id: uuid.UUID, now: datetime) -> Export:
+    id_ = uuid.uuid4()
+    parameters = ExportParameters(as_of=now.date())
+    return Export(
+        id=id_,
+        agency_id=agency_id,
+        kind=ExportKind.AGING,
+        parameters=parameters,
+        status=ExportStatus.QUEUED,
+        file_name=file_name(ExportKind.AGING, parameters),
+        storage_key=storage_key(agency_id, now, id_),
+        requested_by=None,
+        created_at=now,
+    )
 
 
 def _placement_file(scene: Scene) -> dict[str, Any]:
@@ -225,6 +257,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/imports"): Rule(ALL, 200),
     ("GET", "/v1/imports/{run_id:uuid}"): Rule(ALL, 200, "import"),
     ("GET", "/v1/imports/{run_id:uuid}/errors"): Rule(ALL, 200, "import"),
+    ("POST", "/v1/exports"): Rule(REPORT_READERS, 202, body=lambda s: {"kind": "aging"}),
+    ("GET", "/v1/exports"): Rule(REPORT_READERS, 200),
+    ("GET", "/v1/exports/{export_id:uuid}"): Rule(REPORT_READERS, 200, "export"),
+    ("GET", "/v1/exports/nightly"): Rule(REPORT_READERS, 200),
+    ("PUT", "/v1/exports/nightly"): Rule(ADMIN, 200, body=lambda s: {"kinds": ["aging"]}),
 }
 
 
@@ -267,6 +304,8 @@ async def cell(scene: Scene, route: tuple[str, str], rule: Rule, role: str, targ
         path = template.replace("{source_id:uuid}", str(scene.file_sources[target]))
     elif rule.target == "import":
         path = template.replace("{run_id:uuid}", str(scene.runs[target]))
+    elif rule.target == "export":
+        path = template.replace("{export_id:uuid}", str(scene.exports[target]))
     headers = scene.alpha.headers[role]
     if method == "POST" and template.startswith("/v1/payments"):
         headers = {**headers, "Idempotency-Key": scene.unique("matrix")}
@@ -299,6 +338,7 @@ async def test_each_role_gets_exactly_what_the_policy_allows(api, role):
             "user": own_or_foreign,
             "file_source": own_or_foreign,
             "import": own_or_foreign,
+            "export": own_or_foreign,
             None: ("own",),
         }.get(rule.target, TARGETS)
         for target in targets:

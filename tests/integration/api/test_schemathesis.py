@@ -21,7 +21,7 @@ import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 import schemathesis
@@ -32,8 +32,10 @@ from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.schemas import BaseSchema
 
 from debtflow_core.domain.activity import ActivityType
+from debtflow_core.domain.export import Export, ExportKind, ExportParameters, ExportStatus
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment_processor import ProcessorKind
+from debtflow_core.ports.exports import ExportRepository
 from debtflow_core.use_cases.activities import NewActivity, RecordActivity
 from debtflow_core.use_cases.auth import AuthPolicy
 from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
@@ -298,7 +300,7 @@ def _is_uuid(value: str) -> bool:
 async def _seed(api: Api) -> tuple[Tenant, dict[str, list[str]]]:
     """Two agencies with a user of each role; accounts assigned to the collector, to their
     colleague and to no one; one in the other agency; an activity, a payment processor, a
-    payment, a file source in each agency and an imported placement file."""
+    payment, a file source in each agency, an imported placement file and an export."""
     alpha = await api.tenant("alpha")
     beta = await api.tenant("beta")
     mine = await alpha.account("A-1", collector="collector")
@@ -339,6 +341,22 @@ async def _seed(api: Api) -> tuple[Tenant, dict[str, list[str]]]:
         run = await api.run(
             ImportPlacementFile, alpha.admin, ImportFile(path=path, file_name="seeded.csv")
         )
+    # Stored rather than requested, for the same reason.
+    async with api.app.state.dishka_container() as request:
+        exports = await request.get(ExportRepository)
+        now = api.clock.now()
+        export = Export(
+            id=uuid4(),
+            agency_id=alpha.admin.agency_id,
+            kind=ExportKind.AGING,
+            parameters=ExportParameters(as_of=now.date()),
+            status=ExportStatus.QUEUED,
+            file_name="aging.csv",
+            storage_key=f"{alpha.admin.agency_id}/exports/seeded.csv",
+            requested_by=alpha.id_of("admin"),
+            created_at=now,
+        )
+        await exports.add(export)
     accounts = [str(a.id) for a in (mine, theirs, settled, foreign)]
     debtors = [str(a.debtor_id) for a in (mine, theirs, settled, foreign)]
     users = [str(alpha.id_of(name)) for name in ("admin", "colleague", "readonly")]
@@ -355,6 +373,7 @@ async def _seed(api: Api) -> tuple[Tenant, dict[str, list[str]]]:
         "payment_id": [str(paid.payment.id)],
         "source_id": sources,
         "run_id": [str(run.id)],
+        "export_id": [str(export.id)],
     }
     return alpha, ids
 

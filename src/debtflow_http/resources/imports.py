@@ -34,6 +34,7 @@ from debtflow_adapters.settings import Settings
 from debtflow_core.actor import Actor
 from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus
 from debtflow_core.errors import ValidationFailed
+from debtflow_core.export_csv import safe_cell
 from debtflow_core.pagination import MAX_LIMIT, Page
 from debtflow_core.use_cases.imports import (
     GetImportRun,
@@ -98,7 +99,9 @@ def _csv_lines(rows: Iterable[Iterable[object]]) -> bytes:
 
 
 def _error_rows(page: Page[ImportRowError]) -> Iterator[tuple[object, ...]]:
-    return ((e.line, e.column or "", e.reason, e.value or "") for e in page.items)
+    # A value is what the creditor's file held: defused, as in exports, before a
+    # spreadsheet opens it.
+    return ((e.line, safe_cell(e.column), e.reason, safe_cell(e.value)) for e in page.items)
 
 
 class ImportController(Controller):

@@ -41,6 +41,7 @@ from debtflow_adapters.local.file_sources import LocalFileSourceReader
 from debtflow_adapters.local.object_storage import LocalObjectStorage
 from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
+from debtflow_adapters.memory.audit_partitions import InMemoryAuditPartitions
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_adapters.memory.imports import (
     InMemoryImportRuns,
@@ -49,7 +50,7 @@ from debtflow_adapters.memory.imports import (
 )
 from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
-from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
+from debtflow_adapters.persistence import SqlAuditPartitions, SqlUnitOfWork, create_engine
 from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
 from debtflow_adapters.persistence.reports import SqlReportReader
 from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
@@ -68,6 +69,7 @@ from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.access_tokens import AccessTokenCodec
+from debtflow_core.ports.audit_partitions import AuditPartitions
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.file_sources import FileSourceReader
 from debtflow_core.ports.gateway_events import WebhookVerifier
@@ -92,8 +94,19 @@ from debtflow_core.use_cases.accounts import (
 )
 from debtflow_core.use_cases.activities import ListActivities, RecordActivity
 from debtflow_core.use_cases.agencies import CreateAgency, FindAgency
-from debtflow_core.use_cases.audit_log import QueryAuditLog
-from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout, Refresh
+from debtflow_core.use_cases.audit_log import (
+    AuditRetention,
+    MaintainAuditPartitions,
+    QueryAuditLog,
+)
+from debtflow_core.use_cases.auth import (
+    Authenticate,
+    AuthPolicy,
+    Login,
+    Logout,
+    PurgeSessions,
+    Refresh,
+)
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
 from debtflow_core.use_cases.file_sources import (
     CreateFileSource,
@@ -184,6 +197,10 @@ class SqlPersistenceProvider(Provider):
     def placement_writer(self, engine: AsyncEngine) -> PlacementWriter:
         return make_placement_writer(engine)
 
+    @provide(scope=Scope.APP)
+    def audit_partitions(self, engine: AsyncEngine) -> AuditPartitions:
+        return SqlAuditPartitions(engine)
+
 
 class MemoryPersistenceProvider(Provider):
     """Units of work over one in-memory store that lives (and dies) with the container."""
@@ -208,6 +225,7 @@ class MemoryPersistenceProvider(Provider):
 
     import_runs = provide(InMemoryImportRuns, provides=ImportRunRepository, scope=Scope.APP)
     placement_writer = provide(InMemoryPlacementWriter, provides=PlacementWriter, scope=Scope.APP)
+    audit_partitions = provide(InMemoryAuditPartitions, provides=AuditPartitions, scope=Scope.APP)
 
 
 class StripeBreaker(CircuitBreakerGateway):
@@ -483,6 +501,18 @@ class ReportProvider(Provider):
     )
 
 
+class MaintenanceProvider(Provider):
+    """The scheduled upkeep's use cases and the audit log's retention from the settings."""
+
+    scope = Scope.REQUEST
+
+    @provide(scope=Scope.APP)
+    def audit_retention(self, settings: Settings) -> AuditRetention:
+        return AuditRetention(months=settings.audit_retention_months)
+
+    use_cases = provide_all(PurgeSessions, MaintainAuditPartitions)
+
+
 def make_container(settings: Settings, *extra_providers: Provider) -> AsyncContainer:
     """The application's container, its graph checked now rather than at the first request.
 
@@ -504,6 +534,7 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         StorageProvider(),
         UseCaseProvider(),
         ReportProvider(),
+        MaintenanceProvider(),
         *extra_providers,
         context={Settings: settings},
         validation_settings=STRICT_VALIDATION,

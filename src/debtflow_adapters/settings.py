@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 
 from debtflow_adapters.persistence import normalize_url
+from debtflow_core.use_cases.audit_log import MINIMUM_RETENTION_MONTHS
 
 MEMORY_URL = "memory://"
 """The database URL that selects the in-memory adapters: nothing outlives the process."""
@@ -101,6 +102,8 @@ class Settings:
     - ``sources_root``: the directory under which local file sources may read; ``None``
       refuses local sources. ``sftp_timeout_seconds`` bounds each step of an SFTP session.
     - ``max_upload_bytes``: the largest request ``POST /v1/imports`` accepts (413 beyond).
+    - ``audit_retention_months``: ``None`` keeps the audit log for ever; otherwise, on
+      PostgreSQL, its monthly partitions older than this (36 months at least) are detached.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -129,6 +132,7 @@ class Settings:
     sources_root: str | None = None
     sftp_timeout_seconds: int = 15
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    audit_retention_months: int | None = None
 
     @property
     def in_memory(self) -> bool:
@@ -210,6 +214,11 @@ class Settings:
                 ("sources_root", "DEBTFLOW_SOURCES_ROOT", _directory),
                 ("sftp_timeout_seconds", "DEBTFLOW_SFTP_TIMEOUT_SECONDS", whole_number(1, 600)),
                 ("max_upload_bytes", "DEBTFLOW_MAX_UPLOAD_BYTES", whole_number(1024, 2**40)),
+                (
+                    "audit_retention_months",
+                    "DEBTFLOW_AUDIT_RETENTION_MONTHS",
+                    whole_number(MINIMUM_RETENTION_MONTHS, 1200),
+                ),
             ]
             if (value := read(variable, parse)) is not None
         }
@@ -242,7 +251,8 @@ class Settings:
             f"public_url={self.public_url!r}, link_secret={_hidden(self.link_secret)}, "
             f"sources_root={self.sources_root!r}, "
             f"sftp_timeout_seconds={self.sftp_timeout_seconds!r}, "
-            f"max_upload_bytes={self.max_upload_bytes!r})"
+            f"max_upload_bytes={self.max_upload_bytes!r}, "
+            f"audit_retention_months={self.audit_retention_months!r})"
         )
 
 

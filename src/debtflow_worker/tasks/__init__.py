@@ -2,6 +2,6 @@
 taskiq's shared broker, where any broker (the worker's, or the in-process one of a server
 without a broker) finds them by name."""
 
-from debtflow_worker.tasks import imports, payments
+from debtflow_worker.tasks import imports, maintenance, payments
 
-__all__ = ["imports", "payments"]
+__all__ = ["imports", "maintenance", "payments"]

@@ -18,6 +18,7 @@ from taskiq.kicker import AsyncKicker
 from taskiq.serializers import PickleSerializer
 from taskiq_redis import ListRedisScheduleSource
 
+import debtflow_worker.tasks.maintenance as maintenance_tasks
 import debtflow_worker.tasks.payments as payment_tasks
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.memory import FixedClock
@@ -209,6 +210,8 @@ async def test_the_scheduler_finds_the_scheduled_tasks_and_their_crons():
     assert schedules == {
         payment_tasks.SETTLE_PENDING_PAYMENTS: "*/5 * * * *",
         payment_tasks.PURGE_IDEMPOTENCY_KEYS: "17 * * * *",
+        maintenance_tasks.PURGE_SESSIONS: "23 3 * * *",
+        maintenance_tasks.MAINTAIN_AUDIT_PARTITIONS: "41 2 * * *",
     }
 
 

@@ -304,3 +304,12 @@ def test_bad_storage_and_source_settings_are_named(tmp_path) -> None:
     for url in ("s3://", "file:", "memory"):
         with pytest.raises(SettingsError):
             Settings.from_env({"DEBTFLOW_STORAGE_URL": url})
+
+
+def test_the_audit_retention_is_off_unless_set_and_never_under_three_years() -> None:
+    assert Settings.from_env({}).audit_retention_months is None
+    given = Settings.from_env({"DEBTFLOW_AUDIT_RETENTION_MONTHS": "84"})
+    assert given.audit_retention_months == 84
+    for too_short in ("35", "0", "three years"):
+        with pytest.raises(SettingsError, match="DEBTFLOW_AUDIT_RETENTION_MONTHS"):
+            Settings.from_env({"DEBTFLOW_AUDIT_RETENTION_MONTHS": too_short})

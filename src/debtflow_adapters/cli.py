@@ -46,6 +46,7 @@ from debtflow_adapters.settings import (
     parse_port,
     parse_workers,
     redact,
+    scheduler_conflicts,
 )
 from debtflow_core.actor import Actor
 from debtflow_core.domain.agency import Agency
@@ -551,7 +552,12 @@ def _server_settings(settings: Settings, args: argparse.Namespace) -> Settings:
             "empty one of its own; unset DEBTFLOW_DATABASE_URL to use a SQLite file"
         )
     flags = {name: getattr(args, name) for name in ("http_host", "http_port", "http_workers")}
-    return dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})
+    settings = dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})
+    if settings.in_process_scheduler and (
+        problems := scheduler_conflicts(settings.broker_url, settings.http_workers)
+    ):
+        raise InputError("; ".join(problems))
+    return settings
 
 
 def _run_server(settings: Settings) -> None:
@@ -567,6 +573,13 @@ def _run_server(settings: Settings) -> None:
             "print(secrets.token_urlsafe(48))'",
             file=sys.stderr,
         )
+    if (
+        settings.broker_url is None
+        and settings.http_workers == 1
+        and "DEBTFLOW_IN_PROCESS_SCHEDULER" not in os.environ
+    ):
+        # The embedded default's one process is its only possible scheduler.
+        os.environ["DEBTFLOW_IN_PROCESS_SCHEDULER"] = "true"
     url = _base_url(settings)
     # Flushed, so that it comes before the server's own log lines even through a pipe.
     print(f"Serving the API on {url} (docs at {url}/schema/swagger)", flush=True)

@@ -63,8 +63,9 @@ from debtflow_adapters.settings import Settings
 from debtflow_adapters.sftp.file_sources import SftpFileSourceReader
 from debtflow_adapters.stripe.gateway import StripeGateway
 from debtflow_adapters.stripe.webhooks import StripeWebhookVerifier, WebhooksOff
-from debtflow_adapters.taskiq import TaskiqJobQueue, make_broker
-from debtflow_adapters.taskiq.in_process import in_process_broker
+from debtflow_adapters.taskiq import TaskiqJobQueue, make_broker, make_scheduler
+from debtflow_adapters.taskiq.file_source_schedule import FileSourceSchedule
+from debtflow_adapters.taskiq.in_process import InProcessScheduler, in_process_broker
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayUnavailable
@@ -375,6 +376,19 @@ class JobQueueProvider(Provider):
         await broker.shutdown()
 
     job_queue = provide(TaskiqJobQueue, provides=JobQueue)
+
+    @provide
+    async def scheduler(
+        self, settings: Settings, broker: AsyncBroker, container: AsyncContainer
+    ) -> AsyncIterator[InProcessScheduler]:
+        """The schedule in this process (``DEBTFLOW_IN_PROCESS_SCHEDULER``), started when
+        first asked for and stopped before the broker it sends to."""
+        scheduler = InProcessScheduler(
+            make_scheduler(broker, settings, FileSourceSchedule(container))
+        )
+        await scheduler.start()
+        yield scheduler
+        await scheduler.stop()
 
 
 class WebhookProvider(Provider):

@@ -102,6 +102,9 @@ class Settings:
     - ``sources_root``: the directory under which local file sources may read; ``None``
       refuses local sources. ``sftp_timeout_seconds`` bounds each step of an SFTP session.
     - ``max_upload_bytes``: the largest request ``POST /v1/imports`` accepts (413 beyond).
+    - ``in_process_scheduler``: run the schedule (maintenance, settlement, file-source
+      polls) inside the serving process; only without ``broker_url`` and with one
+      ``http_workers``. ``debtflow serve`` and ``demo`` turn it on in that case.
     - ``audit_retention_months``: ``None`` keeps the audit log for ever; otherwise, on
       PostgreSQL, its monthly partitions older than this (36 months at least) are detached.
     """
@@ -133,6 +136,7 @@ class Settings:
     sftp_timeout_seconds: int = 15
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     audit_retention_months: int | None = None
+    in_process_scheduler: bool = False
 
     @property
     def in_memory(self) -> bool:
@@ -219,12 +223,17 @@ class Settings:
                     "DEBTFLOW_AUDIT_RETENTION_MONTHS",
                     whole_number(MINIMUM_RETENTION_MONTHS, 1200),
                 ),
+                ("in_process_scheduler", "DEBTFLOW_IN_PROCESS_SCHEDULER", parse_switch),
             ]
             if (value := read(variable, parse)) is not None
         }
         if ("s3_access_key_id" in values) != ("s3_secret_access_key" in values):
             problems.append(
                 "DEBTFLOW_S3_ACCESS_KEY_ID and DEBTFLOW_S3_SECRET_ACCESS_KEY: set both or neither"
+            )
+        if values.get("in_process_scheduler"):
+            problems.extend(
+                scheduler_conflicts(values.get("broker_url"), values.get("http_workers", 1))
             )
         if problems:
             raise SettingsError(problems)
@@ -252,7 +261,8 @@ class Settings:
             f"sources_root={self.sources_root!r}, "
             f"sftp_timeout_seconds={self.sftp_timeout_seconds!r}, "
             f"max_upload_bytes={self.max_upload_bytes!r}, "
-            f"audit_retention_months={self.audit_retention_months!r})"
+            f"audit_retention_months={self.audit_retention_months!r}, "
+            f"in_process_scheduler={self.in_process_scheduler!r})"
         )
 
 
@@ -375,6 +385,32 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
         return int(raw)
 
     return parse
+
+
+_SWITCHES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def parse_switch(raw: str) -> bool:
+    if raw.lower() not in _SWITCHES:
+        raise ValueError(f"{raw!r} is not a switch; use true or false")
+    return _SWITCHES[raw.lower()]
+
+
+def scheduler_conflicts(broker_url: str | None, http_workers: int) -> list[str]:
+    """Why the schedule may not run in the serving process: there must be exactly one
+    scheduler, and with a broker it is ``debtflow scheduler``."""
+    problems = []
+    if broker_url is not None:
+        problems.append(
+            "DEBTFLOW_IN_PROCESS_SCHEDULER: not with DEBTFLOW_BROKER_URL; run exactly one "
+            "'debtflow scheduler' instead"
+        )
+    if http_workers > 1:
+        problems.append(
+            f"DEBTFLOW_IN_PROCESS_SCHEDULER: not with {http_workers} server workers, each of "
+            "which would send every scheduled job; serve with one worker"
+        )
+    return problems
 
 
 parse_port = whole_number(1, 65535)

@@ -35,12 +35,18 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    """Send every log record to stderr as one JSON object per line."""
+    """Send every log record to stderr as one JSON object per line.
+
+    ``debug`` applies to DebtFlow's own loggers only: libraries log data at DEBUG (aiosqlite
+    every statement with its parameters — emails, names, hashes; botocore and paramiko
+    their requests), which must not reach the logs, so they stay at ``info`` and above.
+    """
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(max(logging.getLevelName(level.upper()), logging.INFO))
+    logging.getLogger("debtflow").setLevel(level.upper())
     # The Stripe SDK logs request bodies (payment-method ids among them) at DEBUG.
     logging.getLogger("stripe").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -77,6 +77,9 @@ WORKER_SCHEDULER = "debtflow_worker.app:scheduler"
 """The worker's broker and scheduler, named for taskiq's command line (like
 :data:`APP_FACTORY`): the adapters may not import the worker above them."""
 
+TASKIQ_COMMAND = "debtflow_adapters.taskiq.command"
+"""taskiq's command line, run with DebtFlow's JSON logging configured first."""
+
 WAIT_FOR_TASKS_SECONDS = 30
 """On SIGTERM a worker takes no new job and gives the running ones this long to finish."""
 
@@ -603,6 +606,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
         str(args.task_workers),
         "--wait-tasks-timeout",
         str(WAIT_FOR_TASKS_SECONDS),
+        "--no-configure-logging",  # debtflow_worker.app logs JSON lines itself
     )
 
 
@@ -617,7 +621,9 @@ async def _schedule() -> None:
     in, which it may have sent already before it stopped."""
     loop = asyncio.get_running_loop()
     running = asyncio.create_task(
-        run_scheduler(SchedulerArgs.from_cli([WORKER_SCHEDULER, "--skip-first-run"]))
+        run_scheduler(
+            SchedulerArgs.from_cli([WORKER_SCHEDULER, "--skip-first-run", "--no-configure-logging"])
+        )
     )
     for signal_ in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_, running.cancel)
@@ -651,7 +657,7 @@ def _run_taskiq(*arguments: str) -> None:
     """Become taskiq's command line (same process id, so signals reach taskiq itself)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "taskiq", *arguments])
+    os.execv(sys.executable, [sys.executable, "-m", TASKIQ_COMMAND, *arguments])
 
 
 def _base_url(settings: Settings) -> str:

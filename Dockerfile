@@ -1,11 +1,14 @@
 # syntax=docker/dockerfile:1
 
-# DebtFlow's command line and HTTP API (and, as it lands, the worker) in one image.
+# DebtFlow's command line, HTTP API, worker and scheduler in one image.
 #
 #   docker build -t debtflow .
 #   docker run --rm -p 8000:8000 -v debtflow-data:/var/lib/debtflow debtflow demo
 #   docker run --rm -e DEBTFLOW_DATABASE_URL=postgresql://user:pass@db/debtflow debtflow migrate
 #   docker run --rm -p 8000:8000 -e DEBTFLOW_JWT_SECRET=… -e DEBTFLOW_DATABASE_URL=… debtflow
+#
+# The whole production stack (API, workers, scheduler, PostgreSQL, Redis, MinIO, Prometheus,
+# Grafana) is deploy/docker-compose.yml; see docs/operations.md.
 #
 # Without DEBTFLOW_DATABASE_URL the data is a SQLite file in /var/lib/debtflow: mount a
 # volume there, or it is lost with the container.
@@ -45,5 +48,11 @@ WORKDIR /var/lib/debtflow
 USER 10001:10001
 
 EXPOSE 8000
+# The API answers GET /health while it serves. The slim image has no curl: Python's urllib
+# raises (so the check fails) on a refused connection, a timeout or a non-2xx answer.
+# Containers of this image that do not serve (worker, scheduler, migrate) replace or
+# disable it; see deploy/docker-compose.yml.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('DEBTFLOW_HTTP_PORT', '8000') + '/health', timeout=4)"]
 ENTRYPOINT ["debtflow"]
 CMD ["serve"]

@@ -46,6 +46,7 @@ from debtflow_adapters.settings import (
     parse_port,
     parse_workers,
     redact,
+    scheduler_conflicts,
 )
 from debtflow_core.actor import Actor
 from debtflow_core.domain.agency import Agency
@@ -75,6 +76,9 @@ WORKER_BROKER = "debtflow_worker.app:broker"
 WORKER_SCHEDULER = "debtflow_worker.app:scheduler"
 """The worker's broker and scheduler, named for taskiq's command line (like
 :data:`APP_FACTORY`): the adapters may not import the worker above them."""
+
+TASKIQ_COMMAND = "debtflow_adapters.taskiq.command"
+"""taskiq's command line, run with DebtFlow's JSON logging configured first."""
 
 WAIT_FOR_TASKS_SECONDS = 30
 """On SIGTERM a worker takes no new job and gives the running ones this long to finish."""
@@ -551,7 +555,12 @@ def _server_settings(settings: Settings, args: argparse.Namespace) -> Settings:
             "empty one of its own; unset DEBTFLOW_DATABASE_URL to use a SQLite file"
         )
     flags = {name: getattr(args, name) for name in ("http_host", "http_port", "http_workers")}
-    return dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})
+    settings = dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})
+    if settings.in_process_scheduler and (
+        problems := scheduler_conflicts(settings.broker_url, settings.http_workers)
+    ):
+        raise InputError("; ".join(problems))
+    return settings
 
 
 def _run_server(settings: Settings) -> None:
@@ -567,6 +576,13 @@ def _run_server(settings: Settings) -> None:
             "print(secrets.token_urlsafe(48))'",
             file=sys.stderr,
         )
+    if (
+        settings.broker_url is None
+        and settings.http_workers == 1
+        and "DEBTFLOW_IN_PROCESS_SCHEDULER" not in os.environ
+    ):
+        # The embedded default's one process is its only possible scheduler.
+        os.environ["DEBTFLOW_IN_PROCESS_SCHEDULER"] = "true"
     url = _base_url(settings)
     # Flushed, so that it comes before the server's own log lines even through a pipe.
     print(f"Serving the API on {url} (docs at {url}/schema/swagger)", flush=True)
@@ -590,6 +606,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
         str(args.task_workers),
         "--wait-tasks-timeout",
         str(WAIT_FOR_TASKS_SECONDS),
+        "--no-configure-logging",  # debtflow_worker.app logs JSON lines itself
     )
 
 
@@ -604,7 +621,9 @@ async def _schedule() -> None:
     in, which it may have sent already before it stopped."""
     loop = asyncio.get_running_loop()
     running = asyncio.create_task(
-        run_scheduler(SchedulerArgs.from_cli([WORKER_SCHEDULER, "--skip-first-run"]))
+        run_scheduler(
+            SchedulerArgs.from_cli([WORKER_SCHEDULER, "--skip-first-run", "--no-configure-logging"])
+        )
     )
     for signal_ in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_, running.cancel)
@@ -638,7 +657,7 @@ def _run_taskiq(*arguments: str) -> None:
     """Become taskiq's command line (same process id, so signals reach taskiq itself)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "taskiq", *arguments])
+    os.execv(sys.executable, [sys.executable, "-m", TASKIQ_COMMAND, *arguments])
 
 
 def _base_url(settings: Settings) -> str:

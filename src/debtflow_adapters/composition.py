@@ -42,6 +42,7 @@ from debtflow_adapters.local.file_sources import LocalFileSourceReader
 from debtflow_adapters.local.object_storage import LocalObjectStorage
 from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
+from debtflow_adapters.memory.audit_partitions import InMemoryAuditPartitions
 from debtflow_adapters.memory.exports import InMemoryExports
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_adapters.memory.imports import (
@@ -51,7 +52,7 @@ from debtflow_adapters.memory.imports import (
 )
 from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
-from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
+from debtflow_adapters.persistence import SqlAuditPartitions, SqlUnitOfWork, create_engine
 from debtflow_adapters.persistence.exports import SqlExportRepository
 from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
 from debtflow_adapters.persistence.reports import SqlReportReader
@@ -65,12 +66,14 @@ from debtflow_adapters.settings import Settings
 from debtflow_adapters.sftp.file_sources import SftpFileSourceReader
 from debtflow_adapters.stripe.gateway import StripeGateway
 from debtflow_adapters.stripe.webhooks import StripeWebhookVerifier, WebhooksOff
-from debtflow_adapters.taskiq import TaskiqJobQueue, make_broker
-from debtflow_adapters.taskiq.in_process import in_process_broker
+from debtflow_adapters.taskiq import TaskiqJobQueue, make_broker, make_scheduler
+from debtflow_adapters.taskiq.file_source_schedule import FileSourceSchedule
+from debtflow_adapters.taskiq.in_process import InProcessScheduler, in_process_broker
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.access_tokens import AccessTokenCodec
+from debtflow_core.ports.audit_partitions import AuditPartitions
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.exports import ExportRepository
 from debtflow_core.ports.file_sources import FileSourceReader
@@ -96,8 +99,19 @@ from debtflow_core.use_cases.accounts import (
 )
 from debtflow_core.use_cases.activities import ListActivities, RecordActivity
 from debtflow_core.use_cases.agencies import CreateAgency, FindAgency
-from debtflow_core.use_cases.audit_log import QueryAuditLog
-from debtflow_core.use_cases.auth import Authenticate, AuthPolicy, Login, Logout, Refresh
+from debtflow_core.use_cases.audit_log import (
+    AuditRetention,
+    MaintainAuditPartitions,
+    QueryAuditLog,
+)
+from debtflow_core.use_cases.auth import (
+    Authenticate,
+    AuthPolicy,
+    Login,
+    Logout,
+    PurgeSessions,
+    Refresh,
+)
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
 from debtflow_core.use_cases.exports import (
     ChooseNightlyExports,
@@ -203,6 +217,10 @@ class SqlPersistenceProvider(Provider):
     def exports(self, engine: AsyncEngine) -> ExportRepository:
         return SqlExportRepository(engine)
 
+    @provide(scope=Scope.APP)
+    def audit_partitions(self, engine: AsyncEngine) -> AuditPartitions:
+        return SqlAuditPartitions(engine)
+
 
 class MemoryPersistenceProvider(Provider):
     """Units of work over one in-memory store that lives (and dies) with the container."""
@@ -228,6 +246,7 @@ class MemoryPersistenceProvider(Provider):
     import_runs = provide(InMemoryImportRuns, provides=ImportRunRepository, scope=Scope.APP)
     placement_writer = provide(InMemoryPlacementWriter, provides=PlacementWriter, scope=Scope.APP)
     exports = provide(InMemoryExports, provides=ExportRepository, scope=Scope.APP)
+    audit_partitions = provide(InMemoryAuditPartitions, provides=AuditPartitions, scope=Scope.APP)
 
 
 class StripeBreaker(CircuitBreakerGateway):
@@ -378,6 +397,19 @@ class JobQueueProvider(Provider):
 
     job_queue = provide(TaskiqJobQueue, provides=JobQueue)
 
+    @provide
+    async def scheduler(
+        self, settings: Settings, broker: AsyncBroker, container: AsyncContainer
+    ) -> AsyncIterator[InProcessScheduler]:
+        """The schedule in this process (``DEBTFLOW_IN_PROCESS_SCHEDULER``), started when
+        first asked for and stopped before the broker it sends to."""
+        scheduler = InProcessScheduler(
+            make_scheduler(broker, settings, FileSourceSchedule(container))
+        )
+        await scheduler.start()
+        yield scheduler
+        await scheduler.stop()
+
 
 class WebhookProvider(Provider):
     """The check of the gateway's webhooks: Stripe's signature with the configured secret,
@@ -527,6 +559,18 @@ class ExportProvider(Provider):
     )
 
 
+class MaintenanceProvider(Provider):
+    """The scheduled upkeep's use cases and the audit log's retention from the settings."""
+
+    scope = Scope.REQUEST
+
+    @provide(scope=Scope.APP)
+    def audit_retention(self, settings: Settings) -> AuditRetention:
+        return AuditRetention(months=settings.audit_retention_months)
+
+    use_cases = provide_all(PurgeSessions, MaintainAuditPartitions)
+
+
 def make_container(settings: Settings, *extra_providers: Provider) -> AsyncContainer:
     """The application's container, its graph checked now rather than at the first request.
 
@@ -549,6 +593,7 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         UseCaseProvider(),
         ReportProvider(),
         ExportProvider(),
+        MaintenanceProvider(),
         *extra_providers,
         context={Settings: settings},
         validation_settings=STRICT_VALIDATION,

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from debtflow_adapters.persistence import normalize_url
 from debtflow_core.domain.export import ExportKind
+from debtflow_core.use_cases.audit_log import MINIMUM_RETENTION_MONTHS
 
 MEMORY_URL = "memory://"
 """The database URL that selects the in-memory adapters: nothing outlives the process."""
@@ -105,6 +106,11 @@ class Settings:
     - ``export_retention_days``: how long exports (records and files) are kept;
       ``export_link_seconds``: how long an export's download link lives;
       ``nightly_exports``: the report kinds exported every night for every agency.
+    - ``in_process_scheduler``: run the schedule (maintenance, settlement, file-source
+      polls) inside the serving process; only without ``broker_url`` and with one
+      ``http_workers``. ``debtflow serve`` and ``demo`` turn it on in that case.
+    - ``audit_retention_months``: ``None`` keeps the audit log for ever; otherwise, on
+      PostgreSQL, its monthly partitions older than this (36 months at least) are detached.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -136,6 +142,8 @@ class Settings:
     export_retention_days: int = 30
     export_link_seconds: int = 900
     nightly_exports: tuple[ExportKind, ...] = ()
+    audit_retention_months: int | None = None
+    in_process_scheduler: bool = False
 
     @property
     def in_memory(self) -> bool:
@@ -225,12 +233,22 @@ class Settings:
                 # A link lives at most seven days, S3's limit for presigned URLs.
                 ("export_link_seconds", "DEBTFLOW_EXPORT_LINK_SECONDS", whole_number(1, 604800)),
                 ("nightly_exports", "DEBTFLOW_NIGHTLY_EXPORTS", _export_kinds),
+                (
+                    "audit_retention_months",
+                    "DEBTFLOW_AUDIT_RETENTION_MONTHS",
+                    whole_number(MINIMUM_RETENTION_MONTHS, 1200),
+                ),
+                ("in_process_scheduler", "DEBTFLOW_IN_PROCESS_SCHEDULER", parse_switch),
             ]
             if (value := read(variable, parse)) is not None
         }
         if ("s3_access_key_id" in values) != ("s3_secret_access_key" in values):
             problems.append(
                 "DEBTFLOW_S3_ACCESS_KEY_ID and DEBTFLOW_S3_SECRET_ACCESS_KEY: set both or neither"
+            )
+        if values.get("in_process_scheduler"):
+            problems.extend(
+                scheduler_conflicts(values.get("broker_url"), values.get("http_workers", 1))
             )
         if problems:
             raise SettingsError(problems)
@@ -260,7 +278,9 @@ class Settings:
             f"max_upload_bytes={self.max_upload_bytes!r}, "
             f"export_retention_days={self.export_retention_days!r}, "
             f"export_link_seconds={self.export_link_seconds!r}, "
-            f"nightly_exports={self.nightly_exports!r})"
+            f"nightly_exports={self.nightly_exports!r}, "
+            f"audit_retention_months={self.audit_retention_months!r}, "
+            f"in_process_scheduler={self.in_process_scheduler!r})"
         )
 
 
@@ -394,6 +414,32 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
         return int(raw)
 
     return parse
+
+
+_SWITCHES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def parse_switch(raw: str) -> bool:
+    if raw.lower() not in _SWITCHES:
+        raise ValueError(f"{raw!r} is not a switch; use true or false")
+    return _SWITCHES[raw.lower()]
+
+
+def scheduler_conflicts(broker_url: str | None, http_workers: int) -> list[str]:
+    """Why the schedule may not run in the serving process: there must be exactly one
+    scheduler, and with a broker it is ``debtflow scheduler``."""
+    problems = []
+    if broker_url is not None:
+        problems.append(
+            "DEBTFLOW_IN_PROCESS_SCHEDULER: not with DEBTFLOW_BROKER_URL; run exactly one "
+            "'debtflow scheduler' instead"
+        )
+    if http_workers > 1:
+        problems.append(
+            f"DEBTFLOW_IN_PROCESS_SCHEDULER: not with {http_workers} server workers, each of "
+            "which would send every scheduled job; serve with one worker"
+        )
+    return problems
 
 
 parse_port = whole_number(1, 65535)

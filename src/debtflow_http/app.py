@@ -6,6 +6,7 @@ ASGI server (``uvicorn --factory debtflow_http.app:create_app``).
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import version
 
 from dishka import Provider
@@ -18,6 +19,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.settings import Settings
+from debtflow_adapters.taskiq.in_process import InProcessScheduler
 from debtflow_http.auth import BEARER, ActorProvider
 from debtflow_http.logs import configure_logging
 from debtflow_http.middleware import request_context_middleware
@@ -102,6 +104,11 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
     container = make_container(settings, LitestarProvider(), ActorProvider(), *providers)
+
+    async def start_scheduler() -> None:
+        await container.get(InProcessScheduler)  # runs until the container closes
+        logging.getLogger("debtflow").info("the schedule runs in this process")
+
     app = Litestar(
         route_handlers=[API, imports_router(settings)],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -110,6 +117,7 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
         if settings.cors_origins
         else None,
+        on_startup=[start_scheduler] if settings.in_process_scheduler else [],
         on_shutdown=[container.close],
         logging_config=None,
         debug=False,

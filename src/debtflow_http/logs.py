@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
+from debtflow_adapters import logs
 from debtflow_http.middleware import request_id_var
 
-# Attributes every LogRecord has; anything else on a record came from ``extra=``, except
-# uvicorn's terminal-coloured copy of its message.
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
-    "message",
-    "asctime",
-    "color_message",
-}
 
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": request_id_var.get(),
-        }
-        line.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD)
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return msgspec.json.encode(line, enc_hook=str).decode()
+class JsonFormatter(logs.JsonFormatter):
+    def context(self) -> dict[str, Any]:
+        return {"request_id": request_id_var.get()}
 
 
 def configure_logging(level: str) -> None:
-    """Send every log record to stderr as one JSON object per line."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # The Stripe SDK logs request bodies (payment-method ids among them) at DEBUG.
-    logging.getLogger("stripe").setLevel(logging.WARNING)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = name != "uvicorn.access"
+    """Send every log record to stderr as one JSON object per line, with its request id
+    (see :func:`debtflow_adapters.logs.configure_logging`)."""
+    logs.configure_logging(level, JsonFormatter())

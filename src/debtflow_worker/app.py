@@ -21,12 +21,14 @@ from dishka.integrations.taskiq import TaskiqProvider, setup_dishka
 from taskiq import TaskiqEvents, TaskiqState, async_shared_broker
 
 from debtflow_adapters.composition import make_container
+from debtflow_adapters.logs import configure_logging
 from debtflow_adapters.settings import Settings
 from debtflow_adapters.taskiq import make_broker, make_scheduler
 from debtflow_adapters.taskiq.file_source_schedule import FileSourceSchedule
 from debtflow_worker import tasks
 
 settings = Settings.from_env()
+configure_logging(settings.log_level)  # JSON lines, as the API's; taskiq's own is told not to
 broker = make_broker(settings)
 async_shared_broker.default_broker(broker)
 container = make_container(settings, TaskiqProvider())

@@ -154,6 +154,7 @@ def test_demo_seeds_prints_the_logins_and_serves_them(servers: Servers) -> None:
     assert f"Sign in with POST {demo.url}/v1/auth/token, for instance:\n" in out
     assert out.endswith(f"Serving the API on {demo.url} (docs at {demo.url}/schema/swagger)\n")
     assert err.startswith("debtflow: warning: DEBTFLOW_JWT_SECRET is not set, ")
+    assert "the schedule runs in this process" in err  # one process, no broker
     assert "Traceback" not in err
 
 
@@ -180,6 +181,7 @@ def test_two_workers_share_the_generated_token_key(servers: Servers) -> None:
     ] * REQUESTS
     assert status == 0
     assert len(set(workers)) == 2
+    assert "the schedule runs in this process" not in err  # two would send every job twice
     for pid in workers:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # gone with the server, not left behind

@@ -7,6 +7,7 @@ events itself.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -276,6 +277,7 @@ async def test_webhooks_are_applied_by_a_worker_over_redis_which_stops_on_sigter
     assert worker.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 10
     assert "Traceback" not in worker.output()
+    assert_json_lines(worker)
 
 
 def test_an_upload_is_imported_by_a_worker_over_redis(installation: Installation):
@@ -372,6 +374,16 @@ async def test_the_scheduler_starts_and_stops_on_sigterm(installation: Installat
     assert "Scheduler shut down" in scheduler.output()
     assert "doesn't match scheduler's broker" not in scheduler.output()  # tasks not skipped
     assert "Traceback" not in scheduler.output()
+    assert_json_lines(scheduler)
+
+
+def assert_json_lines(process: Process) -> None:
+    """Every line the process wrote is one JSON log record, as the API's are."""
+    lines = process.output().splitlines()
+    assert lines
+    for line in lines:
+        assert line.startswith("{"), line
+        assert {"time", "level", "logger", "message"} <= json.loads(line).keys(), line
 
 
 @pytest.fixture

@@ -358,3 +358,16 @@ def test_the_module_runs_as_a_program_without_tracebacks(tmp_path: Path) -> None
     assert process.stdout == ""
     assert process.stderr.count("\n") == 1
     assert process.stderr.startswith("debtflow: error: database postgresql+psycopg://postgres:***@")
+
+
+def test_the_in_process_scheduler_is_refused_with_several_server_workers(tmp_path: Path) -> None:
+    outcome = Cli(f"sqlite:///{tmp_path / 'debtflow.db'}")(
+        "serve --workers 2", env={"DEBTFLOW_IN_PROCESS_SCHEDULER": "true"}
+    )
+
+    assert_error(
+        outcome,
+        2,
+        "DEBTFLOW_IN_PROCESS_SCHEDULER: not with 2 server workers, each of which would send "
+        "every scheduled job; serve with one worker",
+    )

@@ -19,6 +19,7 @@ from taskiq.serializers import PickleSerializer
 from taskiq_redis import ListRedisScheduleSource
 
 import debtflow_worker.tasks.exports as export_tasks
+import debtflow_worker.tasks.maintenance as maintenance_tasks
 import debtflow_worker.tasks.payments as payment_tasks
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.memory import FixedClock
@@ -212,6 +213,8 @@ async def test_the_scheduler_finds_the_scheduled_tasks_and_their_crons():
         payment_tasks.PURGE_IDEMPOTENCY_KEYS: "17 * * * *",
         export_tasks.QUEUE_NIGHTLY_EXPORTS: "30 0 * * *",
         export_tasks.PURGE_EXPORTS: "45 3 * * *",
+        maintenance_tasks.PURGE_SESSIONS: "23 3 * * *",
+        maintenance_tasks.MAINTAIN_AUDIT_PARTITIONS: "41 2 * * *",
     }
 
 

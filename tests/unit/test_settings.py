@@ -340,3 +340,34 @@ def test_bad_export_settings_are_named() -> None:
     assert link.startswith("DEBTFLOW_EXPORT_LINK_SECONDS: '604801' is not a whole number")
     assert nightly.startswith("DEBTFLOW_NIGHTLY_EXPORTS: 'payroll': not a report kind")
     assert "collector_performance" in nightly
+
+
+def test_the_audit_retention_is_off_unless_set_and_never_under_three_years() -> None:
+    assert Settings.from_env({}).audit_retention_months is None
+    given = Settings.from_env({"DEBTFLOW_AUDIT_RETENTION_MONTHS": "84"})
+    assert given.audit_retention_months == 84
+    for too_short in ("35", "0", "three years"):
+        with pytest.raises(SettingsError, match="DEBTFLOW_AUDIT_RETENTION_MONTHS"):
+            Settings.from_env({"DEBTFLOW_AUDIT_RETENTION_MONTHS": too_short})
+
+
+def test_the_in_process_scheduler_is_refused_where_it_would_not_be_the_only_one() -> None:
+    assert not Settings.from_env({}).in_process_scheduler
+    assert Settings.from_env({"DEBTFLOW_IN_PROCESS_SCHEDULER": "true"}).in_process_scheduler
+    assert not Settings.from_env({"DEBTFLOW_IN_PROCESS_SCHEDULER": "0"}).in_process_scheduler
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            {
+                "DEBTFLOW_IN_PROCESS_SCHEDULER": "yes",
+                "DEBTFLOW_BROKER_URL": "redis://127.0.0.1:6379/1",
+                "DEBTFLOW_HTTP_WORKERS": "2",
+            }
+        )
+    assert [problem.split(":")[0] for problem in caught.value.problems] == [
+        "DEBTFLOW_IN_PROCESS_SCHEDULER",
+        "DEBTFLOW_IN_PROCESS_SCHEDULER",
+    ]
+    assert "debtflow scheduler" in caught.value.problems[0]
+    assert "2 server workers" in caught.value.problems[1]
+    with pytest.raises(SettingsError, match="not a switch"):
+        Settings.from_env({"DEBTFLOW_IN_PROCESS_SCHEDULER": "sometimes"})

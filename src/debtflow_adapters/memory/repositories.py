@@ -44,7 +44,7 @@ from debtflow_core.ports.payments import (
     PaymentRepository,
     Settling,
 )
-from debtflow_core.ports.sessions import SessionRepository
+from debtflow_core.ports.sessions import PurgedSessions, SessionRepository
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.ports.users import UserRepository
 
@@ -415,6 +415,20 @@ class InMemorySessionRepository(SessionRepository):
         self._spent.add(id_)
         self._tokens.put(id_, msgspec.structs.replace(token, used_at=at))
         return True
+
+    async def purge_ended(self, now: datetime) -> PurgedSessions:
+        revoked = {s.id for s in self._sessions.rows() if s.revoked_at is not None}
+        ended = [t for t in self._tokens.rows() if t.expires_at <= now or t.session_id in revoked]
+        for token in ended:
+            self._tokens.delete(token.id)
+            # A spent id whose row is gone matters no more; if this unit of work rolls back,
+            # the row keeps its used_at, which refuses it just the same.
+            self._spent.discard(token.id)
+        holding = {t.session_id for t in self._tokens.rows()}
+        orphans = [s.id for s in self._sessions.rows() if s.id not in holding]
+        for id_ in orphans:
+            self._sessions.delete(id_)
+        return PurgedSessions(sessions=len(orphans), refresh_tokens=len(ended))
 
 
 class InMemoryPaymentRepository(PaymentRepository):

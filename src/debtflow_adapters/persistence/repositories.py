@@ -51,7 +51,7 @@ from debtflow_core.ports.agencies import AgencyRepository
 from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
 from debtflow_core.ports.debtors import DebtorQuery, DebtorRepository
 from debtflow_core.ports.payment_processors import PaymentProcessorRepository
-from debtflow_core.ports.sessions import SessionRepository
+from debtflow_core.ports.sessions import PurgedSessions, SessionRepository
 from debtflow_core.ports.users import UserRepository
 
 T = TypeVar("T")
@@ -549,3 +549,20 @@ class SqlSessionRepository(SessionRepository):
             .values(used_at=at)
         )
         return result.rowcount == 1
+
+    async def purge_ended(self, now: datetime) -> PurgedSessions:
+        revoked = sa.select(sessions.c.id).where(sessions.c.revoked_at.is_not(None))
+        tokens = await self._connection.execute(
+            sa.delete(refresh_tokens)
+            .where(
+                sa.or_(refresh_tokens.c.expires_at <= now, refresh_tokens.c.session_id.in_(revoked))
+            )
+            .execution_options(preserve_rowcount=True)
+        )
+        # A login adds its session and first token in one transaction: a session without a
+        # token is one whose tokens were all just purged.
+        holding = sa.select(refresh_tokens.c.id).where(refresh_tokens.c.session_id == sessions.c.id)
+        orphans = await self._connection.execute(
+            sa.delete(sessions).where(~sa.exists(holding)).execution_options(preserve_rowcount=True)
+        )
+        return PurgedSessions(sessions=orphans.rowcount, refresh_tokens=tokens.rowcount)

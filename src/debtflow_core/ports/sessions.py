@@ -4,8 +4,17 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+import msgspec
+
 from debtflow_core.domain.session import RefreshToken, Session
 from debtflow_core.domain.user import User
+
+
+class PurgedSessions(msgspec.Struct, frozen=True, kw_only=True):
+    """What :meth:`SessionRepository.purge_ended` removed."""
+
+    sessions: int
+    refresh_tokens: int
 
 
 class SessionRepository(Protocol):
@@ -32,4 +41,11 @@ class SessionRepository(Protocol):
     async def use_token(self, id_: UUID, at: datetime) -> bool:
         """Mark an unused token used, atomically. ``False`` if it had been used already,
         so that of two concurrent refreshes with one token exactly one wins."""
+        ...
+
+    async def purge_ended(self, now: datetime) -> PurgedSessions:
+        """Delete the refresh tokens expired by ``now`` and every token of a revoked
+        session, then the sessions left without a token (revoked, or all tokens expired).
+        A used token that has not expired yet is kept: presenting it again must still
+        revoke its session. Part of the unit of work: nothing is gone until it commits."""
         ...

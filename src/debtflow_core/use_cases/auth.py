@@ -23,6 +23,7 @@ from debtflow_core.ports.access_tokens import AccessClaims, AccessTokenCodec
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.rate_limiter import RateLimiter
+from debtflow_core.ports.sessions import PurgedSessions
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
 _REJECTED = "the email or password is wrong"
@@ -237,3 +238,31 @@ class Authenticate:
         return Actor(
             user_id=user.id, agency_id=user.agency_id, role=Role(user.role), session_id=session.id
         )
+
+
+class PurgeSessions:
+    """Delete the sign-in sessions that can no longer be used, and spent refresh tokens.
+
+    A refresh token is deleted once it has expired, and every token of a revoked session
+    at once; then each session left without a token goes too. A scheduled platform task,
+    idempotent; returns what it removed.
+
+    Reuse detection keeps working: it needs a *used* token to be found while it could still
+    be presented, and a used token is kept until it expires (14 days after it was issued).
+    An expired token is refused as expired without revoking anything, so once deleted it is
+    refused as unknown: the same 401. A revoked session refuses all its tokens and the
+    access tokens naming it, which a deleted session does too (the token is unknown, the
+    session not found), so nothing is gained by keeping revoked sessions. Access tokens
+    (15 minutes) die long before the refresh tokens of their session, so a session
+    without an unexpired refresh token has no usable access token either.
+    """
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self) -> PurgedSessions:
+        async with self._uow as uow:
+            purged = await uow.sessions.purge_ended(self._clock.now())
+            await uow.commit()
+        return purged

@@ -2,6 +2,6 @@
 taskiq's shared broker, where any broker (the worker's, or the in-process one of a server
 without a broker) finds them by name."""
 
-from debtflow_worker.tasks import exports, imports, payments
+from debtflow_worker.tasks import exports, imports, maintenance, payments
 
-__all__ = ["exports", "imports", "payments"]
+__all__ = ["exports", "imports", "maintenance", "payments"]

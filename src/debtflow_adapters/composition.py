@@ -35,7 +35,7 @@ from debtflow_adapters.clock import SystemClock
 from debtflow_adapters.file_source_readers import FileSourceReaders
 from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
 from debtflow_adapters.gateways.processors import ProcessorGateways
-from debtflow_adapters.health import DatabaseProbe, Readiness
+from debtflow_adapters.health import DatabaseProbe, DependencyDown, Readiness
 from debtflow_adapters.local.downloads import SignedDownloads
 from debtflow_adapters.local.file_sources import LocalFileSourceReader
 from debtflow_adapters.local.object_storage import LocalObjectStorage
@@ -66,7 +66,6 @@ from debtflow_adapters.taskiq import TaskiqJobQueue, make_broker
 from debtflow_adapters.taskiq.in_process import in_process_broker
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment_processor import ProcessorKind
-from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.access_tokens import AccessTokenCodec
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.file_sources import FileSourceReader
@@ -216,15 +215,18 @@ class StripeBreaker(CircuitBreakerGateway):
 
 
 class ReadinessProvider(Provider):
-    """What ``/ready`` checks: the database and Redis (when configured) are required; the
-    gateway's circuit breaker is reported (down while open) but does not fail readiness,
-    since everything but payments still works."""
+    """What ``/ready`` checks: the database, Redis (when configured), the broker (when
+    configured) and object storage are required; each gateway's circuit breaker is
+    reported (down while open, with its state) but does not fail readiness, since
+    everything but payments still works."""
 
     @provide(scope=Scope.APP)
     def readiness(
         self,
+        settings: Settings,
         database: DatabaseProbe,
         redis_client: Redis | None,
+        storage: ObjectStorage,
         breaker: CircuitBreakerGateway,
         stripe: StripeBreaker | None,
     ) -> Readiness:
@@ -232,16 +234,29 @@ class ReadinessProvider(Provider):
         readiness.add("database", database.probe)
         if redis_client is not None:
             readiness.add("redis", redis_client.ping)
+        if settings.broker_url is not None:
+            readiness.add("broker", _redis_answers(settings.broker_url))
+        readiness.add("object_storage", storage.check)
         readiness.add("payment_gateway", _circuit_closed(breaker), required=False)
         if stripe is not None:
             readiness.add("stripe_gateway", _circuit_closed(stripe), required=False)
         return readiness
 
 
+def _redis_answers(url: str) -> Callable[[], Awaitable[None]]:
+    """A ping on a connection of its own: the broker's are busy waiting for jobs."""
+
+    async def ping() -> None:
+        async with Redis.from_url(url) as client:
+            await client.ping()
+
+    return ping
+
+
 def _circuit_closed(breaker: CircuitBreakerGateway) -> Callable[[], Awaitable[None]]:
     async def check() -> None:
         if await breaker.state() == "opened":
-            raise GatewayUnavailable("the payment gateway's circuit breaker is open")
+            raise DependencyDown("circuit breaker opened")
 
     return check
 

@@ -346,7 +346,11 @@ async def test_health_readiness_and_the_openapi_document(api):
     ready = await api.client.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
-    assert [d["name"] for d in ready.json()["dependencies"]] == ["database", "payment_gateway"]
+    assert [d["name"] for d in ready.json()["dependencies"]] == [
+        "database",
+        "object_storage",
+        "payment_gateway",
+    ]
     schema = (await api.client.get("/schema/openapi.json")).json()
     assert schema["openapi"].startswith("3.1")
     assert schema["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"

@@ -52,6 +52,7 @@ from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
 from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
 from debtflow_adapters.persistence.reports import SqlReportReader
+from debtflow_adapters.prometheus.telemetry import PrometheusTelemetry
 from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
 from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
 from debtflow_adapters.s3.object_storage import S3Config, S3ObjectStorage
@@ -80,6 +81,7 @@ from debtflow_core.ports.placement_writer import PlacementWriter
 from debtflow_core.ports.processor_kinds import ProcessorKinds
 from debtflow_core.ports.rate_limiter import RateLimiter
 from debtflow_core.ports.reports import ReportReader
+from debtflow_core.ports.telemetry import Telemetry
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.accounts import (
     AssignCollector,
@@ -311,16 +313,20 @@ class GatewayProvider(Provider):
     scope = Scope.APP
 
     @provide
-    def breaker(self, settings: Settings) -> CircuitBreakerGateway:
+    def breaker(self, settings: Settings, telemetry: Telemetry) -> CircuitBreakerGateway:
         """The sandbox's breaker (reported by ``/ready`` as ``payment_gateway``)."""
         return CircuitBreakerGateway(
             SandboxGateway(),
             threshold=settings.gateway_failure_threshold,
             reset_seconds=settings.gateway_reset_seconds,
+            name=ProcessorKind.SANDBOX,
+            telemetry=telemetry,
         )
 
     @provide
-    async def stripe(self, settings: Settings) -> AsyncIterator[StripeBreaker | None]:
+    async def stripe(
+        self, settings: Settings, telemetry: Telemetry
+    ) -> AsyncIterator[StripeBreaker | None]:
         if settings.stripe_api_key is None:
             yield None
             return
@@ -329,6 +335,8 @@ class GatewayProvider(Provider):
             stripe,
             threshold=settings.gateway_failure_threshold,
             reset_seconds=settings.gateway_reset_seconds,
+            name=ProcessorKind.STRIPE,
+            telemetry=telemetry,
         )
         await stripe.aclose()
 
@@ -426,6 +434,13 @@ class StorageProvider(Provider):
         return FileSourceReaders(readers)
 
 
+class TelemetryProvider(Provider):
+    """What the business did, as Prometheus metrics of this process (served at
+    ``/metrics`` and by the worker; see :mod:`debtflow_adapters.prometheus`)."""
+
+    telemetry = provide(PrometheusTelemetry, provides=Telemetry, scope=Scope.APP)
+
+
 class UseCaseProvider(Provider):
     """The core's use cases, made per request around that request's unit of work."""
 
@@ -514,6 +529,7 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         SharedStateProvider(),
         GatewayProvider(),
         ReadinessProvider(),
+        TelemetryProvider(),
         JobQueueProvider(),
         WebhookProvider(),
         StorageProvider(),

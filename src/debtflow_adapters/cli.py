@@ -19,6 +19,7 @@ import dataclasses
 import getpass
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -40,6 +41,7 @@ from taskiq.cli.scheduler.run import run_scheduler
 from debtflow_adapters import demo
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.persistence import create_audit_partitions, upgrade
+from debtflow_adapters.prometheus.multiprocess import MULTIPROC_DIR, prepare_multiprocess_dir
 from debtflow_adapters.settings import (
     Settings,
     SettingsError,
@@ -568,23 +570,33 @@ def _run_server(settings: Settings) -> None:
             file=sys.stderr,
         )
     url = _base_url(settings)
+    # Several processes add their metrics up in one directory (uvicorn spawns fresh
+    # interpreters, which read it from the environment when they import the metrics).
+    metrics = (
+        prepare_multiprocess_dir()
+        if settings.http_workers > 1 or MULTIPROC_DIR in os.environ
+        else None
+    )
     # Flushed, so that it comes before the server's own log lines even through a pipe.
     print(f"Serving the API on {url} (docs at {url}/schema/swagger)", flush=True)
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.http_host,
-        port=settings.http_port,
-        workers=settings.http_workers,
-        log_config=None,  # the app logs as JSON; uvicorn must not reconfigure logging
-        access_log=False,  # the app writes its own access line, with the request id
-    )
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.http_host,
+            port=settings.http_port,
+            workers=settings.http_workers,
+            log_config=None,  # the app logs as JSON; uvicorn must not reconfigure logging
+            access_log=False,  # the app writes its own access line, with the request id
+        )
+    finally:
+        if metrics is not None:
+            shutil.rmtree(metrics, ignore_errors=True)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
     _require_broker(settings, "worker")
     _run_taskiq(
-        "worker",
         WORKER_BROKER,
         "--workers",
         str(args.task_workers),
@@ -635,10 +647,12 @@ def _require_broker(settings: Settings, command: str) -> None:
 
 
 def _run_taskiq(*arguments: str) -> None:
-    """Become taskiq's command line (same process id, so signals reach taskiq itself)."""
+    """Become taskiq's worker, behind its metrics endpoint (see
+    :mod:`debtflow_adapters.worker_process`), in a fresh interpreter with the same process
+    id, so that signals reach taskiq itself."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "taskiq", *arguments])
+    os.execv(sys.executable, [sys.executable, "-m", "debtflow_adapters.worker_process", *arguments])
 
 
 def _base_url(settings: Settings) -> str:

@@ -101,6 +101,8 @@ class Settings:
     - ``sources_root``: the directory under which local file sources may read; ``None``
       refuses local sources. ``sftp_timeout_seconds`` bounds each step of an SFTP session.
     - ``max_upload_bytes``: the largest request ``POST /v1/imports`` accepts (413 beyond).
+    - ``worker_metrics_host`` and ``worker_metrics_port``: where ``debtflow worker`` serves
+      its Prometheus metrics.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -129,6 +131,8 @@ class Settings:
     sources_root: str | None = None
     sftp_timeout_seconds: int = 15
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9100
 
     @property
     def in_memory(self) -> bool:
@@ -210,6 +214,8 @@ class Settings:
                 ("sources_root", "DEBTFLOW_SOURCES_ROOT", _directory),
                 ("sftp_timeout_seconds", "DEBTFLOW_SFTP_TIMEOUT_SECONDS", whole_number(1, 600)),
                 ("max_upload_bytes", "DEBTFLOW_MAX_UPLOAD_BYTES", whole_number(1024, 2**40)),
+                ("worker_metrics_host", "DEBTFLOW_WORKER_METRICS_HOST", _host),
+                ("worker_metrics_port", "DEBTFLOW_WORKER_METRICS_PORT", parse_port),
             ]
             if (value := read(variable, parse)) is not None
         }
@@ -242,7 +248,9 @@ class Settings:
             f"public_url={self.public_url!r}, link_secret={_hidden(self.link_secret)}, "
             f"sources_root={self.sources_root!r}, "
             f"sftp_timeout_seconds={self.sftp_timeout_seconds!r}, "
-            f"max_upload_bytes={self.max_upload_bytes!r})"
+            f"max_upload_bytes={self.max_upload_bytes!r}, "
+            f"worker_metrics_host={self.worker_metrics_host!r}, "
+            f"worker_metrics_port={self.worker_metrics_port!r})"
         )
 
 

@@ -1,4 +1,9 @@
-"""ASGI middleware counting requests and timing them, by method, route template and status."""
+"""ASGI middleware counting requests and timing them, by method, route template and status.
+
+Not ``litestar.plugins.prometheus``: its middleware sits inside Litestar's routing, so a
+request no route matches (a 404 on an unknown path) is never counted, and it builds a
+Request and label dicts for every request.
+"""
 
 from __future__ import annotations
 

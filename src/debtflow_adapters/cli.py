@@ -19,6 +19,7 @@ import dataclasses
 import getpass
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -40,6 +41,7 @@ from taskiq.cli.scheduler.run import run_scheduler
 from debtflow_adapters import demo
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.persistence import create_audit_partitions, upgrade
+from debtflow_adapters.prometheus.multiprocess import MULTIPROC_DIR, prepare_multiprocess_dir
 from debtflow_adapters.settings import (
     Settings,
     SettingsError,
@@ -77,8 +79,8 @@ WORKER_SCHEDULER = "debtflow_worker.app:scheduler"
 """The worker's broker and scheduler, named for taskiq's command line (like
 :data:`APP_FACTORY`): the adapters may not import the worker above them."""
 
-TASKIQ_COMMAND = "debtflow_adapters.taskiq.command"
-"""taskiq's command line, run with DebtFlow's JSON logging configured first."""
+WORKER_PROCESS = "debtflow_adapters.worker_process"
+"""taskiq's worker, with DebtFlow's JSON logging and metrics endpoint set up first."""
 
 WAIT_FOR_TASKS_SECONDS = 30
 """On SIGTERM a worker takes no new job and gives the running ones this long to finish."""
@@ -584,23 +586,33 @@ def _run_server(settings: Settings) -> None:
         # The embedded default's one process is its only possible scheduler.
         os.environ["DEBTFLOW_IN_PROCESS_SCHEDULER"] = "true"
     url = _base_url(settings)
+    # Several processes add their metrics up in one directory (uvicorn spawns fresh
+    # interpreters, which read it from the environment when they import the metrics).
+    metrics = (
+        prepare_multiprocess_dir()
+        if settings.http_workers > 1 or MULTIPROC_DIR in os.environ
+        else None
+    )
     # Flushed, so that it comes before the server's own log lines even through a pipe.
     print(f"Serving the API on {url} (docs at {url}/schema/swagger)", flush=True)
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.http_host,
-        port=settings.http_port,
-        workers=settings.http_workers,
-        log_config=None,  # the app logs as JSON; uvicorn must not reconfigure logging
-        access_log=False,  # the app writes its own access line, with the request id
-    )
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.http_host,
+            port=settings.http_port,
+            workers=settings.http_workers,
+            log_config=None,  # the app logs as JSON; uvicorn must not reconfigure logging
+            access_log=False,  # the app writes its own access line, with the request id
+        )
+    finally:
+        if metrics is not None:
+            shutil.rmtree(metrics, ignore_errors=True)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
     _require_broker(settings, "worker")
     _run_taskiq(
-        "worker",
         WORKER_BROKER,
         "--workers",
         str(args.task_workers),
@@ -654,10 +666,11 @@ def _require_broker(settings: Settings, command: str) -> None:
 
 
 def _run_taskiq(*arguments: str) -> None:
-    """Become taskiq's command line (same process id, so signals reach taskiq itself)."""
+    """Become taskiq's worker (see :data:`WORKER_PROCESS`), in a fresh interpreter with the
+    same process id, so that signals reach taskiq itself."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", TASKIQ_COMMAND, *arguments])
+    os.execv(sys.executable, [sys.executable, "-m", WORKER_PROCESS, *arguments])
 
 
 def _base_url(settings: Settings) -> str:

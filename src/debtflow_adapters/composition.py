@@ -36,7 +36,7 @@ from debtflow_adapters.clock import SystemClock
 from debtflow_adapters.file_source_readers import FileSourceReaders
 from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
 from debtflow_adapters.gateways.processors import ProcessorGateways
-from debtflow_adapters.health import DatabaseProbe, Readiness
+from debtflow_adapters.health import DatabaseProbe, DependencyDown, Readiness
 from debtflow_adapters.local.downloads import SignedDownloads
 from debtflow_adapters.local.file_sources import LocalFileSourceReader
 from debtflow_adapters.local.object_storage import LocalObjectStorage
@@ -56,6 +56,7 @@ from debtflow_adapters.persistence import SqlAuditPartitions, SqlUnitOfWork, cre
 from debtflow_adapters.persistence.exports import SqlExportRepository
 from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
 from debtflow_adapters.persistence.reports import SqlReportReader
+from debtflow_adapters.prometheus.telemetry import PrometheusTelemetry
 from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
 from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
 from debtflow_adapters.s3.object_storage import S3Config, S3ObjectStorage
@@ -71,7 +72,6 @@ from debtflow_adapters.taskiq.file_source_schedule import FileSourceSchedule
 from debtflow_adapters.taskiq.in_process import InProcessScheduler, in_process_broker
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment_processor import ProcessorKind
-from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.access_tokens import AccessTokenCodec
 from debtflow_core.ports.audit_partitions import AuditPartitions
 from debtflow_core.ports.clock import Clock
@@ -88,6 +88,7 @@ from debtflow_core.ports.placement_writer import PlacementWriter
 from debtflow_core.ports.processor_kinds import ProcessorKinds
 from debtflow_core.ports.rate_limiter import RateLimiter
 from debtflow_core.ports.reports import ReportReader
+from debtflow_core.ports.telemetry import Telemetry
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.accounts import (
     AssignCollector,
@@ -255,15 +256,18 @@ class StripeBreaker(CircuitBreakerGateway):
 
 
 class ReadinessProvider(Provider):
-    """What ``/ready`` checks: the database and Redis (when configured) are required; the
-    gateway's circuit breaker is reported (down while open) but does not fail readiness,
-    since everything but payments still works."""
+    """What ``/ready`` checks: the database, Redis (when configured), the broker (when
+    configured) and object storage are required; each gateway's circuit breaker is
+    reported (down while open, with its state) but does not fail readiness, since
+    everything but payments still works."""
 
     @provide(scope=Scope.APP)
     def readiness(
         self,
+        settings: Settings,
         database: DatabaseProbe,
         redis_client: Redis | None,
+        storage: ObjectStorage,
         breaker: CircuitBreakerGateway,
         stripe: StripeBreaker | None,
     ) -> Readiness:
@@ -271,16 +275,29 @@ class ReadinessProvider(Provider):
         readiness.add("database", database.probe)
         if redis_client is not None:
             readiness.add("redis", redis_client.ping)
+        if settings.broker_url is not None:
+            readiness.add("broker", _redis_answers(settings.broker_url))
+        readiness.add("object_storage", storage.check)
         readiness.add("payment_gateway", _circuit_closed(breaker), required=False)
         if stripe is not None:
             readiness.add("stripe_gateway", _circuit_closed(stripe), required=False)
         return readiness
 
 
+def _redis_answers(url: str) -> Callable[[], Awaitable[None]]:
+    """A ping on a connection of its own: the broker's are busy waiting for jobs."""
+
+    async def ping() -> None:
+        async with Redis.from_url(url) as client:
+            await client.ping()
+
+    return ping
+
+
 def _circuit_closed(breaker: CircuitBreakerGateway) -> Callable[[], Awaitable[None]]:
     async def check() -> None:
         if await breaker.state() == "opened":
-            raise GatewayUnavailable("the payment gateway's circuit breaker is open")
+            raise DependencyDown("circuit breaker opened")
 
     return check
 
@@ -335,16 +352,20 @@ class GatewayProvider(Provider):
     scope = Scope.APP
 
     @provide
-    def breaker(self, settings: Settings) -> CircuitBreakerGateway:
+    def breaker(self, settings: Settings, telemetry: Telemetry) -> CircuitBreakerGateway:
         """The sandbox's breaker (reported by ``/ready`` as ``payment_gateway``)."""
         return CircuitBreakerGateway(
             SandboxGateway(),
             threshold=settings.gateway_failure_threshold,
             reset_seconds=settings.gateway_reset_seconds,
+            name=ProcessorKind.SANDBOX,
+            telemetry=telemetry,
         )
 
     @provide
-    async def stripe(self, settings: Settings) -> AsyncIterator[StripeBreaker | None]:
+    async def stripe(
+        self, settings: Settings, telemetry: Telemetry
+    ) -> AsyncIterator[StripeBreaker | None]:
         if settings.stripe_api_key is None:
             yield None
             return
@@ -353,6 +374,8 @@ class GatewayProvider(Provider):
             stripe,
             threshold=settings.gateway_failure_threshold,
             reset_seconds=settings.gateway_reset_seconds,
+            name=ProcessorKind.STRIPE,
+            telemetry=telemetry,
         )
         await stripe.aclose()
 
@@ -461,6 +484,13 @@ class StorageProvider(Provider):
         if settings.sources_root is not None:
             readers[FileSourceKind.LOCAL] = LocalFileSourceReader(Path(settings.sources_root))
         return FileSourceReaders(readers)
+
+
+class TelemetryProvider(Provider):
+    """What the business did, as Prometheus metrics of this process (served at
+    ``/metrics`` and by the worker; see :mod:`debtflow_adapters.prometheus`)."""
+
+    telemetry = provide(PrometheusTelemetry, provides=Telemetry, scope=Scope.APP)
 
 
 class UseCaseProvider(Provider):
@@ -587,6 +617,7 @@ def make_container(settings: Settings, *extra_providers: Provider) -> AsyncConta
         SharedStateProvider(),
         GatewayProvider(),
         ReadinessProvider(),
+        TelemetryProvider(),
         JobQueueProvider(),
         WebhookProvider(),
         StorageProvider(),

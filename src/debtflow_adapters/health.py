@@ -28,7 +28,12 @@ class ReadinessReport(msgspec.Struct, frozen=True, kw_only=True):
     dependencies: list[Dependency]
 
 
-Probe = Callable[[], Awaitable[None]]
+Probe = Callable[[], Awaitable[object]]
+
+
+class DependencyDown(Exception):
+    """A probe's verdict whose message is safe to report as the detail (no URL, no
+    secret): a circuit breaker's state, say."""
 
 
 class DatabaseProbe:
@@ -42,7 +47,8 @@ class Readiness:
     """Runs every dependency's probe concurrently, each within a short timeout.
 
     The process is ready when every required dependency is up. A probe's failure is
-    reported by its exception type only, never its message (which may hold a URL).
+    reported by its exception type only, never its message (which may hold a URL),
+    unless it is a :class:`DependencyDown`.
     """
 
     def __init__(self) -> None:
@@ -63,7 +69,12 @@ class Readiness:
         try:
             await asyncio.wait_for(probe(), CHECK_TIMEOUT_SECONDS)
         except Exception as error:  # any failure means "down"; the reason is in its type
-            detail = "timed out" if isinstance(error, TimeoutError) else type(error).__name__
+            if isinstance(error, DependencyDown):
+                detail = str(error)
+            elif isinstance(error, TimeoutError):
+                detail = "timed out"
+            else:
+                detail = type(error).__name__
             return Dependency(
                 name=name, state=DependencyState.DOWN, required=required, detail=detail
             )

@@ -15,7 +15,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -111,6 +111,8 @@ class Settings:
       ``http_workers``. ``debtflow serve`` and ``demo`` turn it on in that case.
     - ``audit_retention_months``: ``None`` keeps the audit log for ever; otherwise, on
       PostgreSQL, its monthly partitions older than this (36 months at least) are detached.
+    - ``worker_metrics_host`` and ``worker_metrics_port``: where ``debtflow worker`` serves
+      its Prometheus metrics.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -144,6 +146,8 @@ class Settings:
     nightly_exports: tuple[ExportKind, ...] = ()
     audit_retention_months: int | None = None
     in_process_scheduler: bool = False
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9100
 
     @property
     def in_memory(self) -> bool:
@@ -239,6 +243,8 @@ class Settings:
                     whole_number(MINIMUM_RETENTION_MONTHS, 1200),
                 ),
                 ("in_process_scheduler", "DEBTFLOW_IN_PROCESS_SCHEDULER", parse_switch),
+                ("worker_metrics_host", "DEBTFLOW_WORKER_METRICS_HOST", _host),
+                ("worker_metrics_port", "DEBTFLOW_WORKER_METRICS_PORT", parse_port),
             ]
             if (value := read(variable, parse)) is not None
         }
@@ -255,37 +261,36 @@ class Settings:
         return cls(**values, jwt_secret_generated="jwt_secret" not in values)
 
     def __repr__(self) -> str:
-        redis_url = None if self.redis_url is None else redact(self.redis_url)
-        broker_url = None if self.broker_url is None else redact(self.broker_url)
-        return (
-            f"Settings(database_url={redact(self.database_url)!r}, redis_url={redis_url!r}, "
-            f"jwt_secret='***', log_level={self.log_level!r}, "
-            f"cors_origins={self.cors_origins!r}, http_host={self.http_host!r}, "
-            f"http_port={self.http_port!r}, http_workers={self.http_workers!r}, "
-            f"gateway_failure_threshold={self.gateway_failure_threshold!r}, "
-            f"gateway_reset_seconds={self.gateway_reset_seconds!r}, "
-            f"broker_url={broker_url!r}, settle_after_seconds={self.settle_after_seconds!r}, "
-            f"stripe_api_key={_hidden(self.stripe_api_key)}, "
-            f"stripe_api_base={self.stripe_api_base!r}, "
-            f"stripe_webhook_secret={_hidden(self.stripe_webhook_secret)}, "
-            f"storage_url={self.storage_url!r}, s3_region={self.s3_region!r}, "
-            f"s3_endpoint_url={self.s3_endpoint_url!r}, "
-            f"s3_access_key_id={_hidden(self.s3_access_key_id)}, "
-            f"s3_secret_access_key={_hidden(self.s3_secret_access_key)}, "
-            f"public_url={self.public_url!r}, link_secret={_hidden(self.link_secret)}, "
-            f"sources_root={self.sources_root!r}, "
-            f"sftp_timeout_seconds={self.sftp_timeout_seconds!r}, "
-            f"max_upload_bytes={self.max_upload_bytes!r}, "
-            f"export_retention_days={self.export_retention_days!r}, "
-            f"export_link_seconds={self.export_link_seconds!r}, "
-            f"nightly_exports={self.nightly_exports!r}, "
-            f"audit_retention_months={self.audit_retention_months!r}, "
-            f"in_process_scheduler={self.in_process_scheduler!r})"
+        shown = ", ".join(
+            f"{item.name}={_shown(item.name, getattr(self, item.name))}"
+            for item in fields(self)
+            if item.name != "jwt_secret_generated"
         )
+        return f"Settings({shown})"
 
 
-def _hidden(secret: str | None) -> str:
-    return "None" if secret is None else "'***'"
+_SECRETS = frozenset(
+    {
+        "jwt_secret",
+        "stripe_api_key",
+        "stripe_webhook_secret",
+        "s3_access_key_id",
+        "s3_secret_access_key",
+        "link_secret",
+    }
+)
+_URLS = frozenset({"database_url", "redis_url", "broker_url"})
+
+
+def _shown(name: str, value: object) -> str:
+    """A setting as ``repr`` shows it: secrets hidden, passwords in URLs redacted."""
+    if value is None:
+        return "None"
+    if name in _SECRETS:
+        return "'***'"
+    if name in _URLS:
+        return repr(redact(str(value)))
+    return repr(value)
 
 
 def _database_url(raw: str) -> str:

@@ -22,6 +22,7 @@ from debtflow_adapters.settings import Settings
 from debtflow_adapters.taskiq.in_process import InProcessScheduler
 from debtflow_http.auth import BEARER, ActorProvider
 from debtflow_http.logs import configure_logging
+from debtflow_http.metrics import metrics_middleware
 from debtflow_http.middleware import request_context_middleware
 from debtflow_http.openapi import ClosedStructs
 from debtflow_http.problems import EXCEPTION_HANDLERS
@@ -34,6 +35,7 @@ from debtflow_http.resources.file_sources import FileSourceController
 from debtflow_http.resources.files import FileController
 from debtflow_http.resources.health import HealthController
 from debtflow_http.resources.imports import imports_router
+from debtflow_http.resources.metrics import MetricsController
 from debtflow_http.resources.payments import PaymentController, PaymentProcessorController
 from debtflow_http.resources.reports import ReportController
 from debtflow_http.resources.users import UserController
@@ -78,6 +80,7 @@ API = DishkaRouter(
     "",
     route_handlers=[
         HealthController,
+        MetricsController,
         AuthController,
         MeController,
         UserController,
@@ -123,6 +126,7 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
         debug=False,
     )
     setup_dishka(container, app)
-    # Outermost, so that every response gets its request id and headers, errors included.
-    app.asgi_handler = request_context_middleware(app.asgi_handler)
+    # Outermost, so that every response gets its request id and headers, errors included;
+    # the metrics inside it, so that they see the status Litestar answered with.
+    app.asgi_handler = request_context_middleware(metrics_middleware(app.asgi_handler))
     return app

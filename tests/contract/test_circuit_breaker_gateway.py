@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
+from debtflow_adapters.memory.telemetry import InMemoryTelemetry
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayUnavailable
@@ -39,7 +40,10 @@ def request(method: str = "pm_card_visa") -> ChargeRequest:
 
 async def test_the_breaker_opens_after_the_threshold_and_recovers_after_the_reset():
     inner = Flaky()
-    gateway = CircuitBreakerGateway(inner, threshold=3, reset_seconds=1)
+    telemetry = InMemoryTelemetry()
+    gateway = CircuitBreakerGateway(
+        inner, threshold=3, reset_seconds=1, name="sandbox", telemetry=telemetry
+    )
     inner.failing = True
     for _ in range(3):
         with pytest.raises(GatewayUnavailable) as caught:
@@ -57,6 +61,12 @@ async def test_the_breaker_opens_after_the_threshold_and_recovers_after_the_rese
     await asyncio.sleep(1.1)
     assert (await gateway.charge(request())).outcome is ChargeOutcome.SUCCEEDED
     assert await gateway.state() == "closed"
+    assert telemetry.breaker_states == {"sandbox": "closed"}
+    assert telemetry.breaker_transitions == {
+        ("sandbox", "opened"): 1,
+        ("sandbox", "half-opened"): 1,
+        ("sandbox", "closed"): 1,
+    }
 
 
 async def test_declines_are_answers_not_failures():

@@ -184,6 +184,10 @@ async def test_a_download_link_gives_the_object_under_its_file_name(
     assert "filename*=UTF-8''Placements%20M%C3%A4rz%202026.csv" in download.content_disposition
 
 
+async def test_a_usable_storage_passes_its_check(store: Storage) -> None:
+    await store.storage.check()  # raises StorageUnavailable otherwise
+
+
 async def test_a_download_link_to_a_missing_object_answers_not_found(store: Storage) -> None:
     url = await store.storage.download_url(
         "not/yet.csv", expires_in=timedelta(minutes=5), file_name="yet.csv"
@@ -305,6 +309,8 @@ async def test_s3_without_its_bucket_is_unavailable(
         await storage.put_file("a.csv", upload(b"x"), content_type="text/csv")
     with pytest.raises(StorageUnavailable):
         await storage.delete("a.csv")
+    with pytest.raises(StorageUnavailable):
+        await storage.check()
 
 
 async def test_s3_unreachable_is_unavailable(
@@ -321,3 +327,15 @@ async def test_s3_unreachable_is_unavailable(
         await storage.get_file("a.csv", tmp_path / "back")
     with pytest.raises(StorageUnavailable):
         await storage.exists("a.csv")
+    with pytest.raises(StorageUnavailable):
+        await storage.check()
+
+
+async def test_local_storage_whose_directory_cannot_be_made_is_unavailable(
+    links: SignedLinks, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_bytes(b"")
+    storage = LocalObjectStorage(tmp_path / "a-file" / "objects", links)
+
+    with pytest.raises(StorageUnavailable):
+        await storage.check()

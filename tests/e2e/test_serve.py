@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 SRC = Path(__file__).parents[2] / "src"
 # Upper bounds, reached only on a machine busy with other work: a process starts in seconds.
@@ -70,7 +71,11 @@ def _start(directory: Path, env: dict[str, str], *args: str) -> Server:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DEBTFLOW_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("DEBTFLOW_") and key != "PROMETHEUS_MULTIPROC_DIR"
+    }
     env["PYTHONPATH"] = str(SRC)
     started: list[Server] = []
     try:
@@ -85,7 +90,11 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
                 capture_output=True,
                 timeout=START_SECONDS,
             )
-        started.append(_start(prepared, env, "serve", "--workers", "2"))
+        # Its own temporary directory, to see that the metrics directory is cleaned up.
+        (prepared / "tmp").mkdir()
+        started.append(
+            _start(prepared, {**env, "TMPDIR": str(prepared / "tmp")}, "serve", "--workers", "2")
+        )
         yield Servers(*started)
     finally:
         for server in started:
@@ -126,6 +135,19 @@ def _sign_in(server: Server, email: str, password: str) -> str:
     return access_token
 
 
+def _requests_to_me(server: Server) -> float:
+    """GET /v1/me answered 200, as counted by the worker that answers this scrape."""
+    scraped = httpx.get(f"{server.url}/metrics")
+    assert scraped.status_code == 200
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.name == "debtflow_http_requests_total"
+        and sample.labels == {"method": "GET", "route": "/v1/me", "status": "200"}
+    )
+
+
 def _stop(server: Server, signal_: signal.Signals) -> int:
     server.process.send_signal(signal_)
     return server.process.wait(timeout=STOP_SECONDS)
@@ -158,11 +180,14 @@ def test_demo_seeds_prints_the_logins_and_serves_them(servers: Servers) -> None:
     assert "Traceback" not in err
 
 
-def test_two_workers_share_the_generated_token_key(servers: Servers) -> None:
+def test_two_workers_share_the_generated_token_key_and_add_up_their_metrics(
+    servers: Servers,
+) -> None:
     """Every request comes on a connection of its own, which the kernel hands to whichever
     worker accepts it first: ten were seen to split anywhere from 9-1 to 5-5, so twenty
     reach both all but surely. A token signed by one worker must pass in both; had each
-    made its own key, the other's share of the requests would fail."""
+    made its own key, the other's share of the requests would fail. Whichever worker
+    answers a scrape counts every request, its own and the other's."""
     server = servers.two_workers
     _wait_until_healthy(server)
     _wait_until_started(server, workers=2)  # one may answer while the other still starts
@@ -172,6 +197,8 @@ def test_two_workers_share_the_generated_token_key(servers: Servers) -> None:
         httpx.get(f"{server.url}/v1/me", headers={"Authorization": f"Bearer {token}"})
         for _ in range(REQUESTS)
     ]
+    scrapes = [_requests_to_me(server) for _ in range(4)]
+    metrics_dir = list((server.directory / "tmp").iterdir())
     status = _stop(server, signal.SIGTERM)  # as a service manager stops it
     _, err = server.output()
     workers = [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", err)]
@@ -182,6 +209,9 @@ def test_two_workers_share_the_generated_token_key(servers: Servers) -> None:
     assert status == 0
     assert len(set(workers)) == 2
     assert "the schedule runs in this process" not in err  # two would send every job twice
+    assert scrapes == [REQUESTS] * 4
+    assert [d.name.startswith("debtflow-metrics-") for d in metrics_dir] == [True]
+    assert list((server.directory / "tmp").iterdir()) == []  # removed when the server stops
     for pid in workers:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # gone with the server, not left behind

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from debtflow_adapters.persistence import SqlUnitOfWork, create_engine, upgrade
 from debtflow_adapters.settings import Settings
@@ -210,6 +211,8 @@ def _base_env() -> dict[str, str]:
     env["PYTHONPATH"] = str(SRC)
     env["DEBTFLOW_JWT_SECRET"] = JWT_SECRET
     env["DEBTFLOW_STRIPE_WEBHOOK_SECRET"] = SECRET
+    env["DEBTFLOW_WORKER_METRICS_PORT"] = str(_free_port())
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return env
 
 
@@ -237,6 +240,17 @@ def _installation(tmp_path: Path, env: dict[str, str]) -> Iterator[Installation]
             if process.popen.poll() is None:
                 process.popen.kill()
                 process.popen.wait()
+
+
+def _worker_metrics(installation: Installation) -> dict[tuple[str, frozenset], float]:
+    port = installation.env["DEBTFLOW_WORKER_METRICS_PORT"]
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    assert scraped.status_code == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+    }
 
 
 async def _payment(database: str, payment_id: str) -> Payment:
@@ -282,9 +296,10 @@ async def test_webhooks_are_applied_by_a_worker_over_redis_which_stops_on_sigter
 
 def test_an_upload_is_imported_by_a_worker_over_redis(installation: Installation):
     """The server backs the file up to local storage and queues it; the worker, another
-    process, downloads it from there and imports it."""
+    process, downloads it from there and imports it. The worker's metrics endpoint serves
+    what its processes did, whichever of the two ran the task."""
     server = installation.serve()
-    worker = installation.start("worker", "worker")
+    worker = installation.start("worker", "worker", "--workers", "2")
     text = placement_text(20, bad_every=10)
 
     response = server.call(
@@ -306,6 +321,12 @@ def test_an_upload_is_imported_by_a_worker_over_redis(installation: Installation
         2,
     )
     assert f"import run {run_id}" in worker.output()
+    metrics = _worker_metrics(installation)
+    task = {"task": "debtflow.import_placement_file"}
+    assert metrics[("debtflow_tasks_started_total", frozenset(task.items()))] == 1
+    assert metrics[("debtflow_tasks_succeeded_total", frozenset(task.items()))] == 1
+    assert metrics[("debtflow_import_rows_total", frozenset({("outcome", "created")}))] == 18
+    assert metrics[("debtflow_import_rows_total", frozenset({("outcome", "failed")}))] == 2
     assert worker.stop(signal.SIGTERM) == 0
 
 

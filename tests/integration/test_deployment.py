@@ -71,6 +71,9 @@ def test_api_and_worker_scale_and_exactly_one_scheduler_runs(services):
     [published] = services["api"]["ports"]
     assert re.fullmatch(r"\$\{API_PORTS:-\d+-\d+\}:8000", published)
     assert services["worker"]["expose"] == ["9100"]
+    # Reachable by Prometheus, which scrapes worker:9100 over the stack's network.
+    assert services["worker"]["environment"]["DEBTFLOW_WORKER_METRICS_HOST"] == "0.0.0.0"
+    assert "DEBTFLOW_DATABASE_URL" in services["worker"]["environment"]
 
 
 def test_migrations_run_once_before_anything_uses_the_database(services):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from debtflow_adapters.memory import FixedClock
+from debtflow_adapters.memory.telemetry import InMemoryTelemetry
 from debtflow_core.actor import Actor
 from debtflow_core.domain.imports import ImportRun, ImportStatus
 from debtflow_core.domain.user import Role
@@ -38,7 +39,9 @@ async def admin(ports: ImportPorts) -> Actor:
 
 
 def importer(ports: ImportPorts, writer: PlacementWriter | None = None) -> ImportPlacementFile:
-    return ImportPlacementFile(ports.runs, writer or ports.writer, ports.uow(), FixedClock(T0))
+    return ImportPlacementFile(
+        ports.runs, writer or ports.writer, ports.uow(), FixedClock(T0), InMemoryTelemetry()
+    )
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "placement.csv") -> ImportFile:

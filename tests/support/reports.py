@@ -22,6 +22,7 @@ from uuid import UUID
 
 from debtflow_adapters.memory import FastPasswordHasher, FixedClock
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
+from debtflow_adapters.memory.telemetry import InMemoryTelemetry
 from debtflow_adapters.sandbox.gateway import PROCESSING, SandboxGateway
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import Account, AccountStatus
@@ -99,6 +100,7 @@ class Seeder:
             "hasher": FastPasswordHasher(),
             "cache": self._cache,
             "gateway": self._gateway,
+            "telemetry": InMemoryTelemetry(),
         }
         return use_case(**{name: dep for name, dep in deps.items() if name in wanted})
 

@@ -16,6 +16,7 @@ from debtflow_adapters.memory import (
     InMemoryUnitOfWork,
 )
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
+from debtflow_adapters.memory.telemetry import InMemoryTelemetry
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import Account
@@ -54,11 +55,17 @@ class World:
         self.uow = InMemoryUnitOfWork(self.store)
         self.clock = FixedClock(START, tick=timedelta(seconds=1))
         self.hasher = FastPasswordHasher()
+        self.telemetry = InMemoryTelemetry()
 
     def use(self, use_case: type):
         """An instance of ``use_case`` wired to this world's adapters."""
         wanted = use_case.__init__.__annotations__
-        deps = {"uow": self.uow, "clock": self.clock, "hasher": self.hasher}
+        deps = {
+            "uow": self.uow,
+            "clock": self.clock,
+            "hasher": self.hasher,
+            "telemetry": self.telemetry,
+        }
         return use_case(**{name: dep for name, dep in deps.items() if name in wanted})
 
     async def agency(self, slug: str) -> Agency:
@@ -157,8 +164,8 @@ async def shop(world):
     cache = InMemoryIdempotencyCache()
 
     class Shop:
-        pay = MakePayment(world.uow, world.clock, cache, gateway)
-        settle = SettlePendingPayments(world.uow, world.clock, cache, gateway)
+        pay = MakePayment(world.uow, world.clock, cache, gateway, world.telemetry)
+        settle = SettlePendingPayments(world.uow, world.clock, cache, gateway, world.telemetry)
 
         @staticmethod
         def payment(amount=2_500, method="pm_card_visa", **kw) -> NewPayment:

@@ -15,6 +15,7 @@ from debtflow_adapters.memory import (
     InMemoryStore,
     InMemoryUnitOfWork,
 )
+from debtflow_adapters.memory.telemetry import InMemoryTelemetry
 from debtflow_core.actor import Actor
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import FileSource, FileSourceKind, ImportStatus
@@ -76,6 +77,7 @@ class Setup:
                 LoggingWriter(InMemoryPlacementWriter(self.store, self.imports), self.log),
                 InMemoryUnitOfWork(self.store),
                 clock,
+                InMemoryTelemetry(),
             ),
             clock,
         )

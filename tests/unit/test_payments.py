@@ -87,6 +87,11 @@ async def test_the_same_key_and_body_replays_without_charging_again(shop):
     with pytest.raises(ValidationFailed) as caught:
         await shop.pay.execute(shop.alpha.collector, "same", shop.payment(amount=100))
     assert caught.value.field == "Idempotency-Key"
+    telemetry = shop.world.telemetry
+    assert telemetry.payments == {("sandbox", "completed"): 1}
+    assert telemetry.collected == {"USD": 2_500}
+    assert telemetry.replays == {"payment": 2}
+    assert telemetry.conflicts == {("payment", "different_request"): 1}
 
 
 async def test_fifty_concurrent_requests_with_one_key_charge_once(shop):
@@ -185,6 +190,10 @@ async def test_an_open_breaker_cancels_the_payment_and_frees_the_key(shop):
     retried = await shop.pay.execute(shop.alpha.collector, "retry-me", shop.payment())
     assert retried.outcome is PaymentOutcome.COMPLETED and not retried.replayed
     assert await shop.balance() == 7_500
+    assert shop.world.telemetry.payments == {
+        ("sandbox", "failed"): 1,
+        ("sandbox", "completed"): 1,
+    }
 
 
 async def test_no_answer_leaves_it_pending_and_recovery_settles_it_once(shop):
@@ -205,6 +214,11 @@ async def test_no_answer_leaves_it_pending_and_recovery_settles_it_once(shop):
     assert await shop.balance() == 7_500
     assert max(shop.gateway.charged.values()) == 1
     assert await shop.settle.execute(older_than=timedelta(minutes=5)) == 0
+    # Reported pending when answered, completed when the recovery settled it.
+    assert shop.world.telemetry.payments == {
+        ("sandbox", "pending"): 1,
+        ("sandbox", "completed"): 1,
+    }
 
 
 async def test_a_crash_after_the_charge_is_settled_by_recovery_without_a_second_charge(shop):
@@ -213,7 +227,9 @@ async def test_a_crash_after_the_charge_is_settled_by_recovery_without_a_second_
             await super().charge(request)
             raise asyncio.CancelledError  # the process dies before phase 3
 
-    crashing = MakePayment(shop.world.uow, shop.world.clock, shop.cache, CrashAfterCharge())
+    crashing = MakePayment(
+        shop.world.uow, shop.world.clock, shop.cache, CrashAfterCharge(), shop.world.telemetry
+    )
     with pytest.raises(asyncio.CancelledError):
         await crashing.execute(shop.alpha.collector, "crash", shop.payment())
     [pending] = shop.world.store.payments.values()
@@ -230,7 +246,9 @@ async def test_a_crash_after_the_charge_is_settled_by_recovery_without_a_second_
 
 
 async def test_refunds_restore_the_balance_and_reopen_a_paid_account(shop):
-    refund = RefundPayment(shop.world.uow, shop.world.clock, shop.cache, shop.gateway)
+    refund = RefundPayment(
+        shop.world.uow, shop.world.clock, shop.cache, shop.gateway, shop.world.telemetry
+    )
     paid = (await shop.pay.execute(shop.alpha.admin, "all", shop.payment(amount=10_000))).payment
     partial = await refund.execute(shop.alpha.admin, "r1", paid.id, NewRefund(amount=4_000))
     assert (partial.refund.amount, partial.payment.refunded_amount) == (4_000, 4_000)
@@ -249,7 +267,9 @@ async def test_refunds_restore_the_balance_and_reopen_a_paid_account(shop):
 
 
 async def test_refunds_are_for_admins_on_completed_payments_within_the_amount(shop):
-    refund = RefundPayment(shop.world.uow, shop.world.clock, shop.cache, shop.gateway)
+    refund = RefundPayment(
+        shop.world.uow, shop.world.clock, shop.cache, shop.gateway, shop.world.telemetry
+    )
     paid = (await shop.pay.execute(shop.alpha.collector, "p", shop.payment())).payment
     with pytest.raises(PermissionDenied):
         await refund.execute(shop.alpha.collector, "r", paid.id, NewRefund())
@@ -270,7 +290,7 @@ async def test_concurrent_refunds_never_give_back_more_than_was_paid(shop):
 
     def refund() -> RefundPayment:  # one per request, each with its own unit of work
         uow = InMemoryUnitOfWork(shop.world.store)
-        return RefundPayment(uow, shop.world.clock, shop.cache, shop.gateway)
+        return RefundPayment(uow, shop.world.clock, shop.cache, shop.gateway, shop.world.telemetry)
 
     outcomes = await asyncio.gather(
         *(
@@ -286,7 +306,9 @@ async def test_concurrent_refunds_never_give_back_more_than_was_paid(shop):
 
 
 async def test_a_refund_the_gateway_never_answered_is_given_back(shop):
-    refund = RefundPayment(shop.world.uow, shop.world.clock, shop.cache, shop.gateway)
+    refund = RefundPayment(
+        shop.world.uow, shop.world.clock, shop.cache, shop.gateway, shop.world.telemetry
+    )
     paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
     shop.gateway.failing = True
     with pytest.raises(GatewayUnavailable):
@@ -320,13 +342,14 @@ class SettledDuringTheCharge(CountingGateway):
 
 async def test_a_settlement_that_came_first_is_what_the_payment_answers(shop):
     world = shop.world
-    webhook = Settlement(InMemoryUnitOfWork(world.store), world.clock, shop.cache)
+    webhook = Settlement(InMemoryUnitOfWork(world.store), world.clock, shop.cache, world.telemetry)
     gateway = SettledDuringTheCharge(webhook, Actor.system(shop.alpha.admin.agency_id))
-    pay = MakePayment(world.uow, world.clock, shop.cache, gateway)
+    pay = MakePayment(world.uow, world.clock, shop.cache, gateway, world.telemetry)
     result = await pay.execute(shop.alpha.collector, "k", shop.payment())
     assert result.outcome is PaymentOutcome.DECLINED
     assert result.payment.failure_message == "declined by webhook"
     assert await shop.balance() == 10_000  # the hold given back once
+    assert world.telemetry.payments == {("sandbox", "failed"): 1}  # counted once, found kind
     entries = await world.use(QueryAuditLog).execute(
         shop.alpha.admin, AuditFilters(entity_id=result.payment.id)
     )

@@ -17,6 +17,7 @@ from debtflow_adapters.memory import (
     InMemoryUnitOfWork,
 )
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
+from debtflow_adapters.memory.telemetry import InMemoryTelemetry
 from debtflow_core.actor import Actor
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import ImportStatus
@@ -50,7 +51,11 @@ class Setup:
             self.runs,
             self.storage,
             ImportPlacementFile(
-                self.runs, InMemoryPlacementWriter(self.store, self.imports), uow, clock
+                self.runs,
+                InMemoryPlacementWriter(self.store, self.imports),
+                uow,
+                clock,
+                InMemoryTelemetry(),
             ),
         )
 

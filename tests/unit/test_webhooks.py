@@ -33,8 +33,10 @@ class Verifier:
 @pytest.fixture
 def hooks(shop):
     verifier, queue = Verifier(), InMemoryJobQueue()
-    receive = ReceiveGatewayEvent(shop.world.uow, verifier, queue, shop.world.clock)
-    apply = ApplyGatewayEvent(shop.world.uow, shop.world.clock, shop.cache)
+    receive = ReceiveGatewayEvent(
+        shop.world.uow, verifier, queue, shop.world.clock, shop.world.telemetry
+    )
+    apply = ApplyGatewayEvent(shop.world.uow, shop.world.clock, shop.cache, shop.world.telemetry)
 
     def event(type_: GatewayEventType, payment_id, **kw) -> bytes:
         made = GatewayEvent(
@@ -76,6 +78,13 @@ async def test_a_confirmation_completes_a_pending_payment_once(hooks):
     await receive.execute(payload, "valid")
     assert len(queue.jobs) == 1  # a processed event is not handed over again
     assert await shop.balance() == 7_500
+    telemetry = shop.world.telemetry
+    assert telemetry.webhooks_received == {
+        ("payment_intent.succeeded", True): 1,
+        ("payment_intent.succeeded", False): 1,
+    }
+    assert telemetry.webhooks_applied == {("payment_intent.succeeded", "completed"): 1}
+    assert telemetry.payments[("sandbox", "completed")] == 1
 
 
 async def test_a_failure_releases_the_hold_and_late_events_change_nothing(hooks):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
@@ -16,6 +16,7 @@ from debtflow_core.ports.payment_gateway import (
     RefundRequest,
     RefundResult,
 )
+from debtflow_core.ports.telemetry import Telemetry
 
 R = TypeVar("R")
 A = TypeVar("A")
@@ -31,17 +32,33 @@ class CircuitBreakerGateway(PaymentGateway):
     answers, not failures.
 
     The state lives in this process: each server process protects itself, and a Redis
-    outage cannot take payments down with it.
+    outage cannot take payments down with it. Each change of state is told to
+    ``telemetry``, under ``name``.
     """
 
     CIRCUIT = "payment-gateway"
 
-    def __init__(self, gateway: PaymentGateway, *, threshold: int, reset_seconds: int) -> None:
+    def __init__(
+        self,
+        gateway: PaymentGateway,
+        *,
+        threshold: int,
+        reset_seconds: int,
+        name: str = CIRCUIT,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._gateway = gateway
+        self._name = name
         self._reset_seconds = reset_seconds
         self._breakers = AsyncCircuitBreakerFactory(
             default_threshold=threshold, default_ttl=reset_seconds
         )
+        if telemetry is not None:
+            self._breakers.add_listener(_StateListener(name, telemetry))
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         return await self._guarded(self._gateway.charge, request)
@@ -66,3 +83,15 @@ class CircuitBreakerGateway(PaymentGateway):
                 retry_after_seconds=wait,
                 request_sent=False,
             ) from None
+
+
+class _StateListener:
+    """purgatory's hook: tells the telemetry of each state the breaker enters."""
+
+    def __init__(self, name: str, telemetry: Telemetry) -> None:
+        self._name = name
+        self._telemetry = telemetry
+
+    def __call__(self, circuit: str, event_type: str, event: Any) -> None:
+        if event_type == "state_changed":
+            self._telemetry.breaker_changed(self._name, event.state)

@@ -49,6 +49,19 @@ class LocalObjectStorage(ObjectStorage):
     async def download_url(self, key: str, *, expires_in: timedelta, file_name: str) -> str:
         return self._links.url(key, file_name=file_name, expires_in=expires_in)
 
+    async def check(self) -> None:
+        await asyncio.to_thread(self._check)
+
+    def _check(self) -> None:
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StorageUnavailable(
+                f"cannot create the storage directory: {error.strerror}"
+            ) from None
+        if not os.access(self._root, os.W_OK | os.X_OK):
+            raise StorageUnavailable("the storage directory is not writable")
+
     def _path(self, key: str) -> Path:
         return self._root / check_key(key)
 

@@ -38,3 +38,6 @@ class InMemoryObjectStorage(ObjectStorage):
 
     async def download_url(self, key: str, *, expires_in: timedelta, file_name: str) -> str:
         return self._links.url(key, file_name=file_name, expires_in=expires_in)
+
+    async def check(self) -> None:
+        """In memory: as available as the process itself."""

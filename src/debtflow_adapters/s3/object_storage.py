@@ -15,6 +15,7 @@ from debtflow_adapters.local.signed_links import content_disposition
 from debtflow_core.errors import NotFound, StorageUnavailable
 from debtflow_core.ports.object_storage import ObjectStorage, check_key, check_link_lifetime
 
+CHECK_TIMEOUT_SECONDS = 2.0
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
@@ -64,6 +65,21 @@ class S3ObjectStorage(ObjectStorage):
                 connect_timeout=config.timeout_seconds,
                 read_timeout=config.timeout_seconds,
                 retries={"mode": "standard", "max_attempts": 3},
+                s3={"addressing_style": "path" if config.endpoint_url else "auto"},
+            ),
+        )
+        # A readiness check must answer within seconds: one attempt, short timeouts.
+        self._check_client = boto3.session.Session().client(
+            "s3",
+            region_name=config.region,
+            endpoint_url=config.endpoint_url,
+            aws_access_key_id=config.access_key,
+            aws_secret_access_key=config.secret_key,
+            config=botocore.config.Config(
+                signature_version="s3v4",
+                connect_timeout=CHECK_TIMEOUT_SECONDS,
+                read_timeout=CHECK_TIMEOUT_SECONDS,
+                retries={"mode": "standard", "max_attempts": 1},
                 s3={"addressing_style": "path" if config.endpoint_url else "auto"},
             ),
         )
@@ -137,6 +153,14 @@ class S3ObjectStorage(ObjectStorage):
             "get_object", Params=params, ExpiresIn=check_link_lifetime(expires_in)
         )
         return url
+
+    async def check(self) -> None:
+        try:
+            await asyncio.to_thread(self._check_client.head_bucket, Bucket=self._bucket)
+        except botocore.exceptions.ClientError as error:
+            raise StorageUnavailable(f"S3 refused the bucket {self._bucket!r}: {error}") from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise StorageUnavailable(f"cannot reach S3: {error}") from None
 
     def _error(self, error: botocore.exceptions.ClientError, key: str) -> Exception:
         if _code(error) in _MISSING:

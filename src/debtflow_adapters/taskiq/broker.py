@@ -23,6 +23,7 @@ from taskiq.schedule_sources import LabelScheduleSource
 from taskiq_redis import ListQueueBroker, ListRedisScheduleSource, RedisAsyncResultBackend
 
 from debtflow_adapters.settings import Settings
+from debtflow_adapters.taskiq.metrics import TaskMetricsMiddleware
 from debtflow_adapters.taskiq.retries import RetryMiddleware
 
 QUEUE = "debtflow:tasks"
@@ -43,7 +44,8 @@ def retry_source(settings: Settings) -> ScheduleSource | None:
 
 
 def make_broker(settings: Settings) -> AsyncBroker:
-    """The broker of ``settings``, with the retry policy (see :class:`RetryMiddleware`).
+    """The broker of ``settings``, with the retry policy (see :class:`RetryMiddleware`)
+    and the tasks' metrics (:class:`TaskMetricsMiddleware`).
 
     Call ``await broker.startup()`` before sending and ``await broker.shutdown()`` after.
     """
@@ -55,6 +57,7 @@ def make_broker(settings: Settings) -> AsyncBroker:
             RedisAsyncResultBackend(settings.broker_url, result_ex_time=RESULT_SECONDS)
         )
     return broker.with_middlewares(
+        TaskMetricsMiddleware(),
         RetryMiddleware(
             default_retry_count=RETRY_ATTEMPTS,
             default_delay=RETRY_DELAY_SECONDS,
@@ -62,7 +65,7 @@ def make_broker(settings: Settings) -> AsyncBroker:
             use_delay_exponent=True,
             max_delay_exponent=RETRY_MAX_DELAY_SECONDS,
             schedule_source=retry_source(settings),
-        )
+        ),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from taskiq import SmartRetryMiddleware, TaskiqMessage, TaskiqResult
 from taskiq.kicker import AsyncKicker
 
+from debtflow_adapters.prometheus.metrics import TASKS_RETRIED
 from debtflow_core.errors import NotFound, ValidationFailed
 
 log = logging.getLogger("debtflow.worker")
@@ -52,6 +53,7 @@ class RetryMiddleware(SmartRetryMiddleware):
     async def on_send(
         self, kicker: AsyncKicker[Any, Any], message: TaskiqMessage, delay: float
     ) -> None:
+        TASKS_RETRIED.labels(message.task_name).inc()
         if self.schedule_source is not None:
             await super().on_send(kicker, message, delay)
             return

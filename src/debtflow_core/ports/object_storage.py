@@ -37,6 +37,12 @@ class ObjectStorage(Protocol):
         from a link's reader whether a key exists)."""
         ...
 
+    async def check(self) -> None:
+        """Return when the storage can be used now, for a readiness check: the bucket
+        answers, the directory is writable. Raises StorageUnavailable otherwise, within a
+        few seconds."""
+        ...
+
 
 MAX_LINK_LIFETIME = timedelta(days=7)
 

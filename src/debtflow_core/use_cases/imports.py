@@ -40,6 +40,7 @@ from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.object_storage import ObjectStorage
 from debtflow_core.ports.placement_writer import PlacementBatch, PlacementWriter
+from debtflow_core.ports.telemetry import Telemetry
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
 BATCH_ROWS = 1000
@@ -153,12 +154,18 @@ class ImportPlacementFile:
     """
 
     def __init__(
-        self, runs: ImportRunRepository, writer: PlacementWriter, uow: UnitOfWork, clock: Clock
+        self,
+        runs: ImportRunRepository,
+        writer: PlacementWriter,
+        uow: UnitOfWork,
+        clock: Clock,
+        telemetry: Telemetry,
     ) -> None:
         self._runs = runs
         self._writer = writer
         self._uow = uow
         self._clock = clock
+        self._telemetry = telemetry
 
     async def execute(
         self, actor: Actor, command: ImportFile, progress: Progress | None = None
@@ -260,7 +267,20 @@ class ImportPlacementFile:
             failure_reason=failure_reason,
         )
         await self._audit(actor, "import_run.finished", run, finished)
+        self._report(finished)
         return finished
+
+    def _report(self, run: ImportRun) -> None:
+        seconds = 0.0
+        if run.started_at is not None and run.finished_at is not None:
+            seconds = (run.finished_at - run.started_at).total_seconds()
+        self._telemetry.import_finished(
+            run.status,
+            created=run.rows_created,
+            updated=run.rows_updated,
+            failed=run.rows_failed,
+            seconds=seconds,
+        )
 
     async def _audit(self, actor: Actor, action: str, before: ImportRun, after: ImportRun) -> None:
         async with self._uow as uow:

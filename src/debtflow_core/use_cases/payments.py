@@ -57,6 +57,7 @@ from debtflow_core.ports.payment_gateway import (
     RefundRequest,
 )
 from debtflow_core.ports.payments import Opening, PaymentPosition, PaymentQuery, Settling
+from debtflow_core.ports.telemetry import Telemetry
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.validation import require_text
 
@@ -108,21 +109,30 @@ def _gateway_key(agency_id: UUID, key: str) -> str:
     return f"{agency_id}:{key}"
 
 
-def stored_response(record: IdempotencyRecord, fingerprint: str) -> dict[str, Any]:
+def stored_response(
+    record: IdempotencyRecord, fingerprint: str, telemetry: Telemetry, operation: str
+) -> dict[str, Any]:
     """The stored answer for a repeated key: ValidationFailed for another request under the
-    same key, Conflict while the first is still running."""
+    same key, Conflict while the first is still running. Each is told to ``telemetry``."""
     if record.fingerprint != fingerprint:
+        telemetry.idempotency_conflict(operation, "different_request")
         raise ValidationFailed(
             "this idempotency key was used for a different request", field="Idempotency-Key"
         )
     if record.state is IdempotencyState.IN_FLIGHT or record.response is None:
+        telemetry.idempotency_conflict(operation, "in_flight")
         raise Conflict("a request with this idempotency key is still being processed")
+    telemetry.idempotent_replay(operation)
     return record.response
 
 
-def replay(record: IdempotencyRecord, fingerprint: str) -> PaymentResult:
-    payment = msgspec.convert(stored_response(record, fingerprint), Payment)
+def replay(record: IdempotencyRecord, fingerprint: str, telemetry: Telemetry) -> PaymentResult:
+    payment = msgspec.convert(stored_response(record, fingerprint, telemetry, "payment"), Payment)
     return PaymentResult(outcome=PaymentOutcome(record.outcome), payment=payment, replayed=True)
+
+
+def _reached(telemetry: Telemetry, processor: str, payment: Payment) -> None:
+    telemetry.payment_reached(processor, payment.status, payment.amount, payment.currency)
 
 
 def _claim(agency_id: UUID, key: str, fingerprint: str, now: datetime) -> IdempotencyRecord:
@@ -157,19 +167,33 @@ class _Open(msgspec.Struct, frozen=True, kw_only=True):
 class Settlement:
     """Phase 3, shared by the payment itself, the recovery task and webhooks."""
 
-    def __init__(self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache) -> None:
+    def __init__(
+        self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache, telemetry: Telemetry
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._cache = cache
+        self._telemetry = telemetry
 
-    async def settle(self, actor: Actor, payment_id: UUID, result: ChargeResult) -> PaymentResult:
+    async def settle(
+        self,
+        actor: Actor,
+        payment_id: UUID,
+        result: ChargeResult,
+        processor: ProcessorKind | None = None,
+    ) -> PaymentResult:
         """Apply the gateway's answer to a pending payment, once: a payment that is no
-        longer pending is left as it is, whatever the answer says."""
-        settled, _ = await self.settle_once(actor, payment_id, result)
+        longer pending is left as it is, whatever the answer says. ``processor`` is the
+        payment's processor kind, when the caller knows it (else it is looked up)."""
+        settled, _ = await self.settle_once(actor, payment_id, result, processor)
         return settled
 
     async def settle_once(
-        self, actor: Actor, payment_id: UUID, result: ChargeResult
+        self,
+        actor: Actor,
+        payment_id: UUID,
+        result: ChargeResult,
+        processor: ProcessorKind | None = None,
     ) -> tuple[PaymentResult, bool]:
         """:meth:`settle`, and whether this call was the one that found it pending. The
         payment is locked while it is read and changed, so of concurrent settlements
@@ -182,9 +206,15 @@ class Settlement:
             after = before
             if before.status is PaymentStatus.PENDING:
                 after = await self._apply(actor, before, result, now)
+            moved = after.status is not before.status
+            if moved and processor is None:
+                found = await uow.payment_processors.get(after.processor_id)
+                processor = None if found is None else found.kind
             outcome = _outcome_of(after)
             record = await self._finish(after, outcome)
             await uow.commit()
+        if moved:
+            _reached(self._telemetry, processor or "unknown", after)
         if record is not None:
             await self._cache.put(record)
         return PaymentResult(outcome=outcome, payment=after), before.status is PaymentStatus.PENDING
@@ -271,8 +301,9 @@ class MakePayment(Settlement):
         clock: Clock,
         cache: IdempotencyCache,
         gateway: PaymentGateway,
+        telemetry: Telemetry,
     ) -> None:
-        super().__init__(uow, clock, cache)
+        super().__init__(uow, clock, cache, telemetry)
         self._gateway = gateway
 
     async def execute(
@@ -287,7 +318,7 @@ class MakePayment(Settlement):
         fingerprint = _fingerprint("payment", command)
         cached = await self._cache.get(actor.agency_id, key)
         if cached is not None:
-            return replay(cached, fingerprint)
+            return replay(cached, fingerprint, self._telemetry)
         opened = await self._open(actor, key, fingerprint, command)
         if isinstance(opened, PaymentResult):
             return opened
@@ -306,11 +337,16 @@ class MakePayment(Settlement):
             )
         except GatewayUnavailable as error:
             if error.request_sent:
-                return await self._leave_pending(payment)
-            await self._cancel(actor, payment)
+                return await self._leave_pending(opened)
+            await self._cancel(actor, opened)
             raise
         settled = await self._settle_as_opened(actor, opened, result)
-        return settled or await self.settle(actor, payment.id, result)
+        if settled is not None:
+            return settled
+        settled = await self.settle(actor, payment.id, result, opened.processor)
+        if settled.payment.status is PaymentStatus.PENDING:
+            _reached(self._telemetry, opened.processor, settled.payment)
+        return settled
 
     async def _settle_as_opened(
         self, actor: Actor, opened: _Open, result: ChargeResult
@@ -358,6 +394,7 @@ class MakePayment(Settlement):
             if record is None:
                 return None
             await uow.commit()
+        _reached(self._telemetry, opened.processor, after)
         await self._cache.put(record)
         return PaymentResult(outcome=outcome, payment=after)
 
@@ -421,7 +458,7 @@ class MakePayment(Settlement):
                 )
             )
             if opened.existing is not None:
-                return replay(opened.existing, fingerprint)
+                return replay(opened.existing, fingerprint, self._telemetry)
             if opened.balance is None:
                 raise ValidationFailed(
                     f"the amount is more than the balance of {account.current_balance}",
@@ -430,17 +467,20 @@ class MakePayment(Settlement):
             await uow.commit()
         return _Open(payment=payment, processor=processor.kind, balance=opened.balance)
 
-    async def _leave_pending(self, payment: Payment) -> PaymentResult:
+    async def _leave_pending(self, opened: _Open) -> PaymentResult:
         """The gateway may or may not have charged: keep the hold and say "pending"."""
+        payment = opened.payment
         async with self._uow as uow:
             record = await self._finish(payment, PaymentOutcome.PENDING)
             await uow.commit()
+        _reached(self._telemetry, opened.processor, payment)
         if record is not None:
             await self._cache.put(record)
         return PaymentResult(outcome=PaymentOutcome.PENDING, payment=payment)
 
-    async def _cancel(self, actor: Actor, payment: Payment) -> None:
+    async def _cancel(self, actor: Actor, opened: _Open) -> None:
         """Nothing reached the gateway: fail the payment, give the hold back, free the key."""
+        payment = opened.payment
         now = self._clock.now()
         failed = payment.fail(
             "gateway_unavailable",
@@ -463,6 +503,7 @@ class MakePayment(Settlement):
                 )
             )
             await uow.commit()
+        _reached(self._telemetry, opened.processor, failed)
 
 
 class GetPayment:
@@ -523,9 +564,14 @@ class SettlePendingPayments(Settlement):
     """
 
     def __init__(
-        self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache, gateway: PaymentGateway
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        cache: IdempotencyCache,
+        gateway: PaymentGateway,
+        telemetry: Telemetry,
     ) -> None:
-        super().__init__(uow, clock, cache)
+        super().__init__(uow, clock, cache, telemetry)
         self._gateway = gateway
 
     async def execute(self, older_than: timedelta = timedelta(minutes=5), batch: int = 100) -> int:
@@ -552,7 +598,9 @@ class SettlePendingPayments(Settlement):
                 )
             except GatewayUnavailable:
                 break  # the gateway is down: every other payment would fail the same way
-            outcome = await self.settle(Actor.system(payment.agency_id), payment.id, result)
+            outcome = await self.settle(
+                Actor.system(payment.agency_id), payment.id, result, kinds[payment.processor_id]
+            )
             settled += outcome.outcome is not PaymentOutcome.PENDING
         return settled
 
@@ -597,12 +645,18 @@ class RefundPayment:
     """
 
     def __init__(
-        self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache, gateway: PaymentGateway
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        cache: IdempotencyCache,
+        gateway: PaymentGateway,
+        telemetry: Telemetry,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._cache = cache
         self._gateway = gateway
+        self._telemetry = telemetry
 
     async def execute(
         self, actor: Actor, idempotency_key: str, payment_id: UUID, command: NewRefund
@@ -611,7 +665,7 @@ class RefundPayment:
         fingerprint = _fingerprint(f"refund:{payment_id}", command)
         cached = await self._cache.get(actor.agency_id, key)
         if cached is not None:
-            return _replay_refund(cached, fingerprint)
+            return _replay_refund(cached, fingerprint, self._telemetry)
         opened = await self._open(actor, key, fingerprint, payment_id, command)
         if isinstance(opened, RefundResult):
             return opened
@@ -649,7 +703,7 @@ class RefundPayment:
             validate_amount(amount, field="amount", allow_zero=False)
             existing = await claim_key(uow, actor.agency_id, key, fingerprint, now)
             if existing is not None:
-                return _replay_refund(existing, fingerprint)
+                return _replay_refund(existing, fingerprint, self._telemetry)
             if not await uow.payments.reserve_refund(payment.id, amount):
                 raise Conflict(
                     f"at most {payment.refundable} minor units of this payment are refundable"
@@ -721,6 +775,10 @@ async def record_refund(
     return refund, after
 
 
-def _replay_refund(record: IdempotencyRecord, fingerprint: str) -> RefundResult:
-    stored = msgspec.convert(stored_response(record, fingerprint), RefundResult)
+def _replay_refund(
+    record: IdempotencyRecord, fingerprint: str, telemetry: Telemetry
+) -> RefundResult:
+    stored = msgspec.convert(
+        stored_response(record, fingerprint, telemetry, "refund"), RefundResult
+    )
     return msgspec.structs.replace(stored, replayed=True)

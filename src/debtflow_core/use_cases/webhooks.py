@@ -17,6 +17,7 @@ from debtflow_core.ports.gateway_events import WebhookVerifier
 from debtflow_core.ports.idempotency import IdempotencyCache
 from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.payment_gateway import ChargeOutcome, ChargeResult
+from debtflow_core.ports.telemetry import Telemetry
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.payments import Settlement, record_refund
 
@@ -33,12 +34,18 @@ class ReceiveGatewayEvent:
     """
 
     def __init__(
-        self, uow: UnitOfWork, verifier: WebhookVerifier, queue: JobQueue, clock: Clock
+        self,
+        uow: UnitOfWork,
+        verifier: WebhookVerifier,
+        queue: JobQueue,
+        clock: Clock,
+        telemetry: Telemetry,
     ) -> None:
         self._uow = uow
         self._verifier = verifier
         self._queue = queue
         self._clock = clock
+        self._telemetry = telemetry
 
     async def execute(self, payload: bytes, signature: str | None) -> bool:
         event = self._verifier.verify(payload, signature, self._clock.now())
@@ -48,6 +55,7 @@ class ReceiveGatewayEvent:
             new = await uow.gateway_events.record(event)
             stored = event if new else await uow.gateway_events.get(event.id)
             await uow.commit()
+        self._telemetry.webhook_received(event.type, new=new)
         if stored is not None and stored.processed_at is None:
             await self._queue.enqueue(APPLY_GATEWAY_EVENT, event_id=event.id)
         return new
@@ -64,8 +72,10 @@ class ApplyGatewayEvent(Settlement):
     A platform task, run by the workers.
     """
 
-    def __init__(self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache) -> None:
-        super().__init__(uow, clock, cache)
+    def __init__(
+        self, uow: UnitOfWork, clock: Clock, cache: IdempotencyCache, telemetry: Telemetry
+    ) -> None:
+        super().__init__(uow, clock, cache, telemetry)
 
     async def execute(self, event_id: str) -> str:
         async with self._uow as uow:
@@ -80,7 +90,9 @@ class ApplyGatewayEvent(Settlement):
             # Run twice at once, both may get here; the outcome recorded first stays.
             stored = await uow.gateway_events.mark_processed(event.id, outcome, self._clock.now())
             await uow.commit()
-        return stored or outcome
+        applied = stored or outcome
+        self._telemetry.webhook_applied(event.type, applied)
+        return applied
 
     async def _dispatch(self, event: GatewayEvent, payment: Payment) -> str:
         actor = Actor.system(payment.agency_id)

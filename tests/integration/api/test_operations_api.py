@@ -30,7 +30,12 @@ async def test_readiness_reports_redis_when_it_is_configured(database_url, redis
         ready = await client.get("/ready")
     assert ready.status_code == 200
     states = {d["name"]: d["state"] for d in ready.json()["dependencies"]}
-    assert states == {"database": "up", "redis": "up", "payment_gateway": "up"}
+    assert states == {
+        "database": "up",
+        "redis": "up",
+        "object_storage": "up",
+        "payment_gateway": "up",
+    }
 
 
 async def test_readiness_fails_when_a_required_dependency_is_down(database_url):
@@ -42,6 +47,21 @@ async def test_readiness_fails_when_a_required_dependency_is_down(database_url):
     assert ready.status_code == 503
     redis = next(d for d in ready.json()["dependencies"] if d["name"] == "redis")
     assert redis["state"] == "down"
+    assert "127.0.0.1:1" not in ready.text
+
+
+async def test_readiness_names_an_unreachable_broker_and_object_storage(database_url):
+    settings = make_settings(
+        database_url,
+        broker_url="redis://127.0.0.1:1/0",
+        storage_url="s3://exports",
+        s3_endpoint_url="http://127.0.0.1:1",
+    )
+    async with AsyncTestClient(create_app(settings)) as client:
+        ready = await client.get("/ready")
+    assert ready.status_code == 503
+    down = {d["name"]: d["required"] for d in ready.json()["dependencies"] if d["state"] == "down"}
+    assert down == {"broker": True, "object_storage": True}
     assert "127.0.0.1:1" not in ready.text
 
 

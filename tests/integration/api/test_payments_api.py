@@ -267,7 +267,12 @@ async def test_redis_stopped_mid_way_the_database_still_decides(database_url, pr
         ready = await client.get("/ready")
         assert ready.status_code == 503
         states = {d["name"]: d["state"] for d in ready.json()["dependencies"]}
-        assert states == {"database": "up", "redis": "down", "payment_gateway": "up"}
+        assert states == {
+            "database": "up",
+            "redis": "down",
+            "object_storage": "up",
+            "payment_gateway": "up",
+        }
 
 
 class BreakerOverride(Provider):

@@ -50,6 +50,7 @@ PERIOD = {"from": "2026-03-01", "to": "2026-03-31"}
 PUBLIC = {
     ("GET", "/health"),
     ("GET", "/ready"),
+    ("GET", "/metrics"),
     ("POST", "/v1/auth/token"),
     ("POST", "/v1/auth/refresh"),
     ("POST", "/v1/webhooks/stripe"),

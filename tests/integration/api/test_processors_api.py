@@ -75,4 +75,9 @@ async def test_each_processor_charges_through_its_own_gateway(
         assert "_sandbox_" in by_sandbox.json()["gateway_reference"]
         ready = (await client.get("/ready")).json()
         states = {d["name"]: d["state"] for d in ready["dependencies"]}
-        assert states == {"database": "up", "payment_gateway": "up", "stripe_gateway": "up"}
+        assert states == {
+            "database": "up",
+            "object_storage": "up",
+            "payment_gateway": "up",
+            "stripe_gateway": "up",
+        }

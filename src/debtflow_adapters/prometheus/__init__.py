@@ -1,0 +1,1 @@
+"""Prometheus: the application's metrics, their exposition, and the Telemetry adapter."""

@@ -4,31 +4,22 @@ nothing left to do and changes nothing."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from dishka import AsyncContainer, Provider, Scope, provide
+from dishka import AsyncContainer
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq.kicker import AsyncKicker
 
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.memory import FixedClock
-from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_adapters.settings import Settings
 from debtflow_core.actor import Actor
 from debtflow_core.domain.payment import PaymentStatus
 from debtflow_core.domain.user import Role
 from debtflow_core.errors import Unauthenticated
-from debtflow_core.ports.clock import Clock
-from debtflow_core.ports.payment_gateway import (
-    ChargeOutcome,
-    ChargeRequest,
-    ChargeResult,
-    PaymentGateway,
-)
 from debtflow_core.use_cases.accounts import NewAccount, PlaceAccount
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.auth import Authenticate, Credentials, Login, Logout, Refresh
@@ -39,39 +30,10 @@ from debtflow_core.use_cases.users import CreateUser, NewUser
 from debtflow_worker.tasks.maintenance import MAINTAIN_AUDIT_PARTITIONS, PURGE_SESSIONS
 from debtflow_worker.tasks.payments import PURGE_IDEMPOTENCY_KEYS, SETTLE_PENDING_PAYMENTS
 from tests.support.audit_partitions import attached_partitions, restore_audit_partitions
+from tests.support.task_doubles import Overrides, SlowBank
 
 START = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
-
-
-class SlowBank(SandboxGateway):
-    """Answers "processing" to a key's first charge and "succeeded" after."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: Counter[str] = Counter()
-
-    async def charge(self, request: ChargeRequest) -> ChargeResult:
-        self.calls[request.idempotency_key] += 1
-        outcome = ChargeOutcome.PROCESSING
-        if self.calls[request.idempotency_key] > 1:
-            outcome = ChargeOutcome.SUCCEEDED
-        return ChargeResult(outcome=outcome, reference=f"pi_{request.idempotency_key[-6:]}")
-
-
-class Overrides(Provider):
-    def __init__(self, clock: Clock, gateway: PaymentGateway) -> None:
-        super().__init__()
-        self._clock = clock
-        self._gateway = gateway
-
-    @provide(scope=Scope.APP, override=True)
-    def clock(self) -> Clock:
-        return self._clock
-
-    @provide(scope=Scope.APP, override=True)
-    def gateway(self) -> PaymentGateway:
-        return self._gateway
 
 
 class Site:

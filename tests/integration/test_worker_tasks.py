@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from dishka import AsyncContainer, Provider, Scope, provide
+from dishka import AsyncContainer
 from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask
 from taskiq.kicker import AsyncKicker
 from taskiq.serializers import PickleSerializer
@@ -23,7 +23,6 @@ import debtflow_worker.tasks.maintenance as maintenance_tasks
 import debtflow_worker.tasks.payments as payment_tasks
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.memory import FixedClock
-from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_adapters.settings import Settings
 from debtflow_adapters.taskiq import make_scheduler
 from debtflow_adapters.taskiq.file_source_schedule import FileSourceSchedule
@@ -32,14 +31,7 @@ from debtflow_core.actor import Actor
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment import PaymentStatus
 from debtflow_core.errors import NotFound
-from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.job_queue import JobQueue
-from debtflow_core.ports.payment_gateway import (
-    ChargeOutcome,
-    ChargeRequest,
-    ChargeResult,
-    PaymentGateway,
-)
 from debtflow_core.use_cases.accounts import NewAccount, PlaceAccount
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor
@@ -51,38 +43,9 @@ from debtflow_core.use_cases.file_sources import (
 )
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import GetPayment, MakePayment, NewPayment
+from tests.support.task_doubles import Overrides, SlowBank
 
 START = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
-
-
-class SlowBank(SandboxGateway):
-    """Answers "processing" to a key's first charge and "succeeded" after; counts charges."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: Counter[str] = Counter()
-
-    async def charge(self, request: ChargeRequest) -> ChargeResult:
-        self.calls[request.idempotency_key] += 1
-        outcome = ChargeOutcome.PROCESSING
-        if self.calls[request.idempotency_key] > 1:
-            outcome = ChargeOutcome.SUCCEEDED
-        return ChargeResult(outcome=outcome, reference=f"pi_{request.idempotency_key[-6:]}")
-
-
-class Overrides(Provider):
-    def __init__(self, clock: FixedClock, gateway: PaymentGateway) -> None:
-        super().__init__()
-        self._clock = clock
-        self._gateway = gateway
-
-    @provide(scope=Scope.APP, override=True)
-    def clock(self) -> Clock:
-        return self._clock
-
-    @provide(scope=Scope.APP, override=True)
-    def gateway(self) -> PaymentGateway:
-        return self._gateway
 
 
 class Shop:

@@ -66,4 +66,9 @@ async def test_the_app_runs_the_schedule_from_startup_to_shutdown_when_asked():
 
 
 def test_without_the_setting_the_app_starts_no_schedule():
-    assert create_app(Settings(database_url="memory://")).on_startup == []
+    def startup(settings: Settings) -> list[str]:
+        return [hook.__name__ for hook in create_app(settings).on_startup]
+
+    asked = Settings(database_url="memory://", in_process_scheduler=True)
+    assert "start_scheduler" in startup(asked)
+    assert "start_scheduler" not in startup(Settings(database_url="memory://"))

@@ -567,8 +567,12 @@ def _server_settings(settings: Settings, args: argparse.Namespace) -> Settings:
 
 def _run_server(settings: Settings) -> None:
     """Serve the API under uvicorn until a signal stops it (gracefully: requests in flight
-    finish). Every worker process builds the app from the environment, so a generated
-    token key is put there first, for all of them to share."""
+    finish). Every worker process builds the app from the environment, so what the command
+    line decided (the address and workers its flags gave, a generated token key) is put
+    there first, for all of them to share."""
+    os.environ["DEBTFLOW_HTTP_HOST"] = settings.http_host
+    os.environ["DEBTFLOW_HTTP_PORT"] = str(settings.http_port)
+    os.environ["DEBTFLOW_HTTP_WORKERS"] = str(settings.http_workers)
     if settings.jwt_secret_generated:
         os.environ["DEBTFLOW_JWT_SECRET"] = settings.jwt_secret
         print(

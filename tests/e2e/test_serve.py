@@ -216,3 +216,20 @@ def test_two_workers_share_the_generated_token_key_and_add_up_their_metrics(
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # gone with the server, not left behind
     assert "Traceback" not in err
+
+
+def test_the_command_lines_flags_win_over_the_environment_in_every_worker(
+    tmp_path: Path,
+) -> None:
+    """The app each worker builds reads its settings from the environment: the flags must
+    be there too, or a worker would see 4 workers (and refuse the schedule it is given)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEBTFLOW_")}
+    env |= {"PYTHONPATH": str(SRC), "DEBTFLOW_HTTP_WORKERS": "4"}
+    subprocess.run(_debtflow("migrate"), cwd=tmp_path, env=env, check=True, capture_output=True)
+    server = _start(tmp_path, env, "serve", "--workers", "1")
+    try:
+        _wait_until_healthy(server)
+        _wait_until_started(server, workers=1)
+        assert "the schedule runs in this process" in server.output()[1]
+    finally:
+        _stop(server, signal.SIGTERM)

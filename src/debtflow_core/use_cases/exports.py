@@ -46,14 +46,13 @@ from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.object_storage import ObjectStorage
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.reports import (
-    EARLIEST,
-    LATEST,
     AgeBalances,
     MeasureCollectorPerformance,
     MeasureRecovery,
     ReportPeriod,
     SummarizeCollections,
     SummarizeImports,
+    require_report_date,
 )
 
 RUN_EXPORT = "debtflow.run_export"
@@ -91,12 +90,6 @@ class ExportWithLink(Export, frozen=True, kw_only=True):
     download_expires_at: datetime | None = None
 
 
-def _require_day(value: date, field: str) -> date:
-    if not EARLIEST <= value <= LATEST:
-        raise ValidationFailed(f"must be between {EARLIEST} and {LATEST}", field=field)
-    return value
-
-
 def _period(parameters: ExportParameters) -> ReportPeriod:
     if parameters.as_of is not None:
         raise ValidationFailed("only an aging export takes as_of", field="parameters.as_of")
@@ -123,7 +116,7 @@ def checked_parameters(
     if parameters.from_ is not None or parameters.to is not None:
         raise ValidationFailed("an aging export takes as_of, not a period", field="parameters.from")
     as_of = today if parameters.as_of is None else parameters.as_of
-    return ExportParameters(as_of=_require_day(as_of, "parameters.as_of"))
+    return ExportParameters(as_of=require_report_date(as_of, field="parameters.as_of"))
 
 
 def file_name(kind: ExportKind, parameters: ExportParameters) -> str:

@@ -41,7 +41,8 @@ arithmetic on them (the day after a period, two years before an as-of date)."""
 BASIS_POINTS = 10_000
 
 
-def _require_date(value: date, *, field: str) -> date:
+def require_report_date(value: date, *, field: str) -> date:
+    """``value``, a date reports can cover (:data:`EARLIEST` to :data:`LATEST`)."""
     if not EARLIEST <= value <= LATEST:
         raise ValidationFailed(f"must be between {EARLIEST} and {LATEST}", field=field)
     return value
@@ -56,8 +57,8 @@ class ReportPeriod(msgspec.Struct, frozen=True, kw_only=True):
     def validated(self) -> Period:
         """The period as UTC moments; ValidationFailed naming ``from`` or ``to`` when a date
         is out of range, ``to`` is before ``from``, or the period is too long."""
-        _require_date(self.from_, field="from")
-        _require_date(self.to, field="to")
+        require_report_date(self.from_, field="from")
+        require_report_date(self.to, field="to")
         if self.to < self.from_:
             raise ValidationFailed("must not be before from", field="to")
         if (self.to - self.from_).days + 1 > MAX_PERIOD_DAYS:
@@ -256,7 +257,10 @@ class AgeBalances:
 
     async def execute(self, actor: Actor, as_of: date | None = None) -> AgingReport:
         require_report_reader(actor)
-        day = self._clock.now().date() if as_of is None else _require_date(as_of, field="as_of")
+        if as_of is None:
+            day = self._clock.now().date()
+        else:
+            day = require_report_date(as_of, field="as_of")
         tallies = await self._reader.aging(actor.agency_id, age_bands(day))
         found: dict[str, dict[str, Tally]] = defaultdict(dict)
         for tally in tallies:

@@ -33,7 +33,7 @@ class CircuitBreakerGateway(PaymentGateway):
 
     The state lives in this process: each server process protects itself, and a Redis
     outage cannot take payments down with it. Each change of state is told to
-    ``telemetry``, under ``name``.
+    ``telemetry``, under ``name`` (the metric's label only).
     """
 
     CIRCUIT = "payment-gateway"
@@ -48,17 +48,12 @@ class CircuitBreakerGateway(PaymentGateway):
         telemetry: Telemetry | None = None,
     ) -> None:
         self._gateway = gateway
-        self._name = name
         self._reset_seconds = reset_seconds
         self._breakers = AsyncCircuitBreakerFactory(
             default_threshold=threshold, default_ttl=reset_seconds
         )
         if telemetry is not None:
             self._breakers.add_listener(_StateListener(name, telemetry))
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         return await self._guarded(self._gateway.charge, request)

@@ -8,7 +8,8 @@ from debtflow_core.ports.telemetry import Telemetry
 class InMemoryTelemetry(Telemetry):
     """Counts what happened in plain counters, for embedders' tests to assert on.
 
-    The keys are the label values the Prometheus adapter would use, in the same order.
+    The keys are the label values the Prometheus adapter would use, in the same order,
+    but for a delivery's newness: a bool here, ``new`` or ``duplicate`` there.
     """
 
     def __init__(self) -> None:

@@ -51,6 +51,9 @@ class SqlAuditPartitions(AuditPartitions):
             return ()
         async with self._engine.begin() as connection:
             await connection.execute(_LOCK)
+            # A detach locks the whole log: rather than queue every write behind a long
+            # reader (a report, pg_dump), give up and let tomorrow's run try again.
+            await connection.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
             names = sorted(
                 name
                 for name in (await connection.scalars(_PARTITIONS)).all()

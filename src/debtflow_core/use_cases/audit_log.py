@@ -92,8 +92,9 @@ class AuditUpkeep(msgspec.Struct, frozen=True, kw_only=True):
 class MaintainAuditPartitions:
     """Create the coming months' audit log partitions before the entries of those months
     arrive, and, when a retention is set, detach the partitions whose every entry is older
-    than it: a month goes once the month ``retention.months`` after it has begun, so an
-    entry is always kept at least that many months. A scheduled platform task, idempotent.
+    than it: a month goes once ``retention.months`` months have passed since its last
+    day, so an entry is always kept at least that many months. A scheduled platform task,
+    idempotent.
 
     Detached rather than dropped: the entries leave the log (and its queries) but their
     table stays, to be archived (``pg_dump -t``) and dropped by an operator, or attached

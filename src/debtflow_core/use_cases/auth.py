@@ -241,7 +241,8 @@ class Authenticate:
 
 
 class PurgeSessions:
-    """Delete the sign-in sessions that can no longer be used, and spent refresh tokens.
+    """Delete the sign-in sessions that can no longer be used, and the refresh tokens that
+    have expired or whose session was revoked.
 
     A refresh token is deleted once it has expired, and every token of a revoked session
     at once; then each session left without a token goes too. A scheduled platform task,

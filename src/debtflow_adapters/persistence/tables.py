@@ -197,6 +197,8 @@ refresh_tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("used_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("token_hash", name="uq_refresh_tokens_token_hash"),
+    # The sessions purge deletes sessions: each delete checks its tokens by this key.
+    sa.Index("ix_refresh_tokens_session", "session_id"),
 )
 
 

@@ -9,11 +9,10 @@ from uuid import UUID
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from debtflow_adapters.persistence.statements import insert_if_new, keyset_page
+from debtflow_adapters.persistence.statements import dialect_insert, insert_if_new, keyset_page
 from debtflow_adapters.persistence.tables import exports, nightly_exports
 from debtflow_core.domain.export import (
     FINISHED_EXPORTS,
@@ -26,7 +25,6 @@ from debtflow_core.errors import NotFound
 from debtflow_core.ports.exports import ExportPosition, ExportRepository
 
 _COLUMNS = tuple(exports.c[name] for name in Export.__struct_fields__)
-_UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _UNFINISHED = [status.value for status in ExportStatus if status not in FINISHED_EXPORTS]
 
 
@@ -153,7 +151,7 @@ class SqlExportRepository(ExportRepository):
 
     async def choose_nightly_kinds(self, agency_id: UUID, kinds: tuple[ExportKind, ...]) -> None:
         async with self._engine.begin() as connection:
-            insert = _UPSERT[connection.dialect.name](nightly_exports).values(
+            insert = dialect_insert(connection, nightly_exports).values(
                 agency_id=agency_id, kinds=[str(kind) for kind in kinds]
             )
             await connection.execute(

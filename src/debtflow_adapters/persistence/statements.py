@@ -37,6 +37,12 @@ async def first(
     return None if row is None else entity(row)
 
 
+def dialect_insert(connection: AsyncConnection, table: sa.Table) -> Any:
+    """The INSERT of ``table`` in the connection's own dialect, which has ``ON CONFLICT``
+    (``on_conflict_do_nothing``, ``on_conflict_do_update``)."""
+    return _INSERT[connection.dialect.name](table)
+
+
 async def insert_if_new(
     connection: AsyncConnection, table: sa.Table, values: Mapping[str, Any]
 ) -> bool:
@@ -47,7 +53,7 @@ async def insert_if_new(
     on, as the in-memory one does.
     """
     statement = (
-        _INSERT[connection.dialect.name](table)
+        dialect_insert(connection, table)
         .values(values)
         .on_conflict_do_nothing()
         .execution_options(preserve_rowcount=True)

@@ -117,6 +117,7 @@ from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebto
 from debtflow_core.use_cases.exports import (
     ChooseNightlyExports,
     ExportPolicy,
+    FailStalledExports,
     GetExport,
     GetNightlyExports,
     ListExports,
@@ -583,6 +584,7 @@ class ExportProvider(Provider):
         ListExports,
         QueueNightlyExports,
         PurgeExpiredExports,
+        FailStalledExports,
         GetNightlyExports,
         ChooseNightlyExports,
         scope=Scope.REQUEST,

@@ -180,6 +180,27 @@ async def test_old_exports_of_every_agency_are_found_and_deleted(store):
     ]
 
 
+async def test_old_unfinished_exports_of_every_agency_are_found(store):
+    exports, (alpha, beta) = store.exports, await store.agencies()
+    queued, running = new_export(alpha, 0), new_export(beta, 1)
+    finished = new_export(alpha, 2)
+    recent = new_export(alpha, 10)
+    for export in (queued, running, finished, recent):
+        await exports.add(export)
+    await exports.start(running.id, at=T0 + timedelta(minutes=3))
+    await exports.start(finished.id, at=T0 + timedelta(minutes=3))
+    await exports.finish(finished.id, status=ExportStatus.FAILED, at=T0 + timedelta(minutes=4))
+
+    found = await exports.unfinished_before(T0 + timedelta(minutes=10), limit=10)
+    limited = await exports.unfinished_before(T0 + timedelta(minutes=10), limit=1)
+
+    assert [(e.id, e.status) for e in found] == [
+        (queued.id, ExportStatus.QUEUED),
+        (running.id, ExportStatus.RUNNING),
+    ]
+    assert [e.id for e in limited] == [queued.id]
+
+
 async def test_nightly_choices_are_kept_per_agency_and_replaced(store):
     exports, (alpha, beta) = store.exports, await store.agencies()
 

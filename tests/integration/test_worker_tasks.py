@@ -176,6 +176,7 @@ async def test_the_scheduler_finds_the_scheduled_tasks_and_their_crons():
         payment_tasks.PURGE_IDEMPOTENCY_KEYS: "17 * * * *",
         export_tasks.QUEUE_NIGHTLY_EXPORTS: "30 0 * * *",
         export_tasks.PURGE_EXPORTS: "45 3 * * *",
+        export_tasks.FAIL_STALLED_EXPORTS: "50 * * * *",
         maintenance_tasks.PURGE_SESSIONS: "23 3 * * *",
         maintenance_tasks.MAINTAIN_AUDIT_PARTITIONS: "41 2 * * *",
     }

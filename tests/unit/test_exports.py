@@ -36,6 +36,7 @@ from debtflow_core.use_cases.exports import (
     RUN_EXPORT,
     ChooseNightlyExports,
     ExportPolicy,
+    FailStalledExports,
     GetExport,
     GetNightlyExports,
     ListExports,
@@ -526,3 +527,32 @@ async def test_the_purge_deletes_old_exports_and_their_files_and_is_idempotent(d
     assert not await desk.storage.exists(old.storage_key)
     assert await desk.exports.get(alpha.admin.agency_id, never_ran.id) is None
     assert await desk.storage.exists(recent.storage_key)
+
+
+async def test_exports_whose_job_was_lost_are_failed_a_day_later_once(desk, alpha):
+    lost = await desk.request().execute(alpha.admin, NewExport(kind=ExportKind.AGING))
+    left_running = await desk.request().execute(alpha.admin, NewExport(kind=ExportKind.AGING))
+    await desk.exports.start(left_running.id, at=desk.clock.now())
+    done = await desk.requested_and_run(alpha.admin, ExportKind.AGING, ExportParameters())
+    desk.seeder.at(datetime(2026, 3, 3, 8, 0, tzinfo=UTC))  # 23 hours later
+    recent = await desk.request().execute(alpha.admin, NewExport(kind=ExportKind.AGING))
+    sweep = FailStalledExports(desk.exports, desk.uow(), desk.clock)
+    too_soon = await sweep.execute()
+    desk.seeder.at(datetime(2026, 3, 3, 10, 0, tzinfo=UTC))  # 25 hours after the first
+
+    first, second = await sweep.execute(), await sweep.execute()
+
+    assert (too_soon, first, second) == (0, 2, 0)
+    for stalled in (lost, left_running):
+        failed = await desk.exports.get(alpha.admin.agency_id, stalled.id)
+        assert failed.status is ExportStatus.FAILED
+        assert failed.failure_reason.startswith("did not finish within 24 hours")
+    for untouched in (done, recent):
+        export = await desk.exports.get(alpha.admin.agency_id, untouched.id)
+        assert export.status is untouched.status
+    async with desk.uow() as uow:
+        entries = await uow.audit_log.query(
+            AuditQuery(agency_id=alpha.admin.agency_id, entity_id=lost.id)
+        )
+    assert [e.action for e in entries] == ["export.finished", "export.requested"]
+    assert entries[0].actor_id is None  # the platform's doing

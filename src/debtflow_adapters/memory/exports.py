@@ -85,6 +85,10 @@ class InMemoryExports(ExportRepository):
         )
         return old[:limit]
 
+    async def unfinished_before(self, moment: datetime, *, limit: int) -> list[Export]:
+        old = await self.created_before(moment, limit=len(self._exports))
+        return [e for e in old if e.status not in FINISHED_EXPORTS][:limit]
+
     async def delete(self, export_id: UUID) -> bool:
         return self._exports.pop(export_id, None) is not None
 

@@ -121,9 +121,17 @@ class SqlExportRepository(ExportRepository):
             return [_export(row) for row in await connection.execute(statement)]
 
     async def created_before(self, moment: datetime, *, limit: int) -> list[Export]:
+        return await self._oldest(exports.c.created_at < moment, limit)
+
+    async def unfinished_before(self, moment: datetime, *, limit: int) -> list[Export]:
+        return await self._oldest(
+            sa.and_(exports.c.created_at < moment, exports.c.status.in_(_UNFINISHED)), limit
+        )
+
+    async def _oldest(self, condition: sa.ColumnElement[bool], limit: int) -> list[Export]:
         statement = (
             sa.select(*_COLUMNS)
-            .where(exports.c.created_at < moment)
+            .where(condition)
             .order_by(exports.c.created_at, exports.c.id)
             .limit(limit)
         )

@@ -62,6 +62,11 @@ class ExportRepository(Protocol):
         """At most ``limit`` exports of any agency created before ``moment``, oldest first."""
         ...
 
+    async def unfinished_before(self, moment: datetime, *, limit: int) -> list[Export]:
+        """At most ``limit`` exports of any agency still queued or running that were created
+        before ``moment``, oldest first."""
+        ...
+
     async def delete(self, export_id: UUID) -> bool:
         """Remove the export; whether there was one."""
         ...

@@ -492,3 +492,45 @@ class PurgeExpiredExports:
                 if await self._exports.delete(export.id):
                     purged += 1
         return purged
+
+
+STALLED_AFTER = timedelta(hours=24)
+"""How long after its request an export may still be queued or running: far longer than
+its job's retries (minutes), and than the nightly exports' night."""
+
+
+class FailStalledExports:
+    """Fail the exports still queued or running a day after they were asked for: their job
+    was lost, or gave up after its last retry (storage down for hours), and no run will
+    finish them. Each is failed with a reason and audited, so the agency sees it and can
+    ask again. A scheduled platform task, idempotent: a failed export stays as it is, and
+    one a late run finishes meanwhile is left to that run. Returns how many it failed."""
+
+    def __init__(self, exports: ExportRepository, uow: UnitOfWork, clock: Clock) -> None:
+        self._exports = exports
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self) -> int:
+        now = self._clock.now()
+        hours = STALLED_AFTER // timedelta(hours=1)
+        reason = f"did not finish within {hours} hours: its job was lost; ask again"
+        failed = 0
+        while batch := await self._exports.unfinished_before(
+            now - STALLED_AFTER, limit=_PURGE_BATCH
+        ):
+            for export in batch:
+                after = await self._exports.finish(
+                    export.id, status=ExportStatus.FAILED, at=now, failure_reason=reason
+                )
+                if after.finished_at == now:  # failed here, not finished by a run meanwhile
+                    await _audit(
+                        self._uow,
+                        Actor.system(export.agency_id),
+                        "export.finished",
+                        export,
+                        after,
+                        now,
+                    )
+                    failed += 1
+        return failed

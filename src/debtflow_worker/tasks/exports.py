@@ -1,6 +1,7 @@
-"""Export tasks: computing and writing a requested export, queueing the nightly ones, and
-purging those past retention. Each decodes its arguments, runs one core use case and
-returns a summary for the result backend and the logs."""
+"""Export tasks: computing and writing a requested export, queueing the nightly ones,
+failing those whose job was lost, and purging those past retention. Each decodes its
+arguments, runs one core use case and returns a summary for the result backend and the
+logs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from taskiq import async_shared_broker
 from debtflow_adapters.taskiq.retries import RETRY_LABEL
 from debtflow_core.use_cases.exports import (
     RUN_EXPORT,
+    FailStalledExports,
     PurgeExpiredExports,
     QueueNightlyExports,
     RunExport,
@@ -22,6 +24,7 @@ log = logging.getLogger("debtflow.worker")
 
 QUEUE_NIGHTLY_EXPORTS = "debtflow.queue_nightly_exports"
 PURGE_EXPORTS = "debtflow.purge_exports"
+FAIL_STALLED_EXPORTS = "debtflow.fail_stalled_exports"
 
 
 # Retried with backoff (storage down, the database lost): a rerun writes the file again
@@ -53,3 +56,13 @@ async def purge_exports(use: FromDishka[PurgeExpiredExports]) -> int:
     purged = await use.execute()
     log.info("purged %d expired exports", purged)
     return purged
+
+
+@async_shared_broker.task(task_name=FAIL_STALLED_EXPORTS, schedule=[{"cron": "50 * * * *"}])
+@inject(patch_module=True)
+async def fail_stalled_exports(use: FromDishka[FailStalledExports]) -> int:
+    """Fail the exports still unfinished a day after their request (hourly)."""
+    failed = await use.execute()
+    if failed:
+        log.warning("failed %d exports whose job was lost", failed)
+    return failed

@@ -98,9 +98,9 @@ WEBHOOK_EVENTS = Counter(
 BREAKER_STATE = Gauge(
     "debtflow_circuit_breaker_state",
     "A gateway circuit breaker's state: 0 closed, 1 half-opened, 2 opened (the highest "
-    "of the processes').",
+    "of the live processes').",
     ["breaker"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",
 )
 BREAKER_TRANSITIONS = Counter(
     "debtflow_circuit_breaker_transitions",

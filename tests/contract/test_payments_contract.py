@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from sqlalchemy import event
 
+from debtflow_adapters.persistence import SqlUnitOfWork
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.account import Account, AccountStatus
@@ -533,3 +535,73 @@ async def test_of_concurrent_settlements_one_saves(uow_factory, ledger):
         "payment.created",
         "payment.failed",
     ]
+
+
+@pytest.fixture
+def round_trips(postgres_engine, tmp_path):
+    """How many round trips the connections the test checks out of ``postgres_engine``
+    made so far: what libpq's trace shows them send that the server answers when done (a
+    simple query, or the Sync ending a batch of the extended protocol)."""
+    path = tmp_path / "libpq.trace"
+    traced = []
+
+    def trace(_dbapi_connection, _record, proxy) -> None:
+        proxy.driver_connection.pgconn.trace(trace_file.fileno())
+        traced.append(proxy.driver_connection)
+
+    def count() -> int:
+        # A line: time, F (sent) or B (received), length, message, its details.
+        sent = (line.split("\t")[1:4:2] for line in path.read_text().splitlines())
+        return sum(fields in (["F", "Query"], ["F", "Sync"]) for fields in sent)
+
+    with path.open("w") as trace_file:
+        event.listen(postgres_engine.sync_engine, "checkout", trace)
+        yield count
+        event.remove(postgres_engine.sync_engine, "checkout", trace)
+        for connection in traced:
+            if not connection.closed:
+                connection.pgconn.untrace()
+
+
+@pytest.mark.parametrize(
+    "uow_factory", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_on_postgresql_a_phase_is_two_round_trips(uow_factory, ledger, round_trips):
+    # The BEGIN travels with the phase's statement; then the COMMIT.
+    _, _, account, processor = ledger
+    pending = payment(account, processor, 1, amount=300)
+    completed = msgspec.structs.replace(
+        pending, status=PaymentStatus.COMPLETED, gateway_reference="ch_1", updated_at=T0
+    )
+    before = round_trips()
+    async with uow_factory() as uow:
+        assert (await uow.payments.open(opening(pending))).balance == 700
+        await uow.commit()
+    assert round_trips() - before == 2
+    before = round_trips()
+    async with uow_factory() as uow:
+        assert await uow.payments.settle(settling(pending, completed)) is not None
+        await uow.commit()
+    assert round_trips() - before == 2
+    async with uow_factory() as uow:
+        assert (await uow.payments.get(pending.id)).status is PaymentStatus.COMPLETED
+
+
+@pytest.mark.parametrize(
+    "uow_factory", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_after_a_phase_the_connection_begins_its_transactions_again(
+    uow_factory, ledger, postgres_engine
+):
+    # The phase began its transaction by hand, out of psycopg's autocommit mode; a later
+    # block on the same connection must be a transaction again, not statement by statement.
+    _, _, account, processor = ledger
+    uow = SqlUnitOfWork(postgres_engine, keep_connection=True)
+    async with uow:
+        await uow.payments.open(opening(payment(account, processor, 1)))
+    async with uow:
+        await uow.agencies.add(Agency(id=uuid.uuid4(), slug="never", name="N", created_at=T0))
+    async with uow:
+        assert await uow.agencies.get_by_slug("never") is None
+    await uow.close()
+    assert await balance(uow_factory, account) == 1_000

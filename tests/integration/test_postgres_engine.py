@@ -21,3 +21,18 @@ async def test_sessions_are_in_utc_and_keep_the_urls_options(postgres_url: str):
             assert result.one() == ("UTC", "public")
     finally:
         await engine.dispose()
+
+
+async def test_a_connection_left_in_autocommit_mode_is_replaced_at_checkout(postgres_url: str):
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as connection:
+            left = (await connection.get_raw_connection()).driver_connection
+            await left.set_autocommit(True)
+        async with engine.connect() as connection:
+            taken = (await connection.get_raw_connection()).driver_connection
+            assert taken is not left
+            assert not taken.autocommit
+            assert left.closed
+    finally:
+        await engine.dispose()

@@ -75,7 +75,9 @@ def _url_options(url: URL) -> list[str]:
 def _replace_if_closed_by_server(
     _dbapi_connection: Any, _record: ConnectionPoolEntry, proxy: PoolProxiedConnection
 ) -> None:
-    """Make the pool replace a pooled PostgreSQL connection the server has closed.
+    """Make the pool replace a pooled PostgreSQL connection the server has closed, or one a
+    unit of work failed to take out of autocommit mode (its statements would each be a
+    transaction of their own).
 
     This stands in for ``pool_pre_ping``, which costs a round trip per checkout. A server
     that ends a session (restart, ``pg_terminate_backend``, idle timeout) sends an error
@@ -87,6 +89,8 @@ def _replace_if_closed_by_server(
     connection = proxy.driver_connection
     if connection.closed:
         raise DisconnectionError("the connection is closed")
+    if connection.autocommit:
+        raise DisconnectionError("the connection was left in autocommit mode")
     readable, _, _ = select.select([connection.pgconn.socket], [], [], 0)
     if readable:
         raise DisconnectionError("the server closed the connection")

@@ -3,10 +3,9 @@
 Through the repositories one by one, phase 1 of a payment took nine round trips and phase
 3 seven, each statement costing about 1 ms of CPU in SQLAlchemy. Here the reads phase 1
 needs are one query, and each phase's writes one prepared statement whose parts are
-conditional on one another (data-modifying CTEs): with psycopg's BEGIN and the unit of
-work's COMMIT, three round trips a phase. (A pipeline would not carry the BEGIN along:
-psycopg waits for a BEGIN it sends implicitly before it sends anything else.) JSON goes in
-as text that msgspec encoded.
+conditional on one another (data-modifying CTEs), sent in one pipeline with the BEGIN of
+its transaction: with the unit of work's COMMIT, two round trips a phase. JSON goes in as
+text that msgspec encoded.
 
 SQLite and the in-memory store do the same step by step
 (:mod:`~debtflow_adapters.payment_steps`); the contract suite holds both to one behaviour.
@@ -261,5 +260,16 @@ class PsycopgPayments:
         )
 
     async def _first(self, sql: str, parameters: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        cursor = await self._connection.execute(sql, parameters, prepare=True, binary=True)
+        connection = self._connection
+        if connection.info.transaction_status is not TransactionStatus.IDLE:
+            cursor = await connection.execute(sql, parameters, prepare=True, binary=True)
+            return await cursor.fetchone()
+        # The statement begins the transaction. psycopg would send its implicit BEGIN and
+        # wait for the answer first; sent by hand in one pipeline with the statement, the
+        # two cost one round trip. That takes autocommit mode, where psycopg sends no BEGIN
+        # of its own; the unit of work leaves it when the transaction ends.
+        await connection.set_autocommit(True)
+        async with connection.pipeline():
+            await connection.execute("BEGIN")
+            cursor = await connection.execute(sql, parameters, prepare=True, binary=True)
         return await cursor.fetchone()

@@ -229,3 +229,65 @@ async def test_nightly_choices_are_kept_per_agency_and_replaced(uow_factory, age
         assert await exports.nightly_kinds(alpha) == {alpha: (ExportKind.IMPORTS,)}
         assert await exports.nightly_kinds(uuid.uuid4()) == {}
         assert type((await exports.nightly_kinds(alpha))[alpha][0]) is ExportKind
+
+
+async def test_changes_not_committed_are_not_kept(uow_factory, agencies):
+    alpha, _ = agencies
+    kept, dropped = new_export(alpha, 0), new_export(alpha, 1)
+    async with uow_factory() as uow:
+        await uow.exports.add(kept)
+        await uow.commit()
+
+    async with uow_factory() as uow:
+        await uow.exports.add(dropped)
+        await uow.exports.start(kept.id, at=T0 + timedelta(minutes=2))
+        await uow.exports.finish(
+            kept.id, status=ExportStatus.SUCCEEDED, at=T0 + timedelta(minutes=3), rows=7
+        )
+        await uow.exports.choose_nightly_kinds(alpha, (ExportKind.AGING,))
+    with pytest.raises(LookupError):
+        async with uow_factory() as uow:
+            assert await uow.exports.delete(kept.id) is True
+            raise LookupError("the caller failed before its commit")
+
+    async with uow_factory() as uow:
+        assert await uow.exports.get(alpha, dropped.id) is None
+        assert await uow.exports.get(alpha, kept.id) == kept
+        assert await uow.exports.nightly_kinds() == {}
+        # The rolled-back id is free: nothing of it was kept.
+        assert await uow.exports.add(dropped) is True
+
+
+async def test_reads_see_own_writes_and_only_committed_writes_of_others(uow_factory, agencies):
+    alpha, _ = agencies
+    export = new_export(alpha)
+    later = T0 + timedelta(hours=1)
+    async with uow_factory() as writer, uow_factory() as reader:
+        await writer.exports.add(export)
+        assert await writer.exports.get(alpha, export.id) == export
+        assert [e.id for e in await writer.exports.list(alpha, after=None, limit=9)] == [export.id]
+        started = await writer.exports.start(export.id, at=T0 + timedelta(minutes=1))
+        assert await writer.exports.unfinished_before(later, limit=9) == [started]
+        done = await writer.exports.finish(
+            export.id, status=ExportStatus.SUCCEEDED, at=T0 + timedelta(minutes=2), rows=3
+        )
+        # Finished inside this transaction is finished: a later start leaves it as it is.
+        assert await writer.exports.start(export.id, at=T0 + timedelta(minutes=3)) == done
+        assert await writer.exports.get(alpha, export.id) == done
+        assert await writer.exports.unfinished_before(later, limit=9) == []
+        assert await writer.exports.created_before(later, limit=9) == [done]
+        await writer.exports.choose_nightly_kinds(alpha, (ExportKind.IMPORTS,))
+        assert await writer.exports.nightly_kinds() == {alpha: (ExportKind.IMPORTS,)}
+
+        assert await reader.exports.get(alpha, export.id) is None
+        assert await reader.exports.list(alpha, after=None, limit=9) == []
+        assert await reader.exports.nightly_kinds() == {}
+        await writer.commit()
+        assert await reader.exports.get(alpha, export.id) == done
+        assert await reader.exports.nightly_kinds() == {alpha: (ExportKind.IMPORTS,)}
+
+    async with uow_factory() as uow:
+        assert await uow.exports.delete(export.id) is True
+        assert await uow.exports.get(alpha, export.id) is None
+        assert await uow.exports.created_before(later, limit=9) == []
+        assert await uow.exports.add(export) is True

@@ -9,6 +9,7 @@ import tempfile
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,6 +22,7 @@ from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_core.actor import Actor
 from debtflow_core.domain.activity import ActivityType
+from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.export import (
     Export,
     ExportKind,
@@ -31,7 +33,7 @@ from debtflow_core.domain.export import (
 from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.errors import NotFound, PermissionDenied, ValidationFailed
 from debtflow_core.export_csv import safe_cell
-from debtflow_core.ports.audit_log import AuditQuery
+from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
 from debtflow_core.use_cases.exports import (
     RUN_EXPORT,
     ChooseNightlyExports,
@@ -61,6 +63,27 @@ from tests.support.reports import Seeder, Tenant
 MARCH = ExportParameters(from_=date(2026, 3, 1), to=date(2026, 3, 31))
 
 
+class AuditLogDown(Exception):
+    """The audit log refused an entry."""
+
+
+class RefusingAuditLog(AuditLogRepository):
+    async def add(self, entry: AuditEntry) -> None:
+        raise AuditLogDown(entry.action)
+
+    async def query(self, query: AuditQuery) -> list[AuditEntry]:
+        return []
+
+
+class AuditLogDownUnitOfWork(InMemoryUnitOfWork):
+    """An in-memory unit of work whose audit log fails every write."""
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.audit_log = RefusingAuditLog()
+        return self
+
+
 class Desk:
     """The export use cases over one in-memory store, seeded through :class:`Seeder`."""
 
@@ -77,13 +100,13 @@ class Desk:
     def uow(self) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store)
 
-    def request(self) -> RequestExport:
-        return RequestExport(self.jobs, self.uow(), self.clock)
+    def request(self, uow: InMemoryUnitOfWork | None = None) -> RequestExport:
+        return RequestExport(self.jobs, uow or self.uow(), self.clock)
 
-    def run(self) -> RunExport:
+    def run(self, uow: InMemoryUnitOfWork | None = None) -> RunExport:
         return RunExport(
             self.storage,
-            self.uow(),
+            uow or self.uow(),
             self.clock,
             SummarizeCollections(self.reader),
             AgeBalances(self.reader, self.clock),
@@ -267,6 +290,32 @@ async def test_an_export_left_running_by_a_dead_worker_is_written_by_the_next(de
 
     assert done.status is ExportStatus.SUCCEEDED
     assert await desk.storage.exists(export.storage_key)
+
+
+async def test_an_export_is_not_finished_unless_its_audit_entry_is_written(desk, alpha):
+    export = await desk.request().execute(alpha.admin, NewExport(kind=ExportKind.AGING))
+
+    with pytest.raises(AuditLogDown):
+        await desk.run(AuditLogDownUnitOfWork(desk.store)).execute(export.agency_id, export.id)
+
+    left = await desk.stored(export.agency_id, export.id)
+    assert (left.status, left.finished_at, left.rows) == (ExportStatus.RUNNING, None, None)
+    assert await desk.audit(alpha.admin.agency_id) == ["export.requested"]
+    # The job's retry, with the audit log back, finishes it and audits it.
+    done = await desk.run().execute(export.agency_id, export.id)
+    assert done.status is ExportStatus.SUCCEEDED
+    assert await desk.stored(export.agency_id, export.id) == done
+    assert await desk.audit(alpha.admin.agency_id) == ["export.finished", "export.requested"]
+
+
+async def test_an_export_whose_request_cannot_be_audited_is_neither_kept_nor_queued(desk, alpha):
+    with pytest.raises(AuditLogDown):
+        await desk.request(AuditLogDownUnitOfWork(desk.store)).execute(
+            alpha.admin, NewExport(kind=ExportKind.AGING)
+        )
+
+    assert (await ListExports(desk.uow()).execute(alpha.admin)).items == []
+    assert desk.jobs.jobs == []
 
 
 async def test_an_aging_export_lists_every_bucket_of_every_currency(desk, alpha):

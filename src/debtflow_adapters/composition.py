@@ -43,7 +43,6 @@ from debtflow_adapters.local.object_storage import LocalObjectStorage
 from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
 from debtflow_adapters.memory.audit_partitions import InMemoryAuditPartitions
-from debtflow_adapters.memory.exports import InMemoryExports
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_adapters.memory.imports import (
     InMemoryImportRuns,
@@ -53,7 +52,6 @@ from debtflow_adapters.memory.imports import (
 from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import SqlAuditPartitions, SqlUnitOfWork, create_engine
-from debtflow_adapters.persistence.exports import SqlExportRepository
 from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
 from debtflow_adapters.persistence.reports import SqlReportReader
 from debtflow_adapters.prometheus.telemetry import PrometheusTelemetry
@@ -75,7 +73,6 @@ from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.ports.access_tokens import AccessTokenCodec
 from debtflow_core.ports.audit_partitions import AuditPartitions
 from debtflow_core.ports.clock import Clock
-from debtflow_core.ports.exports import ExportRepository
 from debtflow_core.ports.file_sources import FileSourceReader
 from debtflow_core.ports.gateway_events import WebhookVerifier
 from debtflow_core.ports.idempotency import IdempotencyCache
@@ -216,10 +213,6 @@ class SqlPersistenceProvider(Provider):
         return make_placement_writer(engine)
 
     @provide(scope=Scope.APP)
-    def exports(self, engine: AsyncEngine) -> ExportRepository:
-        return SqlExportRepository(engine)
-
-    @provide(scope=Scope.APP)
     def audit_partitions(self, engine: AsyncEngine) -> AuditPartitions:
         return SqlAuditPartitions(engine)
 
@@ -247,7 +240,6 @@ class MemoryPersistenceProvider(Provider):
 
     import_runs = provide(InMemoryImportRuns, provides=ImportRunRepository, scope=Scope.APP)
     placement_writer = provide(InMemoryPlacementWriter, provides=PlacementWriter, scope=Scope.APP)
-    exports = provide(InMemoryExports, provides=ExportRepository, scope=Scope.APP)
     audit_partitions = provide(InMemoryAuditPartitions, provides=AuditPartitions, scope=Scope.APP)
 
 

@@ -9,18 +9,20 @@ import tempfile
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from debtflow_adapters.local.signed_links import SignedLinks
-from debtflow_adapters.memory import InMemoryExports, InMemoryStore, InMemoryUnitOfWork
+from debtflow_adapters.memory import InMemoryStore, InMemoryUnitOfWork
 from debtflow_adapters.memory.imports import InMemoryImportRuns, InMemoryImportStore
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_core.actor import Actor
 from debtflow_core.domain.activity import ActivityType
+from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.export import (
     Export,
     ExportKind,
@@ -31,7 +33,7 @@ from debtflow_core.domain.export import (
 from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.errors import NotFound, PermissionDenied, ValidationFailed
 from debtflow_core.export_csv import safe_cell
-from debtflow_core.ports.audit_log import AuditQuery
+from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
 from debtflow_core.use_cases.exports import (
     RUN_EXPORT,
     ChooseNightlyExports,
@@ -61,6 +63,27 @@ from tests.support.reports import Seeder, Tenant
 MARCH = ExportParameters(from_=date(2026, 3, 1), to=date(2026, 3, 31))
 
 
+class AuditLogDown(Exception):
+    """The audit log refused an entry."""
+
+
+class RefusingAuditLog(AuditLogRepository):
+    async def add(self, entry: AuditEntry) -> None:
+        raise AuditLogDown(entry.action)
+
+    async def query(self, query: AuditQuery) -> list[AuditEntry]:
+        return []
+
+
+class AuditLogDownUnitOfWork(InMemoryUnitOfWork):
+    """An in-memory unit of work whose audit log fails every write."""
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.audit_log = RefusingAuditLog()
+        return self
+
+
 class Desk:
     """The export use cases over one in-memory store, seeded through :class:`Seeder`."""
 
@@ -69,7 +92,6 @@ class Desk:
         self.seeder = Seeder(lambda: InMemoryUnitOfWork(self.store), InMemoryImportRuns(imports))
         self.clock = self.seeder.clock
         self.reader = InMemoryReportReader(self.store, imports)
-        self.exports = InMemoryExports()
         self.jobs = InMemoryJobQueue()
         links = SignedLinks(b"k" * 32, base_url="http://api.test", clock=self.clock)
         self.storage = InMemoryObjectStorage(links)
@@ -78,14 +100,13 @@ class Desk:
     def uow(self) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store)
 
-    def request(self) -> RequestExport:
-        return RequestExport(self.exports, self.jobs, self.uow(), self.clock)
+    def request(self, uow: InMemoryUnitOfWork | None = None) -> RequestExport:
+        return RequestExport(self.jobs, uow or self.uow(), self.clock)
 
-    def run(self) -> RunExport:
+    def run(self, uow: InMemoryUnitOfWork | None = None) -> RunExport:
         return RunExport(
-            self.exports,
             self.storage,
-            self.uow(),
+            uow or self.uow(),
             self.clock,
             SummarizeCollections(self.reader),
             AgeBalances(self.reader, self.clock),
@@ -95,7 +116,7 @@ class Desk:
         )
 
     def get(self) -> GetExport:
-        return GetExport(self.exports, self.storage, self.policy, self.clock)
+        return GetExport(self.uow(), self.storage, self.policy, self.clock)
 
     async def file(self, key: str) -> list[list[str]]:
         with tempfile.TemporaryDirectory() as directory:
@@ -104,6 +125,16 @@ class Desk:
             raw = path.read_bytes()
         assert b"\r\n" in raw
         return list(csv.reader(io.StringIO(raw.decode())))
+
+    async def stored(self, agency_id: uuid.UUID, export_id: uuid.UUID) -> Export | None:
+        async with self.uow() as uow:
+            return await uow.exports.get(agency_id, export_id)
+
+    async def leave_running(self, export_id: uuid.UUID) -> None:
+        """Start the export as a worker that dies before finishing it would."""
+        async with self.uow() as uow:
+            await uow.exports.start(export_id, at=self.clock.now())
+            await uow.commit()
 
     async def audit(self, agency_id: uuid.UUID) -> list[str]:
         async with self.uow() as uow:
@@ -253,12 +284,38 @@ async def test_an_export_left_running_by_a_dead_worker_is_written_by_the_next(de
     export = await desk.request().execute(
         alpha.admin, NewExport(kind=ExportKind.AGING, parameters=ExportParameters())
     )
-    await desk.exports.start(export.id, at=desk.clock.now())
+    await desk.leave_running(export.id)
 
     done = await desk.run().execute(export.agency_id, export.id)
 
     assert done.status is ExportStatus.SUCCEEDED
     assert await desk.storage.exists(export.storage_key)
+
+
+async def test_an_export_is_not_finished_unless_its_audit_entry_is_written(desk, alpha):
+    export = await desk.request().execute(alpha.admin, NewExport(kind=ExportKind.AGING))
+
+    with pytest.raises(AuditLogDown):
+        await desk.run(AuditLogDownUnitOfWork(desk.store)).execute(export.agency_id, export.id)
+
+    left = await desk.stored(export.agency_id, export.id)
+    assert (left.status, left.finished_at, left.rows) == (ExportStatus.RUNNING, None, None)
+    assert await desk.audit(alpha.admin.agency_id) == ["export.requested"]
+    # The job's retry, with the audit log back, finishes it and audits it.
+    done = await desk.run().execute(export.agency_id, export.id)
+    assert done.status is ExportStatus.SUCCEEDED
+    assert await desk.stored(export.agency_id, export.id) == done
+    assert await desk.audit(alpha.admin.agency_id) == ["export.finished", "export.requested"]
+
+
+async def test_an_export_whose_request_cannot_be_audited_is_neither_kept_nor_queued(desk, alpha):
+    with pytest.raises(AuditLogDown):
+        await desk.request(AuditLogDownUnitOfWork(desk.store)).execute(
+            alpha.admin, NewExport(kind=ExportKind.AGING)
+        )
+
+    assert (await ListExports(desk.uow()).execute(alpha.admin)).items == []
+    assert desk.jobs.jobs == []
 
 
 async def test_an_aging_export_lists_every_bucket_of_every_currency(desk, alpha):
@@ -348,19 +405,21 @@ async def test_parameters_the_report_refuses_fail_the_export_with_the_reason(des
     now = desk.clock.now()
     bad = ExportParameters(from_=date(2026, 3, 31), to=date(2026, 3, 1))
     export_id = uuid.uuid4()
-    await desk.exports.add(
-        Export(
-            id=export_id,
-            agency_id=alpha.admin.agency_id,
-            kind=ExportKind.COLLECTIONS,
-            parameters=bad,
-            status=ExportStatus.QUEUED,
-            file_name=file_name(ExportKind.COLLECTIONS, bad),
-            storage_key=storage_key(alpha.admin.agency_id, now, export_id),
-            requested_by=None,
-            created_at=now,
+    async with desk.uow() as uow:
+        await uow.exports.add(
+            Export(
+                id=export_id,
+                agency_id=alpha.admin.agency_id,
+                kind=ExportKind.COLLECTIONS,
+                parameters=bad,
+                status=ExportStatus.QUEUED,
+                file_name=file_name(ExportKind.COLLECTIONS, bad),
+                storage_key=storage_key(alpha.admin.agency_id, now, export_id),
+                requested_by=None,
+                created_at=now,
+            )
         )
-    )
+        await uow.commit()
 
     failed = await desk.run().execute(alpha.admin.agency_id, export_id)
 
@@ -398,8 +457,8 @@ async def test_another_agencys_export_is_not_found_and_collectors_are_refused(de
     with pytest.raises(PermissionDenied):
         await desk.get().execute(alpha.actors["c1"], export.id)
     with pytest.raises(PermissionDenied):
-        await ListExports(desk.exports).execute(alpha.actors["c1"])
-    assert (await ListExports(desk.exports).execute(beta.admin)).items == []
+        await ListExports(desk.uow()).execute(alpha.actors["c1"])
+    assert (await ListExports(desk.uow()).execute(beta.admin)).items == []
 
 
 async def test_exports_are_listed_newest_first_a_page_at_a_time_and_filtered(desk, alpha):
@@ -416,7 +475,7 @@ async def test_exports_are_listed_newest_first_a_page_at_a_time_and_filtered(des
             await desk.request().execute(alpha.admin, NewExport(kind=kind, parameters=parameters))
         )
     await desk.run().execute(alpha.admin.agency_id, requested[0].id)
-    use = ListExports(desk.exports)
+    use = ListExports(desk.uow())
 
     first = await use.execute(alpha.actors["readonly"], limit=2)
     rest = await use.execute(alpha.actors["readonly"], limit=2, cursor=first.next_cursor)
@@ -431,7 +490,7 @@ async def test_exports_are_listed_newest_first_a_page_at_a_time_and_filtered(des
 
 
 def _nightly(desk: Desk) -> QueueNightlyExports:
-    return QueueNightlyExports(desk.exports, desk.jobs, desk.uow(), desk.clock, desk.policy)
+    return QueueNightlyExports(desk.jobs, desk.uow(), desk.clock, desk.policy)
 
 
 async def test_nightly_exports_queue_each_agencys_kinds_of_yesterday_once(desk, alpha):
@@ -445,13 +504,13 @@ async def test_nightly_exports_queue_each_agencys_kinds_of_yesterday_once(desk, 
     assert (first, second) == (4, 0)
     assert len(desk.jobs.jobs) == 4
     for tenant in (alpha, beta):
-        listed = (await ListExports(desk.exports).execute(tenant.admin)).items
+        listed = (await ListExports(desk.uow()).execute(tenant.admin)).items
         assert sorted((e.kind, e.parameters) for e in listed) == [
             (ExportKind.AGING, ExportParameters(as_of=date(2026, 3, 2))),
             (ExportKind.COLLECTIONS, ExportParameters(from_=date(2026, 3, 2), to=date(2026, 3, 2))),
         ]
         assert {e.requested_by for e in listed} == {None}
-    export = (await ListExports(desk.exports).execute(alpha.admin)).items[0]
+    export = (await ListExports(desk.uow()).execute(alpha.admin)).items[0]
     done = await desk.run().execute(export.agency_id, export.id)
     assert done.status is ExportStatus.SUCCEEDED
 
@@ -464,8 +523,8 @@ async def test_without_nightly_kinds_nothing_is_queued(desk, alpha):
 async def test_an_agencys_choice_of_nightly_kinds_replaces_the_default(desk, alpha):
     beta = await desk.seeder.tenant("beta", ())
     desk.policy = ExportPolicy(nightly_kinds=(ExportKind.AGING,))
-    get = GetNightlyExports(desk.exports, desk.policy)
-    choose = ChooseNightlyExports(desk.exports, desk.uow(), desk.clock, desk.policy)
+    get = GetNightlyExports(desk.uow(), desk.policy)
+    choose = ChooseNightlyExports(desk.uow(), desk.clock, desk.policy)
 
     default = await get.execute(alpha.actors["readonly"])
     chosen = await choose.execute(
@@ -481,9 +540,9 @@ async def test_an_agencys_choice_of_nightly_kinds_replaces_the_default(desk, alp
     assert await get.execute(alpha.actors["readonly"]) == chosen
     assert await get.execute(beta.admin) == nothing == NightlyExports(kinds=())
     assert queued == 2
-    listed = (await ListExports(desk.exports).execute(alpha.admin)).items
+    listed = (await ListExports(desk.uow()).execute(alpha.admin)).items
     assert sorted(e.kind for e in listed) == [ExportKind.IMPORTS, ExportKind.RECOVERY]
-    assert (await ListExports(desk.exports).execute(beta.admin)).items == []
+    assert (await ListExports(desk.uow()).execute(beta.admin)).items == []
     async with desk.uow() as uow:
         [entry] = await uow.audit_log.query(
             AuditQuery(agency_id=alpha.admin.agency_id, entity_type="nightly_exports")
@@ -496,14 +555,15 @@ async def test_an_agencys_choice_of_nightly_kinds_replaces_the_default(desk, alp
 
 
 async def test_only_agency_admins_choose_the_nightly_kinds(desk, alpha):
-    choose = ChooseNightlyExports(desk.exports, desk.uow(), desk.clock, desk.policy)
-    get = GetNightlyExports(desk.exports, desk.policy)
+    choose = ChooseNightlyExports(desk.uow(), desk.clock, desk.policy)
+    get = GetNightlyExports(desk.uow(), desk.policy)
     for name in ("readonly", "c1"):
         with pytest.raises(PermissionDenied):
             await choose.execute(alpha.actors[name], NightlyChoice(kinds=[ExportKind.AGING]))
     with pytest.raises(PermissionDenied):
         await get.execute(alpha.actors["c1"])
-    assert await desk.exports.nightly_kinds() == {}
+    async with desk.uow() as uow:
+        assert await uow.exports.nightly_kinds() == {}
 
 
 async def test_the_purge_deletes_old_exports_and_their_files_and_is_idempotent(desk, alpha):
@@ -513,30 +573,28 @@ async def test_the_purge_deletes_old_exports_and_their_files_and_is_idempotent(d
     desk.seeder.at(datetime(2026, 3, 25, 9, 0, tzinfo=UTC))
     recent = await desk.requested_and_run(alpha.admin, ExportKind.AGING, ExportParameters())
     desk.seeder.at(datetime(2026, 4, 2, 9, 0, tzinfo=UTC))
-    purge = PurgeExpiredExports(desk.exports, desk.storage, desk.clock, desk.policy)
+    purge = PurgeExpiredExports(desk.uow(), desk.storage, desk.clock, desk.policy)
 
     first = await purge.execute()
-    listed_after_first = await ListExports(desk.exports).execute(alpha.admin)
+    listed_after_first = await ListExports(desk.uow()).execute(alpha.admin)
     second = await purge.execute()
 
     assert (first, second) == (2, 0)
     assert [e.id for e in listed_after_first.items] == [recent.id]
-    assert [e.id for e in (await ListExports(desk.exports).execute(alpha.admin)).items] == [
-        recent.id
-    ]
+    assert [e.id for e in (await ListExports(desk.uow()).execute(alpha.admin)).items] == [recent.id]
     assert not await desk.storage.exists(old.storage_key)
-    assert await desk.exports.get(alpha.admin.agency_id, never_ran.id) is None
+    assert await desk.stored(alpha.admin.agency_id, never_ran.id) is None
     assert await desk.storage.exists(recent.storage_key)
 
 
 async def test_exports_whose_job_was_lost_are_failed_a_day_later_once(desk, alpha):
     lost = await desk.request().execute(alpha.admin, NewExport(kind=ExportKind.AGING))
     left_running = await desk.request().execute(alpha.admin, NewExport(kind=ExportKind.AGING))
-    await desk.exports.start(left_running.id, at=desk.clock.now())
+    await desk.leave_running(left_running.id)
     done = await desk.requested_and_run(alpha.admin, ExportKind.AGING, ExportParameters())
     desk.seeder.at(datetime(2026, 3, 3, 8, 0, tzinfo=UTC))  # 23 hours later
     recent = await desk.request().execute(alpha.admin, NewExport(kind=ExportKind.AGING))
-    sweep = FailStalledExports(desk.exports, desk.uow(), desk.clock)
+    sweep = FailStalledExports(desk.uow(), desk.clock)
     too_soon = await sweep.execute()
     desk.seeder.at(datetime(2026, 3, 3, 10, 0, tzinfo=UTC))  # 25 hours after the first
 
@@ -544,11 +602,11 @@ async def test_exports_whose_job_was_lost_are_failed_a_day_later_once(desk, alph
 
     assert (too_soon, first, second) == (0, 2, 0)
     for stalled in (lost, left_running):
-        failed = await desk.exports.get(alpha.admin.agency_id, stalled.id)
+        failed = await desk.stored(alpha.admin.agency_id, stalled.id)
         assert failed.status is ExportStatus.FAILED
         assert failed.failure_reason.startswith("did not finish within 24 hours")
     for untouched in (done, recent):
-        export = await desk.exports.get(alpha.admin.agency_id, untouched.id)
+        export = await desk.stored(alpha.admin.agency_id, untouched.id)
         assert export.status is untouched.status
     async with desk.uow() as uow:
         entries = await uow.audit_log.query(

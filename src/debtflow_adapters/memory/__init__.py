@@ -7,7 +7,6 @@ the SQL adapters, transactions included: nothing is visible until ``commit``.
 
 from debtflow_adapters.memory.access_tokens import InMemoryAccessTokens
 from debtflow_adapters.memory.clock import FixedClock
-from debtflow_adapters.memory.exports import InMemoryExports
 from debtflow_adapters.memory.imports import (
     InMemoryImportRuns,
     InMemoryImportStore,
@@ -21,7 +20,6 @@ __all__ = [
     "FastPasswordHasher",
     "FixedClock",
     "InMemoryAccessTokens",
-    "InMemoryExports",
     "InMemoryImportRuns",
     "InMemoryImportStore",
     "InMemoryPlacementWriter",

@@ -16,18 +16,20 @@ from debtflow_core.domain.activity import Activity
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
+from debtflow_core.domain.export import FINISHED_EXPORTS, Export, ExportKind, ExportStatus
 from debtflow_core.domain.gateway_event import GatewayEvent
 from debtflow_core.domain.imports import FileSource
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
 from debtflow_core.domain.user import User
-from debtflow_core.errors import Conflict
+from debtflow_core.errors import Conflict, NotFound
 from debtflow_core.ports.accounts import AccountQuery, AccountRepository, AccountSort
 from debtflow_core.ports.activities import ActivityQuery, ActivityRepository
 from debtflow_core.ports.agencies import AgencyRepository
 from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
 from debtflow_core.ports.debtors import DebtorQuery, DebtorRepository
+from debtflow_core.ports.exports import ExportPosition, ExportRepository
 from debtflow_core.ports.file_source_repository import FileSourceRepository
 from debtflow_core.ports.gateway_events import GatewayEventRepository
 from debtflow_core.ports.idempotency import (
@@ -371,6 +373,97 @@ class InMemoryFileSourceRepository(FileSourceRepository):
         self._refuse_taken_name(source)
         kept = {"id": stored.id, "agency_id": stored.agency_id, "created_at": stored.created_at}
         self._table.put(source.id, msgspec.structs.replace(source, **kept))
+
+
+class InMemoryExportRepository(ExportRepository):
+    def __init__(self, table: Table[Export], nightly: Table[tuple[ExportKind, ...]]) -> None:
+        self._table = table
+        self._nightly = nightly
+
+    async def add(self, export: Export) -> bool:
+        if self._table.get(export.id) is not None:
+            return False
+        self._table.put(export.id, export)
+        return True
+
+    async def get(self, agency_id: UUID, export_id: UUID) -> Export | None:
+        export = self._table.get(export_id)
+        return export if export is not None and export.agency_id == agency_id else None
+
+    def _change(self, export_id: UUID, **fields: object) -> Export:
+        export = self._table.get(export_id)
+        if export is None:
+            raise NotFound.of("export", export_id)
+        if export.status in FINISHED_EXPORTS:
+            return export
+        changed = msgspec.structs.replace(export, **fields)
+        self._table.put(export_id, changed)
+        return changed
+
+    async def start(self, export_id: UUID, *, at: datetime) -> Export:
+        return self._change(export_id, status=ExportStatus.RUNNING, started_at=at)
+
+    async def finish(
+        self,
+        export_id: UUID,
+        *,
+        status: ExportStatus,
+        at: datetime,
+        rows: int | None = None,
+        failure_reason: str | None = None,
+    ) -> Export:
+        return self._change(
+            export_id, status=status, finished_at=at, rows=rows, failure_reason=failure_reason
+        )
+
+    async def list(
+        self,
+        agency_id: UUID,
+        *,
+        after: ExportPosition | None,
+        limit: int,
+        status: ExportStatus | None = None,
+        kind: ExportKind | None = None,
+    ) -> list[Export]:
+        rows = (
+            e
+            for e in self._table.rows()
+            if e.agency_id == agency_id
+            and (status is None or e.status == status)
+            and (kind is None or e.kind == kind)
+        )
+        key = (after.created_at, after.id) if after else None
+        return _descending(rows, lambda e: (e.created_at, e.id), key, limit)
+
+    async def created_before(self, moment: datetime, *, limit: int) -> list[Export]:
+        return self._oldest(lambda e: e.created_at < moment, limit)
+
+    async def unfinished_before(self, moment: datetime, *, limit: int) -> list[Export]:
+        return self._oldest(
+            lambda e: e.created_at < moment and e.status not in FINISHED_EXPORTS, limit
+        )
+
+    def _oldest(self, condition: Callable[[Export], bool], limit: int) -> list[Export]:
+        return sorted(filter(condition, self._table.rows()), key=lambda e: (e.created_at, e.id))[
+            :limit
+        ]
+
+    async def delete(self, export_id: UUID) -> bool:
+        if self._table.get(export_id) is None:
+            return False
+        self._table.delete(export_id)
+        return True
+
+    async def nightly_kinds(
+        self, agency_id: UUID | None = None
+    ) -> dict[UUID, tuple[ExportKind, ...]]:
+        if agency_id is not None:
+            kinds = self._nightly.get(agency_id)
+            return {} if kinds is None else {agency_id: kinds}
+        return dict(self._nightly.items())
+
+    async def choose_nightly_kinds(self, agency_id: UUID, kinds: tuple[ExportKind, ...]) -> None:
+        self._nightly.put(agency_id, kinds)
 
 
 class InMemorySessionRepository(SessionRepository):

@@ -35,6 +35,11 @@ class Table(Generic[T]):
             return rows.values()
         return [row for id_, row in rows.items() if id_ not in self._deleted]
 
+    def items(self) -> Iterable[tuple[UUID, T]]:
+        """The rows with their ids, for tables whose rows do not hold their id."""
+        rows = {**self._committed, **self._pending}
+        return [(id_, row) for id_, row in rows.items() if id_ not in self._deleted]
+
     def apply(self) -> None:
         self._committed.update(self._pending)
         for id_ in self._deleted:

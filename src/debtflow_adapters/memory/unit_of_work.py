@@ -13,6 +13,7 @@ from debtflow_core.domain.activity import Activity
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
+from debtflow_core.domain.export import Export, ExportKind
 from debtflow_core.domain.gateway_event import GatewayEvent
 from debtflow_core.domain.imports import FileSource
 from debtflow_core.domain.payment import Payment, Refund
@@ -47,6 +48,8 @@ class InMemoryStore:
     idempotency: dict[tuple[UUID, str], IdempotencyRecord] = field(default_factory=dict)
     gateway_events: dict[str, GatewayEvent] = field(default_factory=dict)
     file_sources: dict[UUID, FileSource] = field(default_factory=dict)
+    exports: dict[UUID, Export] = field(default_factory=dict)
+    nightly_exports: dict[UUID, tuple[ExportKind, ...]] = field(default_factory=dict)
 
 
 class InMemoryUnitOfWork(UnitOfWork):
@@ -73,6 +76,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         sessions, tokens = Table(store.sessions), Table(store.refresh_tokens)
         payments, refunds = Table(store.payments), Table(store.refunds)
         file_sources = Table(store.file_sources)
+        exports, nightly_exports = Table(store.exports), Table(store.nightly_exports)
         self._tables = [
             agencies,
             users,
@@ -86,6 +90,8 @@ class InMemoryUnitOfWork(UnitOfWork):
             payments,
             refunds,
             file_sources,
+            exports,
+            nightly_exports,
         ]
         undo = self._undo.append
         self.agencies = repos.InMemoryAgencyRepository(agencies)
@@ -102,6 +108,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         )
         self.gateway_events = repos.InMemoryGatewayEventRepository(store.gateway_events, undo)
         self.file_sources = repos.InMemoryFileSourceRepository(file_sources)
+        self.exports = repos.InMemoryExportRepository(exports, nightly_exports)
         return self
 
     async def __aexit__(

@@ -1,5 +1,4 @@
-"""Exports on SQLAlchemy, in the ``exports`` table. Each call is its own transaction on a
-pooled connection."""
+"""Exports in SQLAlchemy Core, on the unit of work's connection."""
 
 from __future__ import annotations
 
@@ -10,9 +9,14 @@ from uuid import UUID
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from debtflow_adapters.persistence.statements import dialect_insert, insert_if_new, keyset_page
+from debtflow_adapters.persistence.statements import (
+    dialect_insert,
+    first,
+    insert_if_new,
+    keyset_page,
+)
 from debtflow_adapters.persistence.tables import exports, nightly_exports
 from debtflow_core.domain.export import (
     FINISHED_EXPORTS,
@@ -40,40 +44,33 @@ class SqlExportRepository(ExportRepository):
     """Exports in the ``exports`` table; the agencies' nightly choices in
     ``nightly_exports``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
 
     async def add(self, export: Export) -> bool:
         values = msgspec.structs.asdict(export)
         values["parameters"] = msgspec.to_builtins(export.parameters)
-        async with self._engine.begin() as connection:
-            return await insert_if_new(connection, exports, values)
+        return await insert_if_new(self._connection, exports, values)
 
     async def get(self, agency_id: UUID, export_id: UUID) -> Export | None:
-        async with self._engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    sa.select(*_COLUMNS).where(
-                        exports.c.id == export_id, exports.c.agency_id == agency_id
-                    )
-                )
-            ).first()
-        return None if row is None else _export(row)
+        statement = sa.select(*_COLUMNS).where(
+            exports.c.id == export_id, exports.c.agency_id == agency_id
+        )
+        return await first(self._connection, statement, _export)
 
     async def _change(self, export_id: UUID, values: dict[str, Any]) -> Export:
-        async with self._engine.begin() as connection:
-            # Only an unfinished export changes: a finished one is final.
-            await connection.execute(
-                sa.update(exports)
-                .where(exports.c.id == export_id, exports.c.status.in_(_UNFINISHED))
-                .values(values)
-            )
-            row = (
-                await connection.execute(sa.select(*_COLUMNS).where(exports.c.id == export_id))
-            ).first()
-        if row is None:
+        # Only an unfinished export changes: a finished one is final. The UPDATE waits for a
+        # concurrent transaction that changes the row, then sees whether it finished it.
+        await self._connection.execute(
+            sa.update(exports)
+            .where(exports.c.id == export_id, exports.c.status.in_(_UNFINISHED))
+            .values(values)
+        )
+        statement = sa.select(*_COLUMNS).where(exports.c.id == export_id)
+        export = await first(self._connection, statement, _export)
+        if export is None:
             raise NotFound.of("export", export_id)
-        return _export(row)
+        return export
 
     async def start(self, export_id: UUID, *, at: datetime) -> Export:
         return await self._change(export_id, {"status": ExportStatus.RUNNING, "started_at": at})
@@ -117,8 +114,7 @@ class SqlExportRepository(ExportRepository):
             None if after is None else (after.created_at, after.id),
             limit,
         )
-        async with self._engine.connect() as connection:
-            return [_export(row) for row in await connection.execute(statement)]
+        return [_export(row) for row in await self._connection.execute(statement)]
 
     async def created_before(self, moment: datetime, *, limit: int) -> list[Export]:
         return await self._oldest(exports.c.created_at < moment, limit)
@@ -135,16 +131,14 @@ class SqlExportRepository(ExportRepository):
             .order_by(exports.c.created_at, exports.c.id)
             .limit(limit)
         )
-        async with self._engine.connect() as connection:
-            return [_export(row) for row in await connection.execute(statement)]
+        return [_export(row) for row in await self._connection.execute(statement)]
 
     async def delete(self, export_id: UUID) -> bool:
-        async with self._engine.begin() as connection:
-            deleted = await connection.execute(
-                sa.delete(exports)
-                .where(exports.c.id == export_id)
-                .execution_options(preserve_rowcount=True)
-            )
+        deleted = await self._connection.execute(
+            sa.delete(exports)
+            .where(exports.c.id == export_id)
+            .execution_options(preserve_rowcount=True)
+        )
         return deleted.rowcount == 1
 
     async def nightly_kinds(
@@ -153,18 +147,16 @@ class SqlExportRepository(ExportRepository):
         query = sa.select(nightly_exports.c.agency_id, nightly_exports.c.kinds)
         if agency_id is not None:
             query = query.where(nightly_exports.c.agency_id == agency_id)
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(query)
-            return {row.agency_id: tuple(ExportKind(k) for k in row.kinds) for row in rows}
+        rows = await self._connection.execute(query)
+        return {row.agency_id: tuple(ExportKind(k) for k in row.kinds) for row in rows}
 
     async def choose_nightly_kinds(self, agency_id: UUID, kinds: tuple[ExportKind, ...]) -> None:
-        async with self._engine.begin() as connection:
-            insert = dialect_insert(connection, nightly_exports).values(
-                agency_id=agency_id, kinds=[str(kind) for kind in kinds]
+        insert = dialect_insert(self._connection, nightly_exports).values(
+            agency_id=agency_id, kinds=[str(kind) for kind in kinds]
+        )
+        await self._connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=[nightly_exports.c.agency_id],
+                set_={"kinds": insert.excluded.kinds},
             )
-            await connection.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[nightly_exports.c.agency_id],
-                    set_={"kinds": insert.excluded.kinds},
-                )
-            )
+        )

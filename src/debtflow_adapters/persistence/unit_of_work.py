@@ -7,6 +7,7 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from debtflow_adapters.persistence import repositories as repos
+from debtflow_adapters.persistence.exports import SqlExportRepository
 from debtflow_adapters.persistence.file_sources import SqlFileSourceRepository
 from debtflow_adapters.persistence.payments import (
     SqlGatewayEventRepository,
@@ -76,6 +77,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.payments = SqlPaymentRepository(connection, self, fast_payments)
         self.gateway_events = SqlGatewayEventRepository(connection)
         self.file_sources = SqlFileSourceRepository(connection)
+        self.exports = SqlExportRepository(connection)
 
     async def __aexit__(
         self,

@@ -15,7 +15,8 @@ class ExportPosition(msgspec.Struct, frozen=True):
 
 
 class ExportRepository(Protocol):
-    """Exports. Every method is its own transaction.
+    """Exports, and the agencies' choices of nightly exports. Part of the unit of work's
+    transaction: a change is kept only when the unit of work commits, with its audit entry.
 
     A finished export (succeeded or failed) never changes again: ``start`` and ``finish``
     on it return it as it is, which makes running an export twice harmless.

@@ -8,6 +8,7 @@ from debtflow_core.ports.activities import ActivityRepository
 from debtflow_core.ports.agencies import AgencyRepository
 from debtflow_core.ports.audit_log import AuditLogRepository
 from debtflow_core.ports.debtors import DebtorRepository
+from debtflow_core.ports.exports import ExportRepository
 from debtflow_core.ports.file_source_repository import FileSourceRepository
 from debtflow_core.ports.gateway_events import GatewayEventRepository
 from debtflow_core.ports.idempotency import IdempotencyRepository
@@ -38,6 +39,7 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyRepository
     gateway_events: GatewayEventRepository
     file_sources: FileSourceRepository
+    exports: ExportRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -161,11 +161,10 @@ async def _audit(
     after: Export,
     at: datetime,
 ) -> None:
-    async with uow as transaction:
-        await transaction.audit_log.add(
-            audit_entry(entry_actor, action, entity_id=after.id, before=before, after=after, at=at)
-        )
-        await transaction.commit()
+    """Add the export's audit entry in ``uow``'s open transaction, beside its change."""
+    await uow.audit_log.add(
+        audit_entry(entry_actor, action, entity_id=after.id, before=before, after=after, at=at)
+    )
 
 
 class RequestExport:
@@ -179,10 +178,7 @@ class RequestExport:
     offers a download link) or ``failed`` (then it says why).
     """
 
-    def __init__(
-        self, exports: ExportRepository, jobs: JobQueue, uow: UnitOfWork, clock: Clock
-    ) -> None:
-        self._exports = exports
+    def __init__(self, jobs: JobQueue, uow: UnitOfWork, clock: Clock) -> None:
         self._jobs = jobs
         self._uow = uow
         self._clock = clock
@@ -194,8 +190,10 @@ class RequestExport:
         export = _new_export(
             uuid.uuid4(), actor.agency_id, command.kind, parameters, actor.user_id, now
         )
-        await self._exports.add(export)
-        await _audit(self._uow, actor, "export.requested", None, export, now)
+        async with self._uow as uow:
+            await uow.exports.add(export)
+            await _audit(uow, actor, "export.requested", None, export, now)
+            await uow.commit()
         await self._jobs.enqueue(
             RUN_EXPORT, export_id=str(export.id), agency_id=str(export.agency_id)
         )
@@ -212,11 +210,13 @@ class RunExport:
     it is; one left ``running`` (its worker died) is computed and written again, over the
     same key. A missing export raises NotFound; storage that cannot be reached raises
     StorageUnavailable (the export stays ``running``; a retry writes it).
+
+    Marking the export ``running`` is one transaction; finishing it, with its audit entry,
+    another: both are kept or neither. The report and its file are made between the two.
     """
 
     def __init__(
         self,
-        exports: ExportRepository,
         storage: ObjectStorage,
         uow: UnitOfWork,
         clock: Clock,
@@ -226,7 +226,6 @@ class RunExport:
         performance: MeasureCollectorPerformance,
         imports: SummarizeImports,
     ) -> None:
-        self._exports = exports
         self._storage = storage
         self._uow = uow
         self._clock = clock
@@ -237,12 +236,14 @@ class RunExport:
         self._imports = imports
 
     async def execute(self, agency_id: uuid.UUID, export_id: uuid.UUID) -> Export:
-        export = await self._exports.get(agency_id, export_id)
-        if export is None:
-            raise NotFound.of("export", export_id)
-        if export.status in FINISHED_EXPORTS:
-            return export
-        started = await self._exports.start(export.id, at=self._clock.now())
+        async with self._uow as uow:
+            export = await uow.exports.get(agency_id, export_id)
+            if export is None:
+                raise NotFound.of("export", export_id)
+            if export.status in FINISHED_EXPORTS:
+                return export
+            started = await uow.exports.start(export.id, at=self._clock.now())
+            await uow.commit()
         if started.status in FINISHED_EXPORTS:
             return started
         try:
@@ -284,13 +285,14 @@ class RunExport:
         failure_reason: str | None = None,
     ) -> Export:
         now = self._clock.now()
-        finished = await self._exports.finish(
-            export.id, status=status, at=now, rows=rows, failure_reason=failure_reason
-        )
-        if finished.finished_at == now:  # finished here, not by another worker meanwhile
-            await _audit(
-                self._uow, Actor.system(export.agency_id), "export.finished", export, finished, now
+        async with self._uow as uow:
+            finished = await uow.exports.finish(
+                export.id, status=status, at=now, rows=rows, failure_reason=failure_reason
             )
+            if finished.finished_at == now:  # finished here, not by another worker meanwhile
+                actor = Actor.system(export.agency_id)
+                await _audit(uow, actor, "export.finished", export, finished, now)
+                await uow.commit()
         return finished
 
 
@@ -300,17 +302,17 @@ class GetExport:
     file until ``download_expires_at`` (a fresh link at every read)."""
 
     def __init__(
-        self, exports: ExportRepository, storage: ObjectStorage, policy: ExportPolicy, clock: Clock
+        self, uow: UnitOfWork, storage: ObjectStorage, policy: ExportPolicy, clock: Clock
     ) -> None:
-        self._exports = exports
+        self._uow = uow
         self._storage = storage
         self._policy = policy
         self._clock = clock
 
     async def execute(self, actor: Actor, export_id: uuid.UUID) -> ExportWithLink:
-        export = in_agency(
-            actor, await self._exports.get(actor.agency_id, export_id), "export", export_id
-        )
+        async with self._uow as uow:
+            found = await uow.exports.get(actor.agency_id, export_id)
+        export = in_agency(actor, found, "export", export_id)
         require_export_user(actor)
         fields = msgspec.structs.asdict(export)
         if export.status is not ExportStatus.SUCCEEDED:
@@ -328,8 +330,8 @@ class ListExports:
     users), nightly ones (``requested_by`` null) among them; only those in ``status``, or
     of ``kind``, when asked. Download links come with each export, not in lists."""
 
-    def __init__(self, exports: ExportRepository) -> None:
-        self._exports = exports
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
     async def execute(
         self,
@@ -343,9 +345,10 @@ class ListExports:
         require_export_user(actor)
         validate_limit(limit)
         after = decode_cursor(cursor, ExportPosition) if cursor else None
-        exports = await self._exports.list(
-            actor.agency_id, after=after, limit=limit + 1, status=status, kind=kind
-        )
+        async with self._uow as uow:
+            exports = await uow.exports.list(
+                actor.agency_id, after=after, limit=limit + 1, status=status, kind=kind
+            )
         return paginate(exports, limit, lambda e: ExportPosition(e.created_at, e.id))
 
 
@@ -359,13 +362,14 @@ class GetNightlyExports:
     read-only users): its own choice, or the installation's default
     (``DEBTFLOW_NIGHTLY_EXPORTS``, marked ``inherited``) until it has chosen."""
 
-    def __init__(self, exports: ExportRepository, policy: ExportPolicy) -> None:
-        self._exports = exports
+    def __init__(self, uow: UnitOfWork, policy: ExportPolicy) -> None:
+        self._uow = uow
         self._policy = policy
 
     async def execute(self, actor: Actor) -> NightlyExports:
         require_export_user(actor)
-        return await _nightly(self._exports, self._policy, actor.agency_id)
+        async with self._uow as uow:
+            return await _nightly(uow.exports, self._policy, actor.agency_id)
 
 
 async def _nightly(
@@ -382,20 +386,17 @@ class ChooseNightlyExports:
     replacing the installation's default or an earlier choice; an empty list exports
     nothing. A kind named twice counts once. The change is audited."""
 
-    def __init__(
-        self, exports: ExportRepository, uow: UnitOfWork, clock: Clock, policy: ExportPolicy
-    ) -> None:
-        self._exports = exports
+    def __init__(self, uow: UnitOfWork, clock: Clock, policy: ExportPolicy) -> None:
         self._uow = uow
         self._clock = clock
         self._policy = policy
 
     async def execute(self, actor: Actor, choice: NightlyChoice) -> NightlyExports:
         require_admin(actor)
-        before = await _nightly(self._exports, self._policy, actor.agency_id)
         after = NightlyExports(kinds=tuple(dict.fromkeys(choice.kinds)))
-        await self._exports.choose_nightly_kinds(actor.agency_id, after.kinds)
         async with self._uow as uow:
+            before = await _nightly(uow.exports, self._policy, actor.agency_id)
+            await uow.exports.choose_nightly_kinds(actor.agency_id, after.kinds)
             await uow.audit_log.add(
                 audit_entry(
                     actor,
@@ -421,15 +422,7 @@ class QueueNightlyExports:
     task twice in a night queues each export once. Returns how many it queued.
     """
 
-    def __init__(
-        self,
-        exports: ExportRepository,
-        jobs: JobQueue,
-        uow: UnitOfWork,
-        clock: Clock,
-        policy: ExportPolicy,
-    ) -> None:
-        self._exports = exports
+    def __init__(self, jobs: JobQueue, uow: UnitOfWork, clock: Clock, policy: ExportPolicy) -> None:
         self._jobs = jobs
         self._uow = uow
         self._clock = clock
@@ -440,7 +433,7 @@ class QueueNightlyExports:
         day = now.date() - timedelta(days=1)
         async with self._uow as uow:
             agency_ids = await uow.agencies.ids()
-        chosen = await self._exports.nightly_kinds()
+            chosen = await uow.exports.nightly_kinds()
         queued = 0
         for agency_id in sorted(agency_ids):
             for kind in chosen.get(agency_id, self._policy.nightly_kinds):
@@ -451,16 +444,23 @@ class QueueNightlyExports:
                 )
                 id_ = uuid.uuid5(_NIGHTLY, f"{agency_id}/{kind}/{day}")
                 export = _new_export(id_, agency_id, kind, parameters, None, now)
-                if not await self._exports.add(export):
+                if not await self._store(export, now):
                     continue
-                await _audit(
-                    self._uow, Actor.system(agency_id), "export.requested", None, export, now
-                )
                 await self._jobs.enqueue(
                     RUN_EXPORT, export_id=str(export.id), agency_id=str(agency_id)
                 )
                 queued += 1
         return queued
+
+    async def _store(self, export: Export, now: datetime) -> bool:
+        """Record and audit ``export`` unless an earlier run did; whether this one did."""
+        async with self._uow as uow:
+            if not await uow.exports.add(export):
+                return False
+            actor = Actor.system(export.agency_id)
+            await _audit(uow, actor, "export.requested", None, export, now)
+            await uow.commit()
+        return True
 
 
 class PurgeExpiredExports:
@@ -471,12 +471,12 @@ class PurgeExpiredExports:
 
     def __init__(
         self,
-        exports: ExportRepository,
+        uow: UnitOfWork,
         storage: ObjectStorage,
         clock: Clock,
         policy: ExportPolicy,
     ) -> None:
-        self._exports = exports
+        self._uow = uow
         self._storage = storage
         self._clock = clock
         self._policy = policy
@@ -484,14 +484,20 @@ class PurgeExpiredExports:
     async def execute(self) -> int:
         cutoff = self._clock.now() - self._policy.retention
         purged = 0
-        while batch := await self._exports.created_before(cutoff, limit=_PURGE_BATCH):
+        while batch := await self._batch(cutoff):
             for export in batch:
                 # The file first: a record without its file may be purged again later, a
                 # file without its record would never be found.
                 await self._storage.delete(export.storage_key)
-                if await self._exports.delete(export.id):
-                    purged += 1
+                async with self._uow as uow:
+                    if await uow.exports.delete(export.id):
+                        purged += 1
+                    await uow.commit()
         return purged
+
+    async def _batch(self, cutoff: datetime) -> list[Export]:
+        async with self._uow as uow:
+            return await uow.exports.created_before(cutoff, limit=_PURGE_BATCH)
 
 
 STALLED_AFTER = timedelta(hours=24)
@@ -506,8 +512,7 @@ class FailStalledExports:
     ask again. A scheduled platform task, idempotent: a failed export stays as it is, and
     one a late run finishes meanwhile is left to that run. Returns how many it failed."""
 
-    def __init__(self, exports: ExportRepository, uow: UnitOfWork, clock: Clock) -> None:
-        self._exports = exports
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
@@ -516,21 +521,18 @@ class FailStalledExports:
         hours = STALLED_AFTER // timedelta(hours=1)
         reason = f"did not finish within {hours} hours: its job was lost; ask again"
         failed = 0
-        while batch := await self._exports.unfinished_before(
-            now - STALLED_AFTER, limit=_PURGE_BATCH
-        ):
-            for export in batch:
-                after = await self._exports.finish(
-                    export.id, status=ExportStatus.FAILED, at=now, failure_reason=reason
-                )
-                if after.finished_at == now:  # failed here, not finished by a run meanwhile
-                    await _audit(
-                        self._uow,
-                        Actor.system(export.agency_id),
-                        "export.finished",
-                        export,
-                        after,
-                        now,
+        while True:
+            # One transaction per batch: each export's failure and its audit entry together.
+            async with self._uow as uow:
+                batch = await uow.exports.unfinished_before(now - STALLED_AFTER, limit=_PURGE_BATCH)
+                if not batch:
+                    return failed
+                for export in batch:
+                    after = await uow.exports.finish(
+                        export.id, status=ExportStatus.FAILED, at=now, failure_reason=reason
                     )
-                    failed += 1
-        return failed
+                    if after.finished_at == now:  # failed here, not finished by a run meanwhile
+                        actor = Actor.system(export.agency_id)
+                        await _audit(uow, actor, "export.finished", export, after, now)
+                        failed += 1
+                await uow.commit()

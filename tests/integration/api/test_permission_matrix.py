@@ -26,8 +26,8 @@ from litestar.routes import HTTPRoute
 from debtflow_core.domain.export import Export, ExportKind, ExportParameters, ExportStatus
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.user import Role
-from debtflow_core.ports.exports import ExportRepository
 from debtflow_core.ports.import_runs import ImportRunRepository
+from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.exports import file_name, storage_key
 from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
@@ -111,11 +111,13 @@ class Scene:
         if target == "export":
             for name, tenant in [("own", self.alpha), ("foreign", self.beta)]:
                 # Stored directly: a job queued from outside the app's loop would outlive it.
+                export = _queued_export(tenant.admin.agency_id, self.api.clock.now())
                 async with self.api.app.state.dishka_container() as request:
-                    exports = await request.get(ExportRepository)
-                    export = _queued_export(tenant.admin.agency_id, self.api.clock.now())
-                    await exports.add(export)
-                    self.exports[name] = export.id
+                    uow = await request.get(UnitOfWork)
+                    async with uow:
+                        await uow.exports.add(export)
+                        await uow.commit()
+                self.exports[name] = export.id
             return
         if target == "import":
             for name, tenant in [("own", self.alpha), ("foreign", self.beta)]:

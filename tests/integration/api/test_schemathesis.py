@@ -35,7 +35,7 @@ from debtflow_core.domain.activity import ActivityType
 from debtflow_core.domain.export import Export, ExportKind, ExportParameters, ExportStatus
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment_processor import ProcessorKind
-from debtflow_core.ports.exports import ExportRepository
+from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.activities import NewActivity, RecordActivity
 from debtflow_core.use_cases.auth import AuthPolicy
 from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
@@ -342,21 +342,23 @@ async def _seed(api: Api) -> tuple[Tenant, dict[str, list[str]]]:
             ImportPlacementFile, alpha.admin, ImportFile(path=path, file_name="seeded.csv")
         )
     # Stored rather than requested, for the same reason.
+    now = api.clock.now()
+    export = Export(
+        id=uuid4(),
+        agency_id=alpha.admin.agency_id,
+        kind=ExportKind.AGING,
+        parameters=ExportParameters(as_of=now.date()),
+        status=ExportStatus.QUEUED,
+        file_name="aging.csv",
+        storage_key=f"{alpha.admin.agency_id}/exports/seeded.csv",
+        requested_by=alpha.id_of("admin"),
+        created_at=now,
+    )
     async with api.app.state.dishka_container() as request:
-        exports = await request.get(ExportRepository)
-        now = api.clock.now()
-        export = Export(
-            id=uuid4(),
-            agency_id=alpha.admin.agency_id,
-            kind=ExportKind.AGING,
-            parameters=ExportParameters(as_of=now.date()),
-            status=ExportStatus.QUEUED,
-            file_name="aging.csv",
-            storage_key=f"{alpha.admin.agency_id}/exports/seeded.csv",
-            requested_by=alpha.id_of("admin"),
-            created_at=now,
-        )
-        await exports.add(export)
+        uow = await request.get(UnitOfWork)
+        async with uow:
+            await uow.exports.add(export)
+            await uow.commit()
     accounts = [str(a.id) for a in (mine, theirs, settled, foreign)]
     debtors = [str(a.debtor_id) for a in (mine, theirs, settled, foreign)]
     users = [str(alpha.id_of(name)) for name in ("admin", "colleague", "readonly")]

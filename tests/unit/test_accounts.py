@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from debtflow_core.domain.account import ALLOWED_TRANSITIONS, Account, AccountStatus
+from debtflow_core.domain.money import MAX_AMOUNT
 from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.ports.accounts import AccountSort
 from debtflow_core.use_cases.accounts import (
@@ -129,6 +130,14 @@ async def test_placing_validates_money_debtor_and_uniqueness(world, alpha):
             msgspec.structs.replace(good, external_id="A-3", debtor_id=foreign_debtor.id),
         )
     assert caught.value.field == "debtor_id"
+    largest = msgspec.structs.replace(good, external_id="A-4", placed_balance=MAX_AMOUNT)
+    assert (await world.use(PlaceAccount).execute(alpha.admin, largest)).placed_balance == 10**12
+    with pytest.raises(ValidationFailed) as caught:
+        await world.use(PlaceAccount).execute(
+            alpha.admin,
+            msgspec.structs.replace(largest, external_id="A-5", placed_balance=10**12 + 1),
+        )
+    assert caught.value.field == "placed_balance"
 
 
 async def test_list_filters_combine(world, alpha):

@@ -84,11 +84,21 @@ def test_the_sample_file_reads_without_errors():
         ("1000", "JPY", 1000),
         ("1000.00", "JPY", 1000),
         ("1.234", "KWD", 1234),
-        ("999999999999999.99", "USD", 99_999_999_999_999_999),
+        ("10000000000.00", "USD", 10**12),
     ],
 )
 def test_balances_become_exact_minor_units(amount, currency, units):
     assert minor_units(amount, currency) == units
+
+
+def test_a_balance_over_the_largest_amount_is_a_row_error():
+    _, items = read(f"{HEADER}\nA-1,Ada,Lovelace,NW,10000000000.01\n")
+    error = only(items)
+    assert isinstance(error, ImportRowError)
+    assert (error.column, error.reason) == (
+        "placed_balance",
+        "is more than 1000000000000 minor units",
+    )
 
 
 @pytest.mark.parametrize("amount", ["-12.50", "twelve", '"1,234.00"', "1.2.3", "12.", ".5", "١٢"])

@@ -8,8 +8,10 @@ from debtflow_core.errors import ValidationFailed
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
-MAX_AMOUNT = 2**63 - 1
-"""The largest amount in minor units: a signed 64-bit integer, as every store keeps it."""
+MAX_AMOUNT = 10**12
+"""The largest amount of one account, payment or promise, in minor units: ten billion
+dollars in cents. Every store keeps amounts as signed 64-bit integers; this bound leaves
+room to add up nine million of them (the reports' totals) without overflowing."""
 
 
 def validate_currency(code: str, *, field: str = "currency") -> str:

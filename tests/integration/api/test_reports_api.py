@@ -14,6 +14,7 @@ import pytest
 
 from debtflow_core.domain.activity import ActivityType, PromiseToPay
 from debtflow_core.domain.imports import ImportRun, ImportStatus
+from debtflow_core.domain.money import MAX_AMOUNT
 from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.use_cases.activities import NewActivity, RecordActivity
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
@@ -209,3 +210,33 @@ async def test_a_period_of_366_days_is_accepted(api, alpha):
     )
     assert response.status_code == 200, response.text
     assert response.json()["totals"] == []
+
+
+async def test_the_largest_balances_add_up_without_overflowing(api, alpha):
+    # SQLite's SUM stops at a signed 64-bit integer: amounts are bounded so that no
+    # realistic number of them reaches it.
+    for number in range(3):
+        await alpha.account(f"BIG-{number}", balance=MAX_AMOUNT)
+    headers = alpha.headers["admin"]
+    aging = await api.client.get("/v1/reports/aging", headers=headers)
+    assert aging.status_code == 200, aging.text
+    (usd,) = aging.json()["currencies"]
+    assert (usd["accounts"], usd["balance"]) == (3, 3 * MAX_AMOUNT)
+    recovery = await api.client.get("/v1/reports/recovery", headers=headers, params=MARCH)
+    assert recovery.status_code == 200, recovery.text
+    assert recovery.json()["by_creditor"][0]["placed"] == 3 * MAX_AMOUNT
+    over = await api.client.post(
+        "/v1/accounts",
+        headers=headers,
+        json={
+            "debtor_id": str((await alpha.debtor()).id),
+            "external_id": "OVER",
+            "original_creditor": "Bank",
+            "currency": "USD",
+            "placed_balance": MAX_AMOUNT + 1,
+        },
+    )
+    assert over.status_code == 422
+    assert over.json()["errors"] == [
+        {"field": "placed_balance", "message": "must be at most 1000000000000 minor units"}
+    ]

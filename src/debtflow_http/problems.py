@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.serialization import decode_json
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
@@ -113,28 +115,47 @@ def _domain_error(request: Request[Any, Any, Any], error: DomainError) -> Respon
     )
 
 
-_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
+_MISSING_PARAMETER = re.compile(r"^Missing required \w+ parameter '([^']+)'")
+_NO_BODY = "'data'"  # Litestar's message when a JSON body is expected and there is none
 
 
-def _field_error(item: dict[str, Any]) -> FieldError:
-    """Name the input a Litestar/msgspec validation message is about.
+def _field_error(request: Request[Any, Any, Any], item: dict[str, Any]) -> FieldError:
+    """Name the input a Litestar/msgspec validation message is about, as the client wrote it.
 
-    msgspec puts the path of a bad body value after " - at `$.a.b`", and names missing or
-    unknown fields in backticks; query and path parameters come with their ``key``.
+    For the body, Litestar's ``key`` is the path to the object in question (``data``: the
+    body itself), and msgspec names a missing or unknown field of it in backticks. For a
+    query, header or path parameter, ``key`` is the handler's argument, and the route
+    declares the parameter's public name.
     """
     message = str(item.get("message", "is not valid"))
-    path = _PATH.search(message)
+    key = str(item.get("key") or "")
+    if item.get("source") != "body":
+        return FieldError(_public_name(request, key), message)
+    if message == _NO_BODY:
+        return FieldError("body", "a JSON body is required")
+    within = "" if key == "data" else key
     named = _NAMED_FIELD.search(message)
-    field = (path and path.group(1)) or (named and named.group(1)) or item.get("key") or "body"
-    return FieldError(str(field), _PATH.sub("", message))
+    if named is None:
+        return FieldError(within or "body", message)
+    return FieldError(f"{within}.{named.group(1)}" if within else named.group(1), message)
+
+
+def _public_name(request: Request[Any, Any, Any], argument: str) -> str:
+    handler = request.scope.get("route_handler")
+    definition = handler.parsed_fn_signature.parameters.get(argument) if handler else None
+    declared = getattr(definition, "kwarg_definition", None)
+    return getattr(declared, "name", None) or argument
 
 
 def _validation_error(
     request: Request[Any, Any, Any], error: ValidationException
 ) -> Response[Problem]:
     extra = error.extra if isinstance(error.extra, list) else []
-    errors = [_field_error(item) for item in extra if isinstance(item, dict)]
+    errors = [_field_error(request, item) for item in extra if isinstance(item, dict)]
+    missing = _MISSING_PARAMETER.match(str(error.detail))
+    if not errors and missing:
+        errors = [FieldError(missing.group(1), "is required")]
     return problem_response(
         request,
         400,
@@ -175,8 +196,20 @@ def _undecodable(request: Request[Any, Any, Any], error: UnicodeDecodeError) -> 
     )
 
 
+def _too_deep(request: Request[Any, Any, Any], error: RecursionError) -> Response[Problem]:
+    """A body nested deeper than the decoder recurses is the client's; any other
+    RecursionError is ours."""
+    frames = traceback.walk_tb(error.__traceback__)
+    if not any(frame.f_code is decode_json.__code__ for frame, _ in frames):
+        return _unexpected(request, error)
+    return problem_response(
+        request, 400, "bad-request", "The request is malformed", "the JSON is nested too deeply"
+    )
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UnicodeDecodeError: _undecodable,
+    RecursionError: _too_deep,
     DomainError: _domain_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,

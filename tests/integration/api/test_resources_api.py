@@ -404,3 +404,44 @@ async def test_every_response_has_a_request_id_and_security_headers(api):
         assert "default-src 'none'" in response.headers["content-security-policy"]
         assert response.headers["x-request-id"]
     assert_problem(await api.client.delete("/health"), 405)
+
+
+async def test_malformed_inputs_are_named_as_the_client_wrote_them(api, alpha):
+    admin = alpha.headers["admin"]
+    names = {"first_name": "Ada", "last_name": "Lovelace"}
+    cases = [
+        ({**names, "phones": [{"kind": "mobile"}]}, "phones[0].number"),
+        ({**names, "contact_preferences": {"bogus": True}}, "contact_preferences.bogus"),
+        ({**names, "bogus": 1}, "bogus"),
+        ({**names, "first_name": 5}, "first_name"),
+        ({"last_name": "Lovelace"}, "first_name"),
+    ]
+    for body, field in cases:
+        response = await api.client.post("/v1/debtors", headers=admin, json=body)
+        assert [e["field"] for e in assert_problem(response, 400)["errors"]] == [field]
+    json = {**admin, "content-type": "application/json"}
+    empty = await api.client.post("/v1/debtors", headers=json, content=b"")
+    assert assert_problem(empty, 400)["errors"] == [
+        {"field": "body", "message": "a JSON body is required"}
+    ]
+    no_key = await api.client.post("/v1/payments", headers=admin, json={})
+    assert assert_problem(no_key, 400)["errors"] == [
+        {"field": "Idempotency-Key", "message": "is required"}
+    ]
+    empty_key = await api.client.post(
+        "/v1/payments", headers={**admin, "Idempotency-Key": ""}, json={}
+    )
+    assert_problem(empty_key, 400, "Idempotency-Key")
+    xml = await api.client.get(f"/v1/imports/{uuid.uuid4()}/errors?format=xml", headers=admin)
+    assert [e["field"] for e in assert_problem(xml, 400)["errors"]] == ["format"]
+
+
+async def test_json_nested_too_deeply_is_a_400_not_a_crash(api, alpha):
+    deep = b"[" * 2_000 + b"]" * 2_000
+    json = {"content-type": "application/json"}
+    for path, headers in (
+        ("/v1/auth/token", json),
+        ("/v1/debtors", {**alpha.headers["admin"], **json}),
+    ):
+        response = await api.client.post(path, headers=headers, content=deep)
+        assert assert_problem(response, 400)["detail"] == "the JSON is nested too deeply"

@@ -55,6 +55,7 @@ from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus
 from debtflow_core.domain.user import Role
 from debtflow_core.errors import DomainError, ValidationFailed
+from debtflow_core.ports.clock import Clock
 from debtflow_core.use_cases.agencies import CreateAgency, FindAgency, NewAgency
 from debtflow_core.use_cases.imports import (
     CheckPlacementFile,
@@ -441,9 +442,16 @@ async def _run_import(
             _print_check(path, check, progress.done())
             return
         actor = Actor.system(agency.id)
+        asked_at = (await request.get(Clock)).now()
         run = await (await request.get(ImportPlacementFile)).execute(actor, command, progress)
         errors = await (await request.get(ListImportErrors)).execute(
             actor, run.id, limit=_SHOWN_ERRORS
+        )
+    if run.created_at < asked_at:  # the content was imported before: that run is the answer
+        print(
+            f"{path.name} holds the content (sha256 {run.sha256[:12]}...) of an earlier "
+            f"import, of {run.file_name} on {run.created_at:%Y-%m-%d %H:%M} UTC: "
+            "nothing was imported again."
         )
     _print_run(path, agency, run, errors.items, progress.done())
     if run.status == ImportStatus.FAILED:

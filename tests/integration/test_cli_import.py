@@ -54,8 +54,14 @@ def test_import_prints_a_summary_and_the_first_errors(cli, tmp_path):
         outcome.out
     )
     again = cli(f"import {path} --agency acme")
+    notice, *summary = again.out.split("\n")
+    assert re.fullmatch(
+        r"placement\.csv holds the content \(sha256 \w{12}\.\.\.\) of an earlier import, "
+        r"of placement\.csv on \d{4}-\d\d-\d\d \d\d:\d\d UTC: nothing was imported again\.",
+        notice,
+    )
+    assert summary[1] == outcome.out.split("\n")[1]  # the same run
     assert line("created", "38", again.out)
-    assert again.out.split("\n")[1] == outcome.out.split("\n")[1]  # the same run
 
 
 def test_a_dry_run_writes_nothing(cli, tmp_path):

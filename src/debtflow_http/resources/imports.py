@@ -49,6 +49,7 @@ from debtflow_http.resources.paging import Cursor, Limit
 
 _CHUNK = 1024 * 1024
 _CSV = "text/csv"
+_JSON = "application/json"
 _ERROR_COLUMNS = ("line", "column", "reason", "value")
 
 
@@ -171,7 +172,7 @@ class ImportController(Controller):
         cursor: Cursor = None,
     ) -> Page[ImportRowError] | Stream:
         wants_csv = format_ == "csv" or (
-            format_ is None and _CSV in request.headers.get("accept", "")
+            format_ is None and request.accept.best_match([_JSON, _CSV], default=_JSON) == _CSV
         )
         if not wants_csv:
             return await use.execute(actor, run_id, cursor=cursor, limit=limit)

@@ -109,6 +109,9 @@ async def test_bad_rows_are_listed_a_page_at_a_time_and_downloadable_as_csv(api,
         (str(e["line"]), e["column"], "'-5.00") for e in errors
     ]
     assert by_query.text == by_accept.text
+    for accept in ("text/csv;q=0.1, application/json", "application/json, text/csv", "*/*"):
+        as_json = await api.client.get(url, headers={**headers, "Accept": accept})
+        assert as_json.headers["content-type"] == "application/json", accept
     schema = (await api.client.get("/schema/openapi.json")).json()
     documented = schema["paths"]["/v1/imports/{run_id}/errors"]["get"]["responses"]["200"]
     assert set(documented["content"]) == {"application/json", "text/csv"}

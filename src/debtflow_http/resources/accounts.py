@@ -5,7 +5,7 @@ from uuid import UUID
 
 import msgspec
 from dishka import FromDishka
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, Response, delete, get, post, put
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
@@ -29,6 +29,7 @@ from debtflow_core.use_cases.activities import ListActivities, NewActivity, Reco
 from debtflow_core.use_cases.payments import ListPayments
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
+from debtflow_http.resources.created import LOCATION, located
 from debtflow_http.resources.paging import Cursor, Limit
 
 NewAccountBody = Annotated[
@@ -143,11 +144,13 @@ class AccountController(Controller):
         summary="Place an account",
         description=PlaceAccount.__doc__,
         responses=errors(400, 401, 403, 409, 422),
+        response_headers=[LOCATION],
     )
     async def place_account(
         self, data: NewAccountBody, actor: FromDishka[Actor], use: FromDishka[PlaceAccount]
-    ) -> Account:
-        return await use.execute(actor, data)
+    ) -> Response[Account]:
+        account = await use.execute(actor, data)
+        return located(account, f"/v1/accounts/{account.id}")
 
     @get(
         "/{account_id:uuid}",

@@ -4,7 +4,7 @@ from typing import Annotated
 from uuid import UUID
 
 from dishka import FromDishka
-from litestar import Controller, get, patch, post
+from litestar import Controller, Response, get, patch, post
 from litestar.params import FromPath, QueryParameter
 
 from debtflow_core.actor import Actor
@@ -20,6 +20,7 @@ from debtflow_core.use_cases.debtors import (
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
+from debtflow_http.resources.created import LOCATION, located
 from debtflow_http.resources.paging import Cursor, Limit
 
 NewDebtorBody = Annotated[
@@ -84,11 +85,13 @@ class DebtorController(Controller):
         summary="Add a debtor",
         description=CreateDebtor.__doc__,
         responses=errors(400, 401, 403, 409, 422),
+        response_headers=[LOCATION],
     )
     async def create_debtor(
         self, data: NewDebtorBody, actor: FromDishka[Actor], use: FromDishka[CreateDebtor]
-    ) -> Debtor:
-        return await use.execute(actor, data)
+    ) -> Response[Debtor]:
+        debtor = await use.execute(actor, data)
+        return located(debtor, f"/v1/debtors/{debtor.id}")
 
     @get(
         "/{debtor_id:uuid}",

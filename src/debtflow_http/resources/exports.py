@@ -27,6 +27,7 @@ from debtflow_core.use_cases.exports import (
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
+from debtflow_http.resources.created import located
 from debtflow_http.resources.paging import Cursor, Limit
 
 _ID = "9a7b5c3d-1e2f-4a6b-8c0d-2e4f6a8b0c1d"
@@ -114,9 +115,7 @@ class ExportController(Controller):
         self, data: NewExportBody, actor: FromDishka[Actor], use: FromDishka[RequestExport]
     ) -> Response[Export]:
         export = await use.execute(actor, data)
-        return Response(
-            export, status_code=HTTP_202_ACCEPTED, headers={"Location": f"/v1/exports/{export.id}"}
-        )
+        return located(export, f"/v1/exports/{export.id}", status=HTTP_202_ACCEPTED)
 
     @get(
         "/",

@@ -27,6 +27,7 @@ from debtflow_core.use_cases.file_sources import (
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
+from debtflow_http.resources.created import LOCATION, located
 
 NewFileSourceBody = Annotated[
     NewFileSource,
@@ -87,11 +88,13 @@ class FileSourceController(Controller):
         summary="Add a file source",
         description=CreateFileSource.__doc__,
         responses=errors(400, 401, 403, 409, 422),
+        response_headers=[LOCATION],
     )
     async def create_source(
         self, data: NewFileSourceBody, actor: FromDishka[Actor], use: FromDishka[CreateFileSource]
-    ) -> FileSource:
-        return await use.execute(actor, data)
+    ) -> Response[FileSource]:
+        source = await use.execute(actor, data)
+        return located(source, f"/v1/file-sources/{source.id}")
 
     @get(
         "/{source_id:uuid}",

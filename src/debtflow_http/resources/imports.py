@@ -45,6 +45,7 @@ from debtflow_core.use_cases.imports import (
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import AlsoCsv, errors
+from debtflow_http.resources.created import located
 from debtflow_http.resources.paging import Cursor, Limit
 
 _CHUNK = 1024 * 1024
@@ -253,10 +254,10 @@ class ImportController(Controller):
                 )
         finally:
             await data.file.close()
-        return Response(
+        return located(
             queued.run,
-            status_code=HTTP_200_OK if queued.duplicate else HTTP_202_ACCEPTED,
-            headers={"Location": f"/v1/imports/{queued.run.id}"},
+            f"/v1/imports/{queued.run.id}",
+            status=HTTP_200_OK if queued.duplicate else HTTP_202_ACCEPTED,
         )
 
 

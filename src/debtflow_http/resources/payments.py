@@ -38,6 +38,7 @@ from debtflow_core.use_cases.payments import (
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
 from debtflow_http.problems import PROBLEM_JSON, Problem
+from debtflow_http.resources.created import LOCATION, located
 from debtflow_http.resources.paging import Cursor, Limit
 
 IdempotencyKey = Annotated[
@@ -137,6 +138,7 @@ class PaymentController(Controller):
             ),
             **errors(400, 401, 403, 404, 409, 422),
         },
+        response_headers=[LOCATION],
     )
     async def make_payment(
         self,
@@ -147,7 +149,8 @@ class PaymentController(Controller):
     ) -> Response[Payment]:
         result = await use.execute(actor, idempotency_key, data)
         headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-        return Response(result.payment, status_code=_STATUS[result.outcome], headers=headers)
+        location = f"/v1/payments/{result.payment.id}"
+        return located(result.payment, location, status=_STATUS[result.outcome], headers=headers)
 
     @get(
         "/",

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import msgspec
 from dishka import FromDishka
-from litestar import Controller, get, patch, post
+from litestar import Controller, Response, get, patch, post
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
@@ -22,6 +22,7 @@ from debtflow_core.use_cases.users import (
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
+from debtflow_http.resources.created import LOCATION, located
 
 NewUserBody = Annotated[
     NewUser,
@@ -99,11 +100,13 @@ class UserController(Controller):
         summary="Add a user",
         description=CreateUser.__doc__,
         responses=errors(400, 401, 403, 409, 422),
+        response_headers=[LOCATION],
     )
     async def create_user(
         self, data: NewUserBody, actor: FromDishka[Actor], use: FromDishka[CreateUser]
-    ) -> UserView:
-        return UserView.of(await use.execute(actor, data))
+    ) -> Response[UserView]:
+        user = UserView.of(await use.execute(actor, data))
+        return located(user, f"/v1/users/{user.id}")
 
     @get(
         "/{user_id:uuid}",

@@ -48,6 +48,7 @@ async def test_an_admin_creates_reads_changes_and_deactivates_a_source(api: Api,
     assert (source["port"], source["pattern"], source["schedule"]) == (22, "*.csv", "*/15 * * * *")
     assert source["active"] is True
     path = f"/v1/file-sources/{source['id']}"
+    assert created.headers["location"] == path
 
     assert (await api.client.get(path, headers=admin)).json() == source
     listed = await api.client.get("/v1/file-sources", headers=admin)

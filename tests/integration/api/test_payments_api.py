@@ -114,6 +114,8 @@ async def test_a_key_replays_its_first_answer_and_refuses_another_body(shop):
     assert (again.status_code, again.json()) == (first.status_code, first.json())
     assert again.headers["idempotent-replayed"] == "true"
     assert sum(gateway.charged.values()) == 1
+    location = f"/v1/payments/{first.json()['id']}"
+    assert first.headers["location"] == again.headers["location"] == location
     other = await pay(api, alpha, "same", body(account, processor, amount=100))
     assert other.status_code == 422
     assert other.json()["errors"][0]["field"] == "Idempotency-Key"

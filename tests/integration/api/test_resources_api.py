@@ -445,3 +445,39 @@ async def test_json_nested_too_deeply_is_a_400_not_a_crash(api, alpha):
     ):
         response = await api.client.post(path, headers=headers, content=deep)
         assert assert_problem(response, 400)["detail"] == "the JSON is nested too deeply"
+
+
+async def test_what_a_post_creates_is_where_its_location_says(api, alpha):
+    admin = alpha.headers["admin"]
+    debtor = await api.client.post(
+        "/v1/debtors", headers=admin, json={"first_name": "Ada", "last_name": "Lovelace"}
+    )
+    account = await api.client.post(
+        "/v1/accounts",
+        headers=admin,
+        json={
+            "debtor_id": debtor.json()["id"],
+            "external_id": "LOC-1",
+            "original_creditor": "Bank",
+            "currency": "USD",
+            "placed_balance": 1_000,
+        },
+    )
+    user = await api.client.post(
+        "/v1/users",
+        headers=admin,
+        json={
+            "email": "located@alpha.example",
+            "full_name": "Lo Cated",
+            "role": "readonly",
+            "password": "a long password",
+        },
+    )
+    for created, collection in ((debtor, "debtors"), (account, "accounts"), (user, "users")):
+        assert created.status_code == 201, created.text
+        location = created.headers["location"]
+        assert location == f"/v1/{collection}/{created.json()['id']}"
+        assert (await api.client.get(location, headers=admin)).json() == created.json()
+    schema = (await api.client.get("/schema/openapi.json")).json()
+    documented = schema["paths"]["/v1/debtors"]["post"]["responses"]["201"]["headers"]
+    assert "Location" in documented

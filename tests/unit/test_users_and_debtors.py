@@ -10,6 +10,7 @@ from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.debtors import (
+    ContactPreferenceChanges,
     CreateDebtor,
     DebtorChanges,
     NewDebtor,
@@ -124,10 +125,24 @@ async def test_debtors_round_trip_partial_updates_and_search(world):
     updated = await world.use(UpdateDebtor).execute(
         alpha.admin,
         created.id,
-        DebtorChanges(last_name="King", contact_preferences=ContactPreferences(do_not_call=True)),
+        DebtorChanges(
+            last_name="King", contact_preferences=ContactPreferenceChanges(do_not_call=True)
+        ),
     )
     assert (updated.first_name, updated.last_name) == ("Ada", "King")
-    assert updated.contact_preferences.do_not_call
+    assert updated.contact_preferences == ContactPreferences(do_not_call=True)
+    emails_too = await world.use(UpdateDebtor).execute(
+        alpha.admin,
+        created.id,
+        DebtorChanges(contact_preferences=ContactPreferenceChanges(do_not_email=True)),
+    )
+    assert emails_too.contact_preferences == ContactPreferences(do_not_call=True, do_not_email=True)
+    updated = await world.use(UpdateDebtor).execute(
+        alpha.admin,
+        created.id,
+        DebtorChanges(contact_preferences=ContactPreferenceChanges(do_not_email=False)),
+    )
+    assert updated.contact_preferences == ContactPreferences(do_not_call=True)
     assert updated.phones == created.phones
     unchanged = await world.use(UpdateDebtor).execute(
         alpha.admin, created.id, DebtorChanges(last_name="King")

@@ -11,7 +11,7 @@ from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone, PostalAddress
 from debtflow_core.domain.user import normalize_email
-from debtflow_core.errors import NotFound
+from debtflow_core.errors import NotFound, ValidationFailed
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import collector_scope, in_agency, require_admin, require_writer
 from debtflow_core.ports.accounts import AccountQuery
@@ -32,8 +32,25 @@ class NewDebtor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     contact_preferences: ContactPreferences = ContactPreferences()
 
 
+class ContactPreferenceChanges(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
+):
+    """The do-not-contact flags to change: a flag left out keeps its stored value.
+
+    ``cease_communication`` may only be sent with its stored value: it is set by recording
+    a ``cease_communication`` activity and no edit lifts it.
+    """
+
+    do_not_call: bool | UnsetType = UNSET
+    do_not_email: bool | UnsetType = UNSET
+    do_not_text: bool | UnsetType = UNSET
+    do_not_mail: bool | UnsetType = UNSET
+    cease_communication: bool | UnsetType = UNSET
+
+
 class DebtorChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A partial update: only the fields that are set change."""
+    """A partial update: only the fields that are set change (within
+    ``contact_preferences``, only the flags that are set)."""
 
     first_name: str | UnsetType = UNSET
     last_name: str | UnsetType = UNSET
@@ -41,7 +58,33 @@ class DebtorChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     phones: tuple[Phone, ...] | UnsetType = UNSET
     emails: tuple[str, ...] | UnsetType = UNSET
     address: PostalAddress | UnsetType | None = UNSET
-    contact_preferences: ContactPreferences | UnsetType = UNSET
+    contact_preferences: ContactPreferenceChanges | UnsetType = UNSET
+
+
+def _set_fields(changes: msgspec.Struct) -> dict[str, object]:
+    return {
+        name: value
+        for name in changes.__struct_fields__
+        if (value := getattr(changes, name)) is not UNSET
+    }
+
+
+def _preferences(
+    stored: ContactPreferences, changes: ContactPreferenceChanges
+) -> ContactPreferences:
+    """``stored`` with the flags ``changes`` sets. A debtor's request to cease communication
+    is recorded as an activity on their account (who took it, when, what it said, counted
+    in the reports); an edit can neither lift it nor set it without that record."""
+    flags = _set_fields(changes)
+    ceased = flags.get("cease_communication", stored.cease_communication)
+    if ceased != stored.cease_communication:
+        detail = (
+            "cannot be lifted by an edit: the debtor asked us to cease communication"
+            if stored.cease_communication
+            else "is set by recording a cease_communication activity on the debtor's account"
+        )
+        raise ValidationFailed(detail, field="contact_preferences.cease_communication")
+    return msgspec.structs.replace(stored, **flags)
 
 
 def _emails(emails: tuple[str, ...]) -> tuple[str, ...]:
@@ -128,7 +171,11 @@ class GetDebtor:
 class UpdateDebtor:
     """Correct a debtor's name, birth date, contact points or contact preferences.
 
-    Agency admins, and collectors for the debtors of their assigned accounts.
+    Agency admins, and collectors for the debtors of their assigned accounts. Only the
+    fields sent change; in ``contact_preferences``, only the flags sent. The
+    ``cease_communication`` flag is set by recording a ``cease_communication`` activity and
+    is never lifted by an edit: sending it with another value than the stored one is
+    refused (422).
     """
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
@@ -136,11 +183,7 @@ class UpdateDebtor:
         self._clock = clock
 
     async def execute(self, actor: Actor, debtor_id: UUID, changes: DebtorChanges) -> Debtor:
-        updates: dict[str, object] = {
-            name: value
-            for name in changes.__struct_fields__
-            if (value := getattr(changes, name)) is not UNSET
-        }
+        updates = _set_fields(changes)
         for name in ("first_name", "last_name"):
             if name in updates:
                 updates[name] = require_text(updates[name], field=name)  # type: ignore[arg-type]
@@ -153,6 +196,10 @@ class UpdateDebtor:
         async with self._uow as uow:
             before = await _reachable_debtor(uow, actor, debtor_id)
             require_writer(actor)
+            if isinstance(changes.contact_preferences, ContactPreferenceChanges):
+                updates["contact_preferences"] = _preferences(
+                    before.contact_preferences, changes.contact_preferences
+                )
             now = self._clock.now()
             after = msgspec.structs.replace(before, **updates, updated_at=now)
             if msgspec.structs.replace(after, updated_at=before.updated_at) == before:

@@ -306,6 +306,29 @@ async def test_activities_are_recorded_and_listed(api, alpha):
     assert ceased.status_code == 201
     assert_problem(await api.client.post(url, headers=collector, json={"type": "call"}), 409)
 
+    debtor_url = f"/v1/debtors/{account.debtor_id}"
+    for who, body in [  # the OpenAPI example, then flags left as they were
+        ("admin", {"last_name": "King", "contact_preferences": {"do_not_call": True}}),
+        ("collector", {"contact_preferences": {"do_not_call": False}}),
+    ]:
+        edited = await api.client.patch(debtor_url, headers=alpha.headers[who], json=body)
+        assert edited.status_code == 200, edited.text
+        assert edited.json()["contact_preferences"] == {
+            "do_not_call": body["contact_preferences"]["do_not_call"],
+            "do_not_email": False,
+            "do_not_text": False,
+            "do_not_mail": False,
+            "cease_communication": True,
+        }
+    lifted = await api.client.patch(
+        debtor_url, headers=collector, json={"contact_preferences": {"cease_communication": False}}
+    )
+    assert_problem(lifted, 422, "contact_preferences.cease_communication")
+    assert (await api.client.get(debtor_url, headers=collector)).json()["contact_preferences"][
+        "cease_communication"
+    ] is True
+    assert_problem(await api.client.post(url, headers=collector, json={"type": "call"}), 409)
+
 
 async def test_the_audit_log_is_queried_by_entity_actor_and_time(api, alpha):
     admin = alpha.headers["admin"]

@@ -105,10 +105,12 @@ def _address(address: PostalAddress | None) -> PostalAddress | None:
     return address
 
 
-async def _reachable_debtor(uow: UnitOfWork, actor: Actor, debtor_id: UUID) -> Debtor:
-    """The debtor if the actor may see it: any in the agency, or for a collector only the
-    debtors of accounts assigned to them."""
-    debtor = in_agency(actor, await uow.debtors.get(debtor_id), "debtor", debtor_id)
+async def _reachable_debtor(
+    uow: UnitOfWork, actor: Actor, found: Debtor | None, debtor_id: UUID
+) -> Debtor:
+    """``found`` if the actor may see it: any debtor in the agency, or for a collector only
+    the debtors of accounts assigned to them."""
+    debtor = in_agency(actor, found, "debtor", debtor_id)
     collector_id = collector_scope(actor)
     if collector_id is not None and not await uow.accounts.list(
         AccountQuery(
@@ -165,7 +167,7 @@ class GetDebtor:
 
     async def execute(self, actor: Actor, debtor_id: UUID) -> Debtor:
         async with self._uow as uow:
-            return await _reachable_debtor(uow, actor, debtor_id)
+            return await _reachable_debtor(uow, actor, await uow.debtors.get(debtor_id), debtor_id)
 
 
 class UpdateDebtor:
@@ -194,7 +196,9 @@ class UpdateDebtor:
         if "address" in updates:
             updates["address"] = _address(updates["address"])  # type: ignore[arg-type]
         async with self._uow as uow:
-            before = await _reachable_debtor(uow, actor, debtor_id)
+            # Locked: a cease-communication request committed meanwhile is not overwritten.
+            locked = await uow.debtors.lock(debtor_id)
+            before = await _reachable_debtor(uow, actor, locked, debtor_id)
             require_writer(actor)
             if isinstance(changes.contact_preferences, ContactPreferenceChanges):
                 updates["contact_preferences"] = _preferences(

@@ -9,8 +9,8 @@ from msgspec import UNSET, UnsetType
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
+from debtflow_core.contact_data import birth_date, email_address, phone_number, postal_address
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone, PostalAddress
-from debtflow_core.domain.user import normalize_email
 from debtflow_core.errors import NotFound, ValidationFailed
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import collector_scope, in_agency, require_admin, require_writer
@@ -18,7 +18,7 @@ from debtflow_core.ports.accounts import AccountQuery
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.debtors import DebtorPosition, DebtorQuery
 from debtflow_core.ports.unit_of_work import UnitOfWork
-from debtflow_core.validation import optional_text, refuse_nul, require_text
+from debtflow_core.validation import optional_text, require_text
 
 
 class NewDebtor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -88,21 +88,27 @@ def _preferences(
 
 
 def _emails(emails: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(normalize_email(e, field=f"emails[{i}]") for i, e in enumerate(emails))
+    # Lower-cased: one address is one value, whatever case it came in.
+    return tuple(
+        email_address(email, field=f"emails[{i}]").lower() for i, email in enumerate(emails)
+    )
 
 
 def _phones(phones: tuple[Phone, ...]) -> tuple[Phone, ...]:
-    for i, phone in enumerate(phones):
-        refuse_nul(phone.number, field=f"phones[{i}].number")
-    return phones
+    return tuple(
+        msgspec.structs.replace(
+            phone, number=phone_number(phone.number, field=f"phones[{i}].number")
+        )
+        for i, phone in enumerate(phones)
+    )
 
 
 def _address(address: PostalAddress | None) -> PostalAddress | None:
-    if address is not None:
-        for name, value in msgspec.structs.asdict(address).items():
-            if isinstance(value, str):
-                refuse_nul(value, field=f"address.{name}")
-    return address
+    return None if address is None else postal_address(address, field="address")
+
+
+def _born(born: date | None, today: date) -> date | None:
+    return None if born is None else birth_date(born, today=today, field="date_of_birth")
 
 
 async def _reachable_debtor(
@@ -124,7 +130,10 @@ async def _reachable_debtor(
 class CreateDebtor:
     """Record a debtor in the actor's agency. Agency admins only (placement is theirs).
 
-    An external id, when given, is unique within the agency.
+    An external id, when given, is unique within the agency. Phones, emails and the
+    address follow the rules placement files follow (a US address has a US state and ZIP
+    code), the time zone is an IANA name, and the date of birth is neither in the future
+    nor before 1900; a value breaking one is refused (422) naming it (``phones[0].number``).
     """
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
@@ -140,7 +149,7 @@ class CreateDebtor:
             external_id=optional_text(command.external_id, field="external_id", max_length=100),
             first_name=require_text(command.first_name, field="first_name"),
             last_name=require_text(command.last_name, field="last_name"),
-            date_of_birth=command.date_of_birth,
+            date_of_birth=_born(command.date_of_birth, now.date()),
             phones=_phones(command.phones),
             emails=_emails(command.emails),
             address=_address(command.address),
@@ -174,7 +183,8 @@ class UpdateDebtor:
     """Correct a debtor's name, birth date, contact points or contact preferences.
 
     Agency admins, and collectors for the debtors of their assigned accounts. Only the
-    fields sent change; in ``contact_preferences``, only the flags sent. The
+    fields sent change, checked as when a debtor is created; in ``contact_preferences``,
+    only the flags sent. The
     ``cease_communication`` flag is set by recording a ``cease_communication`` activity and
     is never lifted by an edit: sending it with another value than the stored one is
     refused (422).
@@ -185,6 +195,7 @@ class UpdateDebtor:
         self._clock = clock
 
     async def execute(self, actor: Actor, debtor_id: UUID, changes: DebtorChanges) -> Debtor:
+        now = self._clock.now()
         updates = _set_fields(changes)
         for name in ("first_name", "last_name"):
             if name in updates:
@@ -195,6 +206,8 @@ class UpdateDebtor:
             updates["phones"] = _phones(updates["phones"])  # type: ignore[arg-type]
         if "address" in updates:
             updates["address"] = _address(updates["address"])  # type: ignore[arg-type]
+        if not isinstance(changes.date_of_birth, UnsetType):
+            updates["date_of_birth"] = _born(changes.date_of_birth, now.date())
         async with self._uow as uow:
             # Locked: a cease-communication request committed meanwhile is not overwritten.
             locked = await uow.debtors.lock(debtor_id)
@@ -204,7 +217,6 @@ class UpdateDebtor:
                 updates["contact_preferences"] = _preferences(
                     before.contact_preferences, changes.contact_preferences
                 )
-            now = self._clock.now()
             after = msgspec.structs.replace(before, **updates, updated_at=now)
             if msgspec.structs.replace(after, updated_at=before.updated_at) == before:
                 return before

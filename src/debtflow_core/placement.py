@@ -21,6 +21,17 @@ from typing import Annotated, TextIO
 import msgspec
 from msgspec import Meta
 
+from debtflow_core.contact_data import (
+    COUNTRY_REASON,
+    MAX_POSTAL_CODE,
+    MAX_TEXT,
+    STATE_REASON,
+    country_code,
+    email_address,
+    phone_number,
+    postal_code,
+    state_code,
+)
 from debtflow_core.domain.debtor import PostalAddress
 from debtflow_core.domain.imports import ImportRowError
 from debtflow_core.domain.money import MAX_AMOUNT
@@ -59,72 +70,7 @@ _EXPONENTS = {
     **dict.fromkeys(["CLF", "UYW"], 4),
 }
 
-US_STATES = frozenset(
-    [
-        "AL",
-        "AK",
-        "AZ",
-        "AR",
-        "CA",
-        "CO",
-        "CT",
-        "DE",
-        "DC",
-        "FL",
-        "GA",
-        "HI",
-        "ID",
-        "IL",
-        "IN",
-        "IA",
-        "KS",
-        "KY",
-        "LA",
-        "ME",
-        "MD",
-        "MA",
-        "MI",
-        "MN",
-        "MS",
-        "MO",
-        "MT",
-        "NE",
-        "NV",
-        "NH",
-        "NJ",
-        "NM",
-        "NY",
-        "NC",
-        "ND",
-        "OH",
-        "OK",
-        "OR",
-        "PA",
-        "RI",
-        "SC",
-        "SD",
-        "TN",
-        "TX",
-        "UT",
-        "VT",
-        "VA",
-        "WA",
-        "WV",
-        "WI",
-        "WY",
-        "AS",
-        "GU",
-        "MP",
-        "PR",
-        "VI",
-        "UM",
-        "AA",
-        "AE",
-        "AP",
-    ]
-)
-
-Text = Annotated[str, Meta(max_length=200)]
+Text = Annotated[str, Meta(max_length=MAX_TEXT)]
 Id = Annotated[str, Meta(max_length=100)]
 
 
@@ -153,7 +99,7 @@ class _Row(msgspec.Struct, array_like=True):
     address_line2: Text | None
     city: Text | None
     state: Annotated[str, Meta(max_length=2)] | None
-    zip: Annotated[str, Meta(max_length=10)] | None
+    zip: Annotated[str, Meta(max_length=MAX_POSTAL_CODE)] | None
     country: Annotated[str, Meta(max_length=2)] | None
 
 
@@ -177,8 +123,8 @@ PERSONAL_COLUMNS = frozenset(
 BALANCE_REASON = "must be a non-negative decimal amount like 1234.56"
 _REASONS = {
     "currency": "must be an ISO 4217 code like USD",
-    "state": "must be a two-letter state code",
-    "country": "must be a two-letter ISO 3166 country code",
+    "state": STATE_REASON,
+    "country": COUNTRY_REASON,
 }
 _DATE_REASON = "must be a real date written YYYY-MM-DD"
 _DATE_COLUMNS = frozenset(
@@ -191,9 +137,6 @@ _DATE_COLUMNS = frozenset(
     }
 )
 _ERROR_PATH = re.compile(r" - at `\$\[(\d+)\]`$")
-_US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
-_PHONE = re.compile(r"^\+?(?:[ ().\-]*\d){7,15}[ ().\-]*$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class PlacementRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -464,27 +407,11 @@ def _validate(line: int, cells: list[str | None]) -> PlacementRow | ImportRowErr
         balance = minor_units(row.placed_balance.strip(), currency)
     except ValueError as error:
         return _error(line, "placed_balance", str(error), row.placed_balance)
-    country = row.country.upper() if row.country else "US"
-    if not (len(country) == 2 and country.isalpha() and country.isascii()):
-        return _error(line, "country", _REASONS["country"], row.country)
-    state = row.state.upper() if row.state else None
-    if row.address_line1 or row.city or state or row.zip:
-        blank = next((c for c, v in zip(_ADDRESS, _address(row), strict=True) if not v), None)
-        if blank is not None:
-            return _error(line, blank, "is required when an address is given", None)
-    if country == "US":
-        if state is not None and state not in US_STATES:
-            return _error(line, "state", "is not a US state or territory code", row.state)
-        if row.zip is not None and not _US_ZIP.match(row.zip):
-            return _error(line, "zip", "must be a US ZIP code: 12345 or 12345-6789", row.zip)
-    phones = _split(row.phones)
-    for phone in phones:
-        if not _PHONE.match(phone):
-            return _error(line, "phones", "each phone needs 7 to 15 digits", row.phones)
-    emails = _split(row.emails)
-    for email in emails:
-        if not _EMAIL.match(email):
-            return _error(line, "emails", "each email must look like name@example.com", email)
+    try:
+        country, state, zip_code, phones, emails = _contact_data(row)
+    except ValidationFailed as error:
+        assert error.field is not None  # always the column
+        return _error(line, error.field, error.detail, getattr(row, error.field))
     return PlacementRow(
         line=line,
         account_id=account_id,
@@ -505,9 +432,29 @@ def _validate(line: int, cells: list[str | None]) -> PlacementRow | ImportRowErr
         address_line2=row.address_line2,
         city=row.city,
         state=state,
-        zip=row.zip,
+        zip=zip_code,
         country=country,
     )
+
+
+def _contact_data(
+    row: _Row,
+) -> tuple[str, str | None, str | None, tuple[str, ...], tuple[str, ...]]:
+    """The row's country, state, ZIP, phones and emails, by the rules the debtor API applies
+    too (:mod:`debtflow_core.contact_data`); a ValidationFailed names the column. Checked in
+    this order, so that a row's first problem is the one reported."""
+    country = country_code(row.country, field="country") if row.country else "US"
+    state, zip_code = row.state, row.zip
+    if any(_address(row)):
+        blank = next((c for c, v in zip(_ADDRESS, _address(row), strict=True) if not v), None)
+        if blank is not None:
+            raise ValidationFailed("is required when an address is given", field=blank)
+        assert state is not None and zip_code is not None  # neither is blank
+        state = state_code(state, country=country, field="state")
+        zip_code = postal_code(zip_code, country=country, field="zip")
+    phones = tuple(phone_number(number, field="phones") for number in _split(row.phones))
+    emails = tuple(email_address(email, field="emails") for email in _split(row.emails))
+    return country, state, zip_code, phones, emails
 
 
 def _address(row: _Row) -> tuple[str | None, ...]:

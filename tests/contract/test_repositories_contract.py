@@ -188,6 +188,8 @@ async def test_debtors_keep_every_field(uow_factory, tenant):
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.debtors.get(full.id) == renamed
+        assert await uow.debtors.lock(full.id) == renamed  # taking turns: test_debtor_locks
+        assert await uow.debtors.lock(uuid.uuid4()) is None
     with pytest.raises(Conflict):
         async with uow_factory() as uow:
             await uow.debtors.add(debtor(a.id, external_id="D-1"))

@@ -9,7 +9,12 @@ from debtflow_core.domain.activity import ActivityType, PromiseToPay
 from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.use_cases.accounts import GetAccount
 from debtflow_core.use_cases.activities import ListActivities, NewActivity, RecordActivity
-from debtflow_core.use_cases.debtors import GetDebtor
+from debtflow_core.use_cases.debtors import (
+    ContactPreferenceChanges,
+    DebtorChanges,
+    GetDebtor,
+    UpdateDebtor,
+)
 
 
 @pytest.fixture
@@ -46,6 +51,51 @@ async def test_cease_communication_flags_the_debtor_and_stops_outbound_contact(s
         a.type for a in (await world.use(ListActivities).execute(alpha.admin, account.id)).items
     ]
     assert kinds == [ActivityType.NOTE, ActivityType.CEASE_COMMUNICATION, ActivityType.CALL]
+
+
+async def test_an_edit_of_contact_preferences_never_lifts_cease_communication(setup):
+    world, alpha, account = setup
+    await world.use(RecordActivity).execute(
+        alpha.collector, account.id, NewActivity(type=ActivityType.CEASE_COMMUNICATION)
+    )
+    update = world.use(UpdateDebtor)
+    for actor, flags in [
+        (alpha.admin, ContactPreferenceChanges(do_not_call=True)),
+        (alpha.collector, ContactPreferenceChanges(do_not_call=False)),
+        (alpha.collector, ContactPreferenceChanges(cease_communication=True)),
+    ]:
+        debtor = await update.execute(
+            actor, account.debtor_id, DebtorChanges(last_name="King", contact_preferences=flags)
+        )
+        assert debtor.contact_preferences.cease_communication
+    with pytest.raises(ValidationFailed, match="cannot be lifted") as refused:
+        await update.execute(
+            alpha.admin,
+            account.debtor_id,
+            DebtorChanges(
+                last_name="Byron",
+                contact_preferences=ContactPreferenceChanges(
+                    do_not_mail=True, cease_communication=False
+                ),
+            ),
+        )
+    assert refused.value.field == "contact_preferences.cease_communication"
+    debtor = await world.use(GetDebtor).execute(alpha.admin, account.debtor_id)
+    assert (debtor.last_name, debtor.contact_preferences.cease_communication) == ("King", True)
+    assert not debtor.contact_preferences.do_not_mail  # the refused edit changed nothing
+
+
+async def test_an_edit_does_not_set_cease_communication_without_the_activity(setup):
+    world, alpha, account = setup
+    with pytest.raises(ValidationFailed, match="cease_communication activity") as refused:
+        await world.use(UpdateDebtor).execute(
+            alpha.collector,
+            account.debtor_id,
+            DebtorChanges(contact_preferences=ContactPreferenceChanges(cease_communication=True)),
+        )
+    assert refused.value.field == "contact_preferences.cease_communication"
+    debtor = await world.use(GetDebtor).execute(alpha.admin, account.debtor_id)
+    assert not debtor.contact_preferences.cease_communication
 
 
 async def test_a_promise_to_pay_carries_a_positive_amount_and_only_it_does(setup):

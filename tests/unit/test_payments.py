@@ -166,8 +166,9 @@ async def test_reach_and_roles_apply_to_payments(shop):
     with pytest.raises(PermissionDenied):
         await shop.pay.execute(shop.alpha.readonly, "y", shop.payment())
     paid = await shop.pay.execute(shop.alpha.collector, "z", shop.payment())
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound) as hidden:
         await shop.world.use(GetPayment).execute(shop.alpha.colleague, paid.payment.id)
+    assert hidden.value.detail == f"payment {paid.payment.id} was not found"
     assert (
         await shop.world.use(GetPayment).execute(shop.alpha.readonly, paid.payment.id)
     ) == paid.payment

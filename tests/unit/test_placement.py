@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from debtflow_core.contact_data import COUNTRY_REASON, EMAIL_REASON, PHONE_REASON
 from debtflow_core.domain.imports import ImportRowError
 from debtflow_core.placement import (
     MAX_LINE,
@@ -151,6 +152,32 @@ def test_state_and_zip_are_checked(cells, column, reason):
     )
     error = only(items)
     assert (error.column, error.reason) == (column, reason)
+
+
+@pytest.mark.parametrize(
+    ("cells", "column", "reason"),
+    [
+        ("abc,,,", "phones", PHONE_REASON),
+        ("5550100; 555010,,,", "phones", PHONE_REASON),
+        (",ada@example;ada@example.com,,", "emails", EMAIL_REASON),
+        (",,,Z1", "country", COUNTRY_REASON),
+    ],
+)
+def test_phones_emails_and_countries_follow_the_debtor_api_rules(cells, column, reason):
+    _, items = read(f"{HEADER},phones,emails,city,country\nA-1,Ada,Lovelace,NW,1.00,{cells}\n")
+    error = only(items)
+    assert (error.column, error.reason) == (column, reason)
+
+
+def test_phones_emails_and_codes_are_kept_trimmed():
+    _, items = read(
+        f"{HEADER},phones,emails,address_line1,city,state,zip,country\n"
+        "A-1,Ada,Lovelace,NW,1.00, 5125550100 , ada@example.com ,1 Rue,Paris,75,"
+        '" 75001",fr\n'
+    )
+    row = only(items)
+    assert (row.phones, row.emails) == (("5125550100",), ("ada@example.com",))
+    assert (row.state, row.zip, row.country) == ("75", "75001", "FR")
 
 
 def test_a_missing_required_value_is_a_row_error():

@@ -10,6 +10,7 @@ from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.debtors import (
+    ContactPreferenceChanges,
     CreateDebtor,
     DebtorChanges,
     NewDebtor,
@@ -124,10 +125,24 @@ async def test_debtors_round_trip_partial_updates_and_search(world):
     updated = await world.use(UpdateDebtor).execute(
         alpha.admin,
         created.id,
-        DebtorChanges(last_name="King", contact_preferences=ContactPreferences(do_not_call=True)),
+        DebtorChanges(
+            last_name="King", contact_preferences=ContactPreferenceChanges(do_not_call=True)
+        ),
     )
     assert (updated.first_name, updated.last_name) == ("Ada", "King")
-    assert updated.contact_preferences.do_not_call
+    assert updated.contact_preferences == ContactPreferences(do_not_call=True)
+    emails_too = await world.use(UpdateDebtor).execute(
+        alpha.admin,
+        created.id,
+        DebtorChanges(contact_preferences=ContactPreferenceChanges(do_not_email=True)),
+    )
+    assert emails_too.contact_preferences == ContactPreferences(do_not_call=True, do_not_email=True)
+    updated = await world.use(UpdateDebtor).execute(
+        alpha.admin,
+        created.id,
+        DebtorChanges(contact_preferences=ContactPreferenceChanges(do_not_email=False)),
+    )
+    assert updated.contact_preferences == ContactPreferences(do_not_call=True)
     assert updated.phones == created.phones
     unchanged = await world.use(UpdateDebtor).execute(
         alpha.admin, created.id, DebtorChanges(last_name="King")
@@ -140,3 +155,94 @@ async def test_debtors_round_trip_partial_updates_and_search(world):
     found = await world.use(SearchDebtors).execute(alpha.admin, text="ada k")
     assert [d.id for d in found.items] == [created.id]
     assert len((await world.use(SearchDebtors).execute(alpha.admin)).items) == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"phones": (Phone(number="abc"),)}, "phones[0].number"),
+        ({"phones": (Phone(number="+15555550100"), Phone(number=""))}, "phones[1].number"),
+        ({"phones": (Phone(number="5" * 1_000_000),)}, "phones[0].number"),
+        ({"emails": ("ada@example.com", "ada at example")}, "emails[1]"),
+        (
+            {
+                "address": PostalAddress(
+                    line1="x" * 1_000_000, city="Austin", state="TX", postal_code="73301"
+                )
+            },
+            "address.line1",
+        ),
+        (
+            {"address": PostalAddress(line1="1 Main", city=" ", state="", postal_code="")},
+            "address.city",
+        ),
+        (
+            {
+                "address": PostalAddress(
+                    line1="1 Main", city="Austin", state="TX", postal_code="73301", country="ZZZ"
+                )
+            },
+            "address.country",
+        ),
+        (
+            {
+                "address": PostalAddress(
+                    line1="1 Main",
+                    city="Austin",
+                    state="TX",
+                    postal_code="73301",
+                    time_zone="Mars/Olympus",
+                )
+            },
+            "address.time_zone",
+        ),
+        ({"date_of_birth": date(2099, 1, 1)}, "date_of_birth"),
+        ({"date_of_birth": date(1850, 1, 1)}, "date_of_birth"),
+    ],
+)
+async def test_debtors_contact_data_follows_the_placement_rules(world, fields, field):
+    alpha = await world.agency("alpha")
+    debtor = await world.debtor(alpha.admin)
+    with pytest.raises(ValidationFailed) as created:
+        await world.use(CreateDebtor).execute(
+            alpha.admin, NewDebtor(first_name="Ada", last_name="Lovelace", **fields)
+        )
+    with pytest.raises(ValidationFailed) as updated:
+        await world.use(UpdateDebtor).execute(alpha.admin, debtor.id, DebtorChanges(**fields))
+    assert created.value.field == updated.value.field == field
+
+
+async def test_debtors_contact_data_is_kept_trimmed_with_codes_in_upper_case(world):
+    alpha = await world.agency("alpha")
+    created = await world.use(CreateDebtor).execute(
+        alpha.admin,
+        NewDebtor(
+            first_name="Ada",
+            last_name="Lovelace",
+            date_of_birth=date(2026, 1, 5),  # today, by the world's clock
+            phones=(Phone(number=" (512) 555-0100 ", kind=PhoneKind.HOME),),
+            emails=(" Ada@Example.com ",),
+            address=PostalAddress(
+                line1=" 1 Main St ",
+                city="Montréal",
+                state="qc",
+                postal_code=" H2X 1Y4 ",
+                country="ca",
+                time_zone="America/Toronto",
+            ),
+        ),
+    )
+    assert created.phones == (Phone(number="(512) 555-0100", kind=PhoneKind.HOME),)
+    assert created.emails == ("ada@example.com",)
+    assert created.address == PostalAddress(
+        line1="1 Main St",
+        city="Montréal",
+        state="QC",
+        postal_code="H2X 1Y4",
+        country="CA",
+        time_zone="America/Toronto",
+    )
+    cleared = await world.use(UpdateDebtor).execute(
+        alpha.admin, created.id, DebtorChanges(date_of_birth=None, address=None)
+    )
+    assert (cleared.date_of_birth, cleared.address) == (None, None)

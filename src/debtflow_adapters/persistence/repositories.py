@@ -283,6 +283,13 @@ class SqlDebtorRepository(DebtorRepository):
     async def get(self, id_: UUID) -> Debtor | None:
         return await first(self._connection, sa.select(debtors).where(debtors.c.id == id_), _debtor)
 
+    async def lock(self, id_: UUID) -> Debtor | None:
+        return await first(
+            self._connection,
+            sa.select(debtors).where(debtors.c.id == id_).with_for_update(),
+            _debtor,
+        )
+
     async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Debtor | None:
         statement = sa.select(debtors).where(
             debtors.c.agency_id == agency_id, debtors.c.external_id == external_id

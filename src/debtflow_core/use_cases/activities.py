@@ -62,7 +62,9 @@ class RecordActivity:
         async with self._uow as uow:
             account = reachable_account(actor, await uow.accounts.get(account_id), account_id)
             require_writer(actor)
-            debtor = await uow.debtors.get(account.debtor_id)
+            # Locked, so that edits and cease-communication requests on one debtor take
+            # turns: a contact recorded after a request sees it.
+            debtor = await uow.debtors.lock(account.debtor_id)
             assert debtor is not None  # an account's debtor is a foreign key
             if kind in OUTBOUND_CONTACT and debtor.contact_preferences.cease_communication:
                 raise Conflict("the debtor asked us to cease communication")

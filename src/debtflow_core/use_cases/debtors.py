@@ -9,16 +9,16 @@ from msgspec import UNSET, UnsetType
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
+from debtflow_core.contact_data import birth_date, email_address, phone_number, postal_address
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone, PostalAddress
-from debtflow_core.domain.user import normalize_email
-from debtflow_core.errors import NotFound
+from debtflow_core.errors import NotFound, ValidationFailed
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import collector_scope, in_agency, require_admin, require_writer
 from debtflow_core.ports.accounts import AccountQuery
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.debtors import DebtorPosition, DebtorQuery
 from debtflow_core.ports.unit_of_work import UnitOfWork
-from debtflow_core.validation import optional_text, refuse_nul, require_text
+from debtflow_core.validation import optional_text, require_text
 
 
 class NewDebtor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -32,8 +32,25 @@ class NewDebtor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     contact_preferences: ContactPreferences = ContactPreferences()
 
 
+class ContactPreferenceChanges(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
+):
+    """The do-not-contact flags to change: a flag left out keeps its stored value.
+
+    ``cease_communication`` may only be sent with its stored value: it is set by recording
+    a ``cease_communication`` activity and no edit lifts it.
+    """
+
+    do_not_call: bool | UnsetType = UNSET
+    do_not_email: bool | UnsetType = UNSET
+    do_not_text: bool | UnsetType = UNSET
+    do_not_mail: bool | UnsetType = UNSET
+    cease_communication: bool | UnsetType = UNSET
+
+
 class DebtorChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A partial update: only the fields that are set change."""
+    """A partial update: only the fields that are set change (within
+    ``contact_preferences``, only the flags that are set)."""
 
     first_name: str | UnsetType = UNSET
     last_name: str | UnsetType = UNSET
@@ -41,31 +58,65 @@ class DebtorChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     phones: tuple[Phone, ...] | UnsetType = UNSET
     emails: tuple[str, ...] | UnsetType = UNSET
     address: PostalAddress | UnsetType | None = UNSET
-    contact_preferences: ContactPreferences | UnsetType = UNSET
+    contact_preferences: ContactPreferenceChanges | UnsetType = UNSET
+
+
+def _set_fields(changes: msgspec.Struct) -> dict[str, object]:
+    return {
+        name: value
+        for name in changes.__struct_fields__
+        if (value := getattr(changes, name)) is not UNSET
+    }
+
+
+def _preferences(
+    stored: ContactPreferences, changes: ContactPreferenceChanges
+) -> ContactPreferences:
+    """``stored`` with the flags ``changes`` sets. A debtor's request to cease communication
+    is recorded as an activity on their account (who took it, when, what it said, counted
+    in the reports); an edit can neither lift it nor set it without that record."""
+    flags = _set_fields(changes)
+    ceased = flags.get("cease_communication", stored.cease_communication)
+    if ceased != stored.cease_communication:
+        detail = (
+            "cannot be lifted by an edit: the debtor asked us to cease communication"
+            if stored.cease_communication
+            else "is set by recording a cease_communication activity on the debtor's account"
+        )
+        raise ValidationFailed(detail, field="contact_preferences.cease_communication")
+    return msgspec.structs.replace(stored, **flags)
 
 
 def _emails(emails: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(normalize_email(e, field=f"emails[{i}]") for i, e in enumerate(emails))
+    # Lower-cased: one address is one value, whatever case it came in.
+    return tuple(
+        email_address(email, field=f"emails[{i}]").lower() for i, email in enumerate(emails)
+    )
 
 
 def _phones(phones: tuple[Phone, ...]) -> tuple[Phone, ...]:
-    for i, phone in enumerate(phones):
-        refuse_nul(phone.number, field=f"phones[{i}].number")
-    return phones
+    return tuple(
+        msgspec.structs.replace(
+            phone, number=phone_number(phone.number, field=f"phones[{i}].number")
+        )
+        for i, phone in enumerate(phones)
+    )
 
 
 def _address(address: PostalAddress | None) -> PostalAddress | None:
-    if address is not None:
-        for name, value in msgspec.structs.asdict(address).items():
-            if isinstance(value, str):
-                refuse_nul(value, field=f"address.{name}")
-    return address
+    return None if address is None else postal_address(address, field="address")
 
 
-async def _reachable_debtor(uow: UnitOfWork, actor: Actor, debtor_id: UUID) -> Debtor:
-    """The debtor if the actor may see it: any in the agency, or for a collector only the
-    debtors of accounts assigned to them."""
-    debtor = in_agency(actor, await uow.debtors.get(debtor_id), "debtor", debtor_id)
+def _born(born: date | None, today: date) -> date | None:
+    return None if born is None else birth_date(born, today=today, field="date_of_birth")
+
+
+async def _reachable_debtor(
+    uow: UnitOfWork, actor: Actor, found: Debtor | None, debtor_id: UUID
+) -> Debtor:
+    """``found`` if the actor may see it: any debtor in the agency, or for a collector only
+    the debtors of accounts assigned to them."""
+    debtor = in_agency(actor, found, "debtor", debtor_id)
     collector_id = collector_scope(actor)
     if collector_id is not None and not await uow.accounts.list(
         AccountQuery(
@@ -79,7 +130,10 @@ async def _reachable_debtor(uow: UnitOfWork, actor: Actor, debtor_id: UUID) -> D
 class CreateDebtor:
     """Record a debtor in the actor's agency. Agency admins only (placement is theirs).
 
-    An external id, when given, is unique within the agency.
+    An external id, when given, is unique within the agency. Phones, emails and the
+    address follow the rules placement files follow (a US address has a US state and ZIP
+    code), the time zone is an IANA name, and the date of birth is neither in the future
+    nor before 1900; a value breaking one is refused (422) naming it (``phones[0].number``).
     """
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
@@ -95,7 +149,7 @@ class CreateDebtor:
             external_id=optional_text(command.external_id, field="external_id", max_length=100),
             first_name=require_text(command.first_name, field="first_name"),
             last_name=require_text(command.last_name, field="last_name"),
-            date_of_birth=command.date_of_birth,
+            date_of_birth=_born(command.date_of_birth, now.date()),
             phones=_phones(command.phones),
             emails=_emails(command.emails),
             address=_address(command.address),
@@ -122,13 +176,18 @@ class GetDebtor:
 
     async def execute(self, actor: Actor, debtor_id: UUID) -> Debtor:
         async with self._uow as uow:
-            return await _reachable_debtor(uow, actor, debtor_id)
+            return await _reachable_debtor(uow, actor, await uow.debtors.get(debtor_id), debtor_id)
 
 
 class UpdateDebtor:
     """Correct a debtor's name, birth date, contact points or contact preferences.
 
-    Agency admins, and collectors for the debtors of their assigned accounts.
+    Agency admins, and collectors for the debtors of their assigned accounts. Only the
+    fields sent change, checked as when a debtor is created; in ``contact_preferences``,
+    only the flags sent. The
+    ``cease_communication`` flag is set by recording a ``cease_communication`` activity and
+    is never lifted by an edit: sending it with another value than the stored one is
+    refused (422).
     """
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
@@ -136,11 +195,8 @@ class UpdateDebtor:
         self._clock = clock
 
     async def execute(self, actor: Actor, debtor_id: UUID, changes: DebtorChanges) -> Debtor:
-        updates: dict[str, object] = {
-            name: value
-            for name in changes.__struct_fields__
-            if (value := getattr(changes, name)) is not UNSET
-        }
+        now = self._clock.now()
+        updates = _set_fields(changes)
         for name in ("first_name", "last_name"):
             if name in updates:
                 updates[name] = require_text(updates[name], field=name)  # type: ignore[arg-type]
@@ -150,10 +206,17 @@ class UpdateDebtor:
             updates["phones"] = _phones(updates["phones"])  # type: ignore[arg-type]
         if "address" in updates:
             updates["address"] = _address(updates["address"])  # type: ignore[arg-type]
+        if not isinstance(changes.date_of_birth, UnsetType):
+            updates["date_of_birth"] = _born(changes.date_of_birth, now.date())
         async with self._uow as uow:
-            before = await _reachable_debtor(uow, actor, debtor_id)
+            # Locked: a cease-communication request committed meanwhile is not overwritten.
+            locked = await uow.debtors.lock(debtor_id)
+            before = await _reachable_debtor(uow, actor, locked, debtor_id)
             require_writer(actor)
-            now = self._clock.now()
+            if isinstance(changes.contact_preferences, ContactPreferenceChanges):
+                updates["contact_preferences"] = _preferences(
+                    before.contact_preferences, changes.contact_preferences
+                )
             after = msgspec.structs.replace(before, **updates, updated_at=now)
             if msgspec.structs.replace(after, updated_at=before.updated_at) == before:
                 return before

@@ -38,6 +38,7 @@ from debtflow_core.errors import (
 )
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import (
+    can_reach_account,
     collector_scope,
     reachable_account,
     require_admin,
@@ -506,6 +507,18 @@ class MakePayment(Settlement):
         _reached(self._telemetry, opened.processor, failed)
 
 
+async def _reachable_payment(uow: UnitOfWork, actor: Actor, payment_id: UUID) -> Payment:
+    """The payment if the actor may see it: in their agency and, for a collector, on an
+    account assigned to them. Otherwise the very NotFound a missing payment gets, so that
+    nobody learns which payment ids exist beyond their reach."""
+    payment = await uow.payments.get(payment_id)
+    if payment is not None and payment.agency_id == actor.agency_id:
+        account = await uow.accounts.get(payment.account_id)
+        if account is not None and can_reach_account(actor, account):
+            return payment
+    raise NotFound.of("payment", payment_id)
+
+
 class GetPayment:
     """One payment. Collectors see the payments of their assigned accounts."""
 
@@ -514,11 +527,7 @@ class GetPayment:
 
     async def execute(self, actor: Actor, payment_id: UUID) -> Payment:
         async with self._uow as uow:
-            payment = await uow.payments.get(payment_id)
-            if payment is None or payment.agency_id != actor.agency_id:
-                raise NotFound.of("payment", payment_id)
-            reachable_account(actor, await uow.accounts.get(payment.account_id), payment_id)
-        return payment
+            return await _reachable_payment(uow, actor, payment_id)
 
 
 class ListPayments:
@@ -690,10 +699,7 @@ class RefundPayment:
     ) -> tuple[Payment, int, ProcessorKind] | RefundResult:
         now = self._clock.now()
         async with self._uow as uow:
-            payment = await uow.payments.get(payment_id)
-            if payment is None or payment.agency_id != actor.agency_id:
-                raise NotFound.of("payment", payment_id)
-            reachable_account(actor, await uow.accounts.get(payment.account_id), payment_id)
+            payment = await _reachable_payment(uow, actor, payment_id)
             require_admin(actor)
             if payment.status is not PaymentStatus.COMPLETED:
                 raise Conflict(f"a {payment.status} payment cannot be refunded")

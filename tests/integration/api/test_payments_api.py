@@ -207,6 +207,25 @@ async def test_payments_are_listed_and_read_within_reach(shop):
     ).status_code == 403
 
 
+async def test_a_payment_out_of_reach_is_answered_like_a_missing_one(shop):
+    api, alpha, _, processor, account = shop
+    made = (await pay(api, alpha, "x", body(account, processor))).json()
+    missing = str(uuid.uuid4())
+    colleague = {**alpha.headers["colleague"], "Idempotency-Key": "refund"}
+
+    def shape(response, payment_id: str) -> tuple[int, str]:
+        return response.status_code, response.text.replace(payment_id, "{id}")
+
+    for method, path in [("GET", "/v1/payments/{}"), ("POST", "/v1/payments/{}/refunds")]:
+        theirs, nobodys = [
+            await api.client.request(method, path.format(payment_id), headers=colleague, json={})
+            for payment_id in (made["id"], missing)
+        ]
+        assert shape(theirs, made["id"]) == shape(nobodys, missing)
+        assert theirs.status_code == 404
+        assert theirs.json()["detail"] == f"payment {made['id']} was not found"
+
+
 @pytest.fixture
 def private_redis(tmp_path):
     """A Redis server of this test's own, so that stopping it harms no other test."""

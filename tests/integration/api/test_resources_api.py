@@ -151,6 +151,34 @@ async def test_debtors_are_created_searched_read_and_corrected(api, alpha):
     assert_problem(await api.client.get("/v1/debtors/not-a-uuid", headers=admin), 404)
 
 
+async def test_debtors_contact_data_follows_the_placement_rules(api, alpha):
+    admin = alpha.headers["admin"]
+    address = {"line1": "1 Main St", "city": "Austin", "state": "TX", "postal_code": "73301"}
+    debtor = (
+        await api.client.post(
+            "/v1/debtors", headers=admin, json={"first_name": "Ada", "last_name": "Lovelace"}
+        )
+    ).json()
+    for changes, field in [
+        ({"phones": [{"number": "abc"}]}, "phones[0].number"),
+        ({"phones": [{"number": "5" * 100_000}]}, "phones[0].number"),
+        ({"emails": ["ada@example.com", "nope"]}, "emails[1]"),
+        ({"address": {**address, "line1": "x" * 100_000}}, "address.line1"),
+        ({"address": {**address, "state": "Texas"}}, "address.state"),
+        ({"address": {**address, "country": "ZZZ"}}, "address.country"),
+        ({"address": {**address, "time_zone": "Mars/Olympus"}}, "address.time_zone"),
+        ({"date_of_birth": "2099-01-01"}, "date_of_birth"),
+    ]:
+        created = await api.client.post(
+            "/v1/debtors", headers=admin, json={"first_name": "A", "last_name": "B", **changes}
+        )
+        assert_problem(created, 422, field)
+        patched = await api.client.patch(f"/v1/debtors/{debtor['id']}", headers=admin, json=changes)
+        assert_problem(patched, 422, field)
+    stored = await api.client.get(f"/v1/debtors/{debtor['id']}", headers=admin)
+    assert stored.json() == debtor
+
+
 async def test_accounts_are_placed_listed_paged_and_managed(api, alpha):
     admin = alpha.headers["admin"]
     debtor = await alpha.debtor("Grace", "Hopper")
@@ -304,6 +332,29 @@ async def test_activities_are_recorded_and_listed(api, alpha):
     )
     ceased = await api.client.post(url, headers=collector, json={"type": "cease_communication"})
     assert ceased.status_code == 201
+    assert_problem(await api.client.post(url, headers=collector, json={"type": "call"}), 409)
+
+    debtor_url = f"/v1/debtors/{account.debtor_id}"
+    for who, body in [  # the OpenAPI example, then flags left as they were
+        ("admin", {"last_name": "King", "contact_preferences": {"do_not_call": True}}),
+        ("collector", {"contact_preferences": {"do_not_call": False}}),
+    ]:
+        edited = await api.client.patch(debtor_url, headers=alpha.headers[who], json=body)
+        assert edited.status_code == 200, edited.text
+        assert edited.json()["contact_preferences"] == {
+            "do_not_call": body["contact_preferences"]["do_not_call"],
+            "do_not_email": False,
+            "do_not_text": False,
+            "do_not_mail": False,
+            "cease_communication": True,
+        }
+    lifted = await api.client.patch(
+        debtor_url, headers=collector, json={"contact_preferences": {"cease_communication": False}}
+    )
+    assert_problem(lifted, 422, "contact_preferences.cease_communication")
+    assert (await api.client.get(debtor_url, headers=collector)).json()["contact_preferences"][
+        "cease_communication"
+    ] is True
     assert_problem(await api.client.post(url, headers=collector, json={"type": "call"}), 409)
 
 

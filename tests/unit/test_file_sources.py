@@ -34,7 +34,7 @@ def new_sftp(**changes) -> NewFileSource:
         kind=FileSourceKind.SFTP,
         host="sftp.creditor.example",
         username="acme",
-        secret_env="ACME_SFTP_KEY",
+        secret_env="DEBTFLOW_SOURCE_SECRET_ACME_SFTP",
         host_key=HOST_KEY + " root@creditor",
         directory="/outbox",
     )
@@ -102,6 +102,44 @@ async def test_a_local_source_needs_a_directory_and_no_sftp_fields(world, alpha)
     assert refused.value.field == "host"
     source = await create.execute(alpha.admin, msgspec.structs.replace(local, directory="in"))
     assert (source.kind, source.directory, source.host) == (FileSourceKind.LOCAL, "in", None)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "DEBTFLOW_JWT_SECRET",
+        "DEBTFLOW_DATABASE_URL",
+        "DEBTFLOW_S3_SECRET_ACCESS_KEY",
+        "PATH",
+        "ACME_SFTP_KEY",
+        "DEBTFLOW_SOURCE_SECRET_",
+        "debtflow_source_secret_ACME",
+        "Debtflow_Source_Secret_ACME",
+        "DEBTFLOW_SOURCE_SECRETS_ACME",
+        "XDEBTFLOW_SOURCE_SECRET_ACME",
+        "DEBTFLOW_SOURCE_SECRET_ACME-SFTP",
+        "DEBTFLOW_SOURCE_SECRET_ACME\nDEBTFLOW_JWT_SECRET",
+    ],
+)
+async def test_secret_env_must_name_a_variable_set_aside_for_source_secrets(world, alpha, name):
+    create = world.use(CreateFileSource)
+    with pytest.raises(ValidationFailed, match="DEBTFLOW_SOURCE_SECRET_") as refused:
+        await create.execute(alpha.admin, new_sftp(secret_env=name))
+    assert refused.value.field == "secret_env"
+    source = await create.execute(alpha.admin, new_sftp())
+    with pytest.raises(ValidationFailed, match="DEBTFLOW_SOURCE_SECRET_") as refused:
+        await world.use(UpdateFileSource).execute(
+            alpha.admin, source.id, FileSourceChanges(secret_env=name)
+        )
+    assert refused.value.field == "secret_env"
+    assert await world.use(ListFileSources).execute(alpha.admin) == [source]
+
+
+async def test_a_reserved_secret_name_is_accepted_without_surrounding_spaces(world, alpha):
+    source = await world.use(CreateFileSource).execute(
+        alpha.admin, new_sftp(secret_env=" DEBTFLOW_SOURCE_SECRET_Acme_sftp_2 ")
+    )
+    assert source.secret_env == "DEBTFLOW_SOURCE_SECRET_Acme_sftp_2"
 
 
 def test_cron_and_host_key_checks_accept_what_the_scheduler_and_reader_read():

@@ -14,7 +14,13 @@ from msgspec import UNSET, UnsetType
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
-from debtflow_core.domain.imports import FileSource, FileSourceKind, ImportRun
+from debtflow_core.domain.imports import (
+    SOURCE_SECRET_PREFIX,
+    FileSource,
+    FileSourceKind,
+    ImportRun,
+    is_source_secret_name,
+)
 from debtflow_core.errors import Conflict, NotFound, ValidationFailed
 from debtflow_core.placement import COLUMNS
 from debtflow_core.policy import in_agency, require_admin
@@ -38,7 +44,6 @@ _HOST_KEY_TYPES = frozenset(
         "ecdsa-sha2-nistp521",
     }
 )
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HOST = re.compile(r"^[A-Za-z0-9._:\-\[\]]{1,253}$")
 # (name, lowest, highest) of the five cron fields, as the scheduler (pycron) reads them.
 _CRON_FIELDS = (
@@ -53,7 +58,8 @@ _CRON_ITEM = re.compile(r"^(?:(\*)|(\d+)(?:-(\d+))?)(?:/(\d+))?$")
 
 class NewFileSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A source to create. ``sftp`` needs ``host``, ``username``, ``secret_env`` (the NAME
-    of the worker's environment variable that holds the password or private key) and
+    of the worker's environment variable that holds the password or private key, which
+    starts with ``DEBTFLOW_SOURCE_SECRET_``) and
     ``host_key`` (the server's public key, ``type base64``); ``local`` needs ``directory``."""
 
     name: str
@@ -210,10 +216,11 @@ def _checked(source: FileSource) -> FileSource:
     if not _HOST.match(host):
         raise ValidationFailed("must be a host name or an IP address", field="host")
     secret_env = (source.secret_env or "").strip()
-    if not _ENV_NAME.match(secret_env):
+    if not is_source_secret_name(secret_env):
         raise ValidationFailed(
-            "must be the NAME of an environment variable (letters, digits, _), not the "
-            "secret itself",
+            f"must be the NAME of an environment variable set aside for file-source secrets: "
+            f"{SOURCE_SECRET_PREFIX} then letters, digits or _ (like "
+            f"{SOURCE_SECRET_PREFIX}ACME_SFTP), not the secret itself",
             field="secret_env",
         )
     return msgspec.structs.replace(
@@ -237,7 +244,8 @@ class CreateFileSource:
     ``local`` one a ``directory`` (inside the installation's sources root) and none of the
     SFTP fields. ``schedule`` is a five-field cron expression in UTC (every 15 minutes by
     default). The secret is never sent: ``secret_env`` names the worker's environment
-    variable that holds it. Names are unique within the agency. Audited.
+    variable that holds it, one set aside for source secrets (its name starts with
+    ``DEBTFLOW_SOURCE_SECRET_``). Names are unique within the agency. Audited.
     """
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:

@@ -19,7 +19,7 @@ SFTP = {
     "kind": "sftp",
     "host": "sftp.firstbank.example",
     "username": "acme",
-    "secret_env": "FIRSTBANK_SFTP_KEY",
+    "secret_env": "DEBTFLOW_SOURCE_SECRET_FIRSTBANK_SFTP",
     "host_key": HOST_KEY,
     "directory": "/outbox",
     "archive_directory": "/outbox/done",
@@ -44,7 +44,7 @@ async def test_an_admin_creates_reads_changes_and_deactivates_a_source(api: Api,
     created = await api.client.post("/v1/file-sources", headers=admin, json=SFTP)
     assert created.status_code == 201, created.text
     source = created.json()
-    assert source["secret_env"] == "FIRSTBANK_SFTP_KEY"
+    assert source["secret_env"] == "DEBTFLOW_SOURCE_SECRET_FIRSTBANK_SFTP"
     assert (source["port"], source["pattern"], source["schedule"]) == (22, "*.csv", "*/15 * * * *")
     assert source["active"] is True
     path = f"/v1/file-sources/{source['id']}"
@@ -88,6 +88,25 @@ async def test_bad_sources_are_problems_that_name_the_field(api: Api, alpha):
     taken = await api.client.post("/v1/file-sources", headers=admin, json=SFTP)
     assert taken.status_code == 409
     assert taken.json()["type"].endswith(":conflict")
+
+
+async def test_a_secret_env_outside_the_reserved_prefix_is_a_422_naming_the_field(api: Api, alpha):
+    admin = alpha.headers["admin"]
+    exfiltration = SFTP | {"host": "attacker.example", "secret_env": "DEBTFLOW_JWT_SECRET"}
+    refused = await api.client.post("/v1/file-sources", headers=admin, json=exfiltration)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    [error] = refused.json()["errors"]
+    assert error["field"] == "secret_env"
+    assert "DEBTFLOW_SOURCE_SECRET_" in error["message"]
+    assert (await api.client.get("/v1/file-sources", headers=admin)).json() == {"items": []}
+
+    source = (await api.client.post("/v1/file-sources", headers=admin, json=SFTP)).json()
+    changed = await api.client.patch(
+        f"/v1/file-sources/{source['id']}", headers=admin, json={"secret_env": "PATH"}
+    )
+    assert changed.status_code == 422, changed.text
+    assert [error["field"] for error in changed.json()["errors"]] == ["secret_env"]
 
 
 async def test_other_agencies_and_other_roles_get_nothing(api: Api, alpha):

@@ -96,6 +96,23 @@ class FileSourceChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     active: bool | UnsetType = UNSET
 
 
+class FileSourcePolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """What this installation lets file sources read, as its operator configured it.
+
+    ``local_sources``: whether ``local`` sources (directories on the workers' machine, inside
+    the sources root the operator sets with ``DEBTFLOW_SOURCES_ROOT``) are enabled. Off by
+    default, as on an installation without a sources root.
+    """
+
+    local_sources: bool = False
+
+
+_LOCAL_DISABLED = (
+    "local file sources are not enabled on this installation: its operator has not set "
+    "DEBTFLOW_SOURCES_ROOT, the directory they read from; use an sftp source"
+)
+
+
 class PollRequested(msgspec.Struct, frozen=True, kw_only=True):
     """A poll handed to the workers: it runs soon; its imports show up as import runs."""
 
@@ -185,6 +202,29 @@ def _only_sftp(source: FileSource) -> None:
             raise ValidationFailed("only sftp sources have one", field=name)
 
 
+def _check_local_allowed(policy: FileSourcePolicy, before: FileSource, after: FileSource) -> None:
+    """While local sources are disabled, no source becomes local and a local one is not
+    kept active; it can still be deactivated, and changed while inactive (into an sftp
+    source, say)."""
+    if after.kind is not FileSourceKind.LOCAL or policy.local_sources:
+        return
+    if after.active or before.kind is not FileSourceKind.LOCAL:
+        raise ValidationFailed(_LOCAL_DISABLED, field="kind")
+
+
+def _why_not_pollable(source: FileSource, policy: FileSourcePolicy) -> str | None:
+    """Why a stored source cannot be polled here (it was stored before a rule, or before the
+    operator changed the installation's settings), or ``None``."""
+    if source.kind is FileSourceKind.LOCAL and not policy.local_sources:
+        return _LOCAL_DISABLED
+    if source.kind is FileSourceKind.SFTP and not is_source_secret_name(source.secret_env or ""):
+        return (
+            f"its secret_env {source.secret_env!r} is not a variable set aside for source "
+            f"secrets (its name must start with {SOURCE_SECRET_PREFIX}); change it"
+        )
+    return None
+
+
 def _checked(source: FileSource) -> FileSource:
     """``source`` normalized, if every field is valid for its kind."""
     if len(source.delimiter) != 1 or source.delimiter in '"\r\n':
@@ -242,19 +282,24 @@ class CreateFileSource:
 
     An ``sftp`` source needs ``host``, ``username``, ``secret_env`` and ``host_key``; a
     ``local`` one a ``directory`` (inside the installation's sources root) and none of the
-    SFTP fields. ``schedule`` is a five-field cron expression in UTC (every 15 minutes by
-    default). The secret is never sent: ``secret_env`` names the worker's environment
-    variable that holds it, one set aside for source secrets (its name starts with
+    SFTP fields; local sources are refused (on ``kind``) unless the installation enables
+    them (its operator set ``DEBTFLOW_SOURCES_ROOT``).
+    ``schedule`` is a five-field cron expression in UTC (every 15 minutes by default). The
+    secret is never sent: ``secret_env`` names the worker's environment variable that
+    holds it, one set aside for source secrets (its name starts with
     ``DEBTFLOW_SOURCE_SECRET_``). Names are unique within the agency. Audited.
     """
 
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWork, clock: Clock, source_policy: FileSourcePolicy) -> None:
         self._uow = uow
         self._clock = clock
+        self._policy = source_policy
 
     async def execute(self, actor: Actor, command: NewFileSource) -> FileSource:
         require_admin(actor)
         kind = FileSourceKind(command.kind)
+        if kind is FileSourceKind.LOCAL and not self._policy.local_sources:
+            raise ValidationFailed(_LOCAL_DISABLED, field="kind")
         if kind is FileSourceKind.LOCAL and command.directory is None:
             raise ValidationFailed("a local source needs one", field="directory")
         source = _checked(
@@ -320,9 +365,10 @@ class GetFileSource:
 
 
 class _ChangeFileSource:
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWork, clock: Clock, source_policy: FileSourcePolicy) -> None:
         self._uow = uow
         self._clock = clock
+        self._policy = source_policy
 
     async def _change(
         self, actor: Actor, source_id: UUID, action: str, updates: dict[str, object]
@@ -333,6 +379,7 @@ class _ChangeFileSource:
             after = _checked(msgspec.structs.replace(before, **updates))
             if after == before:
                 return before
+            _check_local_allowed(self._policy, before, after)
             await uow.file_sources.update(after)
             await uow.audit_log.add(
                 audit_entry(
@@ -351,7 +398,9 @@ class _ChangeFileSource:
 class UpdateFileSource(_ChangeFileSource):
     """Change a file source: any field, validated as on creation against the result (so
     turning an ``sftp`` source into a ``local`` one clears the SFTP fields with ``null``).
-    ``active`` turns polling on or off. Agency admins only. Audited."""
+    ``active`` turns polling on or off. While local sources are disabled, no source becomes
+    ``local`` and a local one cannot be turned on or changed while active (only deactivated,
+    or changed once inactive). Agency admins only. Audited."""
 
     async def execute(
         self, actor: Actor, source_id: UUID, changes: FileSourceChanges
@@ -379,13 +428,19 @@ class PollFileSource:
 
     The poll is handed to the workers (:data:`POLL_FILE_SOURCE`); it downloads, backs up,
     imports and archives every waiting file, each becoming an import run. An inactive
-    source is a Conflict. Audited as ``file_source.poll_requested``.
+    source is a Conflict, and so is one that cannot be polled on this installation: a
+    ``local`` source while local sources are disabled, or an ``sftp`` source stored with a
+    ``secret_env`` that is not set aside for source secrets. Audited as
+    ``file_source.poll_requested``.
     """
 
-    def __init__(self, uow: UnitOfWork, clock: Clock, queue: JobQueue) -> None:
+    def __init__(
+        self, uow: UnitOfWork, clock: Clock, queue: JobQueue, source_policy: FileSourcePolicy
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._queue = queue
+        self._policy = source_policy
 
     async def execute(self, actor: Actor, source_id: UUID) -> PollRequested:
         async with self._uow as uow:
@@ -393,6 +448,8 @@ class PollFileSource:
             require_admin(actor)
             if not source.active:
                 raise Conflict(f"the file source {source_id} is inactive")
+            if (why := _why_not_pollable(source, self._policy)) is not None:
+                raise Conflict(f"the file source {source_id} cannot be polled: {why}")
             requested = PollRequested(
                 source_id=source.id, task=POLL_FILE_SOURCE, requested_at=self._clock.now()
             )
@@ -415,12 +472,16 @@ class PollFileSource:
 class FetchFileSource:
     """The poll itself, run by the worker for one source (the platform, inside the source's
     agency): :class:`FetchPlacementFiles` on the source as it is now. An unknown source is
-    NotFound (not worth a retry); an inactive one is skipped (no runs). Source errors
-    propagate, for the task to retry."""
+    NotFound and one that cannot be polled on this installation (see
+    :class:`PollFileSource`) ValidationFailed, neither worth a retry; an inactive one is
+    skipped (no runs). Source errors propagate, for the task to retry."""
 
-    def __init__(self, uow: UnitOfWork, fetch: FetchPlacementFiles) -> None:
+    def __init__(
+        self, uow: UnitOfWork, fetch: FetchPlacementFiles, source_policy: FileSourcePolicy
+    ) -> None:
         self._uow = uow
         self._fetch = fetch
+        self._policy = source_policy
 
     async def execute(self, source_id: UUID) -> list[ImportRun]:
         async with self._uow as uow:
@@ -429,4 +490,6 @@ class FetchFileSource:
             raise NotFound.of("file source", source_id)
         if not source.active:
             return []
+        if (why := _why_not_pollable(source, self._policy)) is not None:
+            raise ValidationFailed(f"the file source {source_id} cannot be polled: {why}")
         return await self._fetch.execute(Actor.system(source.agency_id), source)

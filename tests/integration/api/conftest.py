@@ -172,9 +172,19 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-async def api(database_url: str) -> AsyncIterator[Api]:
+def sources_root(tmp_path: Path) -> Path:
+    """The test's own sources root: ``api`` enables local file sources under it."""
+    root = tmp_path / "sources"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+async def api(database_url: str, sources_root: Path) -> AsyncIterator[Api]:
     clock = FixedClock(START, tick=timedelta(milliseconds=1))
-    app = create_app(make_settings(database_url), TestAdapters(clock))
+    app = create_app(
+        make_settings(database_url, sources_root=str(sources_root)), TestAdapters(clock)
+    )
     async with AsyncTestClient(app) as client:
         yield Api(app, client, clock)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from dishka import Provider, Scope, provide
 from litestar.testing import AsyncTestClient
 
 from debtflow_adapters.memory import FixedClock
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
+from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.ports.job_queue import JobQueue
+from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
 from debtflow_http.app import create_app
 from tests.integration.api.conftest import START, Api, TestAdapters, make_settings
 
@@ -141,3 +144,56 @@ async def test_poll_now_queues_the_poll_task_and_answers_202(database_url):
         assert inactive.status_code == 409
         assert "inactive" in inactive.json()["detail"]
         assert len(queue.jobs) == 1
+
+
+async def test_local_sources_are_refused_up_front_while_no_sources_root_is_set(
+    database_url: str, sources_root: Path
+):
+    queue = InMemoryJobQueue()
+    clock = FixedClock(START, tick=timedelta(milliseconds=1))
+    local = {"name": "L", "kind": "local", "directory": "/tmp"}
+    # A local source stored while the installation had a sources root.
+    enabled = create_app(
+        make_settings(database_url, sources_root=str(sources_root)), TestAdapters(clock)
+    )
+    async with AsyncTestClient(enabled) as client:
+        seeding = Api(enabled, client, clock)
+        tenant = await seeding.tenant("alpha")
+        before = await seeding.run(
+            CreateFileSource,
+            tenant.admin,
+            NewFileSource(name="Old", kind=FileSourceKind.LOCAL, directory="drop"),
+        )
+
+    app = create_app(make_settings(database_url), TestAdapters(clock), KeptJobs(queue))
+    async with AsyncTestClient(app) as client:
+        token = (await Api(app, client, clock).sign_in("admin@alpha.example"))["access_token"]
+        admin = {"Authorization": f"Bearer {token}"}
+        refused = await client.post("/v1/file-sources", headers=admin, json=local)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        [error] = refused.json()["errors"]
+        assert error["field"] == "kind"
+        assert "DEBTFLOW_SOURCES_ROOT" in error["message"]
+
+        sftp = (await client.post("/v1/file-sources", headers=admin, json=SFTP)).json()
+        to_local = await client.patch(
+            f"/v1/file-sources/{sftp['id']}",
+            headers=admin,
+            json={
+                "kind": "local",
+                "host": None,
+                "username": None,
+                "secret_env": None,
+                "host_key": None,
+            },
+        )
+        assert to_local.status_code == 422, to_local.text
+        assert [error["field"] for error in to_local.json()["errors"]] == ["kind"]
+
+        polled = await client.post(f"/v1/file-sources/{before.id}/poll", headers=admin)
+        assert polled.status_code == 409, polled.text
+        assert "DEBTFLOW_SOURCES_ROOT" in polled.json()["detail"]
+        assert queue.jobs == []
+        off = await client.post(f"/v1/file-sources/{before.id}/deactivate", headers=admin)
+        assert off.status_code == 200, off.text

@@ -331,3 +331,32 @@ async def test_the_worker_refuses_for_good_a_source_that_cannot_be_polled_here(w
     assert fetch.fetched == []
     await enabled.execute(local.id)
     assert [source.id for source in fetch.fetched] == [local.id]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"directory": ".."}, "directory"),
+        ({"directory": "../etc"}, "directory"),
+        ({"directory": "/../etc"}, "directory"),
+        ({"directory": "in/../../etc"}, "directory"),
+        ({"archive_directory": "in/../.."}, "archive_directory"),
+    ],
+)
+async def test_a_local_directory_leading_out_of_the_sources_root_is_refused(
+    world, alpha, changes, field
+):
+    with pytest.raises(ValidationFailed, match="sources root") as refused:
+        await world.use(CreateFileSource).execute(
+            alpha.admin, msgspec.structs.replace(LOCAL, **changes)
+        )
+    assert refused.value.field == field
+
+
+async def test_local_directories_inside_the_sources_root_are_accepted(world, alpha):
+    create = world.use(CreateFileSource)
+    for name, directory in [("a", "/"), ("b", "/tmp"), ("c", "in/../drop"), ("d", "..drop")]:
+        command = msgspec.structs.replace(
+            LOCAL, name=name, directory=directory, archive_directory=f"{directory}/done"
+        )
+        assert (await create.execute(alpha.admin, command)).directory == directory

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import posixpath
 import re
 import uuid
 from datetime import datetime
@@ -202,6 +203,14 @@ def _only_sftp(source: FileSource) -> None:
             raise ValidationFailed("only sftp sources have one", field=name)
 
 
+def _inside_root(path: str) -> bool:
+    """Whether a local source's path stays inside the sources root, read as the reader reads
+    it (relative to the root; a leading ``/`` is the root itself). Symbolic links can only
+    be seen on the workers' machine: the reader refuses those at each poll."""
+    normal = posixpath.normpath(path.lstrip("/") or ".")
+    return normal != ".." and not normal.startswith("../")
+
+
 def _check_local_allowed(policy: FileSourcePolicy, before: FileSource, after: FileSource) -> None:
     """While local sources are disabled, no source becomes local and a local one is not
     kept active; it can still be deactivated, and changed while inactive (into an sftp
@@ -246,6 +255,14 @@ def _checked(source: FileSource) -> FileSource:
     }
     if source.kind is FileSourceKind.LOCAL:
         _only_sftp(source)
+        for name in ("directory", "archive_directory"):
+            path = values[name]
+            if isinstance(path, str) and not _inside_root(path):
+                raise ValidationFailed(
+                    "must stay inside the sources root: a path relative to it that '..' does "
+                    "not lead out of",
+                    field=name,
+                )
         return msgspec.structs.replace(source, **values)
     if not 1 <= source.port <= 65535:
         raise ValidationFailed("must be a TCP port, 1-65535", field="port")
@@ -281,9 +298,9 @@ class CreateFileSource:
     """Add a placement-file source to the agency (agency admins only), active at once.
 
     An ``sftp`` source needs ``host``, ``username``, ``secret_env`` and ``host_key``; a
-    ``local`` one a ``directory`` (inside the installation's sources root) and none of the
-    SFTP fields; local sources are refused (on ``kind``) unless the installation enables
-    them (its operator set ``DEBTFLOW_SOURCES_ROOT``).
+    ``local`` one a ``directory`` (inside the installation's sources root: ``..`` may not
+    lead out of it) and none of the SFTP fields; local sources are refused (on ``kind``)
+    unless the installation enables them (its operator set ``DEBTFLOW_SOURCES_ROOT``).
     ``schedule`` is a five-field cron expression in UTC (every 15 minutes by default). The
     secret is never sent: ``secret_env`` names the worker's environment variable that
     holds it, one set aside for source secrets (its name starts with

@@ -197,3 +197,13 @@ async def test_local_sources_are_refused_up_front_while_no_sources_root_is_set(
         assert queue.jobs == []
         off = await client.post(f"/v1/file-sources/{before.id}/deactivate", headers=admin)
         assert off.status_code == 200, off.text
+
+
+async def test_a_local_directory_outside_the_sources_root_is_a_422(api: Api, alpha):
+    refused = await api.client.post(
+        "/v1/file-sources",
+        headers=alpha.headers["admin"],
+        json={"name": "L", "kind": "local", "directory": "drop/../../etc"},
+    )
+    assert refused.status_code == 422, refused.text
+    assert [error["field"] for error in refused.json()["errors"]] == ["directory"]

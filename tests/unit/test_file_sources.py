@@ -360,3 +360,25 @@ async def test_local_directories_inside_the_sources_root_are_accepted(world, alp
             LOCAL, name=name, directory=directory, archive_directory=f"{directory}/done"
         )
         assert (await create.execute(alpha.admin, command)).directory == directory
+
+
+async def test_a_source_stored_before_a_rule_it_breaks_can_still_be_deactivated(world, alpha):
+    create = world.use(CreateFileSource)
+    stored = [
+        msgspec.structs.replace(
+            await create.execute(alpha.admin, new_sftp()), secret_env="DEBTFLOW_JWT_SECRET"
+        ),
+        msgspec.structs.replace(await create.execute(alpha.admin, LOCAL), directory="../etc"),
+    ]
+    async with world.uow as uow:
+        for source in stored:
+            await uow.file_sources.update(source)
+        await uow.commit()
+
+    for source in stored:
+        with pytest.raises(ValidationFailed):
+            await world.use(UpdateFileSource).execute(
+                alpha.admin, source.id, FileSourceChanges(schedule="0 * * * *")
+            )
+        deactivated = await world.use(DeactivateFileSource).execute(alpha.admin, source.id)
+        assert deactivated == msgspec.structs.replace(source, active=False)

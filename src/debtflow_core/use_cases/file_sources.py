@@ -388,12 +388,20 @@ class _ChangeFileSource:
         self._policy = source_policy
 
     async def _change(
-        self, actor: Actor, source_id: UUID, action: str, updates: dict[str, object]
+        self,
+        actor: Actor,
+        source_id: UUID,
+        action: str,
+        updates: dict[str, object],
+        *,
+        validate: bool = True,
     ) -> FileSource:
         async with self._uow as uow:
             before = await _source_in_agency(uow, actor, source_id)
             require_admin(actor)
-            after = _checked(msgspec.structs.replace(before, **updates))
+            after = msgspec.structs.replace(before, **updates)
+            if validate:
+                after = _checked(after)
             if after == before:
                 return before
             _check_local_allowed(self._policy, before, after)
@@ -434,10 +442,14 @@ class UpdateFileSource(_ChangeFileSource):
 
 class DeactivateFileSource(_ChangeFileSource):
     """Stop polling a file source; it stays, with its import runs, for the record (turn it
-    back on with ``active: true``). Agency admins only. Audited."""
+    back on with ``active: true``). Always possible, even for a source stored before a
+    rule it now breaks: its other fields are not checked again. Agency admins only.
+    Audited."""
 
     async def execute(self, actor: Actor, source_id: UUID) -> FileSource:
-        return await self._change(actor, source_id, "file_source.deactivated", {"active": False})
+        return await self._change(
+            actor, source_id, "file_source.deactivated", {"active": False}, validate=False
+        )
 
 
 class PollFileSource:

@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from dishka import Provider, Scope, provide
 from litestar.testing import AsyncTestClient
 
 from debtflow_adapters.memory import FixedClock
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_core.domain.imports import FileSourceKind
-from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
 from debtflow_http.app import create_app
-from tests.integration.api.conftest import START, Api, TestAdapters, make_settings
+from tests.integration.api.conftest import START, Api, KeptJobs, TestAdapters, make_settings
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 SFTP = {
@@ -28,18 +26,6 @@ SFTP = {
     "archive_directory": "/outbox/done",
     "column_mapping": {"Acct Number": "account_id"},
 }
-
-
-class KeptJobs(Provider):
-    """Jobs kept in a list rather than run, so a test sees what was sent."""
-
-    def __init__(self, queue: InMemoryJobQueue) -> None:
-        super().__init__()
-        self._queue = queue
-
-    @provide(scope=Scope.APP, override=True)
-    def job_queue(self) -> JobQueue:
-        return self._queue
 
 
 async def test_an_admin_creates_reads_changes_and_deactivates_a_source(api: Api, alpha):

@@ -127,6 +127,7 @@ from debtflow_core.use_cases.file_sources import (
     CreateFileSource,
     DeactivateFileSource,
     FetchFileSource,
+    FileSourcePolicy,
     GetFileSource,
     ListFileSources,
     PollFileSource,
@@ -442,7 +443,8 @@ class WebhookProvider(Provider):
 
 class StorageProvider(Provider):
     """Object storage for placement-file backups and exports, the links that download
-    them, and the readers of the agencies' file sources. Stateless clients: one each."""
+    them, the readers of the agencies' file sources and what those may read. Stateless
+    clients: one each."""
 
     scope = Scope.APP
 
@@ -477,6 +479,12 @@ class StorageProvider(Provider):
         if settings.sources_root is not None:
             readers[FileSourceKind.LOCAL] = LocalFileSourceReader(Path(settings.sources_root))
         return FileSourceReaders(readers)
+
+    @provide
+    def file_source_policy(self, settings: Settings) -> FileSourcePolicy:
+        # The same condition as the local reader's above: the core refuses up front what
+        # the reader would refuse at each poll.
+        return FileSourcePolicy(local_sources=settings.sources_root is not None)
 
 
 class TelemetryProvider(Provider):

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +29,7 @@ from debtflow_core.errors import NotFound, SourceFileChanged, SourceUnavailable
 from debtflow_core.ports.file_sources import FileSourceReader
 from tests.support.sshd import SshServer
 
-SECRET_ENV = "DEBTFLOW_TEST_SFTP_SECRET"
+SECRET_ENV = "DEBTFLOW_SOURCE_SECRET_TEST_SFTP"
 INTERRUPT_AFTER = 1536 * 1024
 
 
@@ -416,8 +416,47 @@ async def test_sftp_with_a_wrong_password_is_refused(sshd: SshServer, sftp: Drop
 
 
 async def test_sftp_without_the_secret_in_the_environment_is_unavailable(sftp: Drop) -> None:
-    with pytest.raises(SourceUnavailable, match=r"DEBTFLOW_TEST_NOT_SET.*not set"):
-        await sftp.reader.list_files(sftp.source(secret_env="DEBTFLOW_TEST_NOT_SET"))
+    with pytest.raises(SourceUnavailable, match=r"DEBTFLOW_SOURCE_SECRET_TEST_NOT_SET.*not set"):
+        await sftp.reader.list_files(sftp.source(secret_env="DEBTFLOW_SOURCE_SECRET_TEST_NOT_SET"))
+
+
+class RecordingEnviron(Mapping[str, str]):
+    """An environment that remembers every variable looked up in it."""
+
+    def __init__(self, variables: dict[str, str]) -> None:
+        self._variables = variables
+        self.read: list[str] = []
+
+    def __getitem__(self, name: str) -> str:
+        self.read.append(name)
+        return self._variables[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._variables)
+
+    def __len__(self) -> int:
+        return len(self._variables)
+
+
+@pytest.mark.parametrize(
+    "name", ["DEBTFLOW_JWT_SECRET", "PATH", "debtflow_source_secret_X", "DEBTFLOW_SOURCE_SECRET_"]
+)
+async def test_sftp_never_reads_a_variable_not_set_aside_for_source_secrets(name: str) -> None:
+    # As a row stored before the rule, or written around the core, could name it.
+    environ = RecordingEnviron({name: "the secret", "DEBTFLOW_SOURCE_SECRET_X": "x"})
+    source = make_source(
+        kind=FileSourceKind.SFTP,
+        host="127.0.0.1",
+        port=9,
+        username="attacker",
+        secret_env=name,
+        host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+    )
+
+    with pytest.raises(SourceUnavailable, match=r"must start with DEBTFLOW_SOURCE_SECRET_"):
+        await SftpFileSourceReader(environ).list_files(source)
+
+    assert environ.read == []
 
 
 @pytest.mark.parametrize("one_line", [False, True])

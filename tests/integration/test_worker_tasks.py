@@ -285,8 +285,8 @@ async def test_with_a_broker_a_retry_waits_in_redis_for_the_scheduler(redis_clie
             await redis_client.delete(key)
 
 
-async def test_the_scheduler_polls_each_active_file_source_on_its_own_cron():
-    settings = Settings(database_url="memory://")
+async def test_the_scheduler_polls_each_active_file_source_on_its_own_cron(tmp_path):
+    settings = Settings(database_url="memory://", sources_root=str(tmp_path))
     container = make_container(settings)
     try:
         async with container() as request:

@@ -33,6 +33,7 @@ from debtflow_core.use_cases.accounts import (
 )
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor
+from debtflow_core.use_cases.file_sources import FileSourcePolicy
 from debtflow_core.use_cases.payments import MakePayment, NewPayment, SettlePendingPayments
 from debtflow_core.use_cases.users import CreateUser, NewUser
 
@@ -56,6 +57,9 @@ class World:
         self.clock = FixedClock(START, tick=timedelta(seconds=1))
         self.hasher = FastPasswordHasher()
         self.telemetry = InMemoryTelemetry()
+        # Local sources on, as on an installation with a sources root; a test of the
+        # other case replaces it.
+        self.source_policy = FileSourcePolicy(local_sources=True)
 
     def use(self, use_case: type):
         """An instance of ``use_case`` wired to this world's adapters."""
@@ -65,6 +69,7 @@ class World:
             "clock": self.clock,
             "hasher": self.hasher,
             "telemetry": self.telemetry,
+            "source_policy": self.source_policy,
         }
         return use_case(**{name: dep for name, dep in deps.items() if name in wanted})
 

@@ -57,7 +57,7 @@ class Setup:
             host="sftp.example",
             port=22,
             username="acme",
-            secret_env="NORTHWIND_KEY",
+            secret_env="DEBTFLOW_SOURCE_SECRET_NORTHWIND",
             host_key="ssh-ed25519 AAAA",
             directory="/drop",
             pattern="*.csv",

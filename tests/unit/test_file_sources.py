@@ -8,14 +8,16 @@ import msgspec
 import pytest
 
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
-from debtflow_core.domain.imports import FileSourceKind
+from debtflow_core.domain.imports import FileSource, FileSourceKind
 from debtflow_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.file_sources import (
     POLL_FILE_SOURCE,
     CreateFileSource,
     DeactivateFileSource,
+    FetchFileSource,
     FileSourceChanges,
+    FileSourcePolicy,
     GetFileSource,
     ListFileSources,
     NewFileSource,
@@ -34,7 +36,7 @@ def new_sftp(**changes) -> NewFileSource:
         kind=FileSourceKind.SFTP,
         host="sftp.creditor.example",
         username="acme",
-        secret_env="ACME_SFTP_KEY",
+        secret_env="DEBTFLOW_SOURCE_SECRET_ACME_SFTP",
         host_key=HOST_KEY + " root@creditor",
         directory="/outbox",
     )
@@ -104,6 +106,44 @@ async def test_a_local_source_needs_a_directory_and_no_sftp_fields(world, alpha)
     assert (source.kind, source.directory, source.host) == (FileSourceKind.LOCAL, "in", None)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "DEBTFLOW_JWT_SECRET",
+        "DEBTFLOW_DATABASE_URL",
+        "DEBTFLOW_S3_SECRET_ACCESS_KEY",
+        "PATH",
+        "ACME_SFTP_KEY",
+        "DEBTFLOW_SOURCE_SECRET_",
+        "debtflow_source_secret_ACME",
+        "Debtflow_Source_Secret_ACME",
+        "DEBTFLOW_SOURCE_SECRETS_ACME",
+        "XDEBTFLOW_SOURCE_SECRET_ACME",
+        "DEBTFLOW_SOURCE_SECRET_ACME-SFTP",
+        "DEBTFLOW_SOURCE_SECRET_ACME\nDEBTFLOW_JWT_SECRET",
+    ],
+)
+async def test_secret_env_must_name_a_variable_set_aside_for_source_secrets(world, alpha, name):
+    create = world.use(CreateFileSource)
+    with pytest.raises(ValidationFailed, match="DEBTFLOW_SOURCE_SECRET_") as refused:
+        await create.execute(alpha.admin, new_sftp(secret_env=name))
+    assert refused.value.field == "secret_env"
+    source = await create.execute(alpha.admin, new_sftp())
+    with pytest.raises(ValidationFailed, match="DEBTFLOW_SOURCE_SECRET_") as refused:
+        await world.use(UpdateFileSource).execute(
+            alpha.admin, source.id, FileSourceChanges(secret_env=name)
+        )
+    assert refused.value.field == "secret_env"
+    assert await world.use(ListFileSources).execute(alpha.admin) == [source]
+
+
+async def test_a_reserved_secret_name_is_accepted_without_surrounding_spaces(world, alpha):
+    source = await world.use(CreateFileSource).execute(
+        alpha.admin, new_sftp(secret_env=" DEBTFLOW_SOURCE_SECRET_Acme_sftp_2 ")
+    )
+    assert source.secret_env == "DEBTFLOW_SOURCE_SECRET_Acme_sftp_2"
+
+
 def test_cron_and_host_key_checks_accept_what_the_scheduler_and_reader_read():
     assert check_cron(" 0  9-17/2 1,15 * 1-5 ") == "0 9-17/2 1,15 * 1-5"
     assert check_cron("*/15 * * * *") == "*/15 * * * *"
@@ -162,7 +202,7 @@ async def test_updates_are_validated_against_the_result_and_audited(world, alpha
 
 async def test_a_poll_is_handed_to_the_workers_unless_the_source_is_inactive(world, alpha):
     queue = InMemoryJobQueue()
-    poll = PollFileSource(world.uow, world.clock, queue)
+    poll = PollFileSource(world.uow, world.clock, queue, world.source_policy)
     source = await world.use(CreateFileSource).execute(alpha.admin, new_sftp())
     requested = await poll.execute(alpha.admin, source.id)
     assert (requested.source_id, requested.task) == (source.id, POLL_FILE_SOURCE)
@@ -175,3 +215,170 @@ async def test_a_poll_is_handed_to_the_workers_unless_the_source_is_inactive(wor
     with pytest.raises(Conflict, match="inactive"):
         await poll.execute(alpha.admin, source.id)
     assert len(queue.jobs) == 1
+
+
+class RecordingFetch:
+    """Stands in for FetchPlacementFiles: records the sources it is asked to fetch."""
+
+    def __init__(self) -> None:
+        self.fetched: list[FileSource] = []
+
+    async def execute(self, actor, source: FileSource) -> list:
+        self.fetched.append(source)
+        return []
+
+
+LOCAL = NewFileSource(name="Local", kind=FileSourceKind.LOCAL, directory="in")
+
+
+async def test_a_local_source_is_refused_on_kind_while_local_sources_are_disabled(world, alpha):
+    world.source_policy = FileSourcePolicy(local_sources=False)
+    create = world.use(CreateFileSource)
+    for command in (LOCAL, NewFileSource(name="No directory", kind=FileSourceKind.LOCAL)):
+        with pytest.raises(ValidationFailed, match="DEBTFLOW_SOURCES_ROOT") as refused:
+            await create.execute(alpha.admin, command)
+        assert refused.value.field == "kind"
+    source = await create.execute(alpha.admin, new_sftp())
+    with pytest.raises(ValidationFailed, match="not enabled") as refused:
+        await world.use(UpdateFileSource).execute(
+            alpha.admin,
+            source.id,
+            FileSourceChanges(
+                kind=FileSourceKind.LOCAL, host=None, username=None, secret_env=None, host_key=None
+            ),
+        )
+    assert refused.value.field == "kind"
+    assert await world.use(ListFileSources).execute(alpha.admin) == [source]
+
+
+async def test_a_local_source_left_from_before_can_only_be_deactivated_or_changed_once_off(
+    world, alpha
+):
+    source = await world.use(CreateFileSource).execute(alpha.admin, LOCAL)
+    world.source_policy = FileSourcePolicy(local_sources=False)
+    update = world.use(UpdateFileSource)
+    with pytest.raises(ValidationFailed, match="DEBTFLOW_SOURCES_ROOT"):
+        await update.execute(alpha.admin, source.id, FileSourceChanges(schedule="0 * * * *"))
+
+    inactive = await world.use(DeactivateFileSource).execute(alpha.admin, source.id)
+    renamed = await update.execute(alpha.admin, source.id, FileSourceChanges(name="Old drop"))
+    with pytest.raises(ValidationFailed, match="DEBTFLOW_SOURCES_ROOT") as refused:
+        await update.execute(alpha.admin, source.id, FileSourceChanges(active=True))
+    assert refused.value.field == "kind"
+    moved = await update.execute(
+        alpha.admin,
+        source.id,
+        FileSourceChanges(
+            kind=FileSourceKind.SFTP,
+            host="sftp.creditor.example",
+            username="acme",
+            secret_env="DEBTFLOW_SOURCE_SECRET_ACME_SFTP",
+            host_key=HOST_KEY,
+            active=True,
+        ),
+    )
+    assert not inactive.active
+    assert renamed.name == "Old drop"
+    assert (moved.kind, moved.active) == (FileSourceKind.SFTP, True)
+
+
+async def test_polling_a_source_that_cannot_be_polled_here_is_a_conflict_and_queues_nothing(
+    world, alpha
+):
+    local = await world.use(CreateFileSource).execute(alpha.admin, LOCAL)
+    # An sftp source stored before secret names were restricted.
+    legacy = msgspec.structs.replace(
+        await world.use(CreateFileSource).execute(alpha.admin, new_sftp()),
+        secret_env="DEBTFLOW_JWT_SECRET",
+    )
+    async with world.uow as uow:
+        await uow.file_sources.update(legacy)
+        await uow.commit()
+    queue = InMemoryJobQueue()
+    disabled = FileSourcePolicy(local_sources=False)
+    poll = PollFileSource(world.uow, world.clock, queue, disabled)
+
+    with pytest.raises(Conflict, match="DEBTFLOW_SOURCES_ROOT"):
+        await poll.execute(alpha.admin, local.id)
+    with pytest.raises(Conflict, match="DEBTFLOW_SOURCE_SECRET_"):
+        await poll.execute(alpha.admin, legacy.id)
+
+    assert queue.jobs == []
+    for source in (local, legacy):
+        page = await world.use(QueryAuditLog).execute(
+            alpha.admin, AuditFilters(entity_id=source.id)
+        )
+        assert "file_source.poll_requested" not in [entry.action for entry in page.items]
+
+
+async def test_the_worker_refuses_for_good_a_source_that_cannot_be_polled_here(world, alpha):
+    local = await world.use(CreateFileSource).execute(alpha.admin, LOCAL)
+    legacy = msgspec.structs.replace(
+        await world.use(CreateFileSource).execute(alpha.admin, new_sftp()), secret_env="PATH"
+    )
+    async with world.uow as uow:
+        await uow.file_sources.update(legacy)
+        await uow.commit()
+    fetch = RecordingFetch()
+    disabled = FetchFileSource(world.uow, fetch, FileSourcePolicy(local_sources=False))
+    enabled = FetchFileSource(world.uow, fetch, FileSourcePolicy(local_sources=True))
+
+    # ValidationFailed: the worker does not retry it.
+    with pytest.raises(ValidationFailed, match="DEBTFLOW_SOURCES_ROOT"):
+        await disabled.execute(local.id)
+    with pytest.raises(ValidationFailed, match="DEBTFLOW_SOURCE_SECRET_"):
+        await enabled.execute(legacy.id)
+    assert fetch.fetched == []
+    await enabled.execute(local.id)
+    assert [source.id for source in fetch.fetched] == [local.id]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"directory": ".."}, "directory"),
+        ({"directory": "../etc"}, "directory"),
+        ({"directory": "/../etc"}, "directory"),
+        ({"directory": "in/../../etc"}, "directory"),
+        ({"archive_directory": "in/../.."}, "archive_directory"),
+    ],
+)
+async def test_a_local_directory_leading_out_of_the_sources_root_is_refused(
+    world, alpha, changes, field
+):
+    with pytest.raises(ValidationFailed, match="sources root") as refused:
+        await world.use(CreateFileSource).execute(
+            alpha.admin, msgspec.structs.replace(LOCAL, **changes)
+        )
+    assert refused.value.field == field
+
+
+async def test_local_directories_inside_the_sources_root_are_accepted(world, alpha):
+    create = world.use(CreateFileSource)
+    for name, directory in [("a", "/"), ("b", "/tmp"), ("c", "in/../drop"), ("d", "..drop")]:
+        command = msgspec.structs.replace(
+            LOCAL, name=name, directory=directory, archive_directory=f"{directory}/done"
+        )
+        assert (await create.execute(alpha.admin, command)).directory == directory
+
+
+async def test_a_source_stored_before_a_rule_it_breaks_can_still_be_deactivated(world, alpha):
+    create = world.use(CreateFileSource)
+    stored = [
+        msgspec.structs.replace(
+            await create.execute(alpha.admin, new_sftp()), secret_env="DEBTFLOW_JWT_SECRET"
+        ),
+        msgspec.structs.replace(await create.execute(alpha.admin, LOCAL), directory="../etc"),
+    ]
+    async with world.uow as uow:
+        for source in stored:
+            await uow.file_sources.update(source)
+        await uow.commit()
+
+    for source in stored:
+        with pytest.raises(ValidationFailed):
+            await world.use(UpdateFileSource).execute(
+                alpha.admin, source.id, FileSourceChanges(schedule="0 * * * *")
+            )
+        deactivated = await world.use(DeactivateFileSource).execute(alpha.admin, source.id)
+        assert deactivated == msgspec.structs.replace(source, active=False)

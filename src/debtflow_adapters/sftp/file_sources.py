@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import paramiko
 
-from debtflow_core.domain.imports import FileSource
+from debtflow_core.domain.imports import SOURCE_SECRET_PREFIX, FileSource, is_source_secret_name
 from debtflow_core.errors import NotFound, SourceFileChanged, SourceUnavailable
 from debtflow_core.ports.file_sources import FileSourceReader, RemoteFile, is_plain_name
 
@@ -35,10 +35,11 @@ class SftpFileSourceReader(FileSourceReader):
     """Reads drop directories on SFTP servers, one SSH connection per call.
 
     Authentication uses the secret in the environment variable the source names in
-    ``secret_env``: a private key (ed25519, ECDSA or RSA, in OpenSSH or PEM text, not
-    passphrase-protected; ``\\n`` escapes are accepted for one-line variables) when the
-    value starts with ``-----BEGIN``, else a password. Neither an SSH agent nor keys in
-    ``~/.ssh`` are ever tried.
+    ``secret_env``, which must start with ``DEBTFLOW_SOURCE_SECRET_`` (any other name is
+    refused without being read): a private key (ed25519, ECDSA or RSA, in OpenSSH or PEM
+    text, not passphrase-protected; ``\\n`` escapes are accepted for one-line variables)
+    when the value starts with ``-----BEGIN``, else a password. Neither an SSH agent nor
+    keys in ``~/.ssh`` are ever tried.
 
     The server's host key must be the one pinned in ``source.host_key`` (OpenSSH public
     key text, ``ssh-ed25519 AAAA…``, as in ``ssh-keyscan``'s output without the host
@@ -158,6 +159,15 @@ class SftpFileSourceReader(FileSourceReader):
     def _credentials(self, source: FileSource) -> tuple[str | None, paramiko.PKey | None]:
         if source.secret_env is None:
             raise SourceUnavailable(f"the SFTP source {source.name!r} names no secret_env")
+        # The core refuses such names; a row stored before that rule, or written around the
+        # core, must still never make us send another variable (a database URL, the JWT
+        # secret) to the source's server.
+        if not is_source_secret_name(source.secret_env):
+            raise SourceUnavailable(
+                f"the SFTP source {source.name!r} names {source.secret_env!r} for its secret, "
+                f"which is not set aside for source secrets (its name must start with "
+                f"{SOURCE_SECRET_PREFIX}): it is not read"
+            )
         secret = self._environ.get(source.secret_env)
         if not secret:
             raise SourceUnavailable(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 from uuid import UUID
 
@@ -21,6 +22,20 @@ FINISHED_STATUSES = frozenset(
 )
 
 
+SOURCE_SECRET_PREFIX = "DEBTFLOW_SOURCE_SECRET_"
+"""Every ``secret_env`` starts with this: only the worker's environment variables set aside
+for file-source secrets may be read for a source. Any other one (the database URL, the JWT
+secret, cloud keys) would be sent as a password to a server of the agency's choosing."""
+
+_SOURCE_SECRET_NAME = re.compile(re.escape(SOURCE_SECRET_PREFIX) + r"[A-Za-z0-9_]{1,100}")
+
+
+def is_source_secret_name(name: str) -> bool:
+    """Whether ``name`` is a variable set aside for a file source's secret: exactly
+    :data:`SOURCE_SECRET_PREFIX` (upper case), then letters, digits or ``_``."""
+    return _SOURCE_SECRET_NAME.fullmatch(name) is not None
+
+
 class FileSourceKind(enum.StrEnum):
     SFTP = "sftp"
     LOCAL = "local"
@@ -29,8 +44,9 @@ class FileSourceKind(enum.StrEnum):
 class FileSource(msgspec.Struct, frozen=True, kw_only=True):
     """An agency's placement-file drop: an SFTP directory polled on a cron schedule.
 
-    ``secret_env`` names the environment variable that holds the password or private key;
-    the secret itself is never stored. ``host_key`` pins the server's public key.
+    ``secret_env`` names the environment variable that holds the password or private key
+    (one whose name starts with :data:`SOURCE_SECRET_PREFIX`); the secret itself is never
+    stored. ``host_key`` pins the server's public key.
     """
 
     id: UUID

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import posixpath
 import re
 import uuid
 from datetime import datetime
@@ -14,7 +15,13 @@ from msgspec import UNSET, UnsetType
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
-from debtflow_core.domain.imports import FileSource, FileSourceKind, ImportRun
+from debtflow_core.domain.imports import (
+    SOURCE_SECRET_PREFIX,
+    FileSource,
+    FileSourceKind,
+    ImportRun,
+    is_source_secret_name,
+)
 from debtflow_core.errors import Conflict, NotFound, ValidationFailed
 from debtflow_core.placement import COLUMNS
 from debtflow_core.policy import in_agency, require_admin
@@ -38,7 +45,6 @@ _HOST_KEY_TYPES = frozenset(
         "ecdsa-sha2-nistp521",
     }
 )
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _HOST = re.compile(r"^[A-Za-z0-9._:\-\[\]]{1,253}$")
 # (name, lowest, highest) of the five cron fields, as the scheduler (pycron) reads them.
 _CRON_FIELDS = (
@@ -53,7 +59,8 @@ _CRON_ITEM = re.compile(r"^(?:(\*)|(\d+)(?:-(\d+))?)(?:/(\d+))?$")
 
 class NewFileSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A source to create. ``sftp`` needs ``host``, ``username``, ``secret_env`` (the NAME
-    of the worker's environment variable that holds the password or private key) and
+    of the worker's environment variable that holds the password or private key, which
+    starts with ``DEBTFLOW_SOURCE_SECRET_``) and
     ``host_key`` (the server's public key, ``type base64``); ``local`` needs ``directory``."""
 
     name: str
@@ -88,6 +95,23 @@ class FileSourceChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     column_mapping: dict[str, str] | UnsetType = UNSET
     schedule: str | UnsetType = UNSET
     active: bool | UnsetType = UNSET
+
+
+class FileSourcePolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """What this installation lets file sources read, as its operator configured it.
+
+    ``local_sources``: whether ``local`` sources (directories on the workers' machine, inside
+    the sources root the operator sets with ``DEBTFLOW_SOURCES_ROOT``) are enabled. Off by
+    default, as on an installation without a sources root.
+    """
+
+    local_sources: bool = False
+
+
+_LOCAL_DISABLED = (
+    "local file sources are not enabled on this installation: its operator has not set "
+    "DEBTFLOW_SOURCES_ROOT, the directory they read from; use an sftp source"
+)
 
 
 class PollRequested(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,6 +203,37 @@ def _only_sftp(source: FileSource) -> None:
             raise ValidationFailed("only sftp sources have one", field=name)
 
 
+def _inside_root(path: str) -> bool:
+    """Whether a local source's path stays inside the sources root, read as the reader reads
+    it (relative to the root; a leading ``/`` is the root itself). Symbolic links can only
+    be seen on the workers' machine: the reader refuses those at each poll."""
+    normal = posixpath.normpath(path.lstrip("/") or ".")
+    return normal != ".." and not normal.startswith("../")
+
+
+def _check_local_allowed(policy: FileSourcePolicy, before: FileSource, after: FileSource) -> None:
+    """While local sources are disabled, no source becomes local and a local one is not
+    kept active; it can still be deactivated, and changed while inactive (into an sftp
+    source, say)."""
+    if after.kind is not FileSourceKind.LOCAL or policy.local_sources:
+        return
+    if after.active or before.kind is not FileSourceKind.LOCAL:
+        raise ValidationFailed(_LOCAL_DISABLED, field="kind")
+
+
+def _why_not_pollable(source: FileSource, policy: FileSourcePolicy) -> str | None:
+    """Why a stored source cannot be polled here (it was stored before a rule, or before the
+    operator changed the installation's settings), or ``None``."""
+    if source.kind is FileSourceKind.LOCAL and not policy.local_sources:
+        return _LOCAL_DISABLED
+    if source.kind is FileSourceKind.SFTP and not is_source_secret_name(source.secret_env or ""):
+        return (
+            f"its secret_env {source.secret_env!r} is not a variable set aside for source "
+            f"secrets (its name must start with {SOURCE_SECRET_PREFIX}); change it"
+        )
+    return None
+
+
 def _checked(source: FileSource) -> FileSource:
     """``source`` normalized, if every field is valid for its kind."""
     if len(source.delimiter) != 1 or source.delimiter in '"\r\n':
@@ -200,6 +255,14 @@ def _checked(source: FileSource) -> FileSource:
     }
     if source.kind is FileSourceKind.LOCAL:
         _only_sftp(source)
+        for name in ("directory", "archive_directory"):
+            path = values[name]
+            if isinstance(path, str) and not _inside_root(path):
+                raise ValidationFailed(
+                    "must stay inside the sources root: a path relative to it that '..' does "
+                    "not lead out of",
+                    field=name,
+                )
         return msgspec.structs.replace(source, **values)
     if not 1 <= source.port <= 65535:
         raise ValidationFailed("must be a TCP port, 1-65535", field="port")
@@ -210,10 +273,11 @@ def _checked(source: FileSource) -> FileSource:
     if not _HOST.match(host):
         raise ValidationFailed("must be a host name or an IP address", field="host")
     secret_env = (source.secret_env or "").strip()
-    if not _ENV_NAME.match(secret_env):
+    if not is_source_secret_name(secret_env):
         raise ValidationFailed(
-            "must be the NAME of an environment variable (letters, digits, _), not the "
-            "secret itself",
+            f"must be the NAME of an environment variable set aside for file-source secrets: "
+            f"{SOURCE_SECRET_PREFIX} then letters, digits or _ (like "
+            f"{SOURCE_SECRET_PREFIX}ACME_SFTP), not the secret itself",
             field="secret_env",
         )
     return msgspec.structs.replace(
@@ -234,19 +298,25 @@ class CreateFileSource:
     """Add a placement-file source to the agency (agency admins only), active at once.
 
     An ``sftp`` source needs ``host``, ``username``, ``secret_env`` and ``host_key``; a
-    ``local`` one a ``directory`` (inside the installation's sources root) and none of the
-    SFTP fields. ``schedule`` is a five-field cron expression in UTC (every 15 minutes by
-    default). The secret is never sent: ``secret_env`` names the worker's environment
-    variable that holds it. Names are unique within the agency. Audited.
+    ``local`` one a ``directory`` (inside the installation's sources root: ``..`` may not
+    lead out of it) and none of the SFTP fields; local sources are refused (on ``kind``)
+    unless the installation enables them (its operator set ``DEBTFLOW_SOURCES_ROOT``).
+    ``schedule`` is a five-field cron expression in UTC (every 15 minutes by default). The
+    secret is never sent: ``secret_env`` names the worker's environment variable that
+    holds it, one set aside for source secrets (its name starts with
+    ``DEBTFLOW_SOURCE_SECRET_``). Names are unique within the agency. Audited.
     """
 
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWork, clock: Clock, source_policy: FileSourcePolicy) -> None:
         self._uow = uow
         self._clock = clock
+        self._policy = source_policy
 
     async def execute(self, actor: Actor, command: NewFileSource) -> FileSource:
         require_admin(actor)
         kind = FileSourceKind(command.kind)
+        if kind is FileSourceKind.LOCAL and not self._policy.local_sources:
+            raise ValidationFailed(_LOCAL_DISABLED, field="kind")
         if kind is FileSourceKind.LOCAL and command.directory is None:
             raise ValidationFailed("a local source needs one", field="directory")
         source = _checked(
@@ -312,19 +382,29 @@ class GetFileSource:
 
 
 class _ChangeFileSource:
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+    def __init__(self, uow: UnitOfWork, clock: Clock, source_policy: FileSourcePolicy) -> None:
         self._uow = uow
         self._clock = clock
+        self._policy = source_policy
 
     async def _change(
-        self, actor: Actor, source_id: UUID, action: str, updates: dict[str, object]
+        self,
+        actor: Actor,
+        source_id: UUID,
+        action: str,
+        updates: dict[str, object],
+        *,
+        validate: bool = True,
     ) -> FileSource:
         async with self._uow as uow:
             before = await _source_in_agency(uow, actor, source_id)
             require_admin(actor)
-            after = _checked(msgspec.structs.replace(before, **updates))
+            after = msgspec.structs.replace(before, **updates)
+            if validate:
+                after = _checked(after)
             if after == before:
                 return before
+            _check_local_allowed(self._policy, before, after)
             await uow.file_sources.update(after)
             await uow.audit_log.add(
                 audit_entry(
@@ -343,7 +423,9 @@ class _ChangeFileSource:
 class UpdateFileSource(_ChangeFileSource):
     """Change a file source: any field, validated as on creation against the result (so
     turning an ``sftp`` source into a ``local`` one clears the SFTP fields with ``null``).
-    ``active`` turns polling on or off. Agency admins only. Audited."""
+    ``active`` turns polling on or off. While local sources are disabled, no source becomes
+    ``local`` and a local one cannot be turned on or changed while active (only deactivated,
+    or changed once inactive). Agency admins only. Audited."""
 
     async def execute(
         self, actor: Actor, source_id: UUID, changes: FileSourceChanges
@@ -360,10 +442,14 @@ class UpdateFileSource(_ChangeFileSource):
 
 class DeactivateFileSource(_ChangeFileSource):
     """Stop polling a file source; it stays, with its import runs, for the record (turn it
-    back on with ``active: true``). Agency admins only. Audited."""
+    back on with ``active: true``). Always possible, even for a source stored before a
+    rule it now breaks: its other fields are not checked again. Agency admins only.
+    Audited."""
 
     async def execute(self, actor: Actor, source_id: UUID) -> FileSource:
-        return await self._change(actor, source_id, "file_source.deactivated", {"active": False})
+        return await self._change(
+            actor, source_id, "file_source.deactivated", {"active": False}, validate=False
+        )
 
 
 class PollFileSource:
@@ -371,13 +457,19 @@ class PollFileSource:
 
     The poll is handed to the workers (:data:`POLL_FILE_SOURCE`); it downloads, backs up,
     imports and archives every waiting file, each becoming an import run. An inactive
-    source is a Conflict. Audited as ``file_source.poll_requested``.
+    source is a Conflict, and so is one that cannot be polled on this installation: a
+    ``local`` source while local sources are disabled, or an ``sftp`` source stored with a
+    ``secret_env`` that is not set aside for source secrets. Audited as
+    ``file_source.poll_requested``.
     """
 
-    def __init__(self, uow: UnitOfWork, clock: Clock, queue: JobQueue) -> None:
+    def __init__(
+        self, uow: UnitOfWork, clock: Clock, queue: JobQueue, source_policy: FileSourcePolicy
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._queue = queue
+        self._policy = source_policy
 
     async def execute(self, actor: Actor, source_id: UUID) -> PollRequested:
         async with self._uow as uow:
@@ -385,6 +477,8 @@ class PollFileSource:
             require_admin(actor)
             if not source.active:
                 raise Conflict(f"the file source {source_id} is inactive")
+            if (why := _why_not_pollable(source, self._policy)) is not None:
+                raise Conflict(f"the file source {source_id} cannot be polled: {why}")
             requested = PollRequested(
                 source_id=source.id, task=POLL_FILE_SOURCE, requested_at=self._clock.now()
             )
@@ -407,12 +501,16 @@ class PollFileSource:
 class FetchFileSource:
     """The poll itself, run by the worker for one source (the platform, inside the source's
     agency): :class:`FetchPlacementFiles` on the source as it is now. An unknown source is
-    NotFound (not worth a retry); an inactive one is skipped (no runs). Source errors
-    propagate, for the task to retry."""
+    NotFound and one that cannot be polled on this installation (see
+    :class:`PollFileSource`) ValidationFailed, neither worth a retry; an inactive one is
+    skipped (no runs). Source errors propagate, for the task to retry."""
 
-    def __init__(self, uow: UnitOfWork, fetch: FetchPlacementFiles) -> None:
+    def __init__(
+        self, uow: UnitOfWork, fetch: FetchPlacementFiles, source_policy: FileSourcePolicy
+    ) -> None:
         self._uow = uow
         self._fetch = fetch
+        self._policy = source_policy
 
     async def execute(self, source_id: UUID) -> list[ImportRun]:
         async with self._uow as uow:
@@ -421,4 +519,6 @@ class FetchFileSource:
             raise NotFound.of("file source", source_id)
         if not source.active:
             return []
+        if (why := _why_not_pollable(source, self._policy)) is not None:
+            raise ValidationFailed(f"the file source {source_id} cannot be polled: {why}")
         return await self._fetch.execute(Actor.system(source.agency_id), source)

@@ -17,12 +17,14 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.memory import FastPasswordHasher, FixedClock
+from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_adapters.settings import Settings
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import Account
 from debtflow_core.domain.debtor import Debtor
 from debtflow_core.domain.user import Role
 from debtflow_core.ports.clock import Clock
+from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.use_cases.accounts import AssignCollector, NewAccount, PlaceAccount
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
@@ -51,6 +53,18 @@ class TestAdapters(Provider):
     @provide(scope=Scope.APP, override=True)
     def clock(self) -> Clock:
         return self._clock
+
+
+class KeptJobs(Provider):
+    """Jobs kept in a list rather than run, so a test sees what was sent."""
+
+    def __init__(self, queue: InMemoryJobQueue) -> None:
+        super().__init__()
+        self._queue = queue
+
+    @provide(scope=Scope.APP, override=True)
+    def job_queue(self) -> JobQueue:
+        return self._queue
 
 
 class Tenant:
@@ -172,9 +186,19 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-async def api(database_url: str) -> AsyncIterator[Api]:
+def sources_root(tmp_path: Path) -> Path:
+    """The test's own sources root: ``api`` enables local file sources under it."""
+    root = tmp_path / "sources"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+async def api(database_url: str, sources_root: Path) -> AsyncIterator[Api]:
     clock = FixedClock(START, tick=timedelta(milliseconds=1))
-    app = create_app(make_settings(database_url), TestAdapters(clock))
+    app = create_app(
+        make_settings(database_url, sources_root=str(sources_root)), TestAdapters(clock)
+    )
     async with AsyncTestClient(app) as client:
         yield Api(app, client, clock)
 

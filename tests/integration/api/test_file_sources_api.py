@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
-from dishka import Provider, Scope, provide
 from litestar.testing import AsyncTestClient
 
 from debtflow_adapters.memory import FixedClock
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
-from debtflow_core.ports.job_queue import JobQueue
+from debtflow_core.domain.imports import FileSourceKind
+from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
 from debtflow_http.app import create_app
-from tests.integration.api.conftest import START, Api, TestAdapters, make_settings
+from tests.integration.api.conftest import START, Api, KeptJobs, TestAdapters, make_settings
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 SFTP = {
@@ -19,7 +20,7 @@ SFTP = {
     "kind": "sftp",
     "host": "sftp.firstbank.example",
     "username": "acme",
-    "secret_env": "FIRSTBANK_SFTP_KEY",
+    "secret_env": "DEBTFLOW_SOURCE_SECRET_FIRSTBANK_SFTP",
     "host_key": HOST_KEY,
     "directory": "/outbox",
     "archive_directory": "/outbox/done",
@@ -27,24 +28,12 @@ SFTP = {
 }
 
 
-class KeptJobs(Provider):
-    """Jobs kept in a list rather than run, so a test sees what was sent."""
-
-    def __init__(self, queue: InMemoryJobQueue) -> None:
-        super().__init__()
-        self._queue = queue
-
-    @provide(scope=Scope.APP, override=True)
-    def job_queue(self) -> JobQueue:
-        return self._queue
-
-
 async def test_an_admin_creates_reads_changes_and_deactivates_a_source(api: Api, alpha):
     admin = alpha.headers["admin"]
     created = await api.client.post("/v1/file-sources", headers=admin, json=SFTP)
     assert created.status_code == 201, created.text
     source = created.json()
-    assert source["secret_env"] == "FIRSTBANK_SFTP_KEY"
+    assert source["secret_env"] == "DEBTFLOW_SOURCE_SECRET_FIRSTBANK_SFTP"
     assert (source["port"], source["pattern"], source["schedule"]) == (22, "*.csv", "*/15 * * * *")
     assert source["active"] is True
     path = f"/v1/file-sources/{source['id']}"
@@ -91,6 +80,25 @@ async def test_bad_sources_are_problems_that_name_the_field(api: Api, alpha):
     assert taken.json()["type"].endswith(":conflict")
 
 
+async def test_a_secret_env_outside_the_reserved_prefix_is_a_422_naming_the_field(api: Api, alpha):
+    admin = alpha.headers["admin"]
+    exfiltration = SFTP | {"host": "attacker.example", "secret_env": "DEBTFLOW_JWT_SECRET"}
+    refused = await api.client.post("/v1/file-sources", headers=admin, json=exfiltration)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    [error] = refused.json()["errors"]
+    assert error["field"] == "secret_env"
+    assert "DEBTFLOW_SOURCE_SECRET_" in error["message"]
+    assert (await api.client.get("/v1/file-sources", headers=admin)).json() == {"items": []}
+
+    source = (await api.client.post("/v1/file-sources", headers=admin, json=SFTP)).json()
+    changed = await api.client.patch(
+        f"/v1/file-sources/{source['id']}", headers=admin, json={"secret_env": "PATH"}
+    )
+    assert changed.status_code == 422, changed.text
+    assert [error["field"] for error in changed.json()["errors"]] == ["secret_env"]
+
+
 async def test_other_agencies_and_other_roles_get_nothing(api: Api, alpha):
     beta = await api.tenant("beta")
     created = await api.client.post("/v1/file-sources", headers=alpha.headers["admin"], json=SFTP)
@@ -123,3 +131,66 @@ async def test_poll_now_queues_the_poll_task_and_answers_202(database_url):
         assert inactive.status_code == 409
         assert "inactive" in inactive.json()["detail"]
         assert len(queue.jobs) == 1
+
+
+async def test_local_sources_are_refused_up_front_while_no_sources_root_is_set(
+    database_url: str, sources_root: Path
+):
+    queue = InMemoryJobQueue()
+    clock = FixedClock(START, tick=timedelta(milliseconds=1))
+    local = {"name": "L", "kind": "local", "directory": "/tmp"}
+    # A local source stored while the installation had a sources root.
+    enabled = create_app(
+        make_settings(database_url, sources_root=str(sources_root)), TestAdapters(clock)
+    )
+    async with AsyncTestClient(enabled) as client:
+        seeding = Api(enabled, client, clock)
+        tenant = await seeding.tenant("alpha")
+        before = await seeding.run(
+            CreateFileSource,
+            tenant.admin,
+            NewFileSource(name="Old", kind=FileSourceKind.LOCAL, directory="drop"),
+        )
+
+    app = create_app(make_settings(database_url), TestAdapters(clock), KeptJobs(queue))
+    async with AsyncTestClient(app) as client:
+        token = (await Api(app, client, clock).sign_in("admin@alpha.example"))["access_token"]
+        admin = {"Authorization": f"Bearer {token}"}
+        refused = await client.post("/v1/file-sources", headers=admin, json=local)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        [error] = refused.json()["errors"]
+        assert error["field"] == "kind"
+        assert "DEBTFLOW_SOURCES_ROOT" in error["message"]
+
+        sftp = (await client.post("/v1/file-sources", headers=admin, json=SFTP)).json()
+        to_local = await client.patch(
+            f"/v1/file-sources/{sftp['id']}",
+            headers=admin,
+            json={
+                "kind": "local",
+                "host": None,
+                "username": None,
+                "secret_env": None,
+                "host_key": None,
+            },
+        )
+        assert to_local.status_code == 422, to_local.text
+        assert [error["field"] for error in to_local.json()["errors"]] == ["kind"]
+
+        polled = await client.post(f"/v1/file-sources/{before.id}/poll", headers=admin)
+        assert polled.status_code == 409, polled.text
+        assert "DEBTFLOW_SOURCES_ROOT" in polled.json()["detail"]
+        assert queue.jobs == []
+        off = await client.post(f"/v1/file-sources/{before.id}/deactivate", headers=admin)
+        assert off.status_code == 200, off.text
+
+
+async def test_a_local_directory_outside_the_sources_root_is_a_422(api: Api, alpha):
+    refused = await api.client.post(
+        "/v1/file-sources",
+        headers=alpha.headers["admin"],
+        json={"name": "L", "kind": "local", "directory": "drop/../../etc"},
+    )
+    assert refused.status_code == 422, refused.text
+    assert [error["field"] for error in refused.json()["errors"]] == ["directory"]

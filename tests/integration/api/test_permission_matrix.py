@@ -14,15 +14,19 @@ from __future__ import annotations
 import hashlib
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 from litestar.routes import HTTPRoute
+from litestar.testing import AsyncTestClient
 
+from debtflow_adapters.memory import FixedClock
+from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_core.domain.export import Export, ExportKind, ExportParameters, ExportStatus
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.user import Role
@@ -33,7 +37,8 @@ from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import MakePayment, NewPayment
 from debtflow_core.use_cases.users import CreateUser, NewUser
-from tests.integration.api.conftest import Api, Tenant
+from debtflow_http.app import create_app
+from tests.integration.api.conftest import START, Api, KeptJobs, Tenant, TestAdapters, make_settings
 from tests.support.imports import new_run, placement_text
 
 ROLES = ("admin", "collector", "readonly")
@@ -56,6 +61,19 @@ PUBLIC = {
     ("POST", "/v1/webhooks/stripe"),
     ("GET", "/v1/files/{key:path}"),
 }
+
+
+@pytest.fixture
+async def api(database_url: str, sources_root: Path) -> AsyncIterator[Api]:
+    """The app with its jobs kept rather than run: only the answers matter here. The test
+    client runs the app on a thread of its own, so a job running there would resolve its
+    dependencies while a scene seeds through the same container from the test's thread,
+    and the container's asyncio lock is not made for two threads (the test could hang)."""
+    clock = FixedClock(START, tick=timedelta(milliseconds=1))
+    settings = make_settings(database_url, sources_root=str(sources_root))
+    app = create_app(settings, TestAdapters(clock), KeptJobs(InMemoryJobQueue()))
+    async with AsyncTestClient(app) as client:
+        yield Api(app, client, clock)
 
 
 @dataclass(frozen=True)

@@ -381,13 +381,12 @@ async def _seed(api: Api) -> tuple[Tenant, dict[str, list[str]]]:
 
 
 @pytest.fixture
-async def target(api: Api, database_url: str) -> Target:
+async def target(api: Api, database_url: str, sources_root: Path) -> Target:
     alpha, ids = await _seed(api)
     # A second app on the seeded database: schemathesis runs it on an event loop of its own.
     # Warnings only: a JSON log line per request would cost more than some requests.
-    app = create_app(
-        make_settings(database_url, log_level="warning"), TestAdapters(api.clock), Unthrottled()
-    )
+    settings = make_settings(database_url, log_level="warning", sources_root=str(sources_root))
+    app = create_app(settings, TestAdapters(api.clock), Unthrottled())
     schema = schemathesis.openapi.from_asgi("/schema/openapi.json", app, config=CONFIG)
     return Target(schema, alpha, ids)
 

@@ -46,7 +46,7 @@ from tests.support.imports import placement_text
 from tests.support.sshd import SshServer
 
 NOW = datetime(2026, 6, 3, 14, 5, tzinfo=UTC)
-SECRET_ENV = "DEBTFLOW_SOURCE_SECRET_TEST_SFTP"
+SECRET_ENV = "DEBTFLOW_SOURCE_SECRET_ACME__SFTP"
 RETRIES = 3
 
 

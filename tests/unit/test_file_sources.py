@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
-from debtflow_core.domain.imports import FileSource, FileSourceKind
+from debtflow_core.domain.imports import FileSource, FileSourceKind, is_agency_secret_name
 from debtflow_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.file_sources import (
@@ -36,7 +36,7 @@ def new_sftp(**changes) -> NewFileSource:
         kind=FileSourceKind.SFTP,
         host="sftp.creditor.example",
         username="acme",
-        secret_env="DEBTFLOW_SOURCE_SECRET_ACME_SFTP",
+        secret_env="DEBTFLOW_SOURCE_SECRET_ALPHA__SFTP",
         host_key=HOST_KEY + " root@creditor",
         directory="/outbox",
     )
@@ -121,6 +121,13 @@ async def test_a_local_source_needs_a_directory_and_no_sftp_fields(world, alpha)
         "XDEBTFLOW_SOURCE_SECRET_ACME",
         "DEBTFLOW_SOURCE_SECRET_ACME-SFTP",
         "DEBTFLOW_SOURCE_SECRET_ACME\nDEBTFLOW_JWT_SECRET",
+        "DEBTFLOW_SOURCE_SECRET_ALPHA_SFTP",  # the agency's slug, but not its prefix
+        "DEBTFLOW_SOURCE_SECRET_BETA__SFTP",  # another agency's
+        "DEBTFLOW_SOURCE_SECRET_ALPHA__",
+        "DEBTFLOW_SOURCE_SECRET_ALPHA__sftp",
+        "DEBTFLOW_SOURCE_SECRET_ALPHA__A__B",
+        "DEBTFLOW_SOURCE_SECRET_ALPHA___SFTP",
+        "DEBTFLOW_SOURCE_SECRET_ALPHA__SFTP_",
     ],
 )
 async def test_secret_env_must_name_a_variable_set_aside_for_source_secrets(world, alpha, name):
@@ -139,9 +146,26 @@ async def test_secret_env_must_name_a_variable_set_aside_for_source_secrets(worl
 
 async def test_a_reserved_secret_name_is_accepted_without_surrounding_spaces(world, alpha):
     source = await world.use(CreateFileSource).execute(
-        alpha.admin, new_sftp(secret_env=" DEBTFLOW_SOURCE_SECRET_Acme_sftp_2 ")
+        alpha.admin, new_sftp(secret_env=" DEBTFLOW_SOURCE_SECRET_ALPHA__SFTP_2 ")
     )
-    assert source.secret_env == "DEBTFLOW_SOURCE_SECRET_Acme_sftp_2"
+    assert source.secret_env == "DEBTFLOW_SOURCE_SECRET_ALPHA__SFTP_2"
+
+
+@pytest.mark.parametrize(
+    ("name", "slug", "mine"),
+    [
+        ("DEBTFLOW_SOURCE_SECRET_ACME_EAST__SFTP", "acme-east", True),
+        ("DEBTFLOW_SOURCE_SECRET_ACME_EAST__SFTP", "acme", False),
+        ("DEBTFLOW_SOURCE_SECRET_ACME__EAST__SFTP", "acme", False),
+        ("DEBTFLOW_SOURCE_SECRET_ACME__EAST_SFTP", "acme", True),
+        ("DEBTFLOW_SOURCE_SECRET_ACME__EAST_SFTP", "acme-east", False),
+        ("DEBTFLOW_SOURCE_SECRET_A__B__X", "a--b", True),
+        ("DEBTFLOW_SOURCE_SECRET_A__B__X", "a", False),
+        ("DEBTFLOW_SOURCE_SECRET_7_ELEVEN__KEY_1", "7-eleven", True),
+    ],
+)
+def test_a_secret_name_belongs_to_one_agency_only(name, slug, mine):
+    assert is_agency_secret_name(name, slug) is mine
 
 
 def test_cron_and_host_key_checks_accept_what_the_scheduler_and_reader_read():
@@ -272,7 +296,7 @@ async def test_a_local_source_left_from_before_can_only_be_deactivated_or_change
             kind=FileSourceKind.SFTP,
             host="sftp.creditor.example",
             username="acme",
-            secret_env="DEBTFLOW_SOURCE_SECRET_ACME_SFTP",
+            secret_env="DEBTFLOW_SOURCE_SECRET_ALPHA__SFTP",
             host_key=HOST_KEY,
             active=True,
         ),

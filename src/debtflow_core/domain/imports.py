@@ -28,12 +28,35 @@ for file-source secrets may be read for a source. Any other one (the database UR
 secret, cloud keys) would be sent as a password to a server of the agency's choosing."""
 
 _SOURCE_SECRET_NAME = re.compile(re.escape(SOURCE_SECRET_PREFIX) + r"[A-Za-z0-9_]{1,100}")
+_OWN_NAME = re.compile(r"[A-Z0-9]+(?:_[A-Z0-9]+)*")
 
 
 def is_source_secret_name(name: str) -> bool:
     """Whether ``name`` is a variable set aside for a file source's secret: exactly
     :data:`SOURCE_SECRET_PREFIX` (upper case), then letters, digits or ``_``."""
     return _SOURCE_SECRET_NAME.fullmatch(name) is not None
+
+
+def agency_secret_prefix(agency_slug: str) -> str:
+    """How the names of one agency's source secrets start: :data:`SOURCE_SECRET_PREFIX`,
+    the agency's slug in upper case with ``_`` for ``-``, and ``__``
+    (``DEBTFLOW_SOURCE_SECRET_ACME_EAST__`` for ``acme-east``)."""
+    return f"{SOURCE_SECRET_PREFIX}{agency_slug.upper().replace('-', '_')}__"
+
+
+def is_agency_secret_name(name: str, agency_slug: str) -> bool:
+    """Whether ``name`` is one of agency ``agency_slug``'s source secrets: its
+    :func:`agency_secret_prefix`, then upper-case letters and digits with single ``_``
+    between them. No other agency's secret ever matches: without a ``__`` after the
+    prefix, a name of one agency cannot run on into another's (``acme`` and ``acme-east``).
+    """
+    prefix = agency_secret_prefix(agency_slug)
+    own = name[len(prefix) :]
+    return (
+        name.startswith(prefix)
+        and is_source_secret_name(name)
+        and _OWN_NAME.fullmatch(own) is not None
+    )
 
 
 class FileSourceKind(enum.StrEnum):
@@ -45,7 +68,7 @@ class FileSource(msgspec.Struct, frozen=True, kw_only=True):
     """An agency's placement-file drop: an SFTP directory polled on a cron schedule.
 
     ``secret_env`` names the environment variable that holds the password or private key
-    (one whose name starts with :data:`SOURCE_SECRET_PREFIX`); the secret itself is never
+    (one of the agency's, see :func:`is_agency_secret_name`); the secret itself is never
     stored. ``host_key`` pins the server's public key.
     """
 

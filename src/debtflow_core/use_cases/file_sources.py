@@ -16,11 +16,11 @@ from msgspec import UNSET, UnsetType
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.imports import (
-    SOURCE_SECRET_PREFIX,
     FileSource,
     FileSourceKind,
     ImportRun,
-    is_source_secret_name,
+    agency_secret_prefix,
+    is_agency_secret_name,
 )
 from debtflow_core.errors import Conflict, NotFound, ValidationFailed
 from debtflow_core.placement import COLUMNS
@@ -60,7 +60,7 @@ _CRON_ITEM = re.compile(r"^(?:(\*)|(\d+)(?:-(\d+))?)(?:/(\d+))?$")
 class NewFileSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A source to create. ``sftp`` needs ``host``, ``username``, ``secret_env`` (the NAME
     of the worker's environment variable that holds the password or private key, which
-    starts with ``DEBTFLOW_SOURCE_SECRET_``) and
+    starts with ``DEBTFLOW_SOURCE_SECRET_``, the agency's slug and ``__``) and
     ``host_key`` (the server's public key, ``type base64``); ``local`` needs ``directory``."""
 
     name: str
@@ -221,21 +221,31 @@ def _check_local_allowed(policy: FileSourcePolicy, before: FileSource, after: Fi
         raise ValidationFailed(_LOCAL_DISABLED, field="kind")
 
 
-def _why_not_pollable(source: FileSource, policy: FileSourcePolicy) -> str | None:
+def _why_not_pollable(source: FileSource, policy: FileSourcePolicy, agency_slug: str) -> str | None:
     """Why a stored source cannot be polled here (it was stored before a rule, or before the
     operator changed the installation's settings), or ``None``."""
     if source.kind is FileSourceKind.LOCAL and not policy.local_sources:
         return _LOCAL_DISABLED
-    if source.kind is FileSourceKind.SFTP and not is_source_secret_name(source.secret_env or ""):
+    secret_env = source.secret_env or ""
+    if source.kind is FileSourceKind.SFTP and not is_agency_secret_name(secret_env, agency_slug):
         return (
-            f"its secret_env {source.secret_env!r} is not a variable set aside for source "
-            f"secrets (its name must start with {SOURCE_SECRET_PREFIX}); change it"
+            f"its secret_env {secret_env!r} is not a variable set aside for the agency's "
+            f"source secrets (its name must start with {agency_secret_prefix(agency_slug)}); "
+            "change it"
         )
     return None
 
 
-def _checked(source: FileSource) -> FileSource:
-    """``source`` normalized, if every field is valid for its kind."""
+async def _agency_slug(uow: UnitOfWork, agency_id: UUID) -> str:
+    agency = await uow.agencies.get(agency_id)
+    if agency is None:
+        raise NotFound.of("agency", agency_id)
+    return agency.slug
+
+
+def _checked(source: FileSource, agency_slug: str) -> FileSource:
+    """``source`` normalized, if every field is valid for its kind (for the agency
+    ``agency_slug``)."""
     if len(source.delimiter) != 1 or source.delimiter in '"\r\n':
         raise ValidationFailed(
             "must be one character, not a quote or line break", field="delimiter"
@@ -273,11 +283,12 @@ def _checked(source: FileSource) -> FileSource:
     if not _HOST.match(host):
         raise ValidationFailed("must be a host name or an IP address", field="host")
     secret_env = (source.secret_env or "").strip()
-    if not is_source_secret_name(secret_env):
+    if not is_agency_secret_name(secret_env, agency_slug):
+        prefix = agency_secret_prefix(agency_slug)
         raise ValidationFailed(
-            f"must be the NAME of an environment variable set aside for file-source secrets: "
-            f"{SOURCE_SECRET_PREFIX} then letters, digits or _ (like "
-            f"{SOURCE_SECRET_PREFIX}ACME_SFTP), not the secret itself",
+            "must be the NAME of an environment variable set aside for this agency's "
+            f"file-source secrets: {prefix} then upper-case letters and digits, single _ "
+            f"between them (like {prefix}SFTP), not the secret itself",
             field="secret_env",
         )
     return msgspec.structs.replace(
@@ -303,8 +314,9 @@ class CreateFileSource:
     unless the installation enables them (its operator set ``DEBTFLOW_SOURCES_ROOT``).
     ``schedule`` is a five-field cron expression in UTC (every 15 minutes by default). The
     secret is never sent: ``secret_env`` names the worker's environment variable that
-    holds it, one set aside for source secrets (its name starts with
-    ``DEBTFLOW_SOURCE_SECRET_``). Names are unique within the agency. Audited.
+    holds it, one set aside for the agency's source secrets (``acme-east``'s start with
+    ``DEBTFLOW_SOURCE_SECRET_ACME_EAST__``: no agency can have another's read). Names are
+    unique within the agency. Audited.
     """
 
     def __init__(self, uow: UnitOfWork, clock: Clock, source_policy: FileSourcePolicy) -> None:
@@ -319,28 +331,27 @@ class CreateFileSource:
             raise ValidationFailed(_LOCAL_DISABLED, field="kind")
         if kind is FileSourceKind.LOCAL and command.directory is None:
             raise ValidationFailed("a local source needs one", field="directory")
-        source = _checked(
-            FileSource(
-                id=uuid.uuid4(),
-                agency_id=actor.agency_id,
-                name=command.name,
-                kind=kind,
-                host=command.host,
-                port=command.port,
-                username=command.username,
-                secret_env=command.secret_env,
-                host_key=command.host_key,
-                directory=command.directory or ".",
-                pattern=command.pattern,
-                archive_directory=command.archive_directory,
-                delimiter=command.delimiter,
-                column_mapping=dict(command.column_mapping),
-                schedule=command.schedule,
-                active=True,
-                created_at=self._clock.now(),
-            )
+        source = FileSource(
+            id=uuid.uuid4(),
+            agency_id=actor.agency_id,
+            name=command.name,
+            kind=kind,
+            host=command.host,
+            port=command.port,
+            username=command.username,
+            secret_env=command.secret_env,
+            host_key=command.host_key,
+            directory=command.directory or ".",
+            pattern=command.pattern,
+            archive_directory=command.archive_directory,
+            delimiter=command.delimiter,
+            column_mapping=dict(command.column_mapping),
+            schedule=command.schedule,
+            active=True,
+            created_at=self._clock.now(),
         )
         async with self._uow as uow:
+            source = _checked(source, await _agency_slug(uow, actor.agency_id))
             await uow.file_sources.add(source)
             await uow.audit_log.add(
                 audit_entry(
@@ -401,7 +412,7 @@ class _ChangeFileSource:
             require_admin(actor)
             after = msgspec.structs.replace(before, **updates)
             if validate:
-                after = _checked(after)
+                after = _checked(after, await _agency_slug(uow, actor.agency_id))
             if after == before:
                 return before
             _check_local_allowed(self._policy, before, after)
@@ -477,7 +488,8 @@ class PollFileSource:
             require_admin(actor)
             if not source.active:
                 raise Conflict(f"the file source {source_id} is inactive")
-            if (why := _why_not_pollable(source, self._policy)) is not None:
+            slug = await _agency_slug(uow, actor.agency_id)
+            if (why := _why_not_pollable(source, self._policy, slug)) is not None:
                 raise Conflict(f"the file source {source_id} cannot be polled: {why}")
             requested = PollRequested(
                 source_id=source.id, task=POLL_FILE_SOURCE, requested_at=self._clock.now()
@@ -515,10 +527,11 @@ class FetchFileSource:
     async def execute(self, source_id: UUID) -> list[ImportRun]:
         async with self._uow as uow:
             source = await uow.file_sources.get(source_id)
-        if source is None:
-            raise NotFound.of("file source", source_id)
+            if source is None:
+                raise NotFound.of("file source", source_id)
+            slug = await _agency_slug(uow, source.agency_id)
         if not source.active:
             return []
-        if (why := _why_not_pollable(source, self._policy)) is not None:
+        if (why := _why_not_pollable(source, self._policy, slug)) is not None:
             raise ValidationFailed(f"the file source {source_id} cannot be polled: {why}")
         return await self._fetch.execute(Actor.system(source.agency_id), source)

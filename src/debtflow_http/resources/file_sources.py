@@ -39,7 +39,7 @@ NewFileSourceBody = Annotated[
             "host": "sftp.firstbank.example",
             "port": 22,
             "username": "acme-collections",
-            "secret_env": "DEBTFLOW_SOURCE_SECRET_FIRSTBANK_SFTP",
+            "secret_env": "DEBTFLOW_SOURCE_SECRET_ACME__FIRSTBANK",
             "host_key": "ssh-ed25519 "
             "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
             "directory": "/outbox",

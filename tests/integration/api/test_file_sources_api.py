@@ -20,7 +20,7 @@ SFTP = {
     "kind": "sftp",
     "host": "sftp.firstbank.example",
     "username": "acme",
-    "secret_env": "DEBTFLOW_SOURCE_SECRET_FIRSTBANK_SFTP",
+    "secret_env": "DEBTFLOW_SOURCE_SECRET_ALPHA__FIRSTBANK",
     "host_key": HOST_KEY,
     "directory": "/outbox",
     "archive_directory": "/outbox/done",
@@ -33,7 +33,7 @@ async def test_an_admin_creates_reads_changes_and_deactivates_a_source(api: Api,
     created = await api.client.post("/v1/file-sources", headers=admin, json=SFTP)
     assert created.status_code == 201, created.text
     source = created.json()
-    assert source["secret_env"] == "DEBTFLOW_SOURCE_SECRET_FIRSTBANK_SFTP"
+    assert source["secret_env"] == "DEBTFLOW_SOURCE_SECRET_ALPHA__FIRSTBANK"
     assert (source["port"], source["pattern"], source["schedule"]) == (22, "*.csv", "*/15 * * * *")
     assert source["active"] is True
     path = f"/v1/file-sources/{source['id']}"
@@ -88,7 +88,14 @@ async def test_a_secret_env_outside_the_reserved_prefix_is_a_422_naming_the_fiel
     assert refused.headers["content-type"].startswith("application/problem+json")
     [error] = refused.json()["errors"]
     assert error["field"] == "secret_env"
-    assert "DEBTFLOW_SOURCE_SECRET_" in error["message"]
+    assert "DEBTFLOW_SOURCE_SECRET_ALPHA__" in error["message"]
+    beta = await api.tenant("beta")
+    theirs = SFTP | {"host": "attacker.example", "secret_env": "DEBTFLOW_SOURCE_SECRET_BETA__KEY"}
+    refused = await api.client.post("/v1/file-sources", headers=admin, json=theirs)
+    assert [e["field"] for e in refused.json()["errors"]] == ["secret_env"]
+    own = SFTP | {"secret_env": "DEBTFLOW_SOURCE_SECRET_BETA__KEY"}
+    accepted = await api.client.post("/v1/file-sources", headers=beta.headers["admin"], json=own)
+    assert accepted.status_code == 201, accepted.text
     assert (await api.client.get("/v1/file-sources", headers=admin)).json() == {"items": []}
 
     source = (await api.client.post("/v1/file-sources", headers=admin, json=SFTP)).json()

@@ -17,14 +17,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 import sqlalchemy as sa
 
-from debtflow_adapters.persistence import create_engine, upgrade
+from debtflow_adapters.persistence import create_engine
 from debtflow_adapters.persistence.tables import accounts, agencies
 from debtflow_adapters.s3 import S3Config
-from debtflow_adapters.taskiq.broker import QUEUE
-from tests.conftest import PostgresServer, service_missing
+from tests.e2e.conftest import empty_queue_on
 from tests.e2e.test_worker import SRC, Installation, _wait
 
 # A database of its own: the other e2e tests use 13.
@@ -36,22 +34,7 @@ BUCKETS = ("0-90", "91-180", "181-365", "1-2y", "over-2y", "unknown")
 
 @pytest.fixture
 def broker_redis() -> Iterator[str]:
-    client = redis.Redis.from_url(BROKER_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as error:
-        service_missing(f"Redis is unreachable ({BROKER_URL}): {error}")
-    client.delete(QUEUE)
-    yield BROKER_URL
-    client.delete(QUEUE)
-    client.close()
-
-
-@pytest.fixture
-async def database(postgres_server: PostgresServer) -> str:
-    url = await postgres_server.create_database()
-    await upgrade(url)
-    return url
+    yield from empty_queue_on(BROKER_URL)
 
 
 @pytest.fixture

@@ -24,15 +24,13 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from debtflow_adapters.persistence import SqlUnitOfWork, create_engine, upgrade
+from debtflow_adapters.persistence import SqlUnitOfWork, create_engine
 from debtflow_adapters.settings import Settings
 from debtflow_adapters.taskiq import TaskiqJobQueue, make_broker
-from debtflow_adapters.taskiq.broker import QUEUE
 from debtflow_core.domain.payment import Payment
-from tests.conftest import PostgresServer, service_missing
+from tests.e2e.conftest import empty_queue_on
 from tests.support.imports import placement_text
 from tests.support.stripe_emulator import StripeEmulator
 from tests.support.stripe_events import SECRET, event, signed
@@ -188,22 +186,7 @@ def _wait(condition: Callable[[], bool], what: str, seconds: float = 60) -> None
 
 @pytest.fixture
 def broker_redis() -> Iterator[str]:
-    client = redis.Redis.from_url(BROKER_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as error:
-        service_missing(f"Redis is unreachable ({BROKER_URL}): {error}")
-    client.delete(QUEUE)  # jobs a killed earlier run left behind
-    yield BROKER_URL
-    client.delete(QUEUE)
-    client.close()
-
-
-@pytest.fixture
-async def database(postgres_server: PostgresServer) -> str:
-    url = await postgres_server.create_database()
-    await upgrade(url)
-    return url
+    yield from empty_queue_on(BROKER_URL)
 
 
 def _base_env() -> dict[str, str]:

@@ -32,13 +32,15 @@ reference, in one atomic step; whether it did."""
 
 class PaymentSteps:
     """Reads and writes of a payment's phases through the other repositories of one unit
-    of work; the unit of work's rollback undoes whatever a refused step had begun."""
+    of work; ``commit`` commits it when a phase wrote, and its rollback undoes whatever a
+    refused step had begun."""
 
     def __init__(
         self,
         *,
         payments: PaymentRepository,
         swap: Swap,
+        commit: Callable[[], Awaitable[None]],
         accounts: AccountRepository,
         agencies: AgencyRepository,
         processors: PaymentProcessorRepository,
@@ -47,6 +49,7 @@ class PaymentSteps:
     ) -> None:
         self._payments = payments
         self._swap = swap
+        self._commit = commit
         self._accounts = accounts
         self._agencies = agencies
         self._processors = processors
@@ -77,6 +80,7 @@ class PaymentSteps:
             return Opened()
         await self._payments.add(payment)
         await self._audit_log.add(opening.audit)
+        await self._commit()
         return Opened(balance=balance)
 
     async def settle(self, settling: Settling) -> IdempotencyRecord | None:
@@ -87,8 +91,9 @@ class PaymentSteps:
             after.agency_id, after.idempotency_key, settling.outcome, settling.response
         )
         if record is None:
-            return None  # the caller leaves without committing, which undoes the swap
+            return None  # not committed: leaving the unit of work undoes the swap
         if settling.released:
             await self._accounts.adjust_balance(after.account_id, settling.released, floor=None)
         await self._audit_log.add(settling.audit)
+        await self._commit()
         return record

@@ -394,13 +394,12 @@ async def test_payable_reads_the_account_its_agency_and_the_processor(uow_factor
         assert await uow.payments.payable(uuid.uuid4(), processor.id) is None
 
 
-async def test_open_claims_holds_and_writes_the_payment_with_its_audit(uow_factory, ledger):
+async def test_open_claims_holds_writes_the_payment_with_its_audit_and_commits(uow_factory, ledger):
     agency, _, account, processor = ledger
     pending = payment(account, processor, 1, amount=300)
     async with uow_factory() as uow:
         opened = await uow.payments.open(opening(pending))
         assert (opened.existing, opened.balance) == (None, 700)
-        await uow.commit()
     async with uow_factory() as uow:
         assert await uow.payments.get(pending.id) == pending
         claimed = await uow.idempotency.claim(record(agency, pending.idempotency_key))
@@ -414,7 +413,6 @@ async def test_a_taken_key_or_a_refused_hold_changes_nothing(uow_factory, ledger
     first = payment(account, processor, 1, amount=300)
     async with uow_factory() as uow:
         await uow.payments.open(opening(first))
-        await uow.commit()
     again = payment(account, processor, 2, amount=300, idempotency_key=first.idempotency_key)
     too_much = payment(account, processor, 3, amount=701)
     async with uow_factory() as uow:
@@ -426,7 +424,6 @@ async def test_a_taken_key_or_a_refused_hold_changes_nothing(uow_factory, ledger
         # A refused hold under a taken key answers with the key's record.
         taken = await uow.payments.open(opening(too_much, key=first.idempotency_key))
         assert taken.existing is not None and taken.balance is None
-        await uow.commit()
     async with uow_factory() as uow:
         assert await uow.payments.get(again.id) is None
         assert await uow.payments.get(too_much.id) is None
@@ -434,16 +431,36 @@ async def test_a_taken_key_or_a_refused_hold_changes_nothing(uow_factory, ledger
     assert await balance(uow_factory, account) == 700
 
 
-async def test_open_without_floor_overdraws_and_rolls_back_whole(uow_factory, ledger):
+async def test_open_without_floor_overdraws(uow_factory, ledger):
     agency, _, account, processor = ledger
     over = payment(account, processor, 1, amount=1_500)
     async with uow_factory() as uow:
         assert (await uow.payments.open(opening(over, floor=None))).balance == -500
-    async with uow_factory() as uow:  # the block above never committed
-        assert await uow.payments.get(over.id) is None
-        assert await uow.idempotency.claim(record(agency, over.idempotency_key)) is None
-    assert await balance(uow_factory, account) == 1_000
-    assert await audit_actions(uow_factory, agency.id, over.id) == []
+    assert await balance(uow_factory, account) == -500
+    assert await audit_actions(uow_factory, agency.id, over.id) == ["payment.created"]
+
+
+async def test_open_commits_what_the_unit_of_work_wrote_before_it(uow_factory, ledger):
+    _, _, account, processor = ledger
+    pending = payment(account, processor, 1, amount=300)
+    earlier = Agency(id=uuid.uuid4(), slug="earlier", name="E", created_at=T0)
+    async with uow_factory() as uow:
+        await uow.agencies.add(earlier)
+        await uow.payments.open(opening(pending))
+    async with uow_factory() as uow:
+        assert await uow.agencies.get_by_slug("earlier") == earlier
+        assert await uow.payments.get(pending.id) == pending
+
+
+async def test_an_open_that_wrote_nothing_commits_nothing(uow_factory, ledger):
+    _, _, account, processor = ledger
+    earlier = Agency(id=uuid.uuid4(), slug="earlier", name="E", created_at=T0)
+    async with uow_factory() as uow:
+        await uow.agencies.add(earlier)
+        refused = await uow.payments.open(opening(payment(account, processor, 1, amount=1_001)))
+        assert refused.balance is None
+    async with uow_factory() as uow:
+        assert await uow.agencies.get_by_slug("earlier") is None
 
 
 async def test_concurrent_openings_never_cross_the_floor_and_claim_once(uow_factory, ledger):
@@ -454,8 +471,6 @@ async def test_concurrent_openings_never_cross_the_floor_and_claim_once(uow_fact
             opened = await uow.payments.open(
                 opening(payment(account, processor, minute, amount=70), key=key)
             )
-            await asyncio.sleep(0.01)  # hold the rows while the others queue
-            await uow.commit()
             return opened.balance is not None
 
     same = await asyncio.gather(*(pay(n, "same") for n in range(5)))
@@ -470,18 +485,15 @@ async def test_settle_saves_once_what_is_still_pending(uow_factory, ledger):
     pending = payment(account, processor, 1, amount=300)
     async with uow_factory() as uow:
         await uow.payments.open(opening(pending))
-        await uow.commit()
     failed = pending.fail("card_declined", "declined", reference="pi_1", at=T0)
     async with uow_factory() as uow:
         finished = await uow.payments.settle(settling(pending, failed, released=300))
         assert finished is not None
         assert (finished.state, finished.outcome) == (IdempotencyState.DONE, "failed")
         assert finished.response == msgspec.to_builtins(failed)
-        await uow.commit()
     completed = pending.complete("pi_1", at=T0)
     async with uow_factory() as uow:
         assert await uow.payments.settle(settling(pending, completed)) is None
-        await uow.commit()
     async with uow_factory() as uow:
         assert await uow.payments.get(pending.id) == failed
         stored = await uow.idempotency.claim(record(agency, pending.idempotency_key))
@@ -508,7 +520,6 @@ async def test_settle_refuses_a_payment_changed_since_or_without_its_key(uow_fac
         assert await uow.payments.settle(settling(processing, completed)) is None
     async with uow_factory() as uow:
         assert await uow.payments.settle(settling(processing, completed)) is not None
-        await uow.commit()
     async with uow_factory() as uow:
         assert await uow.payments.get(pending.id) == completed
     assert await balance(uow_factory, account) == 900
@@ -519,14 +530,11 @@ async def test_of_concurrent_settlements_one_saves(uow_factory, ledger):
     pending = payment(account, processor, 1)
     async with uow_factory() as uow:
         await uow.payments.open(opening(pending))
-        await uow.commit()
 
     async def settle(code: str) -> bool:
         failed = pending.fail(code, "declined", reference=None, at=T0)
         async with uow_factory() as uow:
             saved = await uow.payments.settle(settling(pending, failed, released=100))
-            await asyncio.sleep(0.01)
-            await uow.commit()
             return saved is not None
 
     assert sum(await asyncio.gather(*(settle(f"c{n}") for n in range(5)))) == 1
@@ -566,8 +574,8 @@ def round_trips(postgres_engine, tmp_path):
 @pytest.mark.parametrize(
     "uow_factory", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
-async def test_on_postgresql_a_phase_is_two_round_trips(uow_factory, ledger, round_trips):
-    # The BEGIN travels with the phase's statement; then the COMMIT.
+async def test_on_postgresql_a_phase_is_one_round_trip(uow_factory, ledger, round_trips):
+    # The BEGIN and the COMMIT travel with the phase's statement.
     _, _, account, processor = ledger
     pending = payment(account, processor, 1, amount=300)
     completed = msgspec.structs.replace(
@@ -576,13 +584,11 @@ async def test_on_postgresql_a_phase_is_two_round_trips(uow_factory, ledger, rou
     before = round_trips()
     async with uow_factory() as uow:
         assert (await uow.payments.open(opening(pending))).balance == 700
-        await uow.commit()
-    assert round_trips() - before == 2
+    assert round_trips() - before == 1
     before = round_trips()
     async with uow_factory() as uow:
         assert await uow.payments.settle(settling(pending, completed)) is not None
-        await uow.commit()
-    assert round_trips() - before == 2
+    assert round_trips() - before == 1
     async with uow_factory() as uow:
         assert (await uow.payments.get(pending.id)).status is PaymentStatus.COMPLETED
 
@@ -604,4 +610,4 @@ async def test_after_a_phase_the_connection_begins_its_transactions_again(
     async with uow:
         assert await uow.agencies.get_by_slug("never") is None
     await uow.close()
-    assert await balance(uow_factory, account) == 1_000
+    assert await balance(uow_factory, account) == 900

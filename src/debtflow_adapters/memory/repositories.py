@@ -549,6 +549,7 @@ class InMemoryPaymentRepository(PaymentRepository):
         self._steps = PaymentSteps(
             payments=self,
             swap=self._swap,
+            commit=others.commit,
             accounts=others.accounts,
             agencies=others.agencies,
             processors=others.payment_processors,

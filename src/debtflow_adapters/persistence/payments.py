@@ -95,9 +95,11 @@ class SqlPaymentRepository(PaymentRepository):
     ) -> None:
         self._connection = connection
         self._fast = fast
+        self._commit = others.commit
         self._steps = PaymentSteps(
             payments=self,
             swap=self._swap,
+            commit=others.commit,
             accounts=others.accounts,
             agencies=others.agencies,
             processors=others.payment_processors,
@@ -111,16 +113,22 @@ class SqlPaymentRepository(PaymentRepository):
         return await self._steps.payable(account_id, processor_id)
 
     async def open(self, opening: Opening) -> Opened:
-        if self._fast is not None:
-            await self._begin()
-            return await self._fast.open(opening)
-        return await self._steps.open(opening)
+        if self._fast is None:
+            return await self._steps.open(opening)
+        await self._begin()
+        opened = await self._fast.open(opening)
+        if opened.balance is not None:
+            await self._commit()  # sent with the statement already, unless one came before
+        return opened
 
     async def settle(self, settling: Settling) -> IdempotencyRecord | None:
-        if self._fast is not None:
-            await self._begin()
-            return await self._fast.settle(settling)
-        return await self._steps.settle(settling)
+        if self._fast is None:
+            return await self._steps.settle(settling)
+        await self._begin()
+        record = await self._fast.settle(settling)
+        if record is not None:
+            await self._commit()
+        return record
 
     async def _swap(self, before: Payment, after: Payment) -> bool:
         statement = (

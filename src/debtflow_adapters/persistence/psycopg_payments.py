@@ -3,9 +3,9 @@
 Through the repositories one by one, phase 1 of a payment took nine round trips and phase
 3 seven, each statement costing about 1 ms of CPU in SQLAlchemy. Here the reads phase 1
 needs are one query, and each phase's writes one prepared statement whose parts are
-conditional on one another (data-modifying CTEs), sent in one pipeline with the BEGIN of
-its transaction: with the unit of work's COMMIT, two round trips a phase. JSON goes in as
-text that msgspec encoded.
+conditional on one another (data-modifying CTEs), sent in one pipeline between the BEGIN
+and the COMMIT of its transaction: one round trip a phase. JSON goes in as text that
+msgspec encoded.
 
 SQLite and the in-memory store do the same step by step
 (:mod:`~debtflow_adapters.payment_steps`); the contract suite holds both to one behaviour.
@@ -153,10 +153,12 @@ class PsycopgPayments:
     """:meth:`PaymentRepository.payable`, ``open`` and ``settle`` on the psycopg
     connection under a unit of work's SQLAlchemy connection.
 
-    The writes must run inside the unit of work's transaction: the caller begins it
-    through SQLAlchemy first (which sends nothing), and psycopg sends the BEGIN before
-    the statement. Like :class:`~debtflow_adapters.persistence.psycopg_reads.PsycopgReads`,
-    the read runs on its own when no transaction is open.
+    The writes run as the unit of work's transaction: the caller begins it through
+    SQLAlchemy first (which sends nothing), and commits it through SQLAlchemy after a
+    phase that wrote, which sends nothing either when the phase began the transaction
+    (it sent BEGIN and COMMIT around its statement). Like
+    :class:`~debtflow_adapters.persistence.psycopg_reads.PsycopgReads`, the read runs on
+    its own when no transaction is open.
     """
 
     def __init__(self, connection: AsyncConnection[Any]) -> None:
@@ -264,12 +266,18 @@ class PsycopgPayments:
         if connection.info.transaction_status is not TransactionStatus.IDLE:
             cursor = await connection.execute(sql, parameters, prepare=True, binary=True)
             return await cursor.fetchone()
-        # The statement begins the transaction. psycopg would send its implicit BEGIN and
-        # wait for the answer first; sent by hand in one pipeline with the statement, the
-        # two cost one round trip. That takes autocommit mode, where psycopg sends no BEGIN
-        # of its own; the unit of work leaves it when the transaction ends.
+        # The statement is the transaction. psycopg would send its implicit BEGIN and wait
+        # for the answer, then the statement, then the COMMIT; sent by hand in one
+        # pipeline, the three cost one round trip. The COMMIT goes whatever the outcome: a
+        # phase that wrote commits, one that did not has nothing to commit, and an error
+        # skips it (the pipeline stops there), leaving the transaction to roll back. Sent
+        # by hand takes autocommit mode, where psycopg sends no BEGIN of its own: left at
+        # once, so that what follows in the unit of work is a transaction again (after an
+        # error, the unit of work leaves it when it has rolled back).
         await connection.set_autocommit(True)
         async with connection.pipeline():
             await connection.execute("BEGIN")
             cursor = await connection.execute(sql, parameters, prepare=True, binary=True)
+            await connection.execute("COMMIT")
+        await connection.set_autocommit(False)
         return await cursor.fetchone()

@@ -80,7 +80,9 @@ class PaymentRepository(Protocol):
     """Payments and their refunds.
 
     :meth:`open` and :meth:`settle` write beyond payments (the idempotency key, the balance,
-    the audit log) so that a database can do a phase of a payment in one go.
+    the audit log) and commit the unit of work, so that a database can do a phase of a
+    payment, its commit included, in one go. Call them with nothing else uncommitted in
+    the unit of work: it is committed with them.
     """
 
     async def payable(self, account_id: UUID, processor_id: UUID) -> Payable | None:
@@ -90,18 +92,19 @@ class PaymentRepository(Protocol):
 
     async def open(self, opening: Opening) -> Opened:
         """Claim the key; if this claim won, take the payment's amount off the balance
-        unless that would cross the floor; if it did, add the payment and its audit entry.
-        A lost claim or a refused hold changes nothing (the key is not kept). Concurrent
-        openings behave as claims and balance adjustments do, one at a time."""
+        unless that would cross the floor; if it did, add the payment and its audit entry
+        and commit the unit of work. A lost claim or a refused hold changes nothing (the
+        key is not kept) and commits nothing. Concurrent openings behave as claims and
+        balance adjustments do, one at a time."""
         ...
 
     async def settle(self, settling: Settling) -> IdempotencyRecord | None:
         """If the payment is still as ``before`` (pending, with the same gateway
         reference), save ``after``, give ``released`` back to the balance, add the audit
-        entry and finish the idempotency key; return the finished record. Otherwise
-        return ``None`` (another settlement came first, or the key is gone) and leave the
-        unit of work without committing: what the call began is rolled back. Of
-        concurrent settlements of one payment at most one saves."""
+        entry, finish the idempotency key and commit the unit of work; return the
+        finished record. Otherwise return ``None`` (another settlement came first, or the
+        key is gone) having changed and committed nothing. Of concurrent settlements of
+        one payment at most one saves."""
         ...
 
     async def add(self, payment: Payment) -> None: ...

@@ -392,9 +392,8 @@ class MakePayment(Settlement):
                     response=msgspec.to_builtins(after),
                 )
             )
-            if record is None:
-                return None
-            await uow.commit()
+        if record is None:
+            return None
         _reached(self._telemetry, opened.processor, after)
         await self._cache.put(record)
         return PaymentResult(outcome=outcome, payment=after)
@@ -465,7 +464,6 @@ class MakePayment(Settlement):
                     f"the amount is more than the balance of {account.current_balance}",
                     field="amount",
                 )
-            await uow.commit()
         return _Open(payment=payment, processor=processor.kind, balance=opened.balance)
 
     async def _leave_pending(self, opened: _Open) -> PaymentResult:

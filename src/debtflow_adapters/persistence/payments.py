@@ -115,16 +115,14 @@ class SqlPaymentRepository(PaymentRepository):
     async def open(self, opening: Opening) -> Opened:
         if self._fast is None:
             return await self._steps.open(opening)
-        await self._begin()
         opened = await self._fast.open(opening)
         if opened.balance is not None:
-            await self._commit()  # sent with the statement already, unless one came before
+            await self._commit()  # sends nothing if the statement was a transaction alone
         return opened
 
     async def settle(self, settling: Settling) -> IdempotencyRecord | None:
         if self._fast is None:
             return await self._steps.settle(settling)
-        await self._begin()
         record = await self._fast.settle(settling)
         if record is not None:
             await self._commit()
@@ -148,12 +146,6 @@ class SqlPaymentRepository(PaymentRepository):
             .execution_options(preserve_rowcount=True)
         )
         return (await self._connection.execute(statement)).rowcount == 1
-
-    async def _begin(self) -> None:
-        """Make the unit of work's transaction SQLAlchemy's too, so that its commit and
-        rollback reach the statements psycopg sends (beginning sends nothing yet)."""
-        if not self._connection.in_transaction():
-            await self._connection.begin()
 
     async def add(self, payment: Payment) -> None:
         await self._connection.execute(sa.insert(payments).values(msgspec.structs.asdict(payment)))

@@ -3,9 +3,9 @@
 Through the repositories one by one, phase 1 of a payment took nine round trips and phase
 3 seven, each statement costing about 1 ms of CPU in SQLAlchemy. Here the reads phase 1
 needs are one query, and each phase's writes one prepared statement whose parts are
-conditional on one another (data-modifying CTEs), sent in one pipeline between the BEGIN
-and the COMMIT of its transaction: one round trip a phase. JSON goes in as text that
-msgspec encoded.
+conditional on one another (data-modifying CTEs): one statement, atomic on its own, so
+with no transaction open it runs as one (autocommit mode) and commits as it returns, in
+one round trip a phase. JSON goes in as text that msgspec encoded.
 
 SQLite and the in-memory store do the same step by step
 (:mod:`~debtflow_adapters.payment_steps`); the contract suite holds both to one behaviour.
@@ -13,17 +13,15 @@ SQLite and the in-memory store do the same step by step
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
 import msgspec
 import sqlalchemy as sa
 from psycopg import AsyncConnection
-from psycopg.pq import TransactionStatus
 from sqlalchemy.dialects import postgresql
 
-from debtflow_adapters.persistence.psycopg_reads import account_from_row
+from debtflow_adapters.persistence.psycopg_reads import account_from_row, execute
 from debtflow_adapters.persistence.tables import audit_log, payments
 from debtflow_core.domain.account import Account
 from debtflow_core.domain.audit import AuditEntry
@@ -153,30 +151,18 @@ class PsycopgPayments:
     """:meth:`PaymentRepository.payable`, ``open`` and ``settle`` on the psycopg
     connection under a unit of work's SQLAlchemy connection.
 
-    The writes run as the unit of work's transaction: the caller begins it through
-    SQLAlchemy first (which sends nothing), and commits it through SQLAlchemy after a
-    phase that wrote, which sends nothing either when the phase began the transaction
-    (it sent BEGIN and COMMIT around its statement). Like
-    :class:`~debtflow_adapters.persistence.psycopg_reads.PsycopgReads`, the read runs on
-    its own when no transaction is open.
+    Each runs inside the unit of work's transaction if one is open; if none is, as a
+    transaction of its own (:func:`~debtflow_adapters.persistence.psycopg_reads.execute`),
+    which a phase's single statement can be: committed when it returns. The caller then
+    commits the unit of work through SQLAlchemy all the same, which sends nothing then.
     """
 
     def __init__(self, connection: AsyncConnection[Any]) -> None:
         self._connection = connection
 
     async def payable(self, account_id: UUID, processor_id: UUID) -> Payable | None:
-        connection = self._connection
-        idle = connection.info.transaction_status is TransactionStatus.IDLE
-        if idle:
-            await connection.set_autocommit(True)
-        try:
-            cursor = await connection.execute(
-                _PAYABLE, (processor_id, account_id), prepare=True, binary=True
-            )
-            row = await cursor.fetchone()
-        finally:
-            if idle:
-                await connection.set_autocommit(False)
+        cursor = await execute(self._connection, _PAYABLE, (processor_id, account_id))
+        row = await cursor.fetchone()
         if row is None:
             return None
         return Payable(
@@ -201,15 +187,13 @@ class PsycopgPayments:
             "claim_expires_at": claim.expires_at,
             **_audit_parameters(opening.audit),
         }
-        held = await self._first(_OPEN, parameters)
+        held = await (await execute(self._connection, _OPEN, parameters)).fetchone()
         if held is not None:
             return Opened(balance=held[0])
         # The key is taken, or the hold was refused before claiming: either way the key's
         # record, if there is one, is the answer (read anew, to see a concurrent claim
         # that committed while this statement waited for it).
-        cursor = await self._connection.execute(
-            _RECORD, (claim.agency_id, claim.key), prepare=True, binary=True
-        )
+        cursor = await execute(self._connection, _RECORD, (claim.agency_id, claim.key))
         row = await cursor.fetchone()
         if row is None:
             return Opened()
@@ -246,7 +230,7 @@ class PsycopgPayments:
             "response": _json(settling.response),
             **_audit_parameters(settling.audit),
         }
-        row = await self._first(_SETTLE, parameters)
+        row = await (await execute(self._connection, _SETTLE, parameters)).fetchone()
         if row is None:
             return None
         fingerprint, created_at, expires_at = row
@@ -260,24 +244,3 @@ class PsycopgPayments:
             created_at=created_at,
             expires_at=expires_at,
         )
-
-    async def _first(self, sql: str, parameters: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        connection = self._connection
-        if connection.info.transaction_status is not TransactionStatus.IDLE:
-            cursor = await connection.execute(sql, parameters, prepare=True, binary=True)
-            return await cursor.fetchone()
-        # The statement is the transaction. psycopg would send its implicit BEGIN and wait
-        # for the answer, then the statement, then the COMMIT; sent by hand in one
-        # pipeline, the three cost one round trip. The COMMIT goes whatever the outcome: a
-        # phase that wrote commits, one that did not has nothing to commit, and an error
-        # skips it (the pipeline stops there), leaving the transaction to roll back. Sent
-        # by hand takes autocommit mode, where psycopg sends no BEGIN of its own: left at
-        # once, so that what follows in the unit of work is a transaction again (after an
-        # error, the unit of work leaves it when it has rolled back).
-        await connection.set_autocommit(True)
-        async with connection.pipeline():
-            await connection.execute("BEGIN")
-            cursor = await connection.execute(sql, parameters, prepare=True, binary=True)
-            await connection.execute("COMMIT")
-        await connection.set_autocommit(False)
-        return await cursor.fetchone()

@@ -10,12 +10,12 @@ the contract suite holds both to.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.pq import TransactionStatus
 
 from debtflow_core.domain.account import Account, AccountStatus
@@ -169,13 +169,20 @@ class PsycopgReads:
         return [account_from_row(row) for row in await self._rows(sql, parameters)]
 
     async def _rows(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
-        connection = self._connection
-        if connection.info.transaction_status is not TransactionStatus.IDLE:
-            cursor = await connection.execute(sql, parameters, prepare=True, binary=True)
-            return await cursor.fetchall()
-        await connection.set_autocommit(True)
-        try:
-            cursor = await connection.execute(sql, parameters, prepare=True, binary=True)
-            return await cursor.fetchall()
-        finally:
-            await connection.set_autocommit(False)
+        return await (await execute(self._connection, sql, parameters)).fetchall()
+
+
+async def execute(
+    connection: AsyncConnection[Any], sql: str, parameters: Sequence[Any] | Mapping[str, Any]
+) -> AsyncCursor[Any]:
+    """Run ``sql`` as a prepared statement inside the connection's open transaction or,
+    with none open, as a transaction of its own: in autocommit mode, where one statement
+    is one round trip (otherwise psycopg would send a BEGIN and wait for it first, and a
+    COMMIT or ROLLBACK would follow)."""
+    if connection.info.transaction_status is not TransactionStatus.IDLE:
+        return await connection.execute(sql, parameters, prepare=True, binary=True)
+    await connection.set_autocommit(True)
+    try:
+        return await connection.execute(sql, parameters, prepare=True, binary=True)
+    finally:
+        await connection.set_autocommit(False)

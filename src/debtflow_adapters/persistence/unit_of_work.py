@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from debtflow_adapters.persistence import repositories as repos
@@ -39,7 +38,6 @@ class SqlUnitOfWork(UnitOfWork):
         self._engine = engine
         self._keep_connection = keep_connection
         self._connection: AsyncConnection | None = None
-        self._driver: psycopg.AsyncConnection[Any] | None = None
         self._open = False
         self._committed = False
 
@@ -61,10 +59,10 @@ class SqlUnitOfWork(UnitOfWork):
         return self
 
     async def _repositories(self, connection: AsyncConnection) -> None:
-        reads = fast_payments = self._driver = None
+        reads = fast_payments = None
         if connection.dialect.name == "postgresql":
-            self._driver = (await connection.get_raw_connection()).driver_connection
-            reads, fast_payments = PsycopgReads(self._driver), PsycopgPayments(self._driver)
+            driver = (await connection.get_raw_connection()).driver_connection
+            reads, fast_payments = PsycopgReads(driver), PsycopgPayments(driver)
         self.agencies = repos.SqlAgencyRepository(connection)
         self.users = repos.SqlUserRepository(connection)
         self.debtors = repos.SqlDebtorRepository(connection)
@@ -92,7 +90,6 @@ class SqlUnitOfWork(UnitOfWork):
         try:
             if self._connection.in_transaction():
                 await self._connection.rollback()
-            await self._end_autocommit()
         except BaseException:
             # A connection that failed to roll back is not worth keeping.
             await self._release()
@@ -105,14 +102,7 @@ class SqlUnitOfWork(UnitOfWork):
             raise RuntimeError("commit outside of an open unit of work")
         assert self._connection is not None
         await self._connection.commit()
-        await self._end_autocommit()
         self._committed = True
-
-    async def _end_autocommit(self) -> None:
-        """Give psycopg back its implicit transactions, where :class:`PsycopgPayments` began
-        one by hand (in autocommit mode) to send the BEGIN with its statement."""
-        if self._driver is not None and self._driver.autocommit:
-            await self._driver.set_autocommit(False)
 
     async def close(self) -> None:
         """Return a kept connection to the pool (the block that used it has rolled back)."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -99,11 +100,20 @@ class Refunded(msgspec.Struct, frozen=True, kw_only=True):
 async def refuse_card_numbers(request: Request[Any, Any, Any]) -> None:
     """Before anything decodes the body: a card number anywhere in it (a field, a key, a
     typo) is refused, so it is never stored, logged or echoed in an error."""
-    try:
-        body = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError:
-        return  # malformed JSON: the normal decoding reports it
-    if any(looks_like_card_number(text) for text in strings_in(body)):
+    raw = await request.body()
+    texts: Iterable[str]
+    if b"\\" in raw:
+        # An escape may hide a digit from the raw text: search the decoded strings.
+        try:
+            texts = strings_in(msgspec.json.decode(raw))
+        except msgspec.DecodeError:
+            return  # malformed JSON: the normal decoding reports it
+    else:
+        # Without escapes every string and number of the body is in its text as it is, and
+        # a card number cannot span two of them: one search of the text does, at a tenth
+        # of the cost of decoding the body to search each string.
+        texts = (raw.decode(errors="replace"),)
+    if any(looks_like_card_number(text) for text in texts):
         raise ValidationFailed(
             "the request contains what looks like a card number; send the gateway's "
             "payment-method reference (pm_…) instead",

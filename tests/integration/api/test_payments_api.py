@@ -131,12 +131,26 @@ async def test_card_numbers_are_refused_wherever_they_are_and_never_stored(shop)
         body(account, processor, method="4242424242424242"),
         body(account, processor, note="card 4000 0566 5566 5556"),
         {**body(account, processor), "5555555555554444": "x"},
+        {**body(account, processor), "note": 4111111111111111},
     ]:
         response = await pay(api, alpha, str(uuid.uuid4()), payload)
         assert response.status_code == 422
         assert "4242424242424242" not in response.text and "5556" not in response.text
     listed = await api.client.get("/v1/payments", headers=alpha.headers["admin"])
     assert listed.json()["items"] == []
+    assert not gateway.charged
+
+
+async def test_a_card_number_behind_json_escapes_is_refused_too(shop):
+    api, alpha, gateway, _, account = shop
+    escaped = "\\u0034242 4242 4242 4242"  # "4242 4242 4242 4242", its first digit escaped
+    response = await api.client.post(
+        "/v1/payments",
+        content=f'{{"account_id": "{account.id}", "note": "{escaped}"}}',
+        headers={**alpha.headers["admin"], "Idempotency-Key": "escaped"},
+    )
+    assert response.status_code == 422
+    assert "4242" not in response.text
     assert not gateway.charged
 
 

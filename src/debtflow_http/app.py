@@ -41,6 +41,7 @@ from debtflow_http.resources.payments import PaymentController, PaymentProcessor
 from debtflow_http.resources.reports import ReportController
 from debtflow_http.resources.users import UserController
 from debtflow_http.resources.webhooks import WebhookController
+from debtflow_http.strict_bodies import decode_strictly
 
 DESCRIPTION = """\
 The API of DebtFlow, an open debt-collection platform.
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
         if settings.cors_origins
         else None,
+        before_request=decode_strictly,
         on_startup=[_freeze_heap, *([start_scheduler] if settings.in_process_scheduler else [])],
         on_shutdown=[container.close, gc.unfreeze],
         logging_config=None,

@@ -41,6 +41,7 @@ from debtflow_http.openapi import errors, example
 from debtflow_http.problems import PROBLEM_JSON, Problem
 from debtflow_http.resources.created import LOCATION, located
 from debtflow_http.resources.paging import Cursor, Limit
+from debtflow_http.strict_bodies import decode_strictly
 
 IdempotencyKey = Annotated[
     str,
@@ -99,7 +100,8 @@ class Refunded(msgspec.Struct, frozen=True, kw_only=True):
 
 async def refuse_card_numbers(request: Request[Any, Any, Any]) -> None:
     """Before anything decodes the body: a card number anywhere in it (a field, a key, a
-    typo) is refused, so it is never stored, logged or echoed in an error."""
+    typo) is refused, so it is never stored, logged or echoed in an error. Then the app's
+    own hook, which this one replaces on its routes: :func:`decode_strictly`."""
     raw = await request.body()
     texts: Iterable[str]
     if b"\\" in raw:
@@ -119,6 +121,7 @@ async def refuse_card_numbers(request: Request[Any, Any, Any]) -> None:
             "payment-method reference (pm_…) instead",
             field="payment_method",
         )
+    await decode_strictly(request)
 
 
 class PaymentController(Controller):

@@ -141,6 +141,15 @@ async def test_card_numbers_are_refused_wherever_they_are_and_never_stored(shop)
     assert not gateway.charged
 
 
+async def test_an_amount_written_as_a_string_is_refused_and_nothing_charged(shop):
+    api, alpha, gateway, processor, account = shop
+    response = await pay(api, alpha, "text", {**body(account, processor), "amount": "2500"})
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["amount"]
+    assert not gateway.charged
+    assert await balance(api, alpha, account) == 10_000
+
+
 async def test_a_card_number_behind_json_escapes_is_refused_too(shop):
     api, alpha, gateway, _, account = shop
     escaped = "\\u0034242 4242 4242 4242"  # "4242 4242 4242 4242", its first digit escaped

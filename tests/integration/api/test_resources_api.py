@@ -475,6 +475,17 @@ async def test_malformed_inputs_are_named_as_the_client_wrote_them(api, alpha):
     assert assert_problem(empty, 400)["errors"] == [
         {"field": "body", "message": "a JSON body is required"}
     ]
+    # Values a lenient decoding would take for another type: a string for a boolean, the
+    # string "null" for nothing.
+    for body, field in [
+        (
+            {**names, "contact_preferences": {"do_not_call": "true"}},
+            "contact_preferences.do_not_call",
+        ),
+        ({**names, "date_of_birth": "null"}, "date_of_birth"),
+    ]:
+        response = await api.client.post("/v1/debtors", headers=admin, json=body)
+        assert [e["field"] for e in assert_problem(response, 400)["errors"]] == [field]
     no_key = await api.client.post("/v1/payments", headers=admin, json={})
     assert assert_problem(no_key, 400)["errors"] == [
         {"field": "Idempotency-Key", "message": "is required"}

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from debtflow_adapters.persistence import create_engine
+from debtflow_adapters.persistence.psycopg_reads import reused_cursor
 
 pytestmark = pytest.mark.postgres
 
@@ -34,5 +35,27 @@ async def test_a_connection_left_in_autocommit_mode_is_replaced_at_checkout(post
             assert taken is not left
             assert not taken.autocommit
             assert left.closed
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pooled_connection_keeps_one_cursor_and_a_replaced_one_gets_its_own(
+    postgres_url: str,
+):
+    engine = create_engine(postgres_url)
+    try:
+
+        async def cursor_and_connection() -> tuple[object, object]:
+            async with engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                return reused_cursor(raw.driver_connection, raw.info), raw.driver_connection
+
+        first, connection = await cursor_and_connection()
+        again, same = await cursor_and_connection()
+        assert (again, same) == (first, connection)
+        await connection.set_autocommit(True)  # makes the pool replace it at checkout
+        replaced, new = await cursor_and_connection()
+        assert new is not connection
+        assert replaced is not first and replaced.connection is new
     finally:
         await engine.dispose()

@@ -18,7 +18,7 @@ from uuid import UUID
 
 import msgspec
 import sqlalchemy as sa
-from psycopg import AsyncConnection
+from psycopg import AsyncCursor
 from sqlalchemy.dialects import postgresql
 
 from debtflow_adapters.persistence.psycopg_reads import account_from_row, execute
@@ -157,11 +157,11 @@ class PsycopgPayments:
     commits the unit of work through SQLAlchemy all the same, which sends nothing then.
     """
 
-    def __init__(self, connection: AsyncConnection[Any]) -> None:
-        self._connection = connection
+    def __init__(self, cursor: AsyncCursor[Any]) -> None:
+        self._cursor = cursor
 
     async def payable(self, account_id: UUID, processor_id: UUID) -> Payable | None:
-        cursor = await execute(self._connection, _PAYABLE, (processor_id, account_id))
+        cursor = await execute(self._cursor, _PAYABLE, (processor_id, account_id))
         row = await cursor.fetchone()
         if row is None:
             return None
@@ -187,13 +187,13 @@ class PsycopgPayments:
             "claim_expires_at": claim.expires_at,
             **_audit_parameters(opening.audit),
         }
-        held = await (await execute(self._connection, _OPEN, parameters)).fetchone()
+        held = await (await execute(self._cursor, _OPEN, parameters)).fetchone()
         if held is not None:
             return Opened(balance=held[0])
         # The key is taken, or the hold was refused before claiming: either way the key's
         # record, if there is one, is the answer (read anew, to see a concurrent claim
         # that committed while this statement waited for it).
-        cursor = await execute(self._connection, _RECORD, (claim.agency_id, claim.key))
+        cursor = await execute(self._cursor, _RECORD, (claim.agency_id, claim.key))
         row = await cursor.fetchone()
         if row is None:
             return Opened()
@@ -230,7 +230,7 @@ class PsycopgPayments:
             "response": _json(settling.response),
             **_audit_parameters(settling.audit),
         }
-        row = await (await execute(self._connection, _SETTLE, parameters)).fetchone()
+        row = await (await execute(self._cursor, _SETTLE, parameters)).fetchone()
         if row is None:
             return None
         fingerprint, created_at, expires_at = row

@@ -14,7 +14,7 @@ from debtflow_adapters.persistence.payments import (
     SqlPaymentRepository,
 )
 from debtflow_adapters.persistence.psycopg_payments import PsycopgPayments
-from debtflow_adapters.persistence.psycopg_reads import PsycopgReads
+from debtflow_adapters.persistence.psycopg_reads import PsycopgReads, reused_cursor
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
 
@@ -61,8 +61,9 @@ class SqlUnitOfWork(UnitOfWork):
     async def _repositories(self, connection: AsyncConnection) -> None:
         reads = fast_payments = None
         if connection.dialect.name == "postgresql":
-            driver = (await connection.get_raw_connection()).driver_connection
-            reads, fast_payments = PsycopgReads(driver), PsycopgPayments(driver)
+            raw = await connection.get_raw_connection()
+            cursor = reused_cursor(raw.driver_connection, raw.info)
+            reads, fast_payments = PsycopgReads(cursor), PsycopgPayments(cursor)
         self.agencies = repos.SqlAgencyRepository(connection)
         self.users = repos.SqlUserRepository(connection)
         self.debtors = repos.SqlDebtorRepository(connection)

@@ -12,6 +12,7 @@ Litestar, which reports it with those of the headers and the query.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -26,25 +27,21 @@ from litestar.params import BodyKwarg
 _AT = re.compile(r" - at `\$\.?(.*)`$")
 
 _Decoders = tuple[msgspec.json.Decoder[Any], msgspec.json.Decoder[Any]]
-_decoders: dict[BaseRouteHandler, _Decoders | None] = {}
 
 
+@functools.lru_cache(maxsize=1024)  # bounded: every app a test builds has handlers of its own
 def _decoders_of(handler: BaseRouteHandler) -> _Decoders | None:
     """The strict and the lenient decoder of the handler's JSON body; ``None`` if it
     takes none."""
-    if handler not in _decoders:
-        data = handler.parsed_fn_signature.parameters.get("data")
-        body = data.kwarg_definition if data is not None else None
-        json = not isinstance(body, BodyKwarg) or body.media_type == RequestEncodingType.JSON
-        _decoders[handler] = (
-            (
-                msgspec.json.Decoder(data.annotation),
-                msgspec.json.Decoder(data.annotation, strict=False),
-            )
-            if data is not None and json
-            else None
-        )
-    return _decoders[handler]
+    data = handler.parsed_fn_signature.parameters.get("data")
+    if data is None:
+        return None
+    body = data.kwarg_definition
+    if isinstance(body, BodyKwarg) and body.media_type != RequestEncodingType.JSON:
+        return None
+    return msgspec.json.Decoder(data.annotation), msgspec.json.Decoder(
+        data.annotation, strict=False
+    )
 
 
 async def decode_strictly(request: Request[Any, Any, Any]) -> None:

@@ -99,7 +99,7 @@ class SqlPaymentRepository(PaymentRepository):
         self._steps = PaymentSteps(
             payments=self,
             swap=self._swap,
-            commit=others.commit,
+            commit=self._commit,
             accounts=others.accounts,
             agencies=others.agencies,
             processors=others.payment_processors,

@@ -112,6 +112,7 @@ from debtflow_core.use_cases.auth import (
 )
 from debtflow_core.use_cases.debtors import CreateDebtor, GetDebtor, SearchDebtors, UpdateDebtor
 from debtflow_core.use_cases.exports import (
+    AbandonExport,
     ChooseNightlyExports,
     ExportPolicy,
     FailStalledExports,
@@ -584,6 +585,7 @@ class ExportProvider(Provider):
         ListExports,
         QueueNightlyExports,
         PurgeExpiredExports,
+        AbandonExport,
         FailStalledExports,
         GetNightlyExports,
         ChooseNightlyExports,

@@ -26,7 +26,7 @@ from debtflow_adapters.memory import FixedClock
 from debtflow_adapters.settings import Settings
 from debtflow_adapters.taskiq import make_scheduler
 from debtflow_adapters.taskiq.file_source_schedule import FileSourceSchedule
-from debtflow_adapters.taskiq.retries import RETRY_LABEL, RetryMiddleware
+from debtflow_adapters.taskiq.retries import GIVE_UP_LABEL, RETRY_LABEL, RetryMiddleware
 from debtflow_core.actor import Actor
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment import PaymentStatus
@@ -192,12 +192,16 @@ async def retrying() -> AsyncIterator[tuple[InMemoryBroker, Counter[str]]]:
     )
     calls: Counter[str] = Counter()
 
-    @broker.task(task_name="test.flaky", **{RETRY_LABEL: True})
+    @broker.task(task_name="test.flaky", **{RETRY_LABEL: True, GIVE_UP_LABEL: "test.give_up"})
     async def flaky(fail_times: int) -> str:
         calls["flaky"] += 1
         if calls["flaky"] <= fail_times:
             raise ConnectionError("the database went away")
         return "done"
+
+    @broker.task(task_name="test.give_up")
+    async def give_up(fail_times: int, attempts: int) -> None:
+        calls[f"give_up after {attempts} of {fail_times}"] += 1
 
     @broker.task(task_name="test.hopeless", **{RETRY_LABEL: True})
     async def hopeless() -> None:
@@ -230,7 +234,7 @@ async def test_a_task_that_allows_it_is_retried_until_it_succeeds(retrying):
     broker, calls = retrying
     await AsyncKicker("test.flaky", broker, {}).kiq(fail_times=2)
     await _settle(broker)
-    assert calls["flaky"] == 3
+    assert calls == {"flaky": 3}  # its give-up task not sent
 
 
 async def test_a_task_that_keeps_failing_is_dropped_and_blocks_nothing(retrying):
@@ -238,7 +242,8 @@ async def test_a_task_that_keeps_failing_is_dropped_and_blocks_nothing(retrying)
     await AsyncKicker("test.flaky", broker, {}).kiq(fail_times=100)
     await AsyncKicker("test.other", broker, {}).kiq()
     await _settle(broker)
-    assert calls == {"flaky": 3, "other": 1}
+    # Its give-up task was sent once, with its arguments and the attempts made.
+    assert calls == {"flaky": 3, "other": 1, "give_up after 3 of 100": 1}
 
 
 async def test_hopeless_errors_and_tasks_without_the_label_are_not_retried(retrying):

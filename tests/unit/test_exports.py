@@ -36,6 +36,7 @@ from debtflow_core.export_csv import safe_cell
 from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
 from debtflow_core.use_cases.exports import (
     RUN_EXPORT,
+    AbandonExport,
     ChooseNightlyExports,
     ExportPolicy,
     FailStalledExports,
@@ -614,3 +615,26 @@ async def test_exports_whose_job_was_lost_are_failed_a_day_later_once(desk, alph
         )
     assert [e.action for e in entries] == ["export.finished", "export.requested"]
     assert entries[0].actor_id is None  # the platform's doing
+
+
+async def test_an_export_whose_job_gave_up_is_failed_at_once_and_only_once(desk, alpha):
+    gave_up = await desk.request().execute(alpha.admin, NewExport(kind=ExportKind.AGING))
+    await desk.leave_running(gave_up.id)
+    done = await desk.requested_and_run(alpha.admin, ExportKind.AGING, ExportParameters())
+    abandon = AbandonExport(desk.uow(), desk.clock)
+
+    failed = await abandon.execute(alpha.admin.agency_id, gave_up.id, attempts=5)
+    again = await abandon.execute(alpha.admin.agency_id, gave_up.id, attempts=5)
+    untouched = await abandon.execute(alpha.admin.agency_id, done.id, attempts=5)
+
+    assert failed.status is ExportStatus.FAILED and again == failed
+    assert failed.failure_reason.startswith("its job failed 5 times")
+    assert await desk.stored(alpha.admin.agency_id, gave_up.id) == failed
+    assert untouched == done
+    async with desk.uow() as uow:
+        entries = await uow.audit_log.query(
+            AuditQuery(agency_id=alpha.admin.agency_id, entity_id=gave_up.id)
+        )
+    assert [e.action for e in entries].count("export.finished") == 1
+    with pytest.raises(NotFound):
+        await abandon.execute(alpha.admin.agency_id, uuid.uuid4(), attempts=5)

@@ -505,6 +505,35 @@ STALLED_AFTER = timedelta(hours=24)
 its job's retries (minutes), and than the nightly exports' night."""
 
 
+class AbandonExport:
+    """Fail an export whose job gave up: its last retry failed too (storage or the database
+    down for longer than the retries last), so no run will finish it. The agency sees the
+    failure and its reason at once, rather than a day later from
+    :class:`FailStalledExports`, and can ask again. Audited; idempotent: a finished
+    export, whether a late run finished it or this did, is returned as it is."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow = uow
+        self._clock = clock
+
+    async def execute(self, agency_id: uuid.UUID, export_id: uuid.UUID, attempts: int) -> Export:
+        now = self._clock.now()
+        reason = f"its job failed {attempts} times (storage or the database unreachable); ask again"
+        async with self._uow as uow:
+            export = await uow.exports.get(agency_id, export_id)
+            if export is None:
+                raise NotFound.of("export", export_id)
+            if export.status in FINISHED_EXPORTS:
+                return export
+            after = await uow.exports.finish(
+                export.id, status=ExportStatus.FAILED, at=now, failure_reason=reason
+            )
+            if after.finished_at == now:  # failed here, not finished by a run meanwhile
+                await _audit(uow, Actor.system(agency_id), "export.finished", export, after, now)
+            await uow.commit()
+        return after
+
+
 class FailStalledExports:
     """Fail the exports still queued or running a day after they were asked for: their job
     was lost, or gave up after its last retry (storage down for hours), and no run will

@@ -11,9 +11,10 @@ import uuid
 from dishka.integrations.taskiq import FromDishka, inject
 from taskiq import async_shared_broker
 
-from debtflow_adapters.taskiq.retries import RETRY_LABEL
+from debtflow_adapters.taskiq.retries import GIVE_UP_LABEL, RETRY_LABEL
 from debtflow_core.use_cases.exports import (
     RUN_EXPORT,
+    AbandonExport,
     FailStalledExports,
     PurgeExpiredExports,
     QueueNightlyExports,
@@ -25,16 +26,33 @@ log = logging.getLogger("debtflow.worker")
 QUEUE_NIGHTLY_EXPORTS = "debtflow.queue_nightly_exports"
 PURGE_EXPORTS = "debtflow.purge_exports"
 FAIL_STALLED_EXPORTS = "debtflow.fail_stalled_exports"
+ABANDON_EXPORT = "debtflow.abandon_export"
 
 
 # Retried with backoff (storage down, the database lost): a rerun writes the file again
 # over the same key; a finished export is left as it is, a missing one is not retried.
-@async_shared_broker.task(task_name=RUN_EXPORT, **{RETRY_LABEL: True})
+# When the last retry fails too, debtflow.abandon_export fails the export.
+@async_shared_broker.task(
+    task_name=RUN_EXPORT, **{RETRY_LABEL: True, GIVE_UP_LABEL: ABANDON_EXPORT}
+)
 @inject(patch_module=True)
 async def run_export(export_id: str, agency_id: str, use: FromDishka[RunExport]) -> str:
     """Compute the export ``export_id`` of agency ``agency_id`` and store its CSV file."""
     export = await use.execute(uuid.UUID(agency_id), uuid.UUID(export_id))
     log.info("export %s (%s): %s, %s rows", export.id, export.kind, export.status, export.rows)
+    return str(export.status)
+
+
+# Sent by the retry policy when debtflow.run_export gave up. Not retried: the export is
+# then failed for good by FailStalledExports a day on.
+@async_shared_broker.task(task_name=ABANDON_EXPORT)
+@inject(patch_module=True)
+async def abandon_export(
+    export_id: str, agency_id: str, attempts: int, use: FromDishka[AbandonExport]
+) -> str:
+    """Fail the export ``export_id`` of agency ``agency_id`` after ``attempts`` failed runs."""
+    export = await use.execute(uuid.UUID(agency_id), uuid.UUID(export_id), attempts)
+    log.warning("export %s abandoned after %d attempts: %s", export.id, attempts, export.status)
     return str(export.status)
 
 

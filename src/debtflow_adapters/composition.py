@@ -135,6 +135,7 @@ from debtflow_core.use_cases.file_sources import (
     UpdateFileSource,
 )
 from debtflow_core.use_cases.imports import (
+    AbandonImportRun,
     CheckPlacementFile,
     FetchPlacementFiles,
     GetImportRun,
@@ -542,6 +543,7 @@ class UseCaseProvider(Provider):
         ListImportErrors,
         FetchPlacementFiles,
         QueuePlacementUpload,
+        AbandonImportRun,
         ImportQueuedRun,
         CreateFileSource,
         ListFileSources,

@@ -135,7 +135,6 @@ from debtflow_core.use_cases.file_sources import (
     UpdateFileSource,
 )
 from debtflow_core.use_cases.imports import (
-    AbandonImportRun,
     CheckPlacementFile,
     FetchPlacementFiles,
     GetImportRun,
@@ -543,7 +542,6 @@ class UseCaseProvider(Provider):
         ListImportErrors,
         FetchPlacementFiles,
         QueuePlacementUpload,
-        AbandonImportRun,
         ImportQueuedRun,
         CreateFileSource,
         ListFileSources,

@@ -16,9 +16,9 @@ RETRY_LABEL = "retry_on_error"
 """Set it on a task (``@broker.task(..., retry_on_error=True)``) that is safe to run again."""
 
 GIVE_UP_LABEL = "on_give_up"
-"""Set it to a task's name on a task (``on_give_up="debtflow.…"``): when the task fails
-for good (its last attempt failed too, or it failed in a way no retry mends), that task is
-sent with the same arguments and ``attempts``, to end what the failed one had begun."""
+"""Set it to a task's name on a retried task (``on_give_up="debtflow.…"``): when the last
+attempt fails too, that task is sent with the same arguments and ``attempts``, to end
+for good what the failed one had begun."""
 
 _HOPELESS = (NotFound, ValidationFailed)
 
@@ -30,9 +30,8 @@ class RetryMiddleware(SmartRetryMiddleware):
     from the message: jobs are sent by name (see :class:`TaskiqJobQueue`), so the message
     carries none of the task's labels. A NotFound or ValidationFailed is not retried (the
     same arguments fail the same way). After ``default_retry_count`` attempts the job is
-    dropped with a warning; nothing waits on it, so it never blocks the queue. A job that
-    fails for good either way is followed by its task's give-up task, if it names one
-    (:data:`GIVE_UP_LABEL`).
+    dropped with a warning, and its give-up task sent if it names one (:data:`GIVE_UP_LABEL`);
+    nothing waits on it, so it never blocks the queue.
 
     The delay: with a schedule source (Redis), the retry is stored there and the scheduler
     sends it when it is due, at its minute's resolution, so it survives a worker restart;
@@ -52,25 +51,19 @@ class RetryMiddleware(SmartRetryMiddleware):
     async def on_error(
         self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
     ) -> None:
+        if isinstance(exception, _HOPELESS):
+            log.warning("task %s failed for good: %s", message.task_name, exception)
+            return
         # Read before the retry is sent: sending it counts the attempt in these labels.
         attempts = int(message.labels.get("_retries", 0)) + 1
         last = int(message.labels.get("max_retries", self.default_retry_count))
-        if isinstance(exception, _HOPELESS):
-            log.warning("task %s failed for good: %s", message.task_name, exception)
-            await self._give_up(message, attempts)
-            return
         await super().on_error(message, result, exception)
-        if self.is_retry_on_error(message) and attempts >= last:
+        task = self.broker.find_task(message.task_name)
+        give_up = task.labels.get(GIVE_UP_LABEL) if task is not None else None
+        if give_up and self.is_retry_on_error(message) and attempts >= last:
             log.warning(
                 "task %s gave up after %d attempts: %s", message.task_name, attempts, exception
             )
-            await self._give_up(message, attempts)
-
-    async def _give_up(self, message: TaskiqMessage, attempts: int) -> None:
-        """Send the task's give-up task, if it names one, with its arguments."""
-        task = self.broker.find_task(message.task_name)
-        give_up = task.labels.get(GIVE_UP_LABEL) if task is not None else None
-        if give_up:
             kicker: AsyncKicker[Any, Any] = AsyncKicker(give_up, self.broker, {})
             await kicker.kiq(*message.args, **message.kwargs, attempts=attempts)
 

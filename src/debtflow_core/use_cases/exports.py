@@ -518,8 +518,7 @@ class AbandonExport:
 
     async def execute(self, agency_id: uuid.UUID, export_id: uuid.UUID, attempts: int) -> Export:
         now = self._clock.now()
-        times = "once" if attempts == 1 else f"{attempts} times"
-        reason = f"its job failed {times} (storage or the database unreachable); ask again"
+        reason = f"its job failed {attempts} times (storage or the database unreachable); ask again"
         async with self._uow as uow:
             export = await uow.exports.get(agency_id, export_id)
             if export is None:

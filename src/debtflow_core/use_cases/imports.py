@@ -647,55 +647,6 @@ class ImportQueuedRun:
                 return current
 
 
-class AbandonImportRun:
-    """Fail a queued or running import whose job gave up: its last retry failed too
-    (storage or the database down for longer than the retries last), or it cannot succeed
-    (its backed-up file is gone). The agency sees the failure and its reason rather than a
-    run queued for ever, and can upload the file again. Audited; idempotent: a finished
-    run is returned as it is, and so is one another worker took over meanwhile."""
-
-    def __init__(self, runs: ImportRunRepository, uow: UnitOfWork, clock: Clock) -> None:
-        self._runs = runs
-        self._uow = uow
-        self._clock = clock
-
-    async def execute(self, agency_id: uuid.UUID, run_id: uuid.UUID, attempts: int) -> ImportRun:
-        run = await self._runs.get(agency_id, run_id)
-        if run is None:
-            raise NotFound.of("import run", run_id)
-        if run.status in FINISHED_STATUSES:
-            return run
-        now = self._clock.now()
-        times = "once" if attempts == 1 else f"{attempts} times"
-        reason = (
-            f"its job failed {times} (storage or the database unreachable, or the backed-up"
-            " file gone); upload the file again"
-        )
-        try:
-            failed = await self._runs.finish(
-                run.id,
-                attempt=run.attempt,
-                status=ImportStatus.FAILED,
-                at=now,
-                failure_reason=reason,
-            )
-        except Conflict:
-            return await self._runs.get(agency_id, run_id) or run
-        async with self._uow as uow:
-            await uow.audit_log.add(
-                audit_entry(
-                    Actor.system(agency_id),
-                    "import_run.finished",
-                    entity_id=run.id,
-                    before=run,
-                    after=failed,
-                    at=now,
-                )
-            )
-            await uow.commit()
-        return failed
-
-
 class GetImportRun:
     """One import run of the actor's agency; NotFound outside it."""
 

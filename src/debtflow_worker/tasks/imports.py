@@ -10,18 +10,12 @@ import uuid
 from dishka.integrations.taskiq import FromDishka, inject
 from taskiq import async_shared_broker
 
-from debtflow_adapters.taskiq.retries import GIVE_UP_LABEL, RETRY_LABEL
+from debtflow_adapters.taskiq.retries import RETRY_LABEL
 from debtflow_core.errors import ValidationFailed
 from debtflow_core.use_cases.file_sources import POLL_FILE_SOURCE, FetchFileSource
-from debtflow_core.use_cases.imports import (
-    IMPORT_PLACEMENT_FILE,
-    AbandonImportRun,
-    ImportQueuedRun,
-)
+from debtflow_core.use_cases.imports import IMPORT_PLACEMENT_FILE, ImportQueuedRun
 
 log = logging.getLogger("debtflow.worker")
-
-ABANDON_IMPORT = "debtflow.abandon_import"
 
 
 # Retried with backoff: a source that is down or refuses us (SourceUnavailable) may answer
@@ -44,10 +38,7 @@ async def poll_file_source(source_id: str, use: FromDishka[FetchFileSource]) -> 
 
 # Retried with backoff (storage down, the database lost): a rerun resumes the run. Bad
 # content never raises (it fails the run), and a missing run or backup is not retried.
-# A job that fails for good is followed by debtflow.abandon_import, which fails the run.
-@async_shared_broker.task(
-    task_name=IMPORT_PLACEMENT_FILE, **{RETRY_LABEL: True, GIVE_UP_LABEL: ABANDON_IMPORT}
-)
+@async_shared_broker.task(task_name=IMPORT_PLACEMENT_FILE, **{RETRY_LABEL: True})
 @inject(patch_module=True)
 async def import_placement_file(
     run_id: str, agency_id: str, use: FromDishka[ImportQueuedRun]
@@ -61,16 +52,4 @@ async def import_placement_file(
         run.rows_read,
         run.rows_failed,
     )
-    return str(run.status)
-
-
-# Sent by the retry policy when debtflow.import_placement_file failed for good. Not retried.
-@async_shared_broker.task(task_name=ABANDON_IMPORT)
-@inject(patch_module=True)
-async def abandon_import(
-    run_id: str, agency_id: str, attempts: int, use: FromDishka[AbandonImportRun]
-) -> str:
-    """Fail the import run ``run_id`` of agency ``agency_id`` after ``attempts`` failed jobs."""
-    run = await use.execute(uuid.UUID(agency_id), uuid.UUID(run_id), attempts)
-    log.warning("import run %s abandoned after %d attempts: %s", run.id, attempts, run.status)
     return str(run.status)

@@ -61,6 +61,7 @@ async def decode_strictly(request: Request[Any, Any, Any]) -> None:
         message, _, _ = str(error).partition(" - at ")
         at = _AT.search(str(error))
         raise ValidationException(
-            detail=f"Validation failed for {request.method} {request.url.path}",
+            detail=f"Validation failed for {request.method} {request.url.path}"
+            + (f"?{request.url.query}" if request.url.query else ""),
             extra=[{"message": message, "key": (at and at.group(1)) or "data", "source": "body"}],
         ) from None

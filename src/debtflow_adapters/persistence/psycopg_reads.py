@@ -190,9 +190,9 @@ async def execute(
 
 
 def reused_cursor(connection: AsyncConnection[Any], info: dict[Any, Any]) -> AsyncCursor[Any]:
-    """The binary cursor kept in a pooled connection's ``info`` for its lifetime: a new
-    cursor per statement would look up every parameter's adapter anew, a fifth of the CPU
-    of a short statement."""
+    """The binary cursor kept in a pooled connection's ``info`` for its lifetime: making a
+    cursor per statement (its adapters' map among it) cost about a tenth of the CPU of a
+    short statement."""
     cursor: AsyncCursor[Any] | None = info.get(_CURSOR)
     if cursor is None or cursor.connection is not connection:
         cursor = info[_CURSOR] = connection.cursor(binary=True)

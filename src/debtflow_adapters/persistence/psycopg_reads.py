@@ -189,6 +189,9 @@ async def execute(
         await connection.set_autocommit(False)
 
 
+_CURSOR = "debtflow.cursor"
+
+
 def reused_cursor(connection: AsyncConnection[Any], info: dict[Any, Any]) -> AsyncCursor[Any]:
     """The binary cursor kept in a pooled connection's ``info`` for its lifetime: making a
     cursor per statement (its adapters' map among it) cost about a tenth of the CPU of a
@@ -197,6 +200,3 @@ def reused_cursor(connection: AsyncConnection[Any], info: dict[Any, Any]) -> Asy
     if cursor is None or cursor.connection is not connection:
         cursor = info[_CURSOR] = connection.cursor(binary=True)
     return cursor
-
-
-_CURSOR = "debtflow.cursor"

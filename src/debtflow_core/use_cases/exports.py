@@ -153,6 +153,14 @@ def _new_export(
     )
 
 
+async def _stored(uow: UnitOfWork, agency_id: uuid.UUID, export_id: uuid.UUID) -> Export:
+    """The agency's export ``export_id``; NotFound if there is none."""
+    export = await uow.exports.get(agency_id, export_id)
+    if export is None:
+        raise NotFound.of("export", export_id)
+    return export
+
+
 async def _audit(
     uow: UnitOfWork,
     entry_actor: Actor,
@@ -237,9 +245,7 @@ class RunExport:
 
     async def execute(self, agency_id: uuid.UUID, export_id: uuid.UUID) -> Export:
         async with self._uow as uow:
-            export = await uow.exports.get(agency_id, export_id)
-            if export is None:
-                raise NotFound.of("export", export_id)
+            export = await _stored(uow, agency_id, export_id)
             if export.status in FINISHED_EXPORTS:
                 return export
             started = await uow.exports.start(export.id, at=self._clock.now())
@@ -520,9 +526,7 @@ class AbandonExport:
         now = self._clock.now()
         reason = f"its job failed {attempts} times (storage or the database unreachable); ask again"
         async with self._uow as uow:
-            export = await uow.exports.get(agency_id, export_id)
-            if export is None:
-                raise NotFound.of("export", export_id)
+            export = await _stored(uow, agency_id, export_id)
             if export.status in FINISHED_EXPORTS:
                 return export
             after = await uow.exports.finish(

@@ -81,3 +81,20 @@ def test_the_jwt_codec_refuses_alg_none_other_keys_and_missing_claims():
 def test_the_jwt_codec_wants_a_long_secret():
     with pytest.raises(ValueError, match="32 bytes"):
         JwtAccessTokenCodec("short")
+
+
+def test_the_jwt_codec_checks_a_token_once_and_its_expiry_on_every_call(monkeypatch):
+    codec = JwtAccessTokenCodec(SECRET)
+    decoded = []
+    decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **kw: decoded.append(a[0]) or decode(*a, **kw))
+    token = codec.issue(claims())
+    flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    codec.verify(token, NOW)
+    codec.verify(token, NOW + timedelta(minutes=1))
+    with pytest.raises(Unauthenticated, match="expired"):
+        codec.verify(token, NOW + timedelta(minutes=15))
+    for _ in range(2):
+        with pytest.raises(Unauthenticated, match="not valid"):
+            codec.verify(flipped, NOW)
+    assert decoded == [token, flipped, flipped]

@@ -92,8 +92,6 @@ class PaymentSteps:
         )
         if record is None:
             return None  # not committed: leaving the unit of work undoes the swap
-        if settling.released:
-            await self._accounts.adjust_balance(after.account_id, settling.released, floor=None)
         await self._audit_log.add(settling.audit)
         await self._commit()
         return record

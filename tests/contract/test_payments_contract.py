@@ -356,7 +356,7 @@ def opening(payment_: Payment, *, floor: int | None = 0, key: str | None = None)
     )
 
 
-def settling(before: Payment, after: Payment, *, released: int = 0) -> Settling:
+def settling(before: Payment, after: Payment) -> Settling:
     return Settling(
         before=before,
         after=after,
@@ -368,7 +368,6 @@ def settling(before: Payment, after: Payment, *, released: int = 0) -> Settling:
             after=after,
             at=after.updated_at,
         ),
-        released=released,
         outcome=str(after.status),
         response=msgspec.to_builtins(after),
     )
@@ -485,23 +484,23 @@ async def test_settle_saves_once_what_is_still_pending(uow_factory, ledger):
     pending = payment(account, processor, 1, amount=300)
     async with uow_factory() as uow:
         await uow.payments.open(opening(pending))
-    failed = pending.fail("card_declined", "declined", reference="pi_1", at=T0)
-    async with uow_factory() as uow:
-        finished = await uow.payments.settle(settling(pending, failed, released=300))
-        assert finished is not None
-        assert (finished.state, finished.outcome) == (IdempotencyState.DONE, "failed")
-        assert finished.response == msgspec.to_builtins(failed)
     completed = pending.complete("pi_1", at=T0)
     async with uow_factory() as uow:
-        assert await uow.payments.settle(settling(pending, completed)) is None
+        finished = await uow.payments.settle(settling(pending, completed))
+        assert finished is not None
+        assert (finished.state, finished.outcome) == (IdempotencyState.DONE, "completed")
+        assert finished.response == msgspec.to_builtins(completed)
+    again = pending.complete("pi_2", at=T0)
     async with uow_factory() as uow:
-        assert await uow.payments.get(pending.id) == failed
+        assert await uow.payments.settle(settling(pending, again)) is None
+    async with uow_factory() as uow:
+        assert await uow.payments.get(pending.id) == completed
         stored = await uow.idempotency.claim(record(agency, pending.idempotency_key))
-        assert stored is not None and stored.outcome == "failed"
-    assert await balance(uow_factory, account) == 1_000
+        assert stored is not None and stored.outcome == "completed"
+    assert await balance(uow_factory, account) == 700
     assert await audit_actions(uow_factory, agency.id, pending.id) == [
+        "payment.completed",
         "payment.created",
-        "payment.failed",
     ]
 
 
@@ -531,17 +530,17 @@ async def test_of_concurrent_settlements_one_saves(uow_factory, ledger):
     async with uow_factory() as uow:
         await uow.payments.open(opening(pending))
 
-    async def settle(code: str) -> bool:
-        failed = pending.fail(code, "declined", reference=None, at=T0)
+    async def settle(reference: str) -> bool:
+        completed = pending.complete(reference, at=T0)
         async with uow_factory() as uow:
-            saved = await uow.payments.settle(settling(pending, failed, released=100))
+            saved = await uow.payments.settle(settling(pending, completed))
             return saved is not None
 
-    assert sum(await asyncio.gather(*(settle(f"c{n}") for n in range(5)))) == 1
-    assert await balance(uow_factory, account) == 1_000
+    assert sum(await asyncio.gather(*(settle(f"pi_{n}") for n in range(5)))) == 1
+    assert await balance(uow_factory, account) == 900
     assert await audit_actions(uow_factory, agency.id, pending.id) == [
+        "payment.completed",
         "payment.created",
-        "payment.failed",
     ]
 
 

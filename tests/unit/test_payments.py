@@ -365,3 +365,32 @@ async def test_the_payment_that_takes_the_balance_to_zero_marks_it_paid_in_full(
     assert (first.outcome, last.outcome) == (PaymentOutcome.COMPLETED,) * 2
     account = await shop.world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
     assert (account.current_balance, account.status) == (0, AccountStatus.PAID_IN_FULL)
+
+
+async def test_a_failure_after_the_account_was_paid_in_full_makes_it_active_again(shop):
+    world = shop.world
+    pending = await shop.pay.execute(
+        shop.alpha.admin, "a", shop.payment(amount=5_000, method="pm_card_processing")
+    )
+    await shop.pay.execute(shop.alpha.admin, "b", shop.payment(amount=5_000))
+    paid = await world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
+    assert (paid.current_balance, paid.status) == (0, AccountStatus.PAID_IN_FULL)
+    webhook = Settlement(world.uow, world.clock, shop.cache, world.telemetry)
+    declined = ChargeResult(
+        outcome=ChargeOutcome.DECLINED,
+        reference=pending.payment.gateway_reference,
+        decline_code="insufficient_funds",
+        message="declined later",
+    )
+    await webhook.settle(Actor.system(shop.alpha.admin.agency_id), pending.payment.id, declined)
+    account = await world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
+    assert (account.current_balance, account.status) == (5_000, AccountStatus.ACTIVE)
+    entries = await world.use(QueryAuditLog).execute(
+        shop.alpha.admin, AuditFilters(entity_id=shop.account.id)
+    )
+    assert [e.action for e in entries.items][:2] == [
+        "account.status_changed",
+        "account.status_changed",
+    ]
+    again = await shop.pay.execute(shop.alpha.admin, "c", shop.payment(amount=5_000))
+    assert again.outcome is PaymentOutcome.COMPLETED

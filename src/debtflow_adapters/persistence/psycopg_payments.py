@@ -91,8 +91,8 @@ FROM idempotency_keys WHERE agency_id = %s AND key = %s
 """
 
 # The payment is saved only if it is as the caller saw it and its key is still there;
-# everything else follows from that. Row locks are taken payment, account, key: the order
-# of the settlement that locks the payment first (a webhook, the recovery task).
+# everything else follows from that. Row locks are taken payment, key: the order of the
+# settlement that locks the payment first (a webhook, the recovery task).
 _SETTLE = f"""
 WITH payment AS (
     UPDATE payments SET status = %(status)s, gateway_reference = %(gateway_reference)s,
@@ -102,9 +102,6 @@ WITH payment AS (
         AND gateway_reference IS NOT DISTINCT FROM %(reference_before)s::varchar
         AND EXISTS (SELECT FROM idempotency_keys WHERE agency_id = %(agency_id)s AND key = %(key)s)
     RETURNING account_id
-), released AS (
-    UPDATE accounts SET current_balance = current_balance + %(released)s::bigint
-    WHERE %(released)s::bigint <> 0 AND id = (SELECT account_id FROM payment)
 ), audit AS ({_INSERT_AUDIT} FROM payment
 )
 UPDATE idempotency_keys SET state = %(done)s, outcome = %(outcome)s, response = %(response)s::jsonb
@@ -224,7 +221,6 @@ class PsycopgPayments:
             "reference_before": before.gateway_reference,
             "agency_id": after.agency_id,
             "key": after.idempotency_key,
-            "released": settling.released,
             "done": IdempotencyState.DONE.value,
             "outcome": settling.outcome,
             "response": _json(settling.response),

@@ -62,15 +62,14 @@ class Opened(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Settling(msgspec.Struct, frozen=True, kw_only=True):
-    """The writes that settle a pending payment (phase 3), all or nothing."""
+    """The writes that settle a pending payment (phase 3), all or nothing. The balance is
+    not touched: a completed payment keeps the hold phase 1 took."""
 
     before: Payment
     """The payment as the caller last saw it: pending."""
     after: Payment
-    """Completed or failed."""
+    """Completed (a failed payment gives its hold back, which the caller does itself)."""
     audit: AuditEntry
-    released: int
-    """Given back to the account's balance (the hold of a failed payment), or 0."""
     outcome: str
     response: dict[str, Any]
     """Stored under the payment's idempotency key with ``outcome``, for replays."""
@@ -100,11 +99,10 @@ class PaymentRepository(Protocol):
 
     async def settle(self, settling: Settling) -> IdempotencyRecord | None:
         """If the payment is still as ``before`` (pending, with the same gateway
-        reference), save ``after``, give ``released`` back to the balance, add the audit
-        entry, finish the idempotency key and commit the unit of work; return the
-        finished record. Otherwise return ``None`` (another settlement came first, or the
-        key is gone) having changed and committed nothing. Of concurrent settlements of
-        one payment at most one saves."""
+        reference), save ``after``, add the audit entry, finish the idempotency key and
+        commit the unit of work; return the finished record. Otherwise return ``None``
+        (another settlement came first, or the key is gone) having changed and committed
+        nothing. Of concurrent settlements of one payment at most one saves."""
         ...
 
     async def add(self, payment: Payment) -> None: ...

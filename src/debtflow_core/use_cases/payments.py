@@ -241,13 +241,14 @@ class Settlement:
                 at=now,
             )
             action = "payment.failed"
-            await uow.accounts.adjust_balance(payment.account_id, payment.amount, floor=None)
         await uow.payments.update(after)
         await uow.audit_log.add(
             audit_entry(actor, action, entity_id=payment.id, before=payment, after=after, at=now)
         )
         if after.status is PaymentStatus.COMPLETED:
             await self._mark_paid_in_full(actor, payment.account_id, now)
+        else:
+            await _give_back(uow, actor, payment.account_id, payment.amount, now)
         return after
 
     async def _mark_paid_in_full(self, actor: Actor, account_id: UUID, now: datetime) -> None:
@@ -352,27 +353,18 @@ class MakePayment(Settlement):
     async def _settle_as_opened(
         self, actor: Actor, opened: _Open, result: ChargeResult
     ) -> PaymentResult | None:
-        """Phase 3 in one step, if nothing changed the payment since phase 1 wrote it (no
-        webhook, no recovery came first) and the account cannot have reached zero: its
-        balance only falls by holds, so it is zero only if this payment's hold or a
-        later one made it so, and that payment's own phase 3 marks it paid in full.
-        ``None`` when these do not hold: :meth:`settle` does it the long way."""
+        """Phase 3 in one step for a completed payment, if nothing changed it since phase 1
+        wrote it (no webhook, no recovery came first) and the account cannot have reached
+        zero: its balance only falls by holds, so it is zero only if this payment's hold
+        or a later one made it so, and that payment's own phase 3 marks it paid in full.
+        A declined payment gives its hold back, which may reopen an account another
+        payment has since paid in full. ``None`` when these do not hold: :meth:`settle`
+        does it the long way."""
         payment = opened.payment
-        if result.outcome is ChargeOutcome.PROCESSING:
-            return None
-        completed = result.outcome is ChargeOutcome.SUCCEEDED
-        if completed and opened.balance == 0:
+        if result.outcome is not ChargeOutcome.SUCCEEDED or opened.balance == 0:
             return None
         now = self._clock.now()
-        if completed:
-            after = payment.complete(result.reference, at=now)
-        else:
-            after = payment.fail(
-                result.decline_code or "declined",
-                result.message or "the card was declined",
-                reference=result.reference,
-                at=now,
-            )
+        after = payment.complete(result.reference, at=now)
         outcome = _outcome_of(after)
         async with self._uow as uow:
             record = await uow.payments.settle(
@@ -381,13 +373,12 @@ class MakePayment(Settlement):
                     after=after,
                     audit=audit_entry(
                         actor,
-                        "payment.completed" if completed else "payment.failed",
+                        "payment.completed",
                         entity_id=payment.id,
                         before=payment,
                         after=after,
                         at=now,
                     ),
-                    released=0 if completed else payment.amount,
                     outcome=outcome,
                     response=msgspec.to_builtins(after),
                 )
@@ -756,27 +747,38 @@ async def record_refund(
     await uow.payments.add_refund(refund)
     after = await uow.payments.get(payment.id)
     assert after is not None  # the reservation just updated it
-    balance = await uow.accounts.adjust_balance(payment.account_id, amount, floor=None)
     await uow.audit_log.add(
         audit_entry(
             actor, "payment.refunded", entity_id=payment.id, before=payment, after=after, at=now
         )
     )
-    account = await uow.accounts.get(payment.account_id)
-    if account is not None and account.status is AccountStatus.PAID_IN_FULL and balance:
-        reopened = account.transition_to(AccountStatus.ACTIVE, at=now)
-        await uow.accounts.update(reopened)
-        await uow.audit_log.add(
-            audit_entry(
-                actor,
-                "account.status_changed",
-                entity_id=account.id,
-                before=account,
-                after=reopened,
-                at=now,
-            )
-        )
+    await _give_back(uow, actor, payment.account_id, amount, now)
     return refund, after
+
+
+async def _give_back(
+    uow: UnitOfWork, actor: Actor, account_id: UUID, amount: int, now: datetime
+) -> None:
+    """Add ``amount`` back to the account's balance (a refund, a failed payment's hold) and
+    make an account that was paid in full active again, audited: a balance owed again is
+    collectable again."""
+    balance = await uow.accounts.adjust_balance(account_id, amount, floor=None)
+    account = await uow.accounts.get(account_id)
+    owed = balance is not None and balance > 0
+    if not owed or account is None or account.status is not AccountStatus.PAID_IN_FULL:
+        return
+    reopened = account.transition_to(AccountStatus.ACTIVE, at=now)
+    await uow.accounts.update(reopened)
+    await uow.audit_log.add(
+        audit_entry(
+            actor,
+            "account.status_changed",
+            entity_id=account.id,
+            before=account,
+            after=reopened,
+            at=now,
+        )
+    )
 
 
 def _replay_refund(

@@ -111,6 +111,46 @@ async def test_an_existing_account_is_updated_keeping_its_payments(ports):
     assert updated.updated_at == T0 + timedelta(minutes=5)
 
 
+async def replace_account(
+    ports: ImportPorts, first_run: ImportRun, placed_balance: int
+) -> tuple[int, int]:
+    """Place A-1 again, at ``placed_balance``, from a second run; its placed and current
+    balances after."""
+    second = await ports.runs.add_or_get(new_run(first_run.agency_id, sha256="c" * 64))
+    second = await ports.runs.start(second.id, attempt=0, at=T0)
+    await ports.writer.write(
+        batch(second, [placement_row(2, "A-1", placed_balance=placed_balance)], minutes=5)
+    )
+    accounts, _ = await accounts_of(ports, first_run)
+    return accounts["A-1"].placed_balance, accounts["A-1"].current_balance
+
+
+async def test_a_hold_given_back_after_a_re_placement_lands_on_the_new_balance(ports):
+    first_run = await started_run(ports)
+    await ports.writer.write(batch(first_run, [placement_row(2, "A-1", placed_balance=10_000)]))
+    async with ports.uow() as uow:
+        account = (await uow.accounts.list(AccountQuery(agency_id=first_run.agency_id)))[0]
+        await uow.accounts.adjust_balance(account.id, -10_000)  # a pending payment's hold
+        await uow.commit()
+
+    assert await replace_account(ports, first_run, 5_000) == (5_000, -5_000)
+
+    async with ports.uow() as uow:  # the payment declined: its hold given back
+        assert await uow.accounts.adjust_balance(account.id, 10_000, floor=None) == 5_000
+        await uow.commit()
+
+
+async def test_an_account_re_placed_below_what_was_paid_shows_a_credit(ports):
+    first_run = await started_run(ports)
+    await ports.writer.write(batch(first_run, [placement_row(2, "A-1", placed_balance=10_000)]))
+    async with ports.uow() as uow:
+        account = (await uow.accounts.list(AccountQuery(agency_id=first_run.agency_id)))[0]
+        await uow.accounts.adjust_balance(account.id, -6_000)
+        await uow.commit()
+
+    assert await replace_account(ports, first_run, 3_000) == (3_000, -3_000)
+
+
 async def test_an_account_named_again_by_the_same_run_supersedes_the_earlier_line(ports):
     run = await started_run(ports)
     await ports.writer.write(batch(run, [placement_row(2, "A-1"), placement_row(3, "A-2")]))

@@ -209,7 +209,7 @@ def _account(
 ) -> Account:
     current = row.placed_balance
     if existing is not None:
-        current = max(0, existing.current_balance + row.placed_balance - existing.placed_balance)
+        current = existing.current_balance + row.placed_balance - existing.placed_balance
     return Account(
         id=existing.id if existing else uuid.uuid4(),
         agency_id=batch.agency_id,

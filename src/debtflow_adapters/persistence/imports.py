@@ -373,9 +373,7 @@ WITH merged_debtors AS (
         debtor_id = excluded.debtor_id,
         original_creditor = excluded.original_creditor,
         currency = excluded.currency,
-        current_balance = GREATEST(
-            0, a.current_balance + excluded.placed_balance - a.placed_balance
-        ),
+        current_balance = a.current_balance + excluded.placed_balance - a.placed_balance,
         placed_balance = excluded.placed_balance,
         charge_off_date = excluded.charge_off_date,
         first_delinquency_date = excluded.first_delinquency_date,
@@ -540,12 +538,9 @@ class SqlitePlacementWriter(_SqlPlacementWriter):
             insert_account.on_conflict_do_update(
                 index_elements=[accounts.c.agency_id, accounts.c.external_id],
                 set_={
-                    "current_balance": sa.func.max(
-                        0,
-                        accounts.c.current_balance
-                        + excluded.placed_balance
-                        - accounts.c.placed_balance,
-                    ),
+                    "current_balance": accounts.c.current_balance
+                    + excluded.placed_balance
+                    - accounts.c.placed_balance,
                     **{
                         name: excluded[name]
                         for name in (

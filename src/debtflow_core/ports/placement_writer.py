@@ -45,8 +45,10 @@ class PlacementWriter(Protocol):
     counts to the run and moves its ``lines_done`` to the batch's. A created debtor gets no
     contact limits; an updated one keeps them. An updated account is re-linked to the
     row's debtor and takes the row's creditor, currency, balance and dates; its current
-    balance moves by as much as its placed balance changed (payments taken stay taken), and
-    its status, collector and placement time stay.
+    balance moves by exactly as much as its placed balance changed, unclamped: payments
+    taken, and the holds of pending ones, stay taken, so a hold given back later lands on
+    the new balance, and a balance below zero is a credit owed to the debtor, as after an
+    overpayment. Its status, collector and placement time stay.
 
     An account this run already wrote from an earlier line is overwritten and counted once:
     the earlier line becomes a failure ("superseded"). If the store refuses the batch as a

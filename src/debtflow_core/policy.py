@@ -79,6 +79,14 @@ def reachable_account(actor: Actor, account: Account | None, id_: UUID) -> Accou
     return account
 
 
+def may_replay_unread(actor: Actor, made_by: UUID | None) -> bool:
+    """Whether an answer stored under an idempotency key may be replayed before the object
+    it names is read: to an agency admin, who reaches all of the agency, or to the user who
+    made the request (``made_by``). Anyone else is checked on the object first, as a new
+    request would be, so a key and a body do not open what the actor could not reach."""
+    return actor.role is Role.AGENCY_ADMIN or (made_by is not None and made_by == actor.user_id)
+
+
 def collector_scope(actor: Actor) -> UUID | None:
     """The collector whose accounts bound every list the actor sees (``None``: the agency)."""
     return actor.user_id if actor.role is Role.COLLECTOR else None

@@ -31,6 +31,7 @@ from debtflow_core.use_cases.payments import (
     PaymentOutcome,
     RefundPayment,
     Settlement,
+    SettlePendingPayments,
 )
 from tests.unit.conftest import CountingGateway
 
@@ -394,3 +395,49 @@ async def test_a_failure_after_the_account_was_paid_in_full_makes_it_active_agai
     ]
     again = await shop.pay.execute(shop.alpha.admin, "c", shop.payment(amount=5_000))
     assert again.outcome is PaymentOutcome.COMPLETED
+
+
+async def test_recovery_goes_on_past_a_payment_the_gateway_still_gives_no_answer_for(shop):
+    shop.gateway.failing = True
+    stuck = await shop.pay.execute(shop.alpha.collector, "stuck", shop.payment(amount=1_000))
+    later = await shop.pay.execute(shop.alpha.collector, "later", shop.payment(amount=2_000))
+    shop.gateway.failing = False
+
+    class FailingForOneKey(CountingGateway):
+        async def charge(self, request: ChargeRequest) -> ChargeResult:
+            if request.payment_id == stuck.payment.id:
+                raise GatewayUnavailable("the gateway answers this key with a 500")
+            return await super().charge(request)
+
+    world = shop.world
+    recovery = SettlePendingPayments(
+        world.uow, world.clock, shop.cache, FailingForOneKey(), world.telemetry
+    )
+    world.clock.advance(timedelta(minutes=10))
+    assert await recovery.execute() == 1
+    statuses = {p.id: p.status for p in world.store.payments.values()}
+    assert statuses == {
+        stuck.payment.id: PaymentStatus.PENDING,
+        later.payment.id: PaymentStatus.COMPLETED,
+    }
+
+
+async def test_a_cached_answer_is_replayed_only_to_whom_the_payment_is_reachable(shop):
+    paid = await shop.pay.execute(shop.alpha.collector, "k", shop.payment())
+    assert await shop.cache.get(shop.alpha.admin.agency_id, "k") is not None
+    with pytest.raises(PermissionDenied):
+        await shop.pay.execute(shop.alpha.readonly, "k", shop.payment())
+    moved = await shop.world.account(
+        shop.alpha.admin, external_id="A-2", collector=shop.alpha.colleague
+    )
+    theirs = await shop.pay.execute(
+        shop.alpha.colleague, "theirs", shop.payment(account_id=moved.id)
+    )
+    with pytest.raises(NotFound):
+        await shop.pay.execute(shop.alpha.collector, "theirs", shop.payment(account_id=moved.id))
+    for actor, key, payment in [
+        (shop.alpha.collector, "k", paid.payment),
+        (shop.alpha.admin, "theirs", theirs.payment),
+    ]:
+        again = await shop.pay.execute(actor, key, shop.payment(account_id=payment.account_id))
+        assert again.replayed and again.payment == payment

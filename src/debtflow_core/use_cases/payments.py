@@ -40,6 +40,7 @@ from debtflow_core.pagination import Page, decode_cursor, paginate, validate_lim
 from debtflow_core.policy import (
     can_reach_account,
     collector_scope,
+    may_replay_unread,
     reachable_account,
     require_admin,
     require_writer,
@@ -130,6 +131,12 @@ def stored_response(
 def replay(record: IdempotencyRecord, fingerprint: str, telemetry: Telemetry) -> PaymentResult:
     payment = msgspec.convert(stored_response(record, fingerprint, telemetry, "payment"), Payment)
     return PaymentResult(outcome=PaymentOutcome(record.outcome), payment=payment, replayed=True)
+
+
+def _made_by(record: IdempotencyRecord) -> UUID | None:
+    """Who made the payment a finished key answered."""
+    made_by = (record.response or {}).get("created_by")
+    return None if made_by is None else UUID(made_by)
 
 
 def _reached(telemetry: Telemetry, processor: str, payment: Payment) -> None:
@@ -319,7 +326,7 @@ class MakePayment(Settlement):
             )
         fingerprint = _fingerprint("payment", command)
         cached = await self._cache.get(actor.agency_id, key)
-        if cached is not None:
+        if cached is not None and may_replay_unread(actor, _made_by(cached)):
             return replay(cached, fingerprint, self._telemetry)
         opened = await self._open(actor, key, fingerprint, command)
         if isinstance(opened, PaymentResult):
@@ -595,7 +602,9 @@ class SettlePendingPayments(Settlement):
                     )
                 )
             except GatewayUnavailable:
-                break  # the gateway is down: every other payment would fail the same way
+                # Only this payment, perhaps (a gateway may repeat a stored error under its
+                # key); an open breaker fails the rest fast without calling the gateway.
+                continue
             outcome = await self.settle(
                 Actor.system(payment.agency_id), payment.id, result, kinds[payment.processor_id]
             )
@@ -662,7 +671,7 @@ class RefundPayment:
         key = validate_idempotency_key(idempotency_key)
         fingerprint = _fingerprint(f"refund:{payment_id}", command)
         cached = await self._cache.get(actor.agency_id, key)
-        if cached is not None:
+        if cached is not None and may_replay_unread(actor, made_by=None):  # admins only
             return _replay_refund(cached, fingerprint, self._telemetry)
         opened = await self._open(actor, key, fingerprint, payment_id, command)
         if isinstance(opened, RefundResult):

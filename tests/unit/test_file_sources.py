@@ -81,6 +81,8 @@ async def test_an_admin_creates_an_sftp_source_with_defaults_and_an_audit_entry(
         ({"schedule": "0 9 * * 1-9"}, "schedule"),
         ({"schedule": "*/0 * * * *"}, "schedule"),
         ({"delimiter": ";;"}, "delimiter"),
+        ({"delimiter": "\x00"}, "delimiter"),
+        ({"port": 65536}, "port"),
         ({"pattern": "../*.csv"}, "pattern"),
         ({"name": " "}, "name"),
         ({"column_mapping": {"Acct": "no_such_column"}}, "column_mapping"),
@@ -375,6 +377,24 @@ async def test_a_local_directory_leading_out_of_the_sources_root_is_refused(
             alpha.admin, msgspec.structs.replace(LOCAL, **changes)
         )
     assert refused.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"port": 0}, "port"), ({"port": 2**40}, "port"), ({"delimiter": "\x00"}, "delimiter")],
+)
+async def test_a_local_source_has_its_port_and_delimiter_checked_too(world, alpha, changes, field):
+    create = world.use(CreateFileSource)
+    with pytest.raises(ValidationFailed) as refused:
+        await create.execute(alpha.admin, msgspec.structs.replace(LOCAL, **changes))
+    assert refused.value.field == field
+    source = await create.execute(alpha.admin, LOCAL)
+    with pytest.raises(ValidationFailed) as refused:
+        await world.use(UpdateFileSource).execute(
+            alpha.admin, source.id, FileSourceChanges(**changes)
+        )
+    assert refused.value.field == field
+    assert await world.use(ListFileSources).execute(alpha.admin) == [source]
 
 
 async def test_local_directories_inside_the_sources_root_are_accepted(world, alpha):

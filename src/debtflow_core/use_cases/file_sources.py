@@ -28,7 +28,7 @@ from debtflow_core.policy import in_agency, require_admin
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.unit_of_work import UnitOfWork
-from debtflow_core.use_cases.imports import FetchPlacementFiles
+from debtflow_core.use_cases.imports import FetchPlacementFiles, check_delimiter
 from debtflow_core.validation import optional_text, refuse_nul, require_text
 
 POLL_FILE_SOURCE = "debtflow.poll_file_source"
@@ -246,10 +246,10 @@ async def _agency_slug(uow: UnitOfWork, agency_id: UUID) -> str:
 def _checked(source: FileSource, agency_slug: str) -> FileSource:
     """``source`` normalized, if every field is valid for its kind (for the agency
     ``agency_slug``)."""
-    if len(source.delimiter) != 1 or source.delimiter in '"\r\n':
-        raise ValidationFailed(
-            "must be one character, not a quote or line break", field="delimiter"
-        )
+    check_delimiter(source.delimiter)
+    # For every kind: a local source does not use its port, but it is stored all the same.
+    if not 1 <= source.port <= 65535:
+        raise ValidationFailed("must be a TCP port, 1-65535", field="port")
     pattern = require_text(source.pattern, field="pattern", max_length=200)
     if "/" in pattern or "\\" in pattern:
         raise ValidationFailed("is a file-name glob, without any directory", field="pattern")
@@ -274,8 +274,6 @@ def _checked(source: FileSource, agency_slug: str) -> FileSource:
                     field=name,
                 )
         return msgspec.structs.replace(source, **values)
-    if not 1 <= source.port <= 65535:
-        raise ValidationFailed("must be a TCP port, 1-65535", field="port")
     for name in ("host", "username", "secret_env", "host_key"):
         if not (getattr(source, name) or "").strip():
             raise ValidationFailed("an sftp source needs one", field=name)

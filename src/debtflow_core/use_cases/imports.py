@@ -508,12 +508,19 @@ def _base_name(file_name: str) -> str:
     return base if base.strip(".") else "upload.csv"
 
 
-def _check_options(delimiter: str, column_mapping: Mapping[str, str]) -> None:
+def check_delimiter(delimiter: str) -> None:
+    """Refuse a ``delimiter`` that placement files cannot be read or stored with: it is one
+    character, not a quote or line break (the CSV reader refuses those) and not NUL
+    (PostgreSQL cannot store it with the run or the source)."""
     if len(delimiter) != 1 or delimiter in '"\r\n\x00':
         raise ValidationFailed(
             "the delimiter must be one character, not a quote, line break or NUL",
             field="delimiter",
         )
+
+
+def _check_options(delimiter: str, column_mapping: Mapping[str, str]) -> None:
+    check_delimiter(delimiter)
     if any("\x00" in name for name in column_mapping):
         raise ValidationFailed("a header name cannot hold NUL", field="column_mapping")
     unknown = sorted(set(column_mapping.values()) - set(COLUMNS))

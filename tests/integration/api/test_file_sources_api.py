@@ -201,3 +201,18 @@ async def test_a_local_directory_outside_the_sources_root_is_a_422(api: Api, alp
     )
     assert refused.status_code == 422, refused.text
     assert [error["field"] for error in refused.json()["errors"]] == ["directory"]
+
+
+async def test_a_nul_delimiter_or_an_out_of_range_port_is_a_422_naming_the_field(api: Api, alpha):
+    admin = alpha.headers["admin"]
+    local = {"name": "L", "kind": "local", "directory": "drop"}
+    for body in (SFTP, local):
+        created = await api.client.post("/v1/file-sources", headers=admin, json=body)
+        assert created.status_code == 201, created.text
+        path = f"/v1/file-sources/{created.json()['id']}"
+        for changes, field in [({"delimiter": "\u0000"}, "delimiter"), ({"port": 2**40}, "port")]:
+            refused = await api.client.patch(path, headers=admin, json=changes)
+            assert refused.status_code == 422, (body["kind"], changes, refused.text)
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert [error["field"] for error in refused.json()["errors"]] == [field]
+        assert (await api.client.get(path, headers=admin)).json() == created.json()

@@ -24,7 +24,7 @@ from debtflow_core.domain.debtor import (
     PostalAddress,
 )
 from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
-from debtflow_core.domain.user import Role, User
+from debtflow_core.domain.user import EMAIL_TAKEN, Role, User
 from debtflow_core.errors import Conflict
 from debtflow_core.ports.accounts import AccountPosition, AccountQuery, AccountSort
 from debtflow_core.ports.activities import ActivityPosition, ActivityQuery
@@ -149,7 +149,7 @@ async def test_users_round_trip_update_and_unique_email(uow_factory, tenant):
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.users.get(collector.id) == changed
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict, match=f"^{EMAIL_TAKEN}$"):
         async with uow_factory() as uow:
             await uow.users.add(user(a.id, "admin@alpha.example"))
             await uow.commit()

@@ -200,7 +200,7 @@ NEW_USER = "create-user --agency acme --email new@acme.example"
             "create-user --agency acme --email ADA@acme.example --role readonly",
             f"{PASSWORD}\n",
             1,
-            "a user with the email 'ada@acme.example' exists",
+            "this email cannot be used for a new user",
             id="duplicate-email",
         ),
         pytest.param(

@@ -61,6 +61,19 @@ async def test_creating_users_validates_and_hashes(world):
         assert caught.value.field == field
 
 
+async def test_a_taken_email_is_refused_alike_whichever_agency_holds_it(world):
+    alpha, beta = await world.agency("alpha"), await world.agency("beta")
+    await world.use(CreateUser).execute(alpha.admin, new_user(email="ours@alpha.example"))
+    await world.use(CreateUser).execute(beta.admin, new_user(email="theirs@beta.example"))
+    refusals = []
+    for email in ("ours@alpha.example", "theirs@beta.example"):
+        with pytest.raises(Conflict) as refused:
+            await world.use(CreateUser).execute(alpha.admin, new_user(email=email))
+        refusals.append(str(refused.value))
+        assert email not in str(refused.value)
+    assert refusals == ["this email cannot be used for a new user"] * 2
+
+
 async def test_role_changes_and_deactivation_are_audited_without_secrets(world):
     alpha = await world.agency("alpha")
     user = await world.use(CreateUser).execute(alpha.admin, new_user())

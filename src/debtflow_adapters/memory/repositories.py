@@ -22,7 +22,7 @@ from debtflow_core.domain.imports import FileSource
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
-from debtflow_core.domain.user import User
+from debtflow_core.domain.user import EMAIL_TAKEN, User
 from debtflow_core.errors import Conflict, NotFound
 from debtflow_core.ports.accounts import AccountQuery, AccountRepository, AccountSort
 from debtflow_core.ports.activities import ActivityQuery, ActivityRepository
@@ -98,7 +98,7 @@ class InMemoryUserRepository(UserRepository):
 
     async def add(self, user: User) -> None:
         if await self.get_by_email(user.email) is not None:
-            raise Conflict(f"a user with the email {user.email!r} exists")
+            raise Conflict(EMAIL_TAKEN)
         self._table.put(user.id, user)
 
     async def get(self, id_: UUID) -> User | None:

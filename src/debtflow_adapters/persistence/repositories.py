@@ -44,7 +44,7 @@ from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone, PostalAddress
 from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.domain.session import RefreshToken, Session
-from debtflow_core.domain.user import Role, User
+from debtflow_core.domain.user import EMAIL_TAKEN, Role, User
 from debtflow_core.ports.accounts import AccountQuery, AccountRepository, AccountSort
 from debtflow_core.ports.activities import ActivityQuery, ActivityRepository
 from debtflow_core.ports.agencies import AgencyRepository
@@ -236,7 +236,7 @@ class SqlUserRepository(UserRepository):
             self._connection,
             users,
             msgspec.structs.asdict(user),
-            duplicate=f"a user with the email {user.email!r} exists",
+            duplicate=EMAIL_TAKEN,
             dangling=f"the agency {user.agency_id} does not exist",
         )
 

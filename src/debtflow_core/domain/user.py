@@ -13,6 +13,12 @@ from debtflow_core.errors import ValidationFailed
 _EMAIL = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
 
 
+EMAIL_TAKEN = "this email cannot be used for a new user"
+"""Why a new user's email is refused when another user has it. Emails are unique across
+the platform, so the holder may be in another agency: the answer neither names the email
+nor says where it is taken, or an agency admin could find out who uses the platform."""
+
+
 class Role(enum.StrEnum):
     AGENCY_ADMIN = "agency_admin"
     COLLECTOR = "collector"

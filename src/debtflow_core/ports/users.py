@@ -7,7 +7,8 @@ from debtflow_core.domain.user import User
 
 
 class UserRepository(Protocol):
-    """Users. Emails are unique across the platform: ``add`` raises Conflict for a taken one."""
+    """Users. Emails are unique across the platform: ``add`` raises Conflict for a taken one,
+    with :data:`~debtflow_core.domain.user.EMAIL_TAKEN` as its message."""
 
     async def add(self, user: User) -> None: ...
 

@@ -7,7 +7,7 @@ import msgspec
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
-from debtflow_core.domain.user import Role, User, normalize_email, parse_role
+from debtflow_core.domain.user import EMAIL_TAKEN, Role, User, normalize_email, parse_role
 from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.policy import in_agency, require_admin
 from debtflow_core.ports.clock import Clock
@@ -38,8 +38,9 @@ class NewUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class CreateUser:
     """Add a user to the actor's agency. Agency admins only.
 
-    Emails are unique across the platform (they sign in with it). Passwords have at least
-    ten characters and are stored only as a salted hash.
+    Emails are unique across the platform (users sign in with them): a taken one is a
+    Conflict that says the same whichever agency holds it, and does not repeat the email.
+    Passwords have at least ten characters and are stored only as a salted hash.
     """
 
     def __init__(self, uow: UnitOfWork, clock: Clock, hasher: PasswordHasher) -> None:
@@ -61,7 +62,7 @@ class CreateUser:
         )
         async with self._uow as uow:
             if await uow.users.get_by_email(user.email) is not None:
-                raise Conflict(f"a user with the email {user.email!r} exists")
+                raise Conflict(EMAIL_TAKEN)
             await uow.users.add(user)
             await uow.audit_log.add(
                 audit_entry(

@@ -19,6 +19,21 @@ def assert_problem(response, status: int, field: str | None = None) -> dict:
     return body
 
 
+async def test_a_taken_email_gets_the_same_409_whichever_agency_holds_it(api, alpha):
+    await api.tenant("beta")
+    answers = []
+    for email in ("collector@alpha.example", "collector@beta.example"):
+        taken = await api.client.post(
+            "/v1/users",
+            headers=alpha.headers["admin"],
+            json={"email": email, "full_name": "X", "role": "readonly", "password": "p" * 12},
+        )
+        assert email not in taken.text
+        answers.append(assert_problem(taken, 409))
+    assert answers[0] == answers[1]
+    assert answers[0]["detail"] == "this email cannot be used for a new user"
+
+
 async def test_users_are_listed_created_read_changed_and_deactivated(api, alpha):
     admin = alpha.headers["admin"]
     listed = await api.client.get("/v1/users", headers=admin)

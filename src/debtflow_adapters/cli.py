@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 import uvicorn
@@ -45,6 +45,7 @@ from debtflow_adapters.prometheus.multiprocess import MULTIPROC_DIR, prepare_mul
 from debtflow_adapters.settings import (
     Settings,
     SettingsError,
+    parse_forwarded_allow_ips,
     parse_port,
     parse_workers,
     redact,
@@ -277,13 +278,25 @@ def _parser() -> argparse.ArgumentParser:
             help=f"how many processes serve requests (default: DEBTFLOW_HTTP_WORKERS, else "
             f"{Settings.http_workers})",
         )
+        server.add_argument(
+            "--forwarded-allow-ips",
+            dest="forwarded_allow_ips",
+            metavar="IPS",
+            type=_flag(parse_forwarded_allow_ips),
+            help="the comma-separated addresses or networks of the reverse proxies whose "
+            "X-Forwarded-For names the client, * for any, '' for none (default: "
+            f"DEBTFLOW_FORWARDED_ALLOW_IPS, else {','.join(Settings.forwarded_allow_ips)})",
+        )
     return parser
 
 
-def _flag(parse: Callable[[str], int]) -> Callable[[str], int]:
+T = TypeVar("T")
+
+
+def _flag(parse: Callable[[str], T]) -> Callable[[str], T]:
     """``parse`` as an argparse type: its ValueError message becomes the usage error."""
 
-    def flag(raw: str) -> int:
+    def flag(raw: str) -> T:
         try:
             return parse(raw)
         except ValueError as error:
@@ -556,15 +569,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _server_settings(settings: Settings, args: argparse.Namespace) -> Settings:
-    """The settings with the ``--host``, ``--port`` and ``--workers`` given. The in-memory
-    store is refused here, before the demo seeds anything: every server process would build
-    an empty store of its own."""
+    """The settings with the ``--host``, ``--port``, ``--workers`` and
+    ``--forwarded-allow-ips`` given. The in-memory store is refused here, before the demo
+    seeds anything: every server process would build an empty store of its own."""
     if settings.in_memory:
         raise InputError(
             "the in-memory store cannot be served: each server process would start with an "
             "empty one of its own; unset DEBTFLOW_DATABASE_URL to use a SQLite file"
         )
-    flags = {name: getattr(args, name) for name in ("http_host", "http_port", "http_workers")}
+    flags = {
+        name: getattr(args, name)
+        for name in ("http_host", "http_port", "http_workers", "forwarded_allow_ips")
+    }
     settings = dataclasses.replace(settings, **{k: v for k, v in flags.items() if v is not None})
     if settings.in_process_scheduler and (
         problems := scheduler_conflicts(settings.broker_url, settings.http_workers)
@@ -614,6 +630,10 @@ def _run_server(settings: Settings) -> None:
             host=settings.http_host,
             port=settings.http_port,
             workers=settings.http_workers,
+            # The client's address, which login throttling counts by, comes from
+            # X-Forwarded-For when the peer is a trusted proxy; anyone else could forge it.
+            proxy_headers=True,
+            forwarded_allow_ips=list(settings.forwarded_allow_ips),
             log_config=None,  # the app logs as JSON; uvicorn must not reconfigure logging
             access_log=False,  # the app writes its own access line, with the request id
         )

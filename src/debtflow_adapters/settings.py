@@ -11,6 +11,7 @@ through :func:`redact`.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import re
 import secrets
@@ -83,6 +84,9 @@ class Settings:
       is made (``jwt_secret_generated``): tokens then die with the process.
     - ``log_level``; ``cors_origins`` (none: CORS off); ``http_host``, ``http_port`` and
       ``http_workers`` for ``debtflow serve``.
+    - ``forwarded_allow_ips``: the addresses and networks of the reverse proxies whose
+      ``X-Forwarded-For`` and ``X-Forwarded-Proto`` ``debtflow serve`` believes, or
+      ``("*",)`` for any peer; by default only this machine's (loopback), none when empty.
     - ``gateway_failure_threshold`` failures in a row open the payment gateway's circuit
       breaker for ``gateway_reset_seconds``.
     - ``broker_url``: the Redis queue between the API and ``debtflow worker``; ``None`` runs
@@ -124,6 +128,7 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     http_workers: int = 1
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     gateway_failure_threshold: int = 5
     gateway_reset_seconds: int = 30
     broker_url: str | None = None
@@ -196,6 +201,11 @@ class Settings:
                 ("http_host", "DEBTFLOW_HTTP_HOST", _host),
                 ("http_port", "DEBTFLOW_HTTP_PORT", parse_port),
                 ("http_workers", "DEBTFLOW_HTTP_WORKERS", parse_workers),
+                (
+                    "forwarded_allow_ips",
+                    "DEBTFLOW_FORWARDED_ALLOW_IPS",
+                    parse_forwarded_allow_ips,
+                ),
                 (
                     "gateway_failure_threshold",
                     "DEBTFLOW_GATEWAY_FAILURE_THRESHOLD",
@@ -402,6 +412,27 @@ def _origins(raw: str) -> tuple[str, ...]:
         ):
             raise ValueError(f"{origin!r} is not an origin like https://app.example.com or *")
     return origins
+
+
+def parse_forwarded_allow_ips(raw: str) -> tuple[str, ...]:
+    """The comma-separated IP addresses and networks (``10.0.0.0/8``) of trusted proxies,
+    or ``*`` alone for any peer; empty trusts none.
+
+    Checked here because uvicorn takes an entry it cannot read as a literal host name that
+    no peer's address ever equals: a typo would silently trust nobody, and ``*`` beside
+    other entries is such a literal too.
+    """
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if "*" in entries and len(entries) > 1:
+        raise ValueError("'*' trusts every peer, so it stands alone")
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry)  # an address is a network of one
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or network like 10.0.0.0/8") from None
+    return entries
 
 
 def _host(raw: str) -> str:

@@ -332,6 +332,11 @@ def test_the_in_memory_store_cannot_be_served(command_line: str) -> None:
     [
         ("--port 0", "argument --port: '0' is not a whole number from 1 to 65535"),
         ("--workers many", "argument --workers: 'many' is not a whole number from 1 to 64"),
+        (
+            "--forwarded-allow-ips lb.internal",
+            "argument --forwarded-allow-ips: 'lb.internal' is not an IP address or network "
+            "like 10.0.0.0/8",
+        ),
     ],
 )
 def test_bad_server_options_are_usage_errors(option: str, message: str) -> None:
@@ -339,6 +344,48 @@ def test_bad_server_options_are_usage_errors(option: str, message: str) -> None:
 
     assert (outcome.status, outcome.out) == (2, "")
     assert outcome.err.endswith(f"error: {message}\n")
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """What ``uvicorn.run`` is given, instead of serving. The variables the server commands
+    export for their workers are set here first, so that the test puts them back."""
+    runs: list[dict[str, object]] = []
+    monkeypatch.setattr(
+        "debtflow_adapters.cli.uvicorn.run", lambda app, **options: runs.append(options)
+    )
+    for name in ("HTTP_HOST", "HTTP_PORT", "HTTP_WORKERS", "JWT_SECRET", "IN_PROCESS_SCHEDULER"):
+        monkeypatch.setenv(f"DEBTFLOW_{name}", "")
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("command_line", "env", "trusted"),
+    [
+        ("serve", {}, ["127.0.0.1", "::1"]),
+        ("serve", {"DEBTFLOW_FORWARDED_ALLOW_IPS": "10.0.0.0/8"}, ["10.0.0.0/8"]),
+        (
+            "serve --forwarded-allow-ips 192.168.1.7,fd00::/8",
+            {"DEBTFLOW_FORWARDED_ALLOW_IPS": "10.0.0.0/8"},
+            ["192.168.1.7", "fd00::/8"],
+        ),
+        ("demo --forwarded-allow-ips ''", {}, []),
+    ],
+)
+def test_the_server_believes_forwarded_headers_only_from_the_proxies_configured(
+    served: list[dict[str, object]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command_line: str,
+    env: dict[str, str],
+    trusted: list[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    outcome = Cli(f"sqlite:///{tmp_path / 'debtflow.db'}")(command_line, env=env)
+
+    assert outcome.status == 0, outcome.err
+    [options] = served
+    assert (options["proxy_headers"], options["forwarded_allow_ips"]) == (True, trusted)
 
 
 def test_the_module_runs_as_a_program_without_tracebacks(tmp_path: Path) -> None:

@@ -71,6 +71,33 @@ def test_http_settings_are_read_and_checked() -> None:
     assert "tiny-s3cret" not in str(caught.value)
 
 
+def test_only_proxies_on_this_machine_are_believed_unless_configured() -> None:
+    assert Settings.from_env({}).forwarded_allow_ips == ("127.0.0.1", "::1")
+    for raw, expected in [
+        ("10.0.0.0/8, 192.168.1.7,fd00::/8", ("10.0.0.0/8", "192.168.1.7", "fd00::/8")),
+        ("*", ("*",)),
+        ("", ()),
+    ]:
+        settings = Settings.from_env({"DEBTFLOW_FORWARDED_ALLOW_IPS": raw})
+        assert settings.forwarded_allow_ips == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("lb.internal", "'lb.internal' is not an IP address or network like 10.0.0.0/8"),
+        ("10.0.0.1/8", "'10.0.0.1/8' is not an IP address or network"),
+        ("10.0.0.0/8,*", "'*' trusts every peer, so it stands alone"),
+    ],
+)
+def test_proxies_uvicorn_would_silently_ignore_are_refused(value: str, reason: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"DEBTFLOW_FORWARDED_ALLOW_IPS": value})
+
+    [problem] = raised.value.problems
+    assert problem.startswith(f"DEBTFLOW_FORWARDED_ALLOW_IPS: {reason}")
+
+
 @pytest.mark.parametrize(
     ("given", "expected"),
     [

@@ -57,6 +57,9 @@ class AuthController(Controller):
     async def token(
         self, data: TokenRequestBody, request: Request, login: FromDishka[Login]
     ) -> TokenPair:
+        # Under `debtflow serve`, uvicorn has put the client's address from X-Forwarded-For
+        # in place of a trusted proxy's (DEBTFLOW_FORWARDED_ALLOW_IPS): otherwise every
+        # client behind a load balancer would share the balancer's login throttle.
         client = request.client.host if request.client else "unknown"
         return await login.execute(
             Credentials(email=data.email, password=data.password, client=client)

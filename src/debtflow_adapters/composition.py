@@ -155,6 +155,7 @@ from debtflow_core.use_cases.payments import (
     PurgeIdempotencyKeys,
     RefundPayment,
     SettlePendingPayments,
+    SettlePendingRefunds,
 )
 from debtflow_core.use_cases.reports import (
     AgeBalances,
@@ -531,6 +532,7 @@ class UseCaseProvider(Provider):
         GetPayment,
         ListPayments,
         SettlePendingPayments,
+        SettlePendingRefunds,
         RefundPayment,
         ApplyGatewayEvent,
         ReceiveGatewayEvent,

@@ -91,7 +91,7 @@ class Settings:
       breaker for ``gateway_reset_seconds``.
     - ``broker_url``: the Redis queue between the API and ``debtflow worker``; ``None`` runs
       the background tasks inside the serving process instead (the embedded default).
-    - ``settle_after_seconds``: how long a payment stays pending before the scheduled
+    - ``settle_after_seconds``: how long a payment or refund stays pending before the scheduled
       recovery asks the gateway about it.
     - ``stripe_api_key`` (``None``: no Stripe processor can be added), ``stripe_api_base``
       (an emulator or proxy instead of ``https://api.stripe.com``) and

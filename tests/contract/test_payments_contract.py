@@ -17,7 +17,7 @@ from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.debtor import ContactPreferences, Debtor
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
-from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund, RefundStatus
 from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.domain.user import Role, User
 from debtflow_core.ports.audit_log import AuditQuery
@@ -167,7 +167,9 @@ async def test_payments_round_trip_list_and_pending(uow_factory, ledger):
         agency_id=agency.id,
         payment_id=second.id,
         amount=40,
+        status=RefundStatus.COMPLETED,
         gateway_reference="re_1",
+        idempotency_key=None,
         created_by=None,
         created_at=T0 + timedelta(minutes=9),
     )
@@ -193,6 +195,51 @@ async def test_payments_round_trip_list_and_pending(uow_factory, ledger):
     assert await ids(collector_id=collector.id) == [second.id, first.id]
     assert await ids(collector_id=uuid.uuid4()) == []
     assert await ids(after=PaymentPosition(second.created_at, second.id)) == [first.id]
+
+
+async def test_a_pending_refund_is_completed_or_removed(uow_factory, ledger):
+    agency, _, account, processor = ledger
+    paid = payment(account, processor, 1, status=PaymentStatus.COMPLETED, gateway_reference="pi_1")
+    async with uow_factory() as uow:
+        await uow.payments.add(paid)
+        await uow.commit()
+
+    def pending(minute: int) -> Refund:
+        return Refund(
+            id=uuid.uuid4(),
+            agency_id=agency.id,
+            payment_id=paid.id,
+            amount=10,
+            status=RefundStatus.PENDING,
+            gateway_reference=None,
+            idempotency_key=f"r{minute}",
+            created_by=None,
+            created_at=T0 + timedelta(minutes=minute),
+        )
+
+    first, second, third = pending(1), pending(2), pending(3)
+    async with uow_factory() as uow:
+        for refund in (first, second, third):
+            await uow.payments.add_refund(refund)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.pending_refunds(T0 + timedelta(minutes=3), 10) == [first, second]
+        assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 1) == [first]
+        await uow.payments.complete_refund(first.id, "re_1")
+        await uow.payments.remove_refund(second.id)
+        await uow.commit()
+    completed = msgspec.structs.replace(
+        first, status=RefundStatus.COMPLETED, gateway_reference="re_1"
+    )
+    async with uow_factory() as uow:
+        assert await uow.payments.refund(first.id) == completed
+        assert await uow.payments.refund(second.id) is None
+        await uow.payments.remove_refund(first.id)  # only a pending refund is removed
+        assert await uow.payments.refunds(paid.id) == [completed, third]
+        assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 10) == [third]
+        await uow.payments.remove_refund(third.id)  # not committed: kept
+    async with uow_factory() as uow:
+        assert await uow.payments.refunds(paid.id) == [completed, third]
 
 
 def record(agency: Agency, key: str, **kw) -> IdempotencyRecord:

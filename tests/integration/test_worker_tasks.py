@@ -173,6 +173,7 @@ async def test_the_scheduler_finds_the_scheduled_tasks_and_their_crons():
     schedules = {s.task_name: s.cron for s in await source.get_schedules()}
     assert schedules == {
         payment_tasks.SETTLE_PENDING_PAYMENTS: "*/5 * * * *",
+        payment_tasks.SETTLE_PENDING_REFUNDS: "*/5 * * * *",
         payment_tasks.PURGE_IDEMPOTENCY_KEYS: "17 * * * *",
         export_tasks.QUEUE_NIGHTLY_EXPORTS: "30 0 * * *",
         export_tasks.PURGE_EXPORTS: "45 3 * * *",

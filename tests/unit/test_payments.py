@@ -12,7 +12,7 @@ import pytest
 from debtflow_adapters.memory import InMemoryUnitOfWork
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import AccountStatus
-from debtflow_core.domain.payment import PaymentStatus
+from debtflow_core.domain.payment import PaymentStatus, Refund, RefundStatus
 from debtflow_core.errors import (
     Conflict,
     GatewayUnavailable,
@@ -20,7 +20,13 @@ from debtflow_core.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from debtflow_core.ports.payment_gateway import ChargeOutcome, ChargeRequest, ChargeResult
+from debtflow_core.ports.payment_gateway import (
+    ChargeOutcome,
+    ChargeRequest,
+    ChargeResult,
+    RefundRequest,
+    RefundResult,
+)
 from debtflow_core.use_cases.accounts import GetAccount
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.payments import (
@@ -32,6 +38,7 @@ from debtflow_core.use_cases.payments import (
     RefundPayment,
     Settlement,
     SettlePendingPayments,
+    SettlePendingRefunds,
 )
 from tests.unit.conftest import CountingGateway
 
@@ -307,19 +314,86 @@ async def test_concurrent_refunds_never_give_back_more_than_was_paid(shop):
     assert await shop.balance() == 10_000 - 1_000 + 900
 
 
-async def test_a_refund_the_gateway_never_answered_is_given_back(shop):
-    refund = RefundPayment(
-        shop.world.uow, shop.world.clock, shop.cache, shop.gateway, shop.world.telemetry
+def refunds_of(shop, gateway=None) -> tuple[RefundPayment, SettlePendingRefunds]:
+    world, gateway = shop.world, gateway or shop.gateway
+    return (
+        RefundPayment(world.uow, world.clock, shop.cache, gateway, world.telemetry),
+        SettlePendingRefunds(world.uow, world.clock, shop.cache, gateway),
     )
+
+
+async def stored_refunds(shop, payment_id: uuid.UUID) -> list[Refund]:
+    async with shop.world.uow as uow:
+        return await uow.payments.refunds(payment_id)
+
+
+class RefusingRefunds(CountingGateway):
+    """A gateway that certainly makes no refund: nothing reaches it, or it refuses."""
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        raise GatewayUnavailable("the payment gateway refused the refund", request_sent=False)
+
+
+async def test_a_refund_the_gateway_did_not_answer_stays_pending_until_recovery_completes_it(
+    shop,
+):
+    refund, recovery = refunds_of(shop)
     paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
     shop.gateway.failing = True
+    pending = await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    assert (pending.refund.status, pending.refund.gateway_reference) == (RefundStatus.PENDING, None)
+    assert pending.payment.refunded_amount == 2_500  # reserved: nobody can refund it again
+    assert await shop.balance() == 7_500  # not given back before the gateway says so
+    with pytest.raises(Conflict, match="refunded in full"):
+        await refund.execute(shop.alpha.admin, "another", paid.id, NewRefund())
+    again = await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    assert again.replayed and again.refund == pending.refund
+
+    shop.gateway.failing = False
+    assert await recovery.execute() == 0  # too recent
+    shop.world.clock.advance(timedelta(minutes=10))
+    assert await recovery.execute() == 1
+    assert await shop.balance() == 10_000
+    [completed] = await stored_refunds(shop, paid.id)
+    assert (completed.id, completed.status) == (pending.refund.id, RefundStatus.COMPLETED)
+    assert completed.gateway_reference.startswith("re_")
+    replayed = await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    assert replayed.replayed and replayed.refund == completed
+    assert await recovery.execute() == 0
+    entries = await shop.world.use(QueryAuditLog).execute(
+        shop.alpha.admin, AuditFilters(entity_id=completed.id)
+    )
+    assert [e.action for e in entries.items] == ["refund.completed", "refund.requested"]
+
+
+async def test_a_refund_that_reached_no_gateway_is_removed_and_its_key_freed(shop):
+    refund, _ = refunds_of(shop, RefusingRefunds())
+    paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
     with pytest.raises(GatewayUnavailable):
         await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
     assert shop.world.store.payments[paid.id].refunded_amount == 0
+    assert await stored_refunds(shop, paid.id) == []
+    retried = await refunds_of(shop)[0].execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    assert (retried.refund.status, retried.refund.amount) == (RefundStatus.COMPLETED, 2_500)
+    assert await shop.balance() == 10_000
+
+
+async def test_recovery_keeps_a_refund_pending_while_the_gateway_will_not_say(shop):
+    refund, _ = refunds_of(shop)
+    paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
+    shop.gateway.failing = True
+    await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=1_000))
+    shop.world.clock.advance(timedelta(minutes=10))
+    # An open breaker or a refusal now says nothing of the first call, which may have refunded.
+    _, refusing = refunds_of(shop, RefusingRefunds())
+    assert await refusing.execute() == 0
+    assert await refunds_of(shop)[1].execute() == 0  # still failing
+    [pending] = await stored_refunds(shop, paid.id)
+    assert pending.status is RefundStatus.PENDING
+    assert shop.world.store.payments[paid.id].refunded_amount == 1_000
     shop.gateway.failing = False
-    assert (
-        await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
-    ).refund.amount == 2_500
+    assert await refunds_of(shop)[1].execute() == 1
+    assert await shop.balance() == 7_500 + 1_000
 
 
 class SettledDuringTheCharge(CountingGateway):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
-from debtflow_core.domain.payment import PaymentStatus
-from debtflow_core.errors import ValidationFailed
+from debtflow_core.domain.payment import PaymentStatus, RefundStatus
+from debtflow_core.errors import GatewayUnavailable, ValidationFailed
+from debtflow_core.ports.payment_gateway import RefundRequest, RefundResult
+from debtflow_core.use_cases.payments import NewRefund, RefundPayment, SettlePendingRefunds
 from debtflow_core.use_cases.webhooks import (
     APPLY_GATEWAY_EVENT,
     ApplyGatewayEvent,
     ReceiveGatewayEvent,
 )
+from tests.unit.conftest import CountingGateway
 
 
 class Verifier:
@@ -121,3 +124,32 @@ async def test_an_event_for_no_payment_of_ours_is_noted_and_dropped(hooks):
     _, receive, apply, queue, event = hooks
     await receive.execute(event(GatewayEventType.PAYMENT_SUCCEEDED, None), "valid")
     assert await apply.execute(queue.jobs[0][1]["event_id"]) == "unknown_payment"
+
+
+async def test_a_refund_whose_answer_was_lost_is_counted_once_with_its_webhook(hooks):
+    shop, receive, apply, queue, event = hooks
+
+    class AnswerLost(CountingGateway):
+        """Refunds, lets the gateway's webhook arrive, then times out on us."""
+
+        async def refund(self, request: RefundRequest) -> RefundResult:
+            await super().refund(request)  # the gateway refunds
+            await receive.execute(
+                event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=4_000), "valid"
+            )
+            [(_, args)] = queue.jobs
+            assert await apply.execute(args["event_id"]) == "ignored"  # the refund is pending
+            raise GatewayUnavailable("the payment gateway gave no answer to the refund")
+
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
+    lost = RefundPayment(world.uow, world.clock, shop.cache, AnswerLost(), world.telemetry)
+    pending = await lost.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    assert pending.refund.status is RefundStatus.PENDING
+    assert await shop.balance() == 6_000
+
+    world.clock.advance(timedelta(minutes=10))
+    recovery = SettlePendingRefunds(world.uow, world.clock, shop.cache, shop.gateway)
+    assert await recovery.execute() == 1
+    assert world.store.payments[paid.id].refunded_amount == 4_000
+    assert await shop.balance() == 10_000  # given back once

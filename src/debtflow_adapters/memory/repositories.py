@@ -19,7 +19,7 @@ from debtflow_core.domain.debtor import Debtor
 from debtflow_core.domain.export import FINISHED_EXPORTS, Export, ExportKind, ExportStatus
 from debtflow_core.domain.gateway_event import GatewayEvent
 from debtflow_core.domain.imports import FileSource
-from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund, RefundStatus
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
 from debtflow_core.domain.user import EMAIL_TAKEN, User
@@ -640,11 +640,35 @@ class InMemoryPaymentRepository(PaymentRepository):
     async def add_refund(self, refund: Refund) -> None:
         self._refunds.put(refund.id, refund)
 
+    async def refund(self, id_: UUID) -> Refund | None:
+        return self._refunds.get(id_)
+
+    async def complete_refund(self, id_: UUID, reference: str) -> None:
+        refund = self._refunds.get(id_)
+        if refund is not None:
+            completed = msgspec.structs.replace(
+                refund, status=RefundStatus.COMPLETED, gateway_reference=reference
+            )
+            self._refunds.put(id_, completed)
+
+    async def remove_refund(self, id_: UUID) -> None:
+        refund = self._refunds.get(id_)
+        if refund is not None and refund.status is RefundStatus.PENDING:
+            self._refunds.delete(id_)
+
     async def refunds(self, payment_id: UUID) -> list[Refund]:
         return sorted(
             (r for r in self._refunds.rows() if r.payment_id == payment_id),
             key=lambda r: (r.created_at, r.id),
         )
+
+    async def pending_refunds(self, before: datetime, limit: int) -> list[Refund]:
+        pending = [
+            r
+            for r in self._refunds.rows()
+            if r.status is RefundStatus.PENDING and r.created_at < before
+        ]
+        return sorted(pending, key=lambda r: (r.created_at, r.id))[:limit]
 
 
 class InMemoryIdempotencyRepository(IdempotencyRepository):

@@ -22,7 +22,7 @@ from debtflow_adapters.persistence.tables import (
     refunds,
 )
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
-from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund, RefundStatus
 from debtflow_core.ports.gateway_events import GatewayEventRepository
 from debtflow_core.ports.idempotency import (
     IdempotencyRecord,
@@ -67,7 +67,9 @@ def _refund(row: Row[Any]) -> Refund:
         agency_id=row.agency_id,
         payment_id=row.payment_id,
         amount=row.amount,
+        status=RefundStatus(row.status),
         gateway_reference=row.gateway_reference,
+        idempotency_key=row.idempotency_key,
         created_by=row.created_by,
         created_at=row.created_at,
     )
@@ -222,11 +224,35 @@ class SqlPaymentRepository(PaymentRepository):
     async def add_refund(self, refund: Refund) -> None:
         await self._connection.execute(sa.insert(refunds).values(msgspec.structs.asdict(refund)))
 
+    async def refund(self, id_: UUID) -> Refund | None:
+        return await first(self._connection, sa.select(refunds).where(refunds.c.id == id_), _refund)
+
+    async def complete_refund(self, id_: UUID, reference: str) -> None:
+        await self._connection.execute(
+            sa.update(refunds)
+            .where(refunds.c.id == id_)
+            .values(status=RefundStatus.COMPLETED, gateway_reference=reference)
+        )
+
+    async def remove_refund(self, id_: UUID) -> None:
+        await self._connection.execute(
+            sa.delete(refunds).where(refunds.c.id == id_, refunds.c.status == RefundStatus.PENDING)
+        )
+
     async def refunds(self, payment_id: UUID) -> list[Refund]:
         statement = (
             sa.select(refunds)
             .where(refunds.c.payment_id == payment_id)
             .order_by(refunds.c.created_at, refunds.c.id)
+        )
+        return [_refund(row) for row in await self._connection.execute(statement)]
+
+    async def pending_refunds(self, before: datetime, limit: int) -> list[Refund]:
+        statement = (
+            sa.select(refunds)
+            .where(refunds.c.status == RefundStatus.PENDING, refunds.c.created_at < before)
+            .order_by(refunds.c.created_at, refunds.c.id)
+            .limit(limit)
         )
         return [_refund(row) for row in await self._connection.execute(statement)]
 

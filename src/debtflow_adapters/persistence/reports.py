@@ -32,7 +32,7 @@ from debtflow_adapters.persistence.tables import (
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.activity import ActivityType
 from debtflow_core.domain.imports import ImportStatus
-from debtflow_core.domain.payment import PaymentStatus
+from debtflow_core.domain.payment import PaymentStatus, RefundStatus
 from debtflow_core.domain.user import Role
 from debtflow_core.ports.reports import (
     ActivityTally,
@@ -53,6 +53,7 @@ from debtflow_core.ports.reports import (
 
 _OPEN = [AccountStatus.ACTIVE.value, AccountStatus.DISPUTED.value]
 _COMPLETED = PaymentStatus.COMPLETED.value
+_REFUNDED = RefundStatus.COMPLETED.value
 
 
 def _utc_day(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
@@ -112,7 +113,11 @@ class SqlReportReader(ReportReader):
             refunded = refunds.join(payments, payments.c.id == refunds.c.payment_id).join(
                 accounts, accounts.c.id == payments.c.account_id
             )
-            made = sa.and_(refunds.c.agency_id == agency_id, _within(refunds.c.created_at, period))
+            made = sa.and_(
+                refunds.c.agency_id == agency_id,
+                refunds.c.status == _REFUNDED,
+                _within(refunds.c.created_at, period),
+            )
             sides = [
                 (paid, taken, payments.c.amount, payments.c.created_at),
                 (refunded, made, refunds.c.amount, refunds.c.created_at),
@@ -218,7 +223,7 @@ class SqlReportReader(ReportReader):
                     accounts, accounts.c.id == payments.c.account_id
                 )
             )
-            .where(placed)
+            .where(placed, refunds.c.status == _REFUNDED)
             .group_by(payments.c.account_id)
             .subquery()
         )

@@ -241,10 +241,18 @@ refunds = sa.Table(
     sa.Column("agency_id", sa.Uuid, sa.ForeignKey("agencies.id"), nullable=False),
     sa.Column("payment_id", sa.Uuid, sa.ForeignKey("payments.id"), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("gateway_reference", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("gateway_reference", sa.String(255), nullable=True),
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
     sa.Column("created_by", sa.Uuid, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_refunds_payment_created", "payment_id", "created_at", "id"),
+    sa.Index(
+        "ix_refunds_pending_created",
+        "created_at",
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    ),
 )
 
 idempotency_keys = sa.Table(

@@ -66,13 +66,29 @@ class Payment(msgspec.Struct, frozen=True, kw_only=True):
             raise Conflict(f"the payment is {self.status}, no longer pending")
 
 
+class RefundStatus(enum.StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+
+
 class Refund(msgspec.Struct, frozen=True, kw_only=True):
-    """Money given back on a completed payment; it restores the account's balance."""
+    """Money given back on a completed payment; once completed it restores the account's
+    balance.
+
+    A refund is ``pending`` while the gateway has not answered it: its amount is reserved
+    on the payment (so nothing can refund it twice) but the balance is not restored yet.
+    It is completed when an answer comes, by the request itself or the recovery task,
+    which asks the gateway again under the same ``idempotency_key``; a refund the gateway
+    certainly never made is removed. Refunds learned from the gateway's webhook (made at
+    the gateway, not through us) have no key.
+    """
 
     id: UUID
     agency_id: UUID
     payment_id: UUID
     amount: int
-    gateway_reference: str
+    status: RefundStatus
+    gateway_reference: str | None
+    idempotency_key: str | None
     created_by: UUID | None
     created_at: datetime

@@ -134,6 +134,21 @@ class PaymentRepository(Protocol):
 
     async def add_refund(self, refund: Refund) -> None: ...
 
+    async def refund(self, id_: UUID) -> Refund | None: ...
+
+    async def complete_refund(self, id_: UUID, reference: str) -> None:
+        """Mark a pending refund completed, with the gateway's reference."""
+        ...
+
+    async def remove_refund(self, id_: UUID) -> None:
+        """Delete a pending refund that the gateway certainly never made."""
+        ...
+
     async def refunds(self, payment_id: UUID) -> list[Refund]:
-        """The payment's refunds, oldest first."""
+        """The payment's refunds, pending ones included, oldest first."""
+        ...
+
+    async def pending_refunds(self, before: datetime, limit: int) -> list[Refund]:
+        """Refunds still pending that were created before ``before``, oldest first, across
+        agencies: the recovery task's work list."""
         ...

@@ -28,7 +28,7 @@ from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.card_numbers import looks_like_card_number
 from debtflow_core.domain.money import validate_amount, validate_currency
-from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund, RefundStatus
 from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import (
     Conflict,
@@ -487,7 +487,7 @@ class MakePayment(Settlement):
         )
         async with self._uow as uow:
             await uow.payments.update(failed)
-            await uow.accounts.adjust_balance(payment.account_id, payment.amount, floor=None)
+            await _give_back(uow, actor, payment.account_id, payment.amount, now)
             await uow.idempotency.release(payment.agency_id, payment.idempotency_key)
             await uow.audit_log.add(
                 audit_entry(
@@ -643,12 +643,15 @@ class RefundPayment:
     """Give money back on a completed payment, fully or in part. Agency admins only.
 
     Idempotent like a payment (same key and request: the first answer; another request
-    under the key: ValidationFailed; still running: Conflict). The refunded amount is
-    reserved on the payment in one atomic step, so concurrent refunds can never give back
-    more than was paid; the gateway refunds; then the account's balance is restored and an
-    account that was paid in full is active again. If the gateway gives no answer, the
-    reservation and the key are given back and GatewayUnavailable is raised: a refund
-    that did happen arrives later by the gateway's webhook.
+    under the key: ValidationFailed; still running: Conflict). The refund is written
+    ``pending`` with its amount reserved on the payment in one transaction, so concurrent
+    refunds can never give back more than was paid; the gateway refunds; then the refund
+    is completed, the account's balance restored and an account that was paid in full is
+    active again. A gateway that gives no answer may have refunded: the refund stays
+    pending, with its reservation and its key, and the recovery task asks the gateway
+    again under the same key (:class:`SettlePendingRefunds`). Only a gateway that certainly
+    did nothing (an open circuit breaker, a refused request) has the refund removed, the
+    key freed and GatewayUnavailable raised.
     """
 
     def __init__(
@@ -676,93 +679,235 @@ class RefundPayment:
         opened = await self._open(actor, key, fingerprint, payment_id, command)
         if isinstance(opened, RefundResult):
             return opened
-        payment, amount, processor = opened
-        assert payment.gateway_reference is not None  # completed payments carry one
+        payment, refund, processor = opened
         try:
-            result = await self._gateway.refund(
-                RefundRequest(
-                    processor=processor,
-                    idempotency_key=_gateway_key(actor.agency_id, key),
-                    charge_reference=payment.gateway_reference,
-                    amount=amount,
-                )
-            )
-        except GatewayUnavailable:
-            await self._abandon(actor, key, payment.id, amount)
+            result = await self._gateway.refund(_refund_request(payment, refund, processor))
+        except GatewayUnavailable as error:
+            if error.request_sent:
+                return await self._leave_pending(payment, refund)
+            await self._abandon(actor, refund)
             raise
-        return await self._close(actor, key, payment, amount, result.reference)
+        return await _complete_refund(
+            self._uow, self._cache, self._clock, actor, refund, result.reference
+        )
 
     async def _open(
         self, actor: Actor, key: str, fingerprint: str, payment_id: UUID, command: NewRefund
-    ) -> tuple[Payment, int, ProcessorKind] | RefundResult:
+    ) -> tuple[Payment, Refund, ProcessorKind] | RefundResult:
         now = self._clock.now()
         async with self._uow as uow:
             payment = await _reachable_payment(uow, actor, payment_id)
             require_admin(actor)
+            # The key first: a repeat replays even when what it did left nothing to refund.
+            # A refusal below rolls the claim back with the rest.
+            existing = await claim_key(uow, actor.agency_id, key, fingerprint, now)
+            if existing is not None:
+                return _replay_refund(existing, fingerprint, self._telemetry)
             if payment.status is not PaymentStatus.COMPLETED:
                 raise Conflict(f"a {payment.status} payment cannot be refunded")
             if payment.refundable == 0:
                 raise Conflict("the payment is refunded in full already")
             amount = payment.refundable if command.amount is None else command.amount
             validate_amount(amount, field="amount", allow_zero=False)
-            existing = await claim_key(uow, actor.agency_id, key, fingerprint, now)
-            if existing is not None:
-                return _replay_refund(existing, fingerprint, self._telemetry)
             if not await uow.payments.reserve_refund(payment.id, amount):
                 raise Conflict(
                     f"at most {payment.refundable} minor units of this payment are refundable"
                 )
+            refund = Refund(
+                id=uuid.uuid4(),
+                agency_id=payment.agency_id,
+                payment_id=payment.id,
+                amount=amount,
+                status=RefundStatus.PENDING,
+                gateway_reference=None,
+                idempotency_key=key,
+                created_by=actor.user_id,
+                created_at=now,
+            )
+            await uow.payments.add_refund(refund)
+            await uow.audit_log.add(
+                audit_entry(
+                    actor,
+                    "refund.requested",
+                    entity_id=refund.id,
+                    before=None,
+                    after=refund,
+                    at=now,
+                )
+            )
             processor = await uow.payment_processors.get(payment.processor_id)
             assert processor is not None  # a payment's processor is never deleted
             await uow.commit()
-        return payment, amount, processor.kind
+        return payment, refund, processor.kind
 
-    async def _abandon(self, actor: Actor, key: str, payment_id: UUID, amount: int) -> None:
+    async def _leave_pending(self, payment: Payment, refund: Refund) -> RefundResult:
+        """The gateway may or may not have refunded: keep the refund pending, and answer
+        (and replay, until the recovery task learns the outcome) that it is. Not cached:
+        the recovery task may yet remove the refund and free its key."""
         async with self._uow as uow:
-            await uow.payments.reserve_refund(payment_id, -amount)
-            await uow.idempotency.release(actor.agency_id, key)
-            await uow.commit()
-
-    async def _close(
-        self, actor: Actor, key: str, payment: Payment, amount: int, reference: str
-    ) -> RefundResult:
-        async with self._uow as uow:
-            refund, after = await record_refund(
-                uow, actor, payment, amount, reference, self._clock.now()
+            after = await uow.payments.get(payment.id)
+            assert after is not None  # payments are never deleted
+            result = RefundResult(refund=refund, payment=after)
+            await uow.idempotency.finish(
+                refund.agency_id, _refund_key(refund), "pending", msgspec.to_builtins(result)
             )
-            response = msgspec.to_builtins(RefundResult(refund=refund, payment=after))
-            record = await uow.idempotency.finish(actor.agency_id, key, "refunded", response)
             await uow.commit()
-        if record is not None:
-            await self._cache.put(record)
-        return RefundResult(refund=refund, payment=after)
+        return result
+
+    async def _abandon(self, actor: Actor, refund: Refund) -> None:
+        """Nothing reached the gateway, or it refused the request (the only one made under
+        this key): remove the refund, give its reservation back and free its key."""
+        async with self._uow as uow:
+            await uow.payments.lock(refund.payment_id)  # the order of _complete_refund
+            current = await uow.payments.refund(refund.id)
+            if current is None or current.status is not RefundStatus.PENDING:
+                return  # the recovery task came first (a call that hung a long while)
+            await uow.payments.remove_refund(refund.id)
+            await uow.payments.reserve_refund(refund.payment_id, -refund.amount)
+            await uow.idempotency.release(refund.agency_id, _refund_key(refund))
+            await uow.audit_log.add(
+                audit_entry(
+                    actor,
+                    "refund.abandoned",
+                    entity_id=refund.id,
+                    before=refund,
+                    after=None,
+                    at=self._clock.now(),
+                )
+            )
+            await uow.commit()
+
+
+class SettlePendingRefunds:
+    """Complete refunds left pending longer than ``older_than`` (a gateway that gave no
+    answer, a crash during the call): ask the gateway again under the refund's key, which
+    answers without refunding twice. A refund it gets no answer for, or a refusal, stays
+    pending for the next run: only the call that first used the key can tell that nothing
+    was refunded (an open circuit breaker now says nothing of the first call). A scheduled
+    platform task; returns how many refunds it completed.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        cache: IdempotencyCache,
+        gateway: PaymentGateway,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._cache = cache
+        self._gateway = gateway
+
+    async def execute(self, older_than: timedelta = timedelta(minutes=5), batch: int = 100) -> int:
+        async with self._uow as uow:
+            stuck = await uow.payments.pending_refunds(self._clock.now() - older_than, batch)
+            asked = []
+            for refund in stuck:
+                payment = await uow.payments.get(refund.payment_id)
+                assert payment is not None  # payments are never deleted
+                processor = await uow.payment_processors.get(payment.processor_id)
+                assert processor is not None  # a payment's processor is never deleted
+                asked.append((refund, _refund_request(payment, refund, processor.kind)))
+        completed = 0
+        for refund, request in asked:
+            try:
+                result = await self._gateway.refund(request)
+            except GatewayUnavailable:
+                continue
+            actor = Actor.system(refund.agency_id)
+            await _complete_refund(
+                self._uow, self._cache, self._clock, actor, refund, result.reference
+            )
+            completed += 1
+        return completed
+
+
+def _refund_key(refund: Refund) -> str:
+    assert refund.idempotency_key is not None  # refunds made through us have one
+    return refund.idempotency_key
+
+
+def _refund_request(payment: Payment, refund: Refund, processor: ProcessorKind) -> RefundRequest:
+    assert payment.gateway_reference is not None  # completed payments carry one
+    return RefundRequest(
+        processor=processor,
+        idempotency_key=_gateway_key(refund.agency_id, _refund_key(refund)),
+        charge_reference=payment.gateway_reference,
+        amount=refund.amount,
+    )
+
+
+async def _complete_refund(
+    uow: UnitOfWork,
+    cache: IdempotencyCache,
+    clock: Clock,
+    actor: Actor,
+    refund: Refund,
+    reference: str,
+) -> RefundResult:
+    """The gateway made ``refund``: complete it and give its amount back, once. Under the
+    payment's lock, so that of the request and the recovery task, which may both learn
+    the outcome, only the first completes it; the other answers what it left."""
+    async with uow:
+        payment = await uow.payments.lock(refund.payment_id)
+        assert payment is not None  # payments are never deleted
+        current = await uow.payments.refund(refund.id)
+        assert current is not None  # only a refund the gateway never got is removed
+        if current.status is RefundStatus.PENDING:
+            pending = current
+            current = msgspec.structs.replace(
+                pending, status=RefundStatus.COMPLETED, gateway_reference=reference
+            )
+            await uow.payments.complete_refund(current.id, reference)
+            await _refunded(uow, actor, payment.account_id, pending, current, clock.now())
+        result = RefundResult(refund=current, payment=payment)
+        record = await uow.idempotency.finish(
+            refund.agency_id, _refund_key(refund), "refunded", msgspec.to_builtins(result)
+        )
+        await uow.commit()
+    if record is not None:
+        await cache.put(record)
+    return result
 
 
 async def record_refund(
     uow: UnitOfWork, actor: Actor, payment: Payment, amount: int, reference: str, now: datetime
-) -> tuple[Refund, Payment]:
-    """The bookkeeping of a refund whose amount is already reserved on the payment: the
-    refund row, the balance given back, the account reopened if it was paid in full, and
-    their audit entries (inside the caller's unit of work)."""
+) -> Refund:
+    """A refund made at the gateway, not through us (a webhook tells of it), whose amount
+    is already reserved on ``payment``: recorded completed, inside the caller's unit of
+    work, with the balance given back and the account reopened if it was paid in full."""
     refund = Refund(
         id=uuid.uuid4(),
         agency_id=payment.agency_id,
         payment_id=payment.id,
         amount=amount,
+        status=RefundStatus.COMPLETED,
         gateway_reference=reference,
+        idempotency_key=None,
         created_by=actor.user_id,
         created_at=now,
     )
     await uow.payments.add_refund(refund)
-    after = await uow.payments.get(payment.id)
-    assert after is not None  # the reservation just updated it
+    await _refunded(uow, actor, payment.account_id, None, refund, now)
+    return refund
+
+
+async def _refunded(
+    uow: UnitOfWork,
+    actor: Actor,
+    account_id: UUID,
+    before: Refund | None,
+    after: Refund,
+    now: datetime,
+) -> None:
+    """The bookkeeping of a completed refund: its audit entry, the balance given back."""
     await uow.audit_log.add(
         audit_entry(
-            actor, "payment.refunded", entity_id=payment.id, before=payment, after=after, at=now
+            actor, "refund.completed", entity_id=after.id, before=before, after=after, at=now
         )
     )
-    await _give_back(uow, actor, payment.account_id, amount, now)
-    return refund, after
+    await _give_back(uow, actor, account_id, after.amount, now)
 
 
 async def _give_back(

@@ -18,7 +18,7 @@ from litestar.status_codes import (
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.card_numbers import looks_like_card_number, strings_in
-from debtflow_core.domain.payment import Payment, PaymentStatus, Refund
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund, RefundStatus
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.errors import ValidationFailed
 from debtflow_core.pagination import Page
@@ -203,10 +203,17 @@ class PaymentController(Controller):
         summary="Refund a payment",
         description=RefundPayment.__doc__,
         responses={
+            HTTP_202_ACCEPTED: ResponseSpec(
+                data_container=Refunded,
+                description="The gateway has not answered: the refund is `pending`, its amount "
+                "reserved, and the recovery task completes it once the gateway answers. Do not "
+                "send it again under another key; the same key replays the refund as it is.",
+            ),
             HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
                 data_container=Problem,
                 media_type=PROBLEM_JSON,
-                description="The gateway gave no answer; nothing was refunded, retry later.",
+                description="The gateway could not be reached or refused the request: nothing "
+                "was refunded, and the key is free to retry later.",
             ),
             **errors(400, 401, 403, 404, 409, 422),
         },
@@ -222,7 +229,9 @@ class PaymentController(Controller):
         result = await use.execute(actor, idempotency_key, payment_id, data)
         headers = {"Idempotent-Replayed": "true"} if result.replayed else None
         body = Refunded(refund=result.refund, payment=result.payment)
-        return Response(body, status_code=HTTP_201_CREATED, headers=headers)
+        pending = result.refund.status is RefundStatus.PENDING
+        status = HTTP_202_ACCEPTED if pending else HTTP_201_CREATED
+        return Response(body, status_code=status, headers=headers)
 
 
 class PaymentProcessorController(Controller):

@@ -1,5 +1,5 @@
-"""Payment tasks: applying gateway events, recovering pending payments, forgetting old
-idempotency keys. Each decodes its arguments, runs one core use case and returns a
+"""Payment tasks: applying gateway events, recovering pending payments and refunds,
+forgetting old idempotency keys. Each decodes its arguments, runs one core use case and returns a
 summary for the result backend and the logs."""
 
 from __future__ import annotations
@@ -12,12 +12,17 @@ from taskiq import async_shared_broker
 
 from debtflow_adapters.settings import Settings
 from debtflow_adapters.taskiq.retries import RETRY_LABEL
-from debtflow_core.use_cases.payments import PurgeIdempotencyKeys, SettlePendingPayments
+from debtflow_core.use_cases.payments import (
+    PurgeIdempotencyKeys,
+    SettlePendingPayments,
+    SettlePendingRefunds,
+)
 from debtflow_core.use_cases.webhooks import APPLY_GATEWAY_EVENT, ApplyGatewayEvent
 
 log = logging.getLogger("debtflow.worker")
 
 SETTLE_PENDING_PAYMENTS = "debtflow.settle_pending_payments"
+SETTLE_PENDING_REFUNDS = "debtflow.settle_pending_refunds"
 PURGE_IDEMPOTENCY_KEYS = "debtflow.purge_idempotency_keys"
 
 
@@ -39,6 +44,17 @@ async def settle_pending_payments(
     """Settle the payments pending for longer than ``DEBTFLOW_SETTLE_AFTER_SECONDS``."""
     settled = await use.execute(older_than=timedelta(seconds=settings.settle_after_seconds))
     log.info("settled %d pending payments", settled)
+    return settled
+
+
+@async_shared_broker.task(task_name=SETTLE_PENDING_REFUNDS, schedule=[{"cron": "*/5 * * * *"}])
+@inject(patch_module=True)
+async def settle_pending_refunds(
+    settings: FromDishka[Settings], use: FromDishka[SettlePendingRefunds]
+) -> int:
+    """Settle the refunds pending for longer than ``DEBTFLOW_SETTLE_AFTER_SECONDS``."""
+    settled = await use.execute(older_than=timedelta(seconds=settings.settle_after_seconds))
+    log.info("settled %d pending refunds", settled)
     return settled
 
 

@@ -20,6 +20,7 @@ from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.payment_gateway import ChargeRequest, ChargeResult, PaymentGateway
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
+from debtflow_core.use_cases.payments import SettlePendingRefunds
 from debtflow_http.app import create_app
 from tests.integration.api.conftest import START, Api, TestAdapters, make_settings
 
@@ -385,3 +386,28 @@ async def test_refunds_over_http(shop):
     assert too_much.status_code == 409
     collector = {**alpha.headers["collector"], "Idempotency-Key": "refund-3"}
     assert (await api.client.post(url, headers=collector, json={})).status_code == 403
+
+
+async def test_a_refund_the_gateway_did_not_answer_is_a_202_until_recovery_completes_it(shop):
+    api, alpha, gateway, processor, account = shop
+    made = (await pay(api, alpha, "p", body(account, processor, amount=10_000))).json()
+    headers = {**alpha.headers["admin"], "Idempotency-Key": "lost-answer"}
+    url = f"/v1/payments/{made['id']}/refunds"
+    gateway.failing = True
+    pending = await api.client.post(url, headers=headers, json={"amount": 1_500})
+    assert pending.status_code == 202, pending.text
+    assert pending.json()["refund"]["status"] == "pending"
+    assert pending.json()["refund"]["gateway_reference"] is None
+    assert pending.json()["payment"]["refunded_amount"] == 1_500  # reserved
+    again = await api.client.post(url, headers=headers, json={"amount": 1_500})
+    assert (again.status_code, again.json()) == (202, pending.json())
+
+    gateway.failing = False
+    api.clock.advance(timedelta(minutes=10))
+    assert await api.run(SettlePendingRefunds) == 1
+    done = await api.client.post(url, headers=headers, json={"amount": 1_500})
+    assert done.status_code == 201, done.text
+    assert done.json()["refund"]["status"] == "completed"
+    assert done.headers["idempotent-replayed"] == "true"
+    account_now = (await api.client.get(f"/v1/accounts/{account.id}", headers=headers)).json()
+    assert account_now["current_balance"] == 1_500

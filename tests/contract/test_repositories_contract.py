@@ -287,6 +287,21 @@ async def test_account_update_saves_everything_but_balances(uow_factory, tenant)
         )
 
 
+async def test_a_locked_account_reads_like_get(uow_factory, tenant):
+    """Taking turns under the lock is tested where it matters, on PostgreSQL, in
+    tests/integration/test_account_locks.py."""
+    a, collector = tenant
+    d = debtor(a.id)
+    acc = account(a.id, d.id, "A-1", assigned_collector_id=collector.id, current_balance=7)
+    async with uow_factory() as uow:
+        await uow.debtors.add(d)
+        await uow.accounts.add(acc)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.accounts.lock(acc.id) == acc
+        assert await uow.accounts.lock(uuid.uuid4()) is None
+
+
 @pytest.fixture
 async def ledger(uow_factory, tenant):
     """Six accounts of one agency (plus one elsewhere) with distinct filters and ties."""

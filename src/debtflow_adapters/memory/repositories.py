@@ -226,6 +226,11 @@ class InMemoryAccountRepository(AccountRepository):
     async def get(self, id_: UUID) -> Account | None:
         return self._table.get(id_)
 
+    async def lock(self, id_: UUID) -> Account | None:
+        # Nothing can come between: units of work share one event loop, and none of this
+        # store's calls gives it up between a read and the commit.
+        return await self.get(id_)
+
     async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Account | None:
         return next(
             (

@@ -82,6 +82,7 @@ _SESSION_COLUMNS = _columns(sessions, Session)
 # Built once, not per call: authenticating and reading an account run on every request.
 _USER_BY_ID = sa.select(*_USER_COLUMNS).where(users.c.id == sa.bindparam("id_"))
 _ACCOUNT_BY_ID = sa.select(*_ACCOUNT_COLUMNS).where(accounts.c.id == sa.bindparam("id_"))
+_ACCOUNT_LOCKED = _ACCOUNT_BY_ID.with_for_update()
 _SESSION_BY_ID = sa.select(*_SESSION_COLUMNS).where(sessions.c.id == sa.bindparam("id_"))
 _SESSION_WITH_USER = (
     sa.select(*_SESSION_COLUMNS, *_USER_COLUMNS)
@@ -345,6 +346,9 @@ class SqlAccountRepository(AccountRepository):
         if self._reads is not None:
             return await self._reads.account(id_)
         return await first(self._connection, _ACCOUNT_BY_ID, _account, {"id_": id_})
+
+    async def lock(self, id_: UUID) -> Account | None:
+        return await first(self._connection, _ACCOUNT_LOCKED, _account, {"id_": id_})
 
     async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Account | None:
         statement = sa.select(*_ACCOUNT_COLUMNS).where(

@@ -53,11 +53,21 @@ class AccountRepository(Protocol):
 
     async def get(self, id_: UUID) -> Account | None: ...
 
+    async def lock(self, id_: UUID) -> Account | None:
+        """The account, held until the transaction ends (``SELECT … FOR UPDATE``): two
+        transactions that change one account take turns, and the second reads what the
+        first left, so a status change is checked against the status it moves from and
+        no update writes back an assignment or status another one just saved."""
+        ...
+
     async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Account | None: ...
 
     async def update(self, account: Account) -> None:
-        """Save status, assignment, creditor and dates. Balances are never written here:
-        they change only through atomic balance operations, so no update can lose one."""
+        """Save status, assignment, creditor and dates. Read the account in the same
+        transaction under its row lock (:meth:`lock`, or after :meth:`adjust_balance`,
+        which takes it), or this writes back what another transaction just changed.
+        Balances are never written here: they change only through atomic balance
+        operations, so no update can lose one."""
         ...
 
     async def list(self, query: AccountQuery) -> list[Account]:

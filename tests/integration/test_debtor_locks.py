@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.memory import FixedClock
@@ -20,10 +19,9 @@ from debtflow_core.use_cases.accounts import NewAccount, PlaceAccount
 from debtflow_core.use_cases.activities import NewActivity, RecordActivity
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, DebtorChanges, NewDebtor, UpdateDebtor
+from tests.support.row_locks import until_one_waits
 
 pytestmark = pytest.mark.postgres
-
-WAITING = "SELECT count(*) FROM pg_locks WHERE NOT granted"
 
 
 @pytest.fixture
@@ -47,15 +45,6 @@ async def scene(postgres_engine: AsyncEngine):
         ),
     )
     return postgres_engine, clock, admin, account
-
-
-async def until_one_waits(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
-        for _ in range(200):
-            if (await connection.execute(sa.text(WAITING))).scalar_one():
-                return
-            await asyncio.sleep(0.05)
-    raise AssertionError("the second transaction never waited for the first")
 
 
 async def test_an_edit_that_waited_keeps_the_cease_request_committed_first(scene):

@@ -53,6 +53,10 @@ class _AccountUseCase:
         self._clock = clock
 
     async def _save(self, actor: Actor, action: str, before: Account, after: Account) -> None:
+        """Save ``after``, audit the change from ``before`` and commit. ``before`` was read
+        with ``accounts.lock`` in this unit of work: read with ``get``, a change committed
+        meanwhile (a payment marking the account paid in full, another admin's) would be
+        written over, and the change judged and audited from a status no longer there."""
         await self._uow.accounts.update(after)
         await self._uow.audit_log.add(
             audit_entry(
@@ -173,7 +177,7 @@ class AssignCollector(_AccountUseCase):
 
     async def execute(self, actor: Actor, account_id: UUID, collector_id: UUID) -> Account:
         async with self._uow as uow:
-            before = reachable_account(actor, await uow.accounts.get(account_id), account_id)
+            before = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
             require_admin(actor)
             collector = await uow.users.get(collector_id)
             if (
@@ -199,7 +203,7 @@ class UnassignCollector(_AccountUseCase):
 
     async def execute(self, actor: Actor, account_id: UUID) -> Account:
         async with self._uow as uow:
-            before = reachable_account(actor, await uow.accounts.get(account_id), account_id)
+            before = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
             require_admin(actor)
             if before.assigned_collector_id is None:
                 return before
@@ -219,7 +223,7 @@ class ChangeAccountStatus(_AccountUseCase):
 
     async def execute(self, actor: Actor, account_id: UUID, status: AccountStatus) -> Account:
         async with self._uow as uow:
-            before = reachable_account(actor, await uow.accounts.get(account_id), account_id)
+            before = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
             require_admin(actor)
             after = before.transition_to(status, at=self._clock.now())
             await self._save(actor, "account.status_changed", before, after)

@@ -66,6 +66,11 @@ class RecordActivity:
             # turns: a contact recorded after a request sees it.
             debtor = await uow.debtors.lock(account.debtor_id)
             assert debtor is not None  # an account's debtor is a foreign key
+            if kind is ActivityType.DISPUTE:
+                # Read again under its lock, taken after the debtor's as the placement merge
+                # takes them: the dispute moves the account from the status it has now, and
+                # a concurrent change to it is not written over.
+                account = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
             if kind in OUTBOUND_CONTACT and debtor.contact_preferences.cease_communication:
                 raise Conflict("the debtor asked us to cease communication")
             await uow.activities.add(activity)

@@ -259,7 +259,9 @@ class Settlement:
         return after
 
     async def _mark_paid_in_full(self, actor: Actor, account_id: UUID, now: datetime) -> None:
-        account = await self._uow.accounts.get(account_id)
+        # Locked after the payment, the order every settlement takes: an account closed or
+        # disputed meanwhile is judged as it is now, and its change is not written over.
+        account = await self._uow.accounts.lock(account_id)
         if account is None or account.current_balance != 0 or account.status not in _PAYABLE:
             return
         paid = account.transition_to(AccountStatus.PAID_IN_FULL, at=now)

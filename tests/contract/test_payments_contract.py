@@ -175,7 +175,11 @@ async def test_payments_round_trip_list_and_pending(uow_factory, ledger):
     )
     async with uow_factory() as uow:
         assert await uow.payments.get(first.id) == first
-        assert await uow.payments.pending_since(T0 + timedelta(minutes=3), 10) == [first]
+        assert await uow.payments.pending_since(T0 + timedelta(minutes=3), 10, after=T0) == [first]
+        assert (
+            await uow.payments.pending_since(T0 + timedelta(minutes=3), 10, after=first.created_at)
+            == []
+        )
         await uow.payments.update(completed)
         await uow.payments.add_refund(refund)
         await uow.commit()
@@ -187,7 +191,7 @@ async def test_payments_round_trip_list_and_pending(uow_factory, ledger):
 
     async with uow_factory() as uow:
         assert await uow.payments.get(first.id) == completed
-        assert await uow.payments.pending_since(T0 + timedelta(hours=1), 10) == []
+        assert await uow.payments.pending_since(T0 + timedelta(hours=1), 10, after=T0) == []
         assert await uow.payments.refunds(second.id) == [refund]
     assert await ids() == [second.id, first.id]
     assert await ids(status=PaymentStatus.FAILED) == [first.id]
@@ -223,8 +227,14 @@ async def test_a_pending_refund_is_completed_or_removed(uow_factory, ledger):
             await uow.payments.add_refund(refund)
         await uow.commit()
     async with uow_factory() as uow:
-        assert await uow.payments.pending_refunds(T0 + timedelta(minutes=3), 10) == [first, second]
-        assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 1) == [first]
+        assert await uow.payments.pending_refunds(T0 + timedelta(minutes=3), 10, after=T0) == [
+            first,
+            second,
+        ]
+        assert await uow.payments.pending_refunds(
+            T0 + timedelta(minutes=3), 10, after=first.created_at
+        ) == [second]
+        assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 1, after=T0) == [first]
         await uow.payments.complete_refund(first.id, "re_1")
         await uow.payments.remove_refund(second.id)
         await uow.commit()
@@ -236,7 +246,7 @@ async def test_a_pending_refund_is_completed_or_removed(uow_factory, ledger):
         assert await uow.payments.refund(second.id) is None
         await uow.payments.remove_refund(first.id)  # only a pending refund is removed
         assert await uow.payments.refunds(paid.id) == [completed, third]
-        assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 10) == [third]
+        assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 10, after=T0) == [third]
         await uow.payments.remove_refund(third.id)  # not committed: kept
     async with uow_factory() as uow:
         assert await uow.payments.refunds(paid.id) == [completed, third]

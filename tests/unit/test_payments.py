@@ -515,3 +515,18 @@ async def test_a_cached_answer_is_replayed_only_to_whom_the_payment_is_reachable
     ]:
         again = await shop.pay.execute(actor, key, shop.payment(account_id=payment.account_id))
         assert again.replayed and again.payment == payment
+
+
+async def test_recovery_stops_asking_before_the_gateway_may_forget_the_key(shop):
+    paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
+    shop.gateway.failing = True
+    payment = await shop.pay.execute(shop.alpha.collector, "old", shop.payment())
+    refund, refunds = refunds_of(shop)
+    await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    shop.gateway.failing = False
+    calls = shop.gateway.calls
+    shop.world.clock.advance(timedelta(hours=23, minutes=1))
+    # Asked again, the gateway might no longer know the key, and charge or refund twice.
+    assert (await shop.settle.execute(), await refunds.execute()) == (0, 0)
+    assert shop.gateway.calls == calls
+    assert shop.world.store.payments[payment.payment.id].status is PaymentStatus.PENDING

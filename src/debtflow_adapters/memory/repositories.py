@@ -634,11 +634,13 @@ class InMemoryPaymentRepository(PaymentRepository):
             filter(matches, self._table.rows()), lambda p: (p.created_at, p.id), after, query.limit
         )
 
-    async def pending_since(self, before: datetime, limit: int) -> list[Payment]:
+    async def pending_since(
+        self, before: datetime, limit: int, *, after: datetime
+    ) -> list[Payment]:
         stuck = [
             p
             for p in self._table.rows()
-            if p.status is PaymentStatus.PENDING and p.created_at < before
+            if p.status is PaymentStatus.PENDING and after < p.created_at < before
         ]
         return sorted(stuck, key=lambda p: (p.created_at, p.id))[:limit]
 
@@ -667,11 +669,13 @@ class InMemoryPaymentRepository(PaymentRepository):
             key=lambda r: (r.created_at, r.id),
         )
 
-    async def pending_refunds(self, before: datetime, limit: int) -> list[Refund]:
+    async def pending_refunds(
+        self, before: datetime, limit: int, *, after: datetime
+    ) -> list[Refund]:
         pending = [
             r
             for r in self._refunds.rows()
-            if r.status is RefundStatus.PENDING and r.created_at < before
+            if r.status is RefundStatus.PENDING and after < r.created_at < before
         ]
         return sorted(pending, key=lambda r: (r.created_at, r.id))[:limit]
 

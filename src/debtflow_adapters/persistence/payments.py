@@ -197,10 +197,16 @@ class SqlPaymentRepository(PaymentRepository):
         rows = await self._connection.execute(statement)
         return [_payment(row) for row in rows]
 
-    async def pending_since(self, before: datetime, limit: int) -> list[Payment]:
+    async def pending_since(
+        self, before: datetime, limit: int, *, after: datetime
+    ) -> list[Payment]:
         statement = (
             sa.select(payments)
-            .where(payments.c.status == PaymentStatus.PENDING, payments.c.created_at < before)
+            .where(
+                payments.c.status == PaymentStatus.PENDING,
+                payments.c.created_at > after,
+                payments.c.created_at < before,
+            )
             .order_by(payments.c.created_at, payments.c.id)
             .limit(limit)
         )
@@ -247,10 +253,16 @@ class SqlPaymentRepository(PaymentRepository):
         )
         return [_refund(row) for row in await self._connection.execute(statement)]
 
-    async def pending_refunds(self, before: datetime, limit: int) -> list[Refund]:
+    async def pending_refunds(
+        self, before: datetime, limit: int, *, after: datetime
+    ) -> list[Refund]:
         statement = (
             sa.select(refunds)
-            .where(refunds.c.status == RefundStatus.PENDING, refunds.c.created_at < before)
+            .where(
+                refunds.c.status == RefundStatus.PENDING,
+                refunds.c.created_at > after,
+                refunds.c.created_at < before,
+            )
             .order_by(refunds.c.created_at, refunds.c.id)
             .limit(limit)
         )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+from datetime import timedelta
 from typing import Protocol
 from uuid import UUID
 
@@ -46,6 +47,11 @@ class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
 
 class RefundResult(msgspec.Struct, frozen=True, kw_only=True):
     reference: str
+
+
+KEYS_REMEMBERED = timedelta(hours=24)
+"""How long a gateway is sure to remember an idempotency key (Stripe keeps them at least 24
+hours): past it, calling again under a key may act again instead of answering."""
 
 
 class PaymentGateway(Protocol):

@@ -121,9 +121,11 @@ class PaymentRepository(Protocol):
 
     async def list(self, query: PaymentQuery) -> list[Payment]: ...
 
-    async def pending_since(self, before: datetime, limit: int) -> list[Payment]:
-        """Payments still pending that were created before ``before``, oldest first,
-        across agencies: the recovery task's work list."""
+    async def pending_since(
+        self, before: datetime, limit: int, *, after: datetime
+    ) -> list[Payment]:
+        """Payments still pending that were created between ``after`` and ``before``,
+        oldest first, across agencies: the recovery task's work list."""
         ...
 
     async def reserve_refund(self, id_: UUID, amount: int) -> bool:
@@ -148,7 +150,9 @@ class PaymentRepository(Protocol):
         """The payment's refunds, pending ones included, oldest first."""
         ...
 
-    async def pending_refunds(self, before: datetime, limit: int) -> list[Refund]:
-        """Refunds still pending that were created before ``before``, oldest first, across
-        agencies: the recovery task's work list."""
+    async def pending_refunds(
+        self, before: datetime, limit: int, *, after: datetime
+    ) -> list[Refund]:
+        """Refunds still pending that were created between ``after`` and ``before``, oldest
+        first, across agencies: the recovery task's work list."""
         ...

@@ -52,6 +52,7 @@ from debtflow_core.ports.idempotency import (
     IdempotencyState,
 )
 from debtflow_core.ports.payment_gateway import (
+    KEYS_REMEMBERED,
     ChargeOutcome,
     ChargeRequest,
     ChargeResult,
@@ -91,6 +92,13 @@ class PaymentResult(msgspec.Struct, frozen=True, kw_only=True):
     payment: Payment
     replayed: bool = False
     """This is the stored answer to an earlier request with the same idempotency key."""
+
+
+ASKED_AGAIN_FOR = KEYS_REMEMBERED - timedelta(hours=1)
+"""How long after its request the recovery tasks ask the gateway again about a payment or a
+refund, with an hour to spare: later the gateway may have forgotten the key, and asking
+again would charge or refund a second time. Older ones are left to the gateway's webhook or
+to an operator (docs/operations.md)."""
 
 
 def validate_idempotency_key(key: str) -> str:
@@ -583,7 +591,10 @@ class SettlePendingPayments(Settlement):
 
     async def execute(self, older_than: timedelta = timedelta(minutes=5), batch: int = 100) -> int:
         async with self._uow as uow:
-            stuck = await uow.payments.pending_since(self._clock.now() - older_than, batch)
+            now = self._clock.now()
+            stuck = await uow.payments.pending_since(
+                now - older_than, batch, after=now - ASKED_AGAIN_FOR
+            )
             kinds = {
                 processor.id: processor.kind
                 for agency_id in {payment.agency_id for payment in stuck}
@@ -803,7 +814,10 @@ class SettlePendingRefunds:
 
     async def execute(self, older_than: timedelta = timedelta(minutes=5), batch: int = 100) -> int:
         async with self._uow as uow:
-            stuck = await uow.payments.pending_refunds(self._clock.now() - older_than, batch)
+            now = self._clock.now()
+            stuck = await uow.payments.pending_refunds(
+                now - older_than, batch, after=now - ASKED_AGAIN_FOR
+            )
             asked = []
             for refund in stuck:
                 payment = await uow.payments.get(refund.payment_id)

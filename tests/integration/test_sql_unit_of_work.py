@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.persistence import SqlUnitOfWork
 from debtflow_core.domain.agency import Agency
+from debtflow_core.domain.debtor import ContactPreferences, Debtor
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -54,3 +57,40 @@ async def test_a_block_gives_its_connection_back_by_default(engine: AsyncEngine)
     async with uow:
         assert engine.pool.checkedout() == checked_out + 1
     assert engine.pool.checkedout() == checked_out
+
+
+async def test_on_sqlite_a_lock_makes_other_writers_wait_for_the_commit(sqlite_engine):
+    # SQLite has no row locks: a lock takes its one write lock, so a second lock waits
+    # and then reads what the first committed, instead of reading around it.
+    alpha = agency("alpha")
+    debtor = Debtor(
+        id=uuid.uuid4(),
+        agency_id=alpha.id,
+        external_id="D-1",
+        first_name="Ada",
+        last_name="Lovelace",
+        date_of_birth=None,
+        phones=(),
+        emails=(),
+        address=None,
+        contact_preferences=ContactPreferences(),
+        created_at=alpha.created_at,
+        updated_at=alpha.created_at,
+    )
+    async with SqlUnitOfWork(sqlite_engine) as uow:
+        await uow.agencies.add(alpha)
+        await uow.debtors.add(debtor)
+        await uow.commit()
+
+    async def lock_then_read() -> Debtor | None:
+        async with SqlUnitOfWork(sqlite_engine) as uow:
+            return await uow.debtors.lock(debtor.id)
+
+    async with SqlUnitOfWork(sqlite_engine) as holder:
+        locked = await holder.debtors.lock(debtor.id)
+        second = asyncio.create_task(lock_then_read())
+        await asyncio.sleep(0.3)
+        assert not second.done()  # waiting for the holder's commit
+        await holder.debtors.update(msgspec.structs.replace(locked, first_name="Grace"))
+        await holder.commit()
+    assert (await second).first_name == "Grace"

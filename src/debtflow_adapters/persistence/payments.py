@@ -13,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from debtflow_adapters.payment_steps import PaymentSteps
 from debtflow_adapters.persistence.psycopg_payments import PsycopgPayments
-from debtflow_adapters.persistence.statements import first, insert_if_new, keyset_page
+from debtflow_adapters.persistence.statements import (
+    first,
+    insert_if_new,
+    keyset_page,
+    write_lock_on_sqlite,
+)
 from debtflow_adapters.persistence.tables import (
     accounts,
     gateway_events,
@@ -158,6 +163,7 @@ class SqlPaymentRepository(PaymentRepository):
         )
 
     async def lock(self, id_: UUID) -> Payment | None:
+        await write_lock_on_sqlite(self._connection, payments, id_)
         return await first(
             self._connection,
             sa.select(payments).where(payments.c.id == id_).with_for_update(),

@@ -25,6 +25,7 @@ from debtflow_adapters.persistence.statements import (
     insert,
     integrity_error_as_conflict,
     keyset_page,
+    write_lock_on_sqlite,
 )
 from debtflow_adapters.persistence.tables import (
     accounts,
@@ -285,6 +286,7 @@ class SqlDebtorRepository(DebtorRepository):
         return await first(self._connection, sa.select(debtors).where(debtors.c.id == id_), _debtor)
 
     async def lock(self, id_: UUID) -> Debtor | None:
+        await write_lock_on_sqlite(self._connection, debtors, id_)
         return await first(
             self._connection,
             sa.select(debtors).where(debtors.c.id == id_).with_for_update(),
@@ -348,6 +350,7 @@ class SqlAccountRepository(AccountRepository):
         return await first(self._connection, _ACCOUNT_BY_ID, _account, {"id_": id_})
 
     async def lock(self, id_: UUID) -> Account | None:
+        await write_lock_on_sqlite(self._connection, accounts, id_)
         return await first(self._connection, _ACCOUNT_LOCKED, _account, {"id_": id_})
 
     async def get_by_external_id(self, agency_id: UUID, external_id: str) -> Account | None:

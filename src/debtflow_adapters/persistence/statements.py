@@ -37,6 +37,19 @@ async def first(
     return None if row is None else entity(row)
 
 
+async def write_lock_on_sqlite(connection: AsyncConnection, table: sa.Table, id_: Any) -> None:
+    """On SQLite, hold the database against other writers until the transaction ends, before
+    a ``SELECT … FOR UPDATE`` of the row ``id_`` reads it; elsewhere, nothing.
+
+    SQLite has no row locks and SQLAlchemy drops ``FOR UPDATE`` for it, so the read alone
+    would lock nothing. A write, even one that changes nothing, takes SQLite's one write
+    lock (and begins the transaction, which the driver does only at a write): another
+    writer waits for the commit (``busy_timeout``) and the read that follows sees the last.
+    """
+    if connection.dialect.name == "sqlite":
+        await connection.execute(sa.update(table).where(table.c.id == id_).values(id=table.c.id))
+
+
 def dialect_insert(connection: AsyncConnection, table: sa.Table) -> Any:
     """The INSERT of ``table`` in the connection's own dialect, which has ``ON CONFLICT``
     (``on_conflict_do_nothing``, ``on_conflict_do_update``)."""

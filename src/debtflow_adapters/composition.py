@@ -143,6 +143,7 @@ from debtflow_core.use_cases.imports import (
     ListImportErrors,
     ListImportRuns,
     QueuePlacementUpload,
+    ResumeStalledImports,
 )
 from debtflow_core.use_cases.payment_processors import (
     AddPaymentProcessor,
@@ -545,6 +546,7 @@ class UseCaseProvider(Provider):
         FetchPlacementFiles,
         QueuePlacementUpload,
         ImportQueuedRun,
+        ResumeStalledImports,
         CreateFileSource,
         ListFileSources,
         GetFileSource,

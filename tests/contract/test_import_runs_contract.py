@@ -117,6 +117,31 @@ async def test_runs_are_listed_by_status_and_by_source(ports):
     assert none == []
 
 
+async def test_stalled_runs_are_uploads_queued_or_started_long_enough_ago(ports):
+    agency = await ports.agency()
+    minute = timedelta(minutes=1)
+
+    async def run(n: int, **fields):
+        return await ports.runs.add_or_get(new_run(agency.id, sha256=str(n) * 64, **fields))
+
+    queued = await run(1, created_at=T0)
+    running = await run(2, created_at=T0 + minute)
+    await ports.runs.start(running.id, attempt=0, at=T0 + 2 * minute)
+    restarted = await run(3, created_at=T0 + minute)
+    await ports.runs.start(restarted.id, attempt=0, at=T0 + 20 * minute)
+    finished = await run(4, created_at=T0)
+    await ports.runs.start(finished.id, attempt=0, at=T0)
+    await ports.runs.finish(finished.id, attempt=1, status=ImportStatus.SUCCEEDED, at=T0)
+    await run(5, created_at=T0, file_source_id=uuid.uuid4())  # its source's poll resumes it
+    await run(6, created_at=T0 - 60 * minute)  # too old
+
+    stalled = await ports.runs.stalled(T0 + 10 * minute, T0 - 30 * minute, 10)
+    assert [r.id for r in stalled] == [queued.id, running.id]
+    assert [r.id for r in await ports.runs.stalled(T0 + 10 * minute, T0 - 30 * minute, 1)] == [
+        queued.id
+    ]
+
+
 async def test_a_run_keeps_how_its_file_is_read(ports):
     agency = await ports.agency()
     mapping = {"Acct No": "account_id", "Balance": "placed_balance"}

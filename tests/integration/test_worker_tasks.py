@@ -19,6 +19,7 @@ from taskiq.serializers import PickleSerializer
 from taskiq_redis import ListRedisScheduleSource
 
 import debtflow_worker.tasks.exports as export_tasks
+import debtflow_worker.tasks.imports as import_tasks
 import debtflow_worker.tasks.maintenance as maintenance_tasks
 import debtflow_worker.tasks.payments as payment_tasks
 from debtflow_adapters.composition import make_container
@@ -180,6 +181,7 @@ async def test_the_scheduler_finds_the_scheduled_tasks_and_their_crons():
         export_tasks.FAIL_STALLED_EXPORTS: "50 * * * *",
         maintenance_tasks.PURGE_SESSIONS: "23 3 * * *",
         maintenance_tasks.MAINTAIN_AUDIT_PARTITIONS: "41 2 * * *",
+        import_tasks.RESUME_STALLED_IMPORTS: "*/10 * * * *",
     }
 
 

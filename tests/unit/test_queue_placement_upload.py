@@ -4,6 +4,7 @@ worker's side that imports the queued run."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from debtflow_core.use_cases.imports import (
     ImportPlacementFile,
     ImportQueuedRun,
     QueuePlacementUpload,
+    ResumeStalledImports,
     UploadedFile,
 )
 from tests.support.file_fakes import FakeObjectStorage
@@ -44,9 +46,10 @@ class Setup:
         self.runs = InMemoryImportRuns(self.imports)
         self.storage = FakeObjectStorage(self.log)
         self.jobs = InMemoryJobQueue()
-        clock = FixedClock(T0)
+        self.clock = clock = FixedClock(T0)
         uow = InMemoryUnitOfWork(self.store)
         self.queue = QueuePlacementUpload(self.runs, self.storage, self.jobs, uow, clock)
+        self.resume = ResumeStalledImports(self.runs, self.jobs, clock)
         self.run_queued = ImportQueuedRun(
             self.runs,
             self.storage,
@@ -201,3 +204,36 @@ async def test_only_an_agency_admin_uploads(setup, tmp_path):
 
     with pytest.raises(PermissionDenied):
         await setup.queue.execute(collector, upload)
+
+
+async def test_an_upload_whose_job_was_lost_is_queued_again_after_half_an_hour(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+    queued = (await setup.queue.execute(setup.admin, upload)).run
+    setup.jobs.jobs.clear()  # the job was lost
+
+    setup.clock.advance(timedelta(minutes=29))
+    assert await setup.resume.execute() == 0
+    setup.clock.advance(timedelta(minutes=2))
+    assert await setup.resume.execute() == 1
+    await setup.run_jobs()
+    done = await setup.runs.get(setup.agency.id, queued.id)
+    assert done is not None and done.status is ImportStatus.SUCCEEDED
+
+
+async def test_a_run_whose_worker_died_is_resumed_and_an_old_one_left(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+    queued = (await setup.queue.execute(setup.admin, upload)).run
+    setup.jobs.jobs.clear()
+    await setup.runs.start(queued.id, attempt=queued.attempt, at=setup.clock.now())  # then died
+
+    setup.clock.advance(timedelta(minutes=31))
+    assert await setup.resume.execute() == 1
+    await setup.run_jobs()
+    done = await setup.runs.get(setup.agency.id, queued.id)
+    assert done is not None and (done.status, done.attempt) == (ImportStatus.SUCCEEDED, 2)
+
+    late = UploadedFile(path=saved(tmp_path, placement_text(3), "b.csv"), file_name="b.csv")
+    await setup.queue.execute(setup.admin, late)
+    setup.jobs.jobs.clear()
+    setup.clock.advance(timedelta(days=1, minutes=1))
+    assert await setup.resume.execute() == 0  # an operator looks at a day-old run

@@ -119,6 +119,20 @@ class InMemoryImportRuns(ImportRunRepository):
             runs = [r for r in runs if (r.created_at, r.id) < (after.created_at, after.id)]
         return runs[:limit]
 
+    async def stalled(self, before: datetime, after: datetime, limit: int) -> list[ImportRun]:
+        def stalled(run: ImportRun) -> bool:
+            if run.file_source_id is not None or run.created_at <= after:
+                return False
+            if run.status is ImportStatus.QUEUED:
+                return run.created_at < before
+            started = run.started_at
+            return run.status is ImportStatus.RUNNING and started is not None and started < before
+
+        runs = sorted(
+            filter(stalled, self._store.runs.values()), key=lambda r: (r.created_at, r.id)
+        )
+        return runs[:limit]
+
     async def errors(
         self, run_id: UUID, *, after_line: int | None, limit: int
     ) -> list[ImportRowError]:

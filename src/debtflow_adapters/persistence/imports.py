@@ -149,6 +149,24 @@ class SqlImportRunRepository(ImportRunRepository):
         async with self._engine.connect() as connection:
             return [_run(row) for row in await connection.execute(statement)]
 
+    async def stalled(self, before: datetime, after: datetime, limit: int) -> list[ImportRun]:
+        c = import_runs.c
+        statement = (
+            sa.select(*_RUN_COLUMNS)
+            .where(
+                c.file_source_id.is_(None),
+                c.created_at > after,
+                sa.or_(
+                    sa.and_(c.status == ImportStatus.QUEUED, c.created_at < before),
+                    sa.and_(c.status == ImportStatus.RUNNING, c.started_at < before),
+                ),
+            )
+            .order_by(c.created_at, c.id)
+            .limit(limit)
+        )
+        async with self._engine.connect() as connection:
+            return [_run(row) for row in await connection.execute(statement)]
+
     async def errors(
         self, run_id: UUID, *, after_line: int | None, limit: int
     ) -> list[ImportRowError]:

@@ -64,6 +64,12 @@ class ImportRunRepository(Protocol):
         ``status`` and of the file source ``file_source_id`` when they are given."""
         ...
 
+    async def stalled(self, before: datetime, after: datetime, limit: int) -> list[ImportRun]:
+        """Uploaded runs (no file source) created after ``after`` that are still queued
+        since before ``before``, or running since a start before ``before``: the runs whose
+        job was lost. Oldest first, across agencies."""
+        ...
+
     async def errors(
         self, run_id: UUID, *, after_line: int | None, limit: int
     ) -> list[ImportRowError]:

@@ -10,6 +10,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -472,6 +473,9 @@ class FetchPlacementFiles:
 IMPORT_PLACEMENT_FILE = "debtflow.import_placement_file"
 """The worker task that imports a queued run: :class:`ImportQueuedRun`."""
 
+RESUMED_FOR = timedelta(days=1)
+"""How long after its upload a run whose job was lost is queued again."""
+
 _UNSAFE_IN_KEY = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -652,6 +656,34 @@ class ImportQueuedRun:
                 if current is None:
                     raise NotFound.of("import run", run_id) from None
                 return current
+
+
+class ResumeStalledImports:
+    """Queue again the uploaded runs whose job was lost: still queued, or running since a
+    start, ``older_than`` ago (a worker killed mid-import, a job dropped after its last
+    retry). :class:`ImportQueuedRun` resumes each after its last committed batch; were its
+    first worker still alive, the run's attempt fences it off at its next batch. Runs made
+    more than :data:`RESUMED_FOR` ago are left as they are, so a run that can never import
+    is not queued again forever: an operator looks at it. A scheduled platform task;
+    returns how many runs it queued.
+
+    Runs from a file source need none of this: their source's next poll finds the file
+    still there (it is archived only after its import) and resumes the run.
+    """
+
+    def __init__(self, runs: ImportRunRepository, jobs: JobQueue, clock: Clock) -> None:
+        self._runs = runs
+        self._jobs = jobs
+        self._clock = clock
+
+    async def execute(self, older_than: timedelta = timedelta(minutes=30), batch: int = 100) -> int:
+        now = self._clock.now()
+        stalled = await self._runs.stalled(now - older_than, now - RESUMED_FOR, batch)
+        for run in stalled:
+            await self._jobs.enqueue(
+                IMPORT_PLACEMENT_FILE, run_id=str(run.id), agency_id=str(run.agency_id)
+            )
+        return len(stalled)
 
 
 class GetImportRun:

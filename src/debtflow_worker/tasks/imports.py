@@ -1,6 +1,6 @@
-"""Import tasks: polling a file source, and importing a placement file uploaded over
-the API. Each decodes its arguments, runs one core use case and returns a summary for the
-result backend and the logs."""
+"""Import tasks: polling a file source, importing a placement file uploaded over the API,
+and queueing again the uploads whose job was lost. Each decodes its arguments, runs one
+core use case and returns a summary for the result backend and the logs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,15 @@ from taskiq import async_shared_broker
 from debtflow_adapters.taskiq.retries import RETRY_LABEL
 from debtflow_core.errors import ValidationFailed
 from debtflow_core.use_cases.file_sources import POLL_FILE_SOURCE, FetchFileSource
-from debtflow_core.use_cases.imports import IMPORT_PLACEMENT_FILE, ImportQueuedRun
+from debtflow_core.use_cases.imports import (
+    IMPORT_PLACEMENT_FILE,
+    ImportQueuedRun,
+    ResumeStalledImports,
+)
 
 log = logging.getLogger("debtflow.worker")
+
+RESUME_STALLED_IMPORTS = "debtflow.resume_stalled_imports"
 
 
 # Retried with backoff: a source that is down or refuses us (SourceUnavailable) may answer
@@ -53,3 +59,13 @@ async def import_placement_file(
         run.rows_failed,
     )
     return str(run.status)
+
+
+# Not retried: the next run, minutes later, is the retry. Cron runs in UTC.
+@async_shared_broker.task(task_name=RESUME_STALLED_IMPORTS, schedule=[{"cron": "*/10 * * * *"}])
+@inject(patch_module=True)
+async def resume_stalled_imports(use: FromDishka[ResumeStalledImports]) -> int:
+    """Queue again the uploaded runs whose job was lost (queued or running for 30 minutes)."""
+    queued = await use.execute()
+    log.info("queued %d stalled import runs again", queued)
+    return queued

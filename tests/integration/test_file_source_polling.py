@@ -5,6 +5,7 @@ the worker's retry policy (shortened), and SQLite or PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -193,12 +194,19 @@ async def sftp_source(agency: Agency, sshd: SshServer, **changes: Any) -> FileSo
     )
 
 
+def put_settled(sshd: SshServer, path: str, content: bytes) -> None:
+    """Put a file modified an hour before the test's clock: long past the quiet period a
+    poll waits for (a file modified later may still be uploading, and is left)."""
+    settled = (NOW - timedelta(hours=1)).timestamp()
+    os.utime(sshd.put(path, content), (settled, settled))
+
+
 async def test_a_poll_imports_backs_up_and_archives_and_a_second_poll_imports_nothing_new(
     agency: Agency, sshd: SshServer, bucket_objects
 ):
     source = await sftp_source(agency, sshd)
     content = placement_text(3).encode()
-    sshd.put(f"{source.directory}/placements-1.csv", content)
+    put_settled(sshd, f"{source.directory}/placements-1.csv", content)
 
     result = await agency.poll(source)
 
@@ -215,7 +223,7 @@ async def test_a_poll_imports_backs_up_and_archives_and_a_second_poll_imports_no
     assert sshd.local(f"{source.directory}/done/placements-1.csv").read_bytes() == content
 
     # The same content again, under another name: no second import, and archived too.
-    sshd.put(f"{source.directory}/placements-again.csv", content)
+    put_settled(sshd, f"{source.directory}/placements-again.csv", content)
     again = await agency.poll(source)
 
     assert not again.is_err, again.error
@@ -231,8 +239,8 @@ async def test_a_poison_file_ends_as_a_failed_run_and_the_next_file_still_import
     agency: Agency, sshd: SshServer
 ):
     source = await sftp_source(agency, sshd)
-    sshd.put(f"{source.directory}/a-broken.csv", b"no,header,we,know\n1,2,3,4\n")
-    sshd.put(f"{source.directory}/b-good.csv", placement_text(2).encode())
+    put_settled(sshd, f"{source.directory}/a-broken.csv", b"no,header,we,know\n1,2,3,4\n")
+    put_settled(sshd, f"{source.directory}/b-good.csv", placement_text(2).encode())
 
     result = await agency.poll(source)
 
@@ -245,6 +253,23 @@ async def test_a_poison_file_ends_as_a_failed_run_and_the_next_file_still_import
     assert "required columns are missing" in (failed.failure_reason or "")
     assert sshd.local(f"{source.directory}/a-broken.csv").exists()  # left for a person
     assert len(await agency.accounts()) == 2
+
+
+async def test_a_file_modified_within_the_quiet_period_is_left_on_the_source(
+    agency: Agency, sshd: SshServer, bucket_objects
+):
+    source = await sftp_source(agency, sshd)
+    path = f"{source.directory}/placements-1.csv"
+    recent = (NOW - timedelta(seconds=10)).timestamp()
+    os.utime(sshd.put(path, placement_text(2).encode()), (recent, recent))
+
+    result = await agency.poll(source)
+
+    assert not result.is_err, result.error
+    assert result.return_value == {}
+    assert await agency.runs() == []
+    assert bucket_objects() == {}
+    assert sshd.local(path).exists()
 
 
 async def test_a_changed_host_key_is_refused_with_a_clear_reason_and_nothing_written(

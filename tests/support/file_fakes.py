@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from debtflow_core.domain.imports import FileSource
@@ -11,14 +11,23 @@ from debtflow_core.ports.file_sources import FileSourceReader, RemoteFile
 from debtflow_core.ports.object_storage import ObjectStorage
 from tests.support.imports import T0
 
+SETTLED = T0 - timedelta(hours=1)
+"""When the fake's files were last modified, unless ``modified`` says otherwise: long
+enough before T0 for a poll to take them."""
+
 
 class FakeFileSource(FileSourceReader):
     """A drop directory of ``files`` (name to bytes); archived files move to ``archived``.
-    ``down`` makes every call raise SourceUnavailable."""
+    ``down`` makes every call raise SourceUnavailable. ``modified`` gives a file another
+    modification time than :data:`SETTLED`; the names in ``vanished`` are listed, but gone
+    by the time they are downloaded."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = dict(files)
         self.archived: dict[str, bytes] = {}
+        self.modified: dict[str, datetime] = {}
+        self.vanished: set[str] = set()
+        self.downloads: list[str] = []
         self.down = False
 
     def _reach(self) -> None:
@@ -27,17 +36,23 @@ class FakeFileSource(FileSourceReader):
 
     async def list_files(self, source: FileSource) -> list[RemoteFile]:
         self._reach()
+        listed = self.files | dict.fromkeys(self.vanished, b"")
         return [
-            RemoteFile(name=name, size=len(data), modified_at=T0)
-            for name, data in sorted(self.files.items())
+            RemoteFile(name=name, size=len(data), modified_at=self.modified.get(name, SETTLED))
+            for name, data in sorted(listed.items())
         ]
 
     async def download(self, source: FileSource, name: str, destination: Path) -> None:
         self._reach()
+        self.downloads.append(name)
+        if name not in self.files:
+            raise NotFound(f"the file {name!r} is not on the source")
         destination.write_bytes(self.files[name])
 
     async def archive(self, source: FileSource, name: str) -> None:
         self._reach()
+        if name not in self.files:
+            raise NotFound(f"the file {name!r} is not on the source")
         self.archived[name] = self.files.pop(name)
 
 

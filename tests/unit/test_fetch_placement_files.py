@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -21,7 +23,11 @@ from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import FileSource, FileSourceKind, ImportStatus
 from debtflow_core.errors import NotFound, SourceUnavailable
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
-from debtflow_core.use_cases.imports import FetchPlacementFiles, ImportPlacementFile
+from debtflow_core.use_cases.imports import (
+    SOURCE_QUIET_PERIOD,
+    FetchPlacementFiles,
+    ImportPlacementFile,
+)
 from tests.support.file_fakes import FakeFileSource, FakeObjectStorage
 from tests.support.imports import T0, placement_text
 
@@ -68,7 +74,7 @@ class Setup:
             active=True,
             created_at=T0,
         )
-        clock = FixedClock(T0)
+        self.clock = clock = FixedClock(T0)
         self.fetch = FetchPlacementFiles(
             self.source_files,
             self.storage,
@@ -139,3 +145,74 @@ async def test_another_agencys_source_is_not_found():
     setup = Setup({})
     with pytest.raises(NotFound):
         await setup.fetch.execute(Actor.system(uuid.uuid4()), setup.source)
+
+
+@pytest.mark.parametrize(
+    "modified", [T0 - timedelta(seconds=10), T0 + timedelta(seconds=30)], ids=["10s-ago", "ahead"]
+)
+async def test_a_file_modified_within_the_quiet_period_is_left_for_a_later_poll(
+    modified, caplog: pytest.LogCaptureFixture
+):
+    setup = Setup({"a.csv": GOOD, "b.csv": placement_text(2, start=3).encode()})
+    setup.source_files.modified["b.csv"] = modified
+    caplog.set_level(logging.INFO, logger="debtflow.imports")
+
+    (first,) = await setup.fetch.execute(setup.actor, setup.source)
+
+    assert first.file_name == "a.csv"
+    assert setup.source_files.downloads == ["a.csv"]
+    assert set(setup.source_files.files) == {"b.csv"}  # neither imported nor archived
+    assert any("'b.csv'" in record.getMessage() for record in caplog.records)
+
+    # Still within the quiet period, still left; once it is older, fetched.
+    setup.clock.advance(modified - T0 + SOURCE_QUIET_PERIOD - timedelta(seconds=1))
+    assert await setup.fetch.execute(setup.actor, setup.source) == []
+    setup.clock.advance(timedelta(seconds=1))
+    (second,) = await setup.fetch.execute(setup.actor, setup.source)
+
+    assert (second.file_name, second.status) == ("b.csv", ImportStatus.SUCCEEDED)
+    assert set(setup.source_files.archived) == {"a.csv", "b.csv"}
+    assert len(setup.store.accounts) == 3 + 2
+
+
+async def test_the_quiet_period_can_be_shortened():
+    setup = Setup({"a.csv": GOOD})
+    setup.source_files.modified["a.csv"] = T0 - timedelta(seconds=10)
+
+    (run,) = await setup.fetch.execute(setup.actor, setup.source, quiet_period=timedelta(seconds=5))
+
+    assert run.status == ImportStatus.SUCCEEDED
+
+
+async def test_a_file_gone_since_the_listing_is_skipped_and_the_others_still_fetched(
+    caplog: pytest.LogCaptureFixture,
+):
+    setup = Setup({"a.csv": GOOD, "c.csv": placement_text(2, start=3).encode()})
+    setup.source_files.vanished = {"b.csv"}
+
+    runs = await setup.fetch.execute(setup.actor, setup.source)
+
+    assert [run.file_name for run in runs] == ["a.csv", "c.csv"]
+    assert setup.source_files.downloads == ["a.csv", "b.csv", "c.csv"]
+    assert set(setup.source_files.archived) == {"a.csv", "c.csv"}
+    assert [record.levelname for record in caplog.records if "'b.csv'" in record.getMessage()] == [
+        "WARNING"
+    ]
+
+
+async def test_a_file_gone_before_it_is_archived_keeps_its_run_and_the_others_go_on():
+    setup = Setup({"a.csv": GOOD, "b.csv": placement_text(2, start=3).encode()})
+    archive = setup.source_files.archive
+
+    async def gone_first(source, name):
+        if name == "a.csv":
+            setup.source_files.files.pop(name)  # moved away by someone else meanwhile
+        await archive(source, name)
+
+    setup.source_files.archive = gone_first  # type: ignore[method-assign]
+
+    first, second = await setup.fetch.execute(setup.actor, setup.source)
+
+    assert (first.file_name, first.status) == ("a.csv", ImportStatus.SUCCEEDED)
+    assert (second.file_name, second.status) == ("b.csv", ImportStatus.SUCCEEDED)
+    assert set(setup.source_files.archived) == {"b.csv"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import re
 import tempfile
@@ -36,7 +37,7 @@ from debtflow_core.placement import (
 )
 from debtflow_core.policy import require_admin
 from debtflow_core.ports.clock import Clock
-from debtflow_core.ports.file_sources import FileSourceReader
+from debtflow_core.ports.file_sources import FileSourceReader, RemoteFile
 from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.object_storage import ObjectStorage
@@ -51,6 +52,13 @@ BATCH_ROWS = 1000
 # ahead, few enough that memory stays flat (each is about a megabyte).
 _QUEUED_BATCHES = 4
 _DONE_STATUSES = frozenset({ImportStatus.SUCCEEDED, ImportStatus.PARTIALLY_FAILED})
+
+SOURCE_QUIET_PERIOD = timedelta(seconds=60)
+"""How long a file in a source must have gone unmodified before a poll fetches it: a file
+modified more recently (by the listing's ``modified_at``, against our clock) may still be
+uploading, and is left for a later poll."""
+
+log = logging.getLogger("debtflow.imports")
 
 
 class ImportFile(msgspec.Struct, frozen=True, kw_only=True):
@@ -419,10 +427,15 @@ class FetchPlacementFiles:
     """Poll one file source: import each file waiting there (agency admins; the scheduler
     acts as the platform inside the source's agency).
 
-    Each file is downloaded to a temporary file, backed up to object storage under
-    :func:`backup_key` before it is parsed, imported (content already imported is not
-    imported twice), and archived on the source once its run succeeded or partially
-    failed. A file whose run failed stays where it is, and its run says why. Source errors
+    A file modified less than ``quiet_period`` (:data:`SOURCE_QUIET_PERIOD`) before the
+    listing, by our clock, is left alone: it may still be uploading, and a later poll takes
+    it once it has stopped changing (a modification time ahead of our clock counts as
+    recent). Each other file is downloaded to a temporary file, backed up to object storage
+    under :func:`backup_key` before it is parsed, imported (content already imported is not
+    imported twice), and archived on the source once its run succeeded or partially failed.
+    A file whose run failed stays where it is, and its run says why. A file the source no
+    longer has, or whose name it cannot serve (``NotFound`` from the reader), is logged and
+    skipped: the others are still fetched. Source errors
     (:class:`~debtflow_core.errors.SourceUnavailable`, ``SourceFileChanged``) propagate
     for the caller to retry; a file imported before the error stays imported.
     """
@@ -439,35 +452,75 @@ class FetchPlacementFiles:
         self._import_file = import_file
         self._clock = clock
 
-    async def execute(self, actor: Actor, source: FileSource) -> list[ImportRun]:
+    async def execute(
+        self,
+        actor: Actor,
+        source: FileSource,
+        *,
+        quiet_period: timedelta = SOURCE_QUIET_PERIOD,
+    ) -> list[ImportRun]:
         require_admin(actor)
         if source.agency_id != actor.agency_id:
             raise NotFound.of("file source", source.id)
         runs = []
-        for remote in await self._reader.list_files(source):
-            with tempfile.TemporaryDirectory(prefix="debtflow-import-") as directory:
-                path = Path(directory) / "placement.csv"
-                await self._reader.download(source, remote.name, path)
-                scan = await asyncio.to_thread(scan_file, path)
-                day = self._clock.now().strftime("%Y/%m/%d")
-                key = backup_key(source, day, scan.sha256, remote.name)
-                await self._storage.put_file(key, path, content_type="text/csv")
-                run = await self._import_file.execute(
-                    actor,
-                    ImportFile(
-                        path=path,
-                        file_name=remote.name,
-                        storage_key=key,
-                        file_source_id=source.id,
-                        delimiter=source.delimiter,
-                        column_mapping=source.column_mapping,
-                        scan=scan,
-                    ),
+        listed = await self._reader.list_files(source)
+        listed_at = self._clock.now()
+        for remote in listed:
+            if listed_at - remote.modified_at < quiet_period:
+                log.info(
+                    "file source %s: leaving %r for a later poll: modified at %s, less than "
+                    "%g s before %s (it may still be uploading)",
+                    source.id,
+                    remote.name,
+                    remote.modified_at.isoformat(),
+                    quiet_period.total_seconds(),
+                    listed_at.isoformat(),
                 )
-            if run.status in _DONE_STATUSES:
-                await self._reader.archive(source, remote.name)
-            runs.append(run)
+                continue
+            if (run := await self._fetch(actor, source, remote)) is not None:
+                runs.append(run)
         return runs
+
+    async def _fetch(
+        self, actor: Actor, source: FileSource, remote: RemoteFile
+    ) -> ImportRun | None:
+        """Import one listed file; ``None`` when the source no longer has it (or cannot
+        serve its name)."""
+        with tempfile.TemporaryDirectory(prefix="debtflow-import-") as directory:
+            path = Path(directory) / "placement.csv"
+            try:
+                await self._reader.download(source, remote.name, path)
+            except NotFound as error:
+                log.warning("file source %s: skipping %r: %s", source.id, remote.name, error.detail)
+                return None
+            scan = await asyncio.to_thread(scan_file, path)
+            day = self._clock.now().strftime("%Y/%m/%d")
+            key = backup_key(source, day, scan.sha256, remote.name)
+            await self._storage.put_file(key, path, content_type="text/csv")
+            run = await self._import_file.execute(
+                actor,
+                ImportFile(
+                    path=path,
+                    file_name=remote.name,
+                    storage_key=key,
+                    file_source_id=source.id,
+                    delimiter=source.delimiter,
+                    column_mapping=source.column_mapping,
+                    scan=scan,
+                ),
+            )
+        if run.status in _DONE_STATUSES:
+            try:
+                await self._reader.archive(source, remote.name)
+            except NotFound as error:
+                # Imported, then moved or deleted by someone else: nothing left to archive.
+                log.warning(
+                    "file source %s: %r was imported but could not be archived: %s",
+                    source.id,
+                    remote.name,
+                    error.detail,
+                )
+        return run
 
 
 IMPORT_PLACEMENT_FILE = "debtflow.import_placement_file"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import os
 import secrets
 import socket
@@ -469,6 +470,30 @@ async def test_sftp_authenticates_with_an_rsa_key_in_pem_form(
     files = await sftp_reader(key).list_files(sftp.source())
 
     assert [file.name for file in files] == ["a.csv"]
+
+
+async def test_sftp_lists_the_other_files_past_a_name_that_is_not_utf8_or_not_plain(
+    sshd: SshServer, sftp: Drop, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    incoming = f"{sftp.base}/incoming"
+    sftp.put(f"{incoming}/a.csv", b"a")
+    sftp.put(f"{incoming}/z.csv", b"zz")
+    # Named on the server's disk as a Windows client might: bytes that are not UTF-8.
+    for name in (b"M\xe4rz.csv", b"notes-\xe4.txt", b"back\\slash.csv"):
+        with open(os.path.join(os.fsencode(sshd.local(incoming)), name), "wb") as file:
+            file.write(b"x")
+    caplog.set_level(logging.INFO, logger="debtflow.sftp")
+
+    files = await sftp.reader.list_files(sftp.source())
+
+    assert [file.name for file in files] == ["a.csv", "z.csv"]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 2
+    assert any("b'M\\xe4rz.csv'" in warning and "not UTF-8" in warning for warning in warnings)
+    assert any("slash.csv" in warning for warning in warnings)
+    assert not any("notes" in warning for warning in warnings)  # not matched: not ours
+    await sftp.reader.download(sftp.source(), "z.csv", tmp_path / "z.csv")
+    assert (tmp_path / "z.csv").read_bytes() == b"zz"
 
 
 async def test_sftp_sees_a_file_replaced_during_the_download(

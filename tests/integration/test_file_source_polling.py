@@ -255,6 +255,23 @@ async def test_a_poison_file_ends_as_a_failed_run_and_the_next_file_still_import
     assert len(await agency.accounts()) == 2
 
 
+async def test_a_file_named_in_another_encoding_does_not_stop_the_poll(
+    agency: Agency, sshd: SshServer
+):
+    source = await sftp_source(agency, sshd)
+    put_settled(sshd, f"{source.directory}/b-good.csv", placement_text(2).encode())
+    odd = os.path.join(os.fsencode(sshd.local(source.directory)), b"M\xe4rz.csv")  # CP1252
+    with open(odd, "wb") as file:
+        file.write(placement_text(1).encode())
+
+    result = await agency.poll(source)
+
+    assert not result.is_err, result.error
+    [run] = await agency.runs()
+    assert (run.file_name, run.status) == ("b-good.csv", ImportStatus.SUCCEEDED)
+    assert os.path.exists(odd)  # left for a person to rename
+
+
 async def test_a_file_modified_within_the_quiet_period_is_left_on_the_source(
     agency: Agency, sshd: SshServer, bucket_objects
 ):

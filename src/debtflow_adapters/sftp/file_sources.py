@@ -4,6 +4,7 @@ import asyncio
 import binascii
 import fnmatch
 import io
+import logging
 import os
 import posixpath
 import stat
@@ -14,12 +15,15 @@ from pathlib import Path
 from typing import TypeVar
 
 import paramiko
+from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
 from debtflow_core.domain.imports import SOURCE_SECRET_PREFIX, FileSource, is_source_secret_name
 from debtflow_core.errors import NotFound, SourceFileChanged, SourceUnavailable
 from debtflow_core.ports.file_sources import FileSourceReader, RemoteFile, is_plain_name
 
 T = TypeVar("T")
+
+log = logging.getLogger("debtflow.sftp")
 
 REQUEST_BYTES = 32 * 1024
 """The largest read paramiko asks for in one SFTP request."""
@@ -52,6 +56,10 @@ class SftpFileSourceReader(FileSourceReader):
     its memory stays within that window whatever the file's size. A file "changed" when
     its size or modification time (whole seconds: SFTP carries no more) differ before and
     after the download, or when the bytes read are not its size.
+
+    A listed file whose name is not UTF-8 (SFTP names are bytes; a Windows client may
+    write CP1252) or not a plain file name is left out, with a warning naming its bytes:
+    one such file never stops the others from being listed.
     """
 
     def __init__(
@@ -93,6 +101,11 @@ class SftpFileSourceReader(FileSourceReader):
             except (paramiko.SSHException, EOFError, TimeoutError) as error:
                 raise SourceUnavailable(
                     f"the SFTP session with {where} failed: {error or type(error).__name__}"
+                ) from None
+            except UnicodeDecodeError as error:
+                # paramiko decodes the text the server sends (an error's message) as UTF-8.
+                raise SourceUnavailable(
+                    f"the SFTP server {where} sent text that is not UTF-8: {error}"
                 ) from None
 
     @contextmanager
@@ -233,21 +246,75 @@ class SftpFileSourceReader(FileSourceReader):
 
 def _list(sftp: paramiko.SFTPClient, source: FileSource) -> list[RemoteFile]:
     try:
-        entries = sftp.listdir_attr(source.directory)
+        entries = _directory_entries(sftp, source.directory)
     except OSError as error:
         raise SourceUnavailable(
             f"cannot list the drop directory {source.directory!r}: {error.strerror or error}"
         ) from None
-    files = [
-        RemoteFile(
-            name=entry.filename,
-            size=entry.st_size or 0,
-            modified_at=datetime.fromtimestamp(entry.st_mtime or 0, UTC),
-        )
-        for entry in entries
-        if stat.S_ISREG(entry.st_mode or 0) and fnmatch.fnmatchcase(entry.filename, source.pattern)
-    ]
+    files = []
+    for raw_name, entry in entries:
+        name = raw_name.decode("utf-8", "surrogateescape")
+        if not stat.S_ISREG(entry.st_mode or 0) or not fnmatch.fnmatchcase(name, source.pattern):
+            continue
+        if _is_utf8(raw_name) and is_plain_name(name):
+            files.append(
+                RemoteFile(
+                    name=name,
+                    size=entry.st_size or 0,
+                    modified_at=datetime.fromtimestamp(entry.st_mtime or 0, UTC),
+                )
+            )
+        else:
+            log.warning(
+                "SFTP source %s: skipping %r in %r: %s; rename it on the server to import it",
+                source.id,
+                raw_name,
+                source.directory,
+                "its name is not a plain file name"
+                if _is_utf8(raw_name)
+                else "its name is not UTF-8 (another encoding?)",
+            )
     return sorted(files, key=lambda file: file.name)
+
+
+def _directory_entries(
+    sftp: paramiko.SFTPClient, directory: str
+) -> list[tuple[bytes, paramiko.SFTPAttributes]]:
+    """The entries of ``directory`` but ``.`` and ``..``, each name as the server sent it.
+
+    ``listdir_attr`` as paramiko does it, without decoding: paramiko decodes every name,
+    and the ``ls -l`` line (OpenSSH's repeats the name), as strict UTF-8, so that one file
+    named in another encoding (``b"M\xe4rz.csv"`` in CP1252) would fail the whole listing.
+    SFTP version 3 leaves names' encoding to the server, which passes the bytes on.
+    """
+    kind, message = sftp._request(CMD_OPENDIR, directory)
+    if kind != CMD_HANDLE:
+        raise SourceUnavailable(f"the SFTP server did not open {directory!r} for listing")
+    handle = message.get_binary()
+    entries = []
+    while True:
+        try:
+            kind, message = sftp._request(CMD_READDIR, handle)
+        except EOFError:
+            break
+        if kind != CMD_NAME:
+            raise SourceUnavailable(f"the SFTP server did not list {directory!r}")
+        for _ in range(message.get_int()):
+            name = message.get_string()
+            message.get_string()  # the ls -l line
+            attributes = paramiko.SFTPAttributes._from_msg(message)
+            if name not in (b".", b".."):
+                entries.append((name, attributes))
+    sftp._request(CMD_CLOSE, handle)
+    return entries
+
+
+def _is_utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _archive(sftp: paramiko.SFTPClient, path: str, archive_directory: str) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import urllib.error
@@ -301,34 +302,62 @@ async def test_s3_uploads_a_large_file_in_parts(s3_bucket: S3Config, tmp_path: P
 
 
 async def test_s3_without_its_bucket_is_unavailable(
-    s3_bucket: S3Config, upload: Callable[[bytes], Path], tmp_path: Path
+    s3_bucket: S3Config,
+    upload: Callable[[bytes], Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     storage = S3ObjectStorage(S3Config(**{**vars(s3_bucket), "bucket": "no-such-bucket"}))
 
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StorageUnavailable) as uploading:
         await storage.put_file("a.csv", upload(b"x"), content_type="text/csv")
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StorageUnavailable) as deleting:
         await storage.delete("a.csv")
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StorageUnavailable) as checking:
         await storage.check()
+
+    # The detail may reach a client: the bucket and S3's message go to our log only.
+    for caught in (uploading, deleting, checking):
+        assert caught.value.detail == "object storage refused the request"
+    logged = [r for r in caplog.records if r.name == "debtflow.s3"]
+    assert [r.levelno for r in logged] == [logging.ERROR] * 3
+    assert (logged[0].__dict__["key"], logged[0].__dict__["bucket"]) == ("a.csv", "no-such-bucket")
+    assert "NoSuchBucket" in logged[0].__dict__["reason"]
 
 
 async def test_s3_unreachable_is_unavailable(
-    s3_bucket: S3Config, upload: Callable[[bytes], Path], tmp_path: Path
+    s3_bucket: S3Config,
+    upload: Callable[[bytes], Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
     storage = S3ObjectStorage(S3Config(**{**vars(s3_bucket), "endpoint_url": closed}))
 
-    with pytest.raises(StorageUnavailable):
+    failures = []
+    with pytest.raises(StorageUnavailable) as caught:
         await storage.put_file("a.csv", upload(b"x"), content_type="text/csv")
-    with pytest.raises(StorageUnavailable):
+    failures.append(caught.value)
+    with pytest.raises(StorageUnavailable) as caught:
         await storage.get_file("a.csv", tmp_path / "back")
-    with pytest.raises(StorageUnavailable):
+    failures.append(caught.value)
+    with pytest.raises(StorageUnavailable) as caught:
         await storage.exists("a.csv")
-    with pytest.raises(StorageUnavailable):
+    failures.append(caught.value)
+    with pytest.raises(StorageUnavailable) as caught:
         await storage.check()
+    failures.append(caught.value)
+
+    # botocore names the endpoint: the log says it, the detail (which a client may see) not.
+    assert {failure.detail for failure in failures} == {"object storage could not be reached"}
+    assert all(isinstance(failure.__cause__, Exception) for failure in failures)
+    logged = [r for r in caplog.records if r.name == "debtflow.s3"]
+    assert len(logged) == 4
+    assert all(r.levelno == logging.WARNING for r in logged)
+    assert logged[0].__dict__["key"] == "a.csv"
+    assert closed in logged[0].__dict__["reason"]
 
 
 async def test_local_storage_whose_directory_cannot_be_made_is_unavailable(
@@ -337,5 +366,27 @@ async def test_local_storage_whose_directory_cannot_be_made_is_unavailable(
     (tmp_path / "a-file").write_bytes(b"")
     storage = LocalObjectStorage(tmp_path / "a-file" / "objects", links)
 
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StorageUnavailable) as caught:
         await storage.check()
+    assert str(tmp_path) not in caught.value.detail
+
+
+async def test_local_storage_that_cannot_write_names_no_path_of_ours(
+    links: SignedLinks,
+    tmp_path: Path,
+    upload: Callable[[bytes], Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A full disk or a read-only mount fails the same way: an OSError whose text has the path.
+    (tmp_path / "a-file").write_bytes(b"")
+    storage = LocalObjectStorage(tmp_path / "a-file" / "objects", links)
+
+    with pytest.raises(StorageUnavailable) as caught:
+        await storage.put_file("agency/run.csv", upload(b"x"), content_type="text/csv")
+
+    assert caught.value.detail == "object storage could not be used"
+    assert isinstance(caught.value.__cause__, OSError)
+    [logged] = [r for r in caplog.records if r.name == "debtflow.local"]
+    assert logged.levelno == logging.ERROR
+    assert logged.__dict__["key"] == "agency/run.csv"
+    assert str(tmp_path / "a-file") in logged.__dict__["reason"]

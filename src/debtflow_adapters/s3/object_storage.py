@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -15,8 +16,13 @@ from debtflow_adapters.local.signed_links import content_disposition
 from debtflow_core.errors import NotFound, StorageUnavailable
 from debtflow_core.ports.object_storage import ObjectStorage, check_key, check_link_lifetime
 
+log = logging.getLogger("debtflow.s3")
+
 CHECK_TIMEOUT_SECONDS = 2.0
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+
+UNREACHABLE = "object storage could not be reached"
+REFUSED = "object storage refused the request"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +55,9 @@ class S3ObjectStorage(ObjectStorage):
     so memory stays bounded whatever the size. S3 makes a finished upload visible at once,
     whole. ``download_url`` is a presigned GET whose response carries a
     ``Content-Disposition`` with the file name. Any failure to reach S3 or be served by it
-    (credentials, a missing bucket, a 5xx after boto3's retries) is StorageUnavailable.
+    (credentials, a missing bucket, a 5xx after boto3's retries) is StorageUnavailable,
+    whose detail says only which of the two it was: botocore's messages name the endpoint,
+    so they go to the log, with the bucket and the key.
     """
 
     def __init__(self, config: S3Config) -> None:
@@ -102,8 +110,11 @@ class S3ObjectStorage(ObjectStorage):
                 ExtraArgs={"ContentType": content_type},
                 Config=self._transfer,
             )
-        except (S3UploadFailedError, botocore.exceptions.BotoCoreError) as error:
-            raise StorageUnavailable(f"cannot upload {key!r} to S3: {error}") from None
+        except S3UploadFailedError as error:
+            # boto3 raises it for a ClientError: S3 answered, and refused.
+            raise self._refused("upload", error, key) from error
+        except botocore.exceptions.BotoCoreError as error:
+            raise self._unreachable("upload", error, key) from error
 
     async def get_file(self, key: str, destination: Path) -> None:
         check_key(key)
@@ -116,9 +127,9 @@ class S3ObjectStorage(ObjectStorage):
                 Config=self._transfer,
             )
         except botocore.exceptions.ClientError as error:
-            raise self._error(error, key) from None
+            raise self._error("download", error, key) from error
         except (S3TransferFailedError, botocore.exceptions.BotoCoreError) as error:
-            raise StorageUnavailable(f"cannot download {key!r} from S3: {error}") from None
+            raise self._unreachable("download", error, key) from error
 
     async def exists(self, key: str) -> bool:
         check_key(key)
@@ -127,9 +138,9 @@ class S3ObjectStorage(ObjectStorage):
         except botocore.exceptions.ClientError as error:
             if _code(error) in _MISSING:
                 return False
-            raise self._error(error, key) from None
+            raise self._error("lookup", error, key) from error
         except botocore.exceptions.BotoCoreError as error:
-            raise StorageUnavailable(f"cannot reach S3 for {key!r}: {error}") from None
+            raise self._unreachable("lookup", error, key) from error
         return True
 
     async def delete(self, key: str) -> None:
@@ -137,9 +148,9 @@ class S3ObjectStorage(ObjectStorage):
         try:
             await asyncio.to_thread(self._client.delete_object, Bucket=self._bucket, Key=key)
         except botocore.exceptions.ClientError as error:
-            raise self._error(error, key) from None
+            raise self._error("deletion", error, key) from error
         except botocore.exceptions.BotoCoreError as error:
-            raise StorageUnavailable(f"cannot reach S3 for {key!r}: {error}") from None
+            raise self._unreachable("deletion", error, key) from error
 
     async def download_url(self, key: str, *, expires_in: timedelta, file_name: str) -> str:
         check_key(key)
@@ -158,16 +169,42 @@ class S3ObjectStorage(ObjectStorage):
         try:
             await asyncio.to_thread(self._check_client.head_bucket, Bucket=self._bucket)
         except botocore.exceptions.ClientError as error:
-            raise StorageUnavailable(f"S3 refused the bucket {self._bucket!r}: {error}") from None
+            raise self._refused("readiness check", error) from error
         except botocore.exceptions.BotoCoreError as error:
-            raise StorageUnavailable(f"cannot reach S3: {error}") from None
+            raise self._unreachable("readiness check", error) from error
 
-    def _error(self, error: botocore.exceptions.ClientError, key: str) -> Exception:
+    def _error(self, call: str, error: botocore.exceptions.ClientError, key: str) -> Exception:
         if _code(error) in _MISSING:
             return NotFound.of("object", key)
-        return StorageUnavailable(
-            f"S3 refused the request for {key!r} in {self._bucket!r}: {error}"
+        return self._refused(call, error, key)
+
+    def _refused(self, call: str, error: Exception, key: str | None = None) -> StorageUnavailable:
+        """S3 answered, and refused (credentials, a missing bucket, a 5xx after boto3's
+        retries): most likely a setting to fix, so an error in the log."""
+        log.error("S3 refused the %s", call, extra=self._fields(call, error, key))
+        return StorageUnavailable(REFUSED)
+
+    def _unreachable(
+        self, call: str, error: Exception, key: str | None = None
+    ) -> StorageUnavailable:
+        log.warning(
+            "S3 could not be reached for the %s", call, extra=self._fields(call, error, key)
         )
+        return StorageUnavailable(UNREACHABLE)
+
+    def _fields(self, call: str, error: Exception, key: str | None) -> dict[str, object]:
+        """For our log only: botocore's message names the endpoint (never a credential)."""
+        fields: dict[str, object] = {
+            "call": call,
+            "bucket": self._bucket,
+            "error": type(error).__name__,
+            "reason": str(error),
+        }
+        if key is not None:
+            fields["key"] = key
+        if isinstance(error, botocore.exceptions.ClientError):
+            fields["code"] = _code(error)
+        return fields
 
 
 def _code(error: botocore.exceptions.ClientError) -> str:

@@ -12,7 +12,8 @@ class ObjectStorage(Protocol):
     an empty, ``.`` or ``..`` segment (or a backslash or NUL) raises :class:`ValueError`.
     Writing an existing key replaces it; readers never see a half-written object.
     Raises :class:`~debtflow_core.errors.StorageUnavailable` when the storage cannot be
-    reached or refuses us; the caller may retry later.
+    reached or refuses us; the caller may retry later. Its detail may reach a client, so it
+    names neither the storage's address nor a path on our servers: adapters log those.
     """
 
     async def put_file(self, key: str, source: Path, *, content_type: str) -> None:

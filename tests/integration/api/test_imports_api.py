@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,18 +27,25 @@ FINISHED = ("succeeded", "partially_failed", "failed")
 MAX_UPLOAD = 16 * 1024
 
 
-@pytest.fixture
-async def api(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    """The app on local storage under ``tmp_path``, with a small upload limit."""
+@asynccontextmanager
+async def serving(database_url: str, storage_url: str, **settings: Any) -> AsyncIterator[Api]:
+    """The app on ``storage_url``, with a small upload limit."""
     clock = FixedClock(START, tick=timedelta(milliseconds=1))
-    settings = make_settings(
-        database_url,
-        storage_url=f"file://{tmp_path / 'storage'}",
-        max_upload_bytes=MAX_UPLOAD,
+    app = create_app(
+        make_settings(
+            database_url, storage_url=storage_url, max_upload_bytes=MAX_UPLOAD, **settings
+        ),
+        TestAdapters(clock),
     )
-    app = create_app(settings, TestAdapters(clock))
     async with AsyncTestClient(app) as client:
         yield Api(app, client, clock)
+
+
+@pytest.fixture
+async def api(database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
+    """The app on local storage under ``tmp_path``."""
+    async with serving(database_url, f"file://{tmp_path / 'storage'}") as api:
+        yield api
 
 
 async def upload(
@@ -215,6 +224,44 @@ async def test_a_file_over_the_limit_is_a_413(api, alpha):
     assert str(MAX_UPLOAD) in problem["detail"]
     runs = await api.client.get("/v1/imports", headers=alpha.headers["admin"])
     assert runs.json()["items"] == []
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_s3_down_is_a_503_that_names_no_endpoint(database_url):
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    settings = {
+        "s3_endpoint_url": endpoint,
+        "s3_access_key_id": "testing",
+        "s3_secret_access_key": "testing",
+    }
+    async with serving(database_url, "s3://imports", **settings) as api:
+        response = await upload(await api.tenant("alpha"), placement_text(3))
+
+    assert response.status_code == 503, response.text
+    problem = response.json()
+    assert problem["type"].endswith("unavailable")
+    assert problem["detail"] == "object storage could not be reached"
+    assert "127.0.0.1" not in response.text
+    assert "imports/" not in response.text
+
+
+async def test_a_storage_directory_that_cannot_be_written_is_a_503_that_names_no_path(
+    database_url, tmp_path
+):
+    # A full disk fails the same way: an OSError whose text names our directory.
+    (tmp_path / "a-file").write_bytes(b"")
+    storage_url = f"file://{tmp_path / 'a-file' / 'storage'}"
+    async with serving(database_url, storage_url) as api:
+        response = await upload(await api.tenant("alpha"), placement_text(3))
+
+    assert response.status_code == 503, response.text
+    assert response.json()["detail"] == "object storage could not be used"
+    assert str(tmp_path) not in response.text
 
 
 async def test_runs_are_listed_newest_first_a_page_at_a_time_and_by_status(api, alpha):

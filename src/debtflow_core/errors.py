@@ -50,6 +50,19 @@ class GatewayUnavailable(DomainError):
         self.request_sent = request_sent
 
 
+class GatewayRefused(GatewayUnavailable):
+    """The gateway answered and refused the request as invalid (a refund of a payment
+    already refunded, say): nothing happened there, and asking again the same way is
+    refused again.
+
+    Callers handle it as the GatewayUnavailable with ``request_sent=False`` it is. A
+    circuit breaker does not count it as a failure: the gateway is up, and answering.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, request_sent=False)
+
+
 class SourceUnavailable(DomainError):
     """A file source could not be reached or refused us: down, wrong credentials, or a host
     key that is not the pinned one. Polling again later may succeed."""

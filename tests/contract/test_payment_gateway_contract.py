@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
+from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_adapters.stripe.gateway import StripeGateway
 from debtflow_core.domain.payment_processor import ProcessorKind
-from debtflow_core.errors import GatewayUnavailable
+from debtflow_core.errors import GatewayRefused, GatewayUnavailable
 from debtflow_core.ports.payment_gateway import (
     ChargeOutcome,
     ChargeRequest,
@@ -227,6 +228,7 @@ async def test_a_rejected_api_key_is_refused_before_anything_happens(stripe_emul
         await gateway.charge(charge("charge-1"))
     await gateway.aclose()
     assert not caught.value.request_sent  # nothing happened: the payment need not wait
+    assert not isinstance(caught.value, GatewayRefused)  # every call fails: a breaker counts it
     assert stripe_emulator.performed("charge-1") == 0
     [logged] = [r for r in caplog.records if r.name == "debtflow.stripe"]
     assert logged.levelno == logging.ERROR
@@ -251,7 +253,7 @@ async def test_a_charge_stripe_refuses_as_invalid_is_declined(stripe_gateway):
 
 async def test_a_refund_stripe_refuses_is_known_not_to_have_happened(stripe_gateway):
     paid = await stripe_gateway.charge(charge(amount=2_500))
-    with pytest.raises(GatewayUnavailable) as caught:
+    with pytest.raises(GatewayRefused) as caught:
         await stripe_gateway.refund(
             RefundRequest(
                 processor=KIND,
@@ -262,6 +264,36 @@ async def test_a_refund_stripe_refuses_is_known_not_to_have_happened(stripe_gate
         )
     assert not caught.value.request_sent
     assert "amount_too_large" in caught.value.detail
+
+
+async def test_refunds_of_a_payment_refunded_elsewhere_leave_the_breaker_closed(
+    stripe_gateway, stripe_emulator
+):
+    """Refunded in Stripe's Dashboard, then retried by an admin here, again and again:
+    Stripe answers each time, so card payments must not pause."""
+    paid = await stripe_gateway.charge(charge("charge-1", amount=2_500))
+    gateway = CircuitBreakerGateway(stripe_gateway, threshold=3, reset_seconds=60)
+    dashboard = RefundRequest(
+        processor=KIND, idempotency_key="dashboard", charge_reference=paid.reference, amount=2_500
+    )
+    await stripe_gateway.refund(dashboard)
+
+    for attempt in range(5):
+        with pytest.raises(GatewayRefused) as caught:
+            await gateway.refund(
+                RefundRequest(
+                    processor=KIND,
+                    idempotency_key=f"refund-{attempt}",
+                    charge_reference=paid.reference,
+                    amount=2_500,
+                )
+            )
+        assert not caught.value.request_sent
+        assert "charge_already_refunded" in caught.value.detail
+
+    assert await gateway.state() == "closed"
+    assert (await gateway.charge(charge("charge-2"))).outcome is ChargeOutcome.SUCCEEDED
+    assert stripe_emulator.performed("charge-2") == 1
 
 
 async def test_a_key_stripe_would_refuse_is_sent_as_its_hash(stripe_gateway, stripe_emulator):

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
-from debtflow_core.errors import GatewayUnavailable
+from debtflow_core.errors import GatewayRefused, GatewayUnavailable
 from debtflow_core.ports.payment_gateway import (
     ChargeRequest,
     ChargeResult,
@@ -29,7 +29,9 @@ class CircuitBreakerGateway(PaymentGateway):
     other error), the circuit opens: for ``reset_seconds`` every call fails at once with
     GatewayUnavailable(request_sent=False) without touching the gateway. Then one call is
     let through; its success closes the circuit, its failure opens it again. Declines are
-    answers, not failures.
+    answers, not failures, and so are requests the gateway refuses as invalid
+    (GatewayRefused): a refund retried against a payment refunded elsewhere must not pause
+    every card payment. A rejected API key still counts: every call would fail alike.
 
     The state lives in this process: each server process protects itself, and a Redis
     outage cannot take payments down with it. Each change of state is told to
@@ -50,7 +52,7 @@ class CircuitBreakerGateway(PaymentGateway):
         self._gateway = gateway
         self._reset_seconds = reset_seconds
         self._breakers = AsyncCircuitBreakerFactory(
-            default_threshold=threshold, default_ttl=reset_seconds
+            default_threshold=threshold, default_ttl=reset_seconds, exclude=[GatewayRefused]
         )
         if telemetry is not None:
             self._breakers.add_listener(_StateListener(name, telemetry))

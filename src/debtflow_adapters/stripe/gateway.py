@@ -5,7 +5,7 @@ import logging
 
 import stripe
 
-from debtflow_core.errors import GatewayUnavailable
+from debtflow_core.errors import GatewayRefused, GatewayUnavailable
 from debtflow_core.ports.payment_gateway import (
     ChargeOutcome,
     ChargeRequest,
@@ -40,9 +40,12 @@ class StripeGateway(PaymentGateway):
 
     Raises GatewayUnavailable with ``request_sent=True`` when Stripe gives no answer: a
     connection error or timeout, a 5xx, a 429, or an idempotency error (another request
-    under this key, which is our bug). A rejected API key or permission, and a refund
-    refused as invalid, raise it with ``request_sent=False``: Stripe did nothing, and the
-    payment should not wait to be charged whenever someone fixes the configuration.
+    under this key, which is our bug). A rejected API key or permission raises it with
+    ``request_sent=False``: Stripe did nothing, and the payment should not wait to be
+    charged whenever someone fixes the configuration. A refund refused as invalid (already
+    refunded, more than is left) raises its subclass GatewayRefused: Stripe did nothing,
+    and answered, so a circuit breaker does not count it against Stripe, as it does a
+    rejected key (every call would fail alike).
 
     Its own log lines carry neither the API key nor Stripe's messages, which may quote
     payment methods. (The SDK's ``stripe`` logger writes request bodies at DEBUG.)
@@ -157,18 +160,18 @@ def _declined(error: stripe.CardError | stripe.InvalidRequestError) -> ChargeRes
 
 def _unavailable(call: str, error: stripe.StripeError) -> GatewayUnavailable:
     fields = _fields(call, error)
+    reason = error.code or type(error).__name__
+    if isinstance(error, stripe.InvalidRequestError):
+        log.warning("Stripe refused the %s as invalid", call, extra=fields)
+        return GatewayRefused(f"the payment gateway refused the {call} ({reason})")
     if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
         log.error("Stripe refused our API key; check the Stripe settings", extra=fields)
-    elif isinstance(error, stripe.InvalidRequestError):
-        log.warning("Stripe refused the %s as invalid", call, extra=fields)
-    else:
-        level = logging.WARNING if isinstance(error, _NO_ANSWER) else logging.ERROR
-        log.log(level, "Stripe gave no answer to the %s", call, extra=fields)
-        return GatewayUnavailable(f"the payment gateway gave no answer to the {call}")
-    reason = error.code or type(error).__name__
-    return GatewayUnavailable(
-        f"the payment gateway refused the {call} ({reason})", request_sent=False
-    )
+        return GatewayUnavailable(
+            f"the payment gateway refused the {call} ({reason})", request_sent=False
+        )
+    level = logging.WARNING if isinstance(error, _NO_ANSWER) else logging.ERROR
+    log.log(level, "Stripe gave no answer to the %s", call, extra=fields)
+    return GatewayUnavailable(f"the payment gateway gave no answer to the {call}")
 
 
 def _fields(call: str, error: stripe.StripeError) -> dict[str, object]:

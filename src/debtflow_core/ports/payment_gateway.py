@@ -63,7 +63,9 @@ class PaymentGateway(Protocol):
 
     Raises :class:`~debtflow_core.errors.GatewayUnavailable` when it cannot get an answer
     (unreachable, timing out, failing, or its circuit breaker open); whether the charge
-    happened is then unknown until a later call with the same key.
+    happened is then unknown until a later call with the same key. Raises its subclass
+    :class:`~debtflow_core.errors.GatewayRefused` when the gateway answered that the request
+    is invalid: nothing happened.
     """
 
     async def charge(self, request: ChargeRequest) -> ChargeResult: ...

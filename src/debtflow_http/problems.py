@@ -23,10 +23,13 @@ from litestar.types import ExceptionHandlersMap
 from debtflow_core.errors import (
     Conflict,
     DomainError,
+    GatewayRefused,
     GatewayUnavailable,
     NotFound,
     PermissionDenied,
     RateLimited,
+    SourceFileChanged,
+    SourceUnavailable,
     StorageUnavailable,
     Unauthenticated,
     ValidationFailed,
@@ -61,9 +64,13 @@ _DOMAIN: dict[type[DomainError], tuple[int, str, str]] = {
     Conflict: (409, "conflict", "Conflict with the current state"),
     Unauthenticated: (401, "unauthenticated", "Authentication is required"),
     RateLimited: (429, "rate-limited", "Too many requests"),
+    GatewayRefused: (409, "gateway-refused", "The payment gateway refused the request"),
     GatewayUnavailable: (503, "unavailable", "A service we depend on is unavailable"),
     StorageUnavailable: (503, "unavailable", "A service we depend on is unavailable"),
+    SourceUnavailable: (503, "unavailable", "A service we depend on is unavailable"),
+    SourceFileChanged: (503, "unavailable", "A service we depend on is unavailable"),
 }
+"""Every domain error's answer; a subclass takes the first of its classes found here."""
 
 _HTTP_TITLES = {
     400: ("bad-request", "The request is malformed"),

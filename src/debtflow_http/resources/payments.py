@@ -212,8 +212,9 @@ class PaymentController(Controller):
             HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
                 data_container=Problem,
                 media_type=PROBLEM_JSON,
-                description="The gateway could not be reached or refused the request: nothing "
-                "was refunded, and the key is free to retry later.",
+                description="The gateway could not be reached: nothing was refunded, and the "
+                "key is free to retry later. (A gateway that refuses the refund, as for a "
+                "payment already refunded at the gateway, is a 409.)",
             ),
             **errors(400, 401, 403, 404, 409, 422),
         },

@@ -17,8 +17,14 @@ from litestar.testing import AsyncTestClient
 from debtflow_adapters.gateways.circuit_breaker import CircuitBreakerGateway
 from debtflow_adapters.memory import FixedClock
 from debtflow_adapters.sandbox.gateway import SandboxGateway
-from debtflow_core.errors import GatewayUnavailable
-from debtflow_core.ports.payment_gateway import ChargeRequest, ChargeResult, PaymentGateway
+from debtflow_core.errors import GatewayRefused, GatewayUnavailable
+from debtflow_core.ports.payment_gateway import (
+    ChargeRequest,
+    ChargeResult,
+    PaymentGateway,
+    RefundRequest,
+    RefundResult,
+)
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import SettlePendingRefunds
 from debtflow_http.app import create_app
@@ -26,13 +32,20 @@ from tests.integration.api.conftest import START, Api, TestAdapters, make_settin
 
 
 class Gateway(SandboxGateway):
-    """The sandbox, counting real charges per key, and able to act as an open breaker."""
+    """The sandbox, counting real charges per key, and able to act as an open breaker or
+    as Stripe refusing a refund."""
 
     def __init__(self) -> None:
         super().__init__()
         self.charged: Counter[str] = Counter()
         self.breaker_open = False
+        self.refusing_refunds = False
         self.calls = 0
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        if self.refusing_refunds:
+            raise GatewayRefused("the payment gateway refused the refund (charge_already_refunded)")
+        return await super().refund(request)
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         self.calls += 1
@@ -411,3 +424,19 @@ async def test_a_refund_the_gateway_did_not_answer_is_a_202_until_recovery_compl
     assert done.headers["idempotent-replayed"] == "true"
     account_now = (await api.client.get(f"/v1/accounts/{account.id}", headers=headers)).json()
     assert account_now["current_balance"] == 1_500
+
+
+async def test_a_refund_the_gateway_refuses_is_a_409_and_frees_its_key(shop):
+    api, alpha, gateway, processor, account = shop
+    made = (await pay(api, alpha, "p", body(account, processor))).json()
+    headers = {**alpha.headers["admin"], "Idempotency-Key": "refused"}
+    url = f"/v1/payments/{made['id']}/refunds"
+    gateway.refusing_refunds = True
+    refused = await api.client.post(url, headers=headers, json={})
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "charge_already_refunded" in refused.json()["detail"]
+    payment = (await api.client.get(f"/v1/payments/{made['id']}", headers=headers)).json()
+    assert payment["refunded_amount"] == 0
+    gateway.refusing_refunds = False
+    assert (await api.client.post(url, headers=headers, json={})).status_code == 201

@@ -45,9 +45,12 @@ async def write_lock_on_sqlite(connection: AsyncConnection, table: sa.Table, id_
     would lock nothing. A write, even one that changes nothing, takes SQLite's one write
     lock (and begins the transaction, which the driver does only at a write): another
     writer waits for the commit (``busy_timeout``) and the read that follows sees the last.
+    The write is to ``updated_at``, which no key or index holds: rewriting the primary key
+    would make SQLite look for the rows whose foreign keys name it.
     """
     if connection.dialect.name == "sqlite":
-        await connection.execute(sa.update(table).where(table.c.id == id_).values(id=table.c.id))
+        statement = sa.update(table).where(table.c.id == id_)
+        await connection.execute(statement.values(updated_at=table.c.updated_at))
 
 
 def dialect_insert(connection: AsyncConnection, table: sa.Table) -> Any:

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from debtflow_adapters.memory import InMemoryUnitOfWork
+from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.payment import PaymentStatus, Refund, RefundStatus
@@ -530,3 +531,17 @@ async def test_recovery_stops_asking_before_the_gateway_may_forget_the_key(shop)
     assert (await shop.settle.execute(), await refunds.execute()) == (0, 0)
     assert shop.gateway.calls == calls
     assert shop.world.store.payments[payment.payment.id].status is PaymentStatus.PENDING
+
+
+async def test_the_payment_that_paid_the_account_in_full_replays_from_the_database(shop):
+    paid = await shop.pay.execute(shop.alpha.collector, "all", shop.payment(amount=10_000))
+    world = shop.world
+    uncached = MakePayment(  # a process without the cache (Redis down, or restarted)
+        world.uow, world.clock, InMemoryIdempotencyCache(), shop.gateway, world.telemetry
+    )
+    again = await uncached.execute(shop.alpha.collector, "all", shop.payment(amount=10_000))
+    assert again.replayed and again.payment == paid.payment
+    with pytest.raises(Conflict, match="paid_in_full account takes no payments"):
+        await uncached.execute(shop.alpha.collector, "new", shop.payment(amount=10_000))
+    with pytest.raises(ValidationFailed):  # another body under the key
+        await uncached.execute(shop.alpha.collector, "all", shop.payment(amount=9_000))

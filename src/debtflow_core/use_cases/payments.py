@@ -25,13 +25,14 @@ import msgspec
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
-from debtflow_core.domain.account import AccountStatus
+from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.card_numbers import looks_like_card_number
 from debtflow_core.domain.money import validate_amount, validate_currency
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund, RefundStatus
-from debtflow_core.domain.payment_processor import ProcessorKind
+from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.errors import (
     Conflict,
+    DomainError,
     GatewayUnavailable,
     NotFound,
     ValidationFailed,
@@ -299,6 +300,21 @@ def _outcome_of(payment: Payment) -> PaymentOutcome:
     }[payment.status]
 
 
+def _refusal(
+    actor: Actor, account: Account, currency: str, processor: PaymentProcessor | None
+) -> DomainError | None:
+    """Why the account cannot take this payment, if it cannot."""
+    if account.status not in _PAYABLE:
+        return Conflict(f"a {account.status} account takes no payments")
+    if currency != account.currency:
+        return ValidationFailed(f"the account is in {account.currency}", field="currency")
+    if processor is None or processor.agency_id != actor.agency_id or not processor.active:
+        return ValidationFailed(
+            "no active payment processor with this id in the agency", field="processor_id"
+        )
+    return None
+
+
 class MakePayment(Settlement):
     """Charge a debtor's card on an account, exactly once per idempotency key.
 
@@ -421,16 +437,16 @@ class MakePayment(Settlement):
             )
             assert payable is not None  # reachable_account raised otherwise
             require_writer(actor)
-            if account.status not in _PAYABLE:
-                raise Conflict(f"a {account.status} account takes no payments")
-            if currency != account.currency:
-                raise ValidationFailed(f"the account is in {account.currency}", field="currency")
             processor = payable.processor
-            if processor is None or processor.agency_id != actor.agency_id or not processor.active:
-                raise ValidationFailed(
-                    "no active payment processor with this id in the agency",
-                    field="processor_id",
-                )
+            if (refusal := _refusal(actor, account, currency, processor)) is not None:
+                # A repeat of a payment that was taken replays it, though what it did (paid
+                # the account in full, say) would refuse it now. The claim made to find out
+                # is rolled back with the refusal.
+                existing = await claim_key(uow, actor.agency_id, key, fingerprint, now)
+                if existing is not None:
+                    return replay(existing, fingerprint, self._telemetry)
+                raise refusal
+            assert processor is not None  # _refusal refused otherwise
             payment = Payment(
                 id=uuid.uuid4(),
                 agency_id=actor.agency_id,

@@ -172,6 +172,7 @@ async def test_payments_round_trip_list_and_pending(uow_factory, ledger):
         idempotency_key=None,
         created_by=None,
         created_at=T0 + timedelta(minutes=9),
+        completed_at=T0 + timedelta(minutes=9),
     )
     async with uow_factory() as uow:
         assert await uow.payments.get(first.id) == first
@@ -219,6 +220,7 @@ async def test_a_pending_refund_is_completed_or_removed(uow_factory, ledger):
             idempotency_key=f"r{minute}",
             created_by=None,
             created_at=T0 + timedelta(minutes=minute),
+            completed_at=None,
         )
 
     first, second, third = pending(1), pending(2), pending(3)
@@ -235,11 +237,14 @@ async def test_a_pending_refund_is_completed_or_removed(uow_factory, ledger):
             T0 + timedelta(minutes=3), 10, after=first.created_at
         ) == [second]
         assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 1, after=T0) == [first]
-        await uow.payments.complete_refund(first.id, "re_1")
+        await uow.payments.complete_refund(first.id, "re_1", T0 + timedelta(hours=2))
         await uow.payments.remove_refund(second.id)
         await uow.commit()
     completed = msgspec.structs.replace(
-        first, status=RefundStatus.COMPLETED, gateway_reference="re_1"
+        first,
+        status=RefundStatus.COMPLETED,
+        gateway_reference="re_1",
+        completed_at=T0 + timedelta(hours=2),
     )
     async with uow_factory() as uow:
         assert await uow.payments.refund(first.id) == completed

@@ -361,10 +361,12 @@ async def test_a_refund_the_gateway_did_not_answer_stays_pending_until_recovery_
     replayed = await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
     assert replayed.replayed and replayed.refund == completed
     assert await recovery.execute() == 0
+    assert completed.completed_at - completed.created_at >= timedelta(minutes=10)
     entries = await shop.world.use(QueryAuditLog).execute(
-        shop.alpha.admin, AuditFilters(entity_id=completed.id)
+        shop.alpha.admin, AuditFilters(entity_id=paid.id)
     )
-    assert [e.action for e in entries.items] == ["refund.completed", "refund.requested"]
+    assert [e.action for e in entries.items][:2] == ["payment.refunded", "payment.refund_requested"]
+    assert entries.items[0].after["id"] == str(completed.id)
 
 
 async def test_a_refund_that_reached_no_gateway_is_removed_and_its_key_freed(shop):

@@ -126,7 +126,7 @@ async def test_an_event_for_no_payment_of_ours_is_noted_and_dropped(hooks):
     assert await apply.execute(queue.jobs[0][1]["event_id"]) == "unknown_payment"
 
 
-async def test_a_refund_whose_answer_was_lost_is_counted_once_with_its_webhook(hooks):
+async def test_a_refund_whose_answer_was_lost_is_completed_once_by_its_webhook(hooks):
     shop, receive, apply, queue, event = hooks
 
     class AnswerLost(CountingGateway):
@@ -138,18 +138,46 @@ async def test_a_refund_whose_answer_was_lost_is_counted_once_with_its_webhook(h
                 event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=4_000), "valid"
             )
             [(_, args)] = queue.jobs
-            assert await apply.execute(args["event_id"]) == "ignored"  # the refund is pending
+            assert await apply.execute(args["event_id"]) == "refunded"  # the pending refund
             raise GatewayUnavailable("the payment gateway gave no answer to the refund")
 
     world = shop.world
     paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
     lost = RefundPayment(world.uow, world.clock, shop.cache, AnswerLost(), world.telemetry)
-    pending = await lost.execute(shop.alpha.admin, "r", paid.id, NewRefund())
-    assert pending.refund.status is RefundStatus.PENDING
-    assert await shop.balance() == 6_000
+    answered = await lost.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    assert answered.refund.status is RefundStatus.COMPLETED  # the webhook's answer
+    again = await lost.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    assert again.replayed and again.refund == answered.refund
 
     world.clock.advance(timedelta(minutes=10))
     recovery = SettlePendingRefunds(world.uow, world.clock, shop.cache, shop.gateway)
-    assert await recovery.execute() == 1
+    assert await recovery.execute() == 0  # nothing left pending
     assert world.store.payments[paid.id].refunded_amount == 4_000
     assert await shop.balance() == 10_000  # given back once
+
+
+async def test_a_refund_event_completes_pending_refunds_it_covers_and_records_the_rest(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=5_000))).payment
+    shop.gateway.failing = True
+    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
+    first = await refund.execute(shop.alpha.admin, "r1", paid.id, NewRefund(amount=1_000))
+    second = await refund.execute(shop.alpha.admin, "r2", paid.id, NewRefund(amount=2_000))
+    assert {first.refund.status, second.refund.status} == {RefundStatus.PENDING}
+
+    # The gateway made the first, not yet the second, and 500 more from its dashboard.
+    await receive.execute(
+        event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=1_500), "valid"
+    )
+    [(_, args)] = queue.jobs
+    assert await apply.execute(args["event_id"]) == "refunded"
+    async with world.uow as uow:
+        refunds = await uow.payments.refunds(paid.id)
+    assert [(r.amount, r.status) for r in refunds] == [
+        (1_000, RefundStatus.COMPLETED),
+        (2_000, RefundStatus.PENDING),
+        (500, RefundStatus.COMPLETED),
+    ]
+    assert world.store.payments[paid.id].refunded_amount == 3_500
+    assert await shop.balance() == 10_000 - 5_000 + 1_500

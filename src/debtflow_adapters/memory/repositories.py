@@ -650,11 +650,11 @@ class InMemoryPaymentRepository(PaymentRepository):
     async def refund(self, id_: UUID) -> Refund | None:
         return self._refunds.get(id_)
 
-    async def complete_refund(self, id_: UUID, reference: str) -> None:
+    async def complete_refund(self, id_: UUID, reference: str, at: datetime) -> None:
         refund = self._refunds.get(id_)
         if refund is not None:
             completed = msgspec.structs.replace(
-                refund, status=RefundStatus.COMPLETED, gateway_reference=reference
+                refund, status=RefundStatus.COMPLETED, gateway_reference=reference, completed_at=at
             )
             self._refunds.put(id_, completed)
 

@@ -77,6 +77,7 @@ def _refund(row: Row[Any]) -> Refund:
         idempotency_key=row.idempotency_key,
         created_by=row.created_by,
         created_at=row.created_at,
+        completed_at=row.completed_at,
     )
 
 
@@ -239,11 +240,11 @@ class SqlPaymentRepository(PaymentRepository):
     async def refund(self, id_: UUID) -> Refund | None:
         return await first(self._connection, sa.select(refunds).where(refunds.c.id == id_), _refund)
 
-    async def complete_refund(self, id_: UUID, reference: str) -> None:
+    async def complete_refund(self, id_: UUID, reference: str, at: datetime) -> None:
         await self._connection.execute(
             sa.update(refunds)
             .where(refunds.c.id == id_)
-            .values(status=RefundStatus.COMPLETED, gateway_reference=reference)
+            .values(status=RefundStatus.COMPLETED, gateway_reference=reference, completed_at=at)
         )
 
     async def remove_refund(self, id_: UUID) -> None:

@@ -116,11 +116,11 @@ class SqlReportReader(ReportReader):
             made = sa.and_(
                 refunds.c.agency_id == agency_id,
                 refunds.c.status == _REFUNDED,
-                _within(refunds.c.created_at, period),
+                _within(refunds.c.completed_at, period),
             )
             sides = [
                 (paid, taken, payments.c.amount, payments.c.created_at),
-                (refunded, made, refunds.c.amount, refunds.c.created_at),
+                (refunded, made, refunds.c.amount, refunds.c.completed_at),
             ]
             groups: list[list[Any]] = []
             for source, where, amount, at in sides:

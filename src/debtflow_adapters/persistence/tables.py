@@ -246,6 +246,7 @@ refunds = sa.Table(
     sa.Column("idempotency_key", sa.String(255), nullable=True),
     sa.Column("created_by", sa.Uuid, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("completed_at", UTCDateTime, nullable=True),
     sa.Index("ix_refunds_payment_created", "payment_id", "created_at", "id"),
     sa.Index(
         "ix_refunds_pending_created",

@@ -20,7 +20,8 @@ class Payment(msgspec.Struct, frozen=True, kw_only=True):
 
     While ``pending`` its amount is held off the account's balance, so concurrent payments
     can never together take more than the balance; a failure gives the hold back.
-    ``refunded_amount`` grows with each completed refund, up to ``amount``.
+    ``refunded_amount`` is what its refunds, pending or completed, take of it, up to
+    ``amount``: a pending refund's amount is reserved there at once.
     """
 
     id: UUID
@@ -77,10 +78,11 @@ class Refund(msgspec.Struct, frozen=True, kw_only=True):
 
     A refund is ``pending`` while the gateway has not answered it: its amount is reserved
     on the payment (so nothing can refund it twice) but the balance is not restored yet.
-    It is completed when an answer comes, by the request itself or the recovery task,
-    which asks the gateway again under the same ``idempotency_key``; a refund the gateway
-    certainly never made is removed. Refunds learned from the gateway's webhook (made at
-    the gateway, not through us) have no key.
+    It is completed (at ``completed_at``) when the gateway's answer comes: to the request
+    itself, to the recovery task asking again under the same ``idempotency_key``, or by
+    the gateway's webhook. Only the request removes one, when its call certainly reached
+    no gateway or was refused. Refunds learned from the webhook alone (made at the
+    gateway, not through us) have no key.
     """
 
     id: UUID
@@ -92,3 +94,4 @@ class Refund(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_key: str | None
     created_by: UUID | None
     created_at: datetime
+    completed_at: datetime | None

@@ -138,8 +138,8 @@ class PaymentRepository(Protocol):
 
     async def refund(self, id_: UUID) -> Refund | None: ...
 
-    async def complete_refund(self, id_: UUID, reference: str) -> None:
-        """Mark a pending refund completed, with the gateway's reference."""
+    async def complete_refund(self, id_: UUID, reference: str, at: datetime) -> None:
+        """Mark a pending refund completed at ``at``, with the gateway's reference."""
         ...
 
     async def remove_refund(self, id_: UUID) -> None:

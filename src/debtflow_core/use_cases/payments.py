@@ -716,9 +716,11 @@ class RefundPayment:
                 return await self._leave_pending(payment, refund)
             await self._abandon(actor, refund)
             raise
-        return await _complete_refund(
+        done = await _complete_refund(
             self._uow, self._cache, self._clock, actor, refund, result.reference
         )
+        assert done is not None  # only this request removes its refund, and it has not
+        return done
 
     async def _open(
         self, actor: Actor, key: str, fingerprint: str, payment_id: UUID, command: NewRefund
@@ -752,13 +754,14 @@ class RefundPayment:
                 idempotency_key=key,
                 created_by=actor.user_id,
                 created_at=now,
+                completed_at=None,
             )
             await uow.payments.add_refund(refund)
             await uow.audit_log.add(
                 audit_entry(
                     actor,
-                    "refund.requested",
-                    entity_id=refund.id,
+                    "payment.refund_requested",
+                    entity_id=payment.id,
                     before=None,
                     after=refund,
                     at=now,
@@ -771,16 +774,19 @@ class RefundPayment:
 
     async def _leave_pending(self, payment: Payment, refund: Refund) -> RefundResult:
         """The gateway may or may not have refunded: keep the refund pending, and answer
-        (and replay, until the recovery task learns the outcome) that it is. Not cached:
-        the recovery task may yet remove the refund and free its key."""
+        (and replay, until the gateway's answer comes) that it is. Not cached: the cache
+        holds final answers, and this one changes when the refund completes."""
         async with self._uow as uow:
-            after = await uow.payments.get(payment.id)
+            after = await uow.payments.lock(payment.id)
             assert after is not None  # payments are never deleted
-            result = RefundResult(refund=refund, payment=after)
-            await uow.idempotency.finish(
-                refund.agency_id, _refund_key(refund), "pending", msgspec.to_builtins(result)
-            )
-            await uow.commit()
+            current = await uow.payments.refund(refund.id)
+            assert current is not None  # only this request removes its refund
+            result = RefundResult(refund=current, payment=after)
+            if current.status is RefundStatus.PENDING:  # else the webhook answered first
+                await uow.idempotency.finish(
+                    refund.agency_id, _refund_key(refund), "pending", msgspec.to_builtins(result)
+                )
+                await uow.commit()
         return result
 
     async def _abandon(self, actor: Actor, refund: Refund) -> None:
@@ -797,8 +803,8 @@ class RefundPayment:
             await uow.audit_log.add(
                 audit_entry(
                     actor,
-                    "refund.abandoned",
-                    entity_id=refund.id,
+                    "payment.refund_abandoned",
+                    entity_id=refund.payment_id,
                     before=refund,
                     after=None,
                     at=self._clock.now(),
@@ -848,10 +854,10 @@ class SettlePendingRefunds:
             except GatewayUnavailable:
                 continue
             actor = Actor.system(refund.agency_id)
-            await _complete_refund(
+            done = await _complete_refund(
                 self._uow, self._cache, self._clock, actor, refund, result.reference
             )
-            completed += 1
+            completed += done is not None
         return completed
 
 
@@ -877,30 +883,50 @@ async def _complete_refund(
     actor: Actor,
     refund: Refund,
     reference: str,
-) -> RefundResult:
+) -> RefundResult | None:
     """The gateway made ``refund``: complete it and give its amount back, once. Under the
-    payment's lock, so that of the request and the recovery task, which may both learn
-    the outcome, only the first completes it; the other answers what it left."""
+    payment's lock, so that of those who may learn the outcome (the request, the recovery
+    task, the webhook) only the first completes it; the others answer what it left.
+    ``None`` if the refund is gone: its request removed it, its own call refused, before
+    the recovery task asked (which the gateway's timeouts, far shorter than the task's
+    wait, leave no time for)."""
     async with uow:
         payment = await uow.payments.lock(refund.payment_id)
         assert payment is not None  # payments are never deleted
         current = await uow.payments.refund(refund.id)
-        assert current is not None  # only a refund the gateway never got is removed
+        if current is None:
+            return None
+        record = None
         if current.status is RefundStatus.PENDING:
-            pending = current
-            current = msgspec.structs.replace(
-                pending, status=RefundStatus.COMPLETED, gateway_reference=reference
+            current, record = await complete_pending_refund(
+                uow, actor, payment, current, reference, clock.now()
             )
-            await uow.payments.complete_refund(current.id, reference)
-            await _refunded(uow, actor, payment.account_id, pending, current, clock.now())
-        result = RefundResult(refund=current, payment=payment)
-        record = await uow.idempotency.finish(
-            refund.agency_id, _refund_key(refund), "refunded", msgspec.to_builtins(result)
-        )
         await uow.commit()
     if record is not None:
         await cache.put(record)
-    return result
+    return RefundResult(refund=current, payment=payment)
+
+
+async def complete_pending_refund(
+    uow: UnitOfWork,
+    actor: Actor,
+    payment: Payment,
+    refund: Refund,
+    reference: str,
+    now: datetime,
+) -> tuple[Refund, IdempotencyRecord | None]:
+    """Inside the caller's unit of work, with ``payment`` locked: complete the pending
+    ``refund`` (its amount is reserved on the payment already), give the amount back, and
+    store the answer under the refund's key for replays. The completed refund, and the
+    record to cache once committed."""
+    completed = msgspec.structs.replace(
+        refund, status=RefundStatus.COMPLETED, gateway_reference=reference, completed_at=now
+    )
+    await uow.payments.complete_refund(refund.id, reference, now)
+    await _refunded(uow, actor, payment, completed, now)
+    answer = msgspec.to_builtins(RefundResult(refund=completed, payment=payment))
+    record = await uow.idempotency.finish(refund.agency_id, _refund_key(refund), "refunded", answer)
+    return completed, record
 
 
 async def record_refund(
@@ -919,27 +945,24 @@ async def record_refund(
         idempotency_key=None,
         created_by=actor.user_id,
         created_at=now,
+        completed_at=now,
     )
     await uow.payments.add_refund(refund)
-    await _refunded(uow, actor, payment.account_id, None, refund, now)
+    await _refunded(uow, actor, payment, refund, now)
     return refund
 
 
 async def _refunded(
-    uow: UnitOfWork,
-    actor: Actor,
-    account_id: UUID,
-    before: Refund | None,
-    after: Refund,
-    now: datetime,
+    uow: UnitOfWork, actor: Actor, payment: Payment, refund: Refund, now: datetime
 ) -> None:
-    """The bookkeeping of a completed refund: its audit entry, the balance given back."""
+    """The bookkeeping of a completed refund: its audit entry on the payment, the balance
+    given back."""
     await uow.audit_log.add(
         audit_entry(
-            actor, "refund.completed", entity_id=after.id, before=before, after=after, at=now
+            actor, "payment.refunded", entity_id=payment.id, before=None, after=refund, at=now
         )
     )
-    await _give_back(uow, actor, account_id, after.amount, now)
+    await _give_back(uow, actor, payment.account_id, refund.amount, now)
 
 
 async def _give_back(

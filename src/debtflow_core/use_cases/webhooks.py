@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
-from debtflow_core.domain.payment import Payment, PaymentStatus
+from debtflow_core.domain.payment import Payment, PaymentStatus, RefundStatus
 from debtflow_core.errors import NotFound
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.gateway_events import WebhookVerifier
@@ -19,7 +19,11 @@ from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.payment_gateway import ChargeOutcome, ChargeResult
 from debtflow_core.ports.telemetry import Telemetry
 from debtflow_core.ports.unit_of_work import UnitOfWork
-from debtflow_core.use_cases.payments import Settlement, record_refund
+from debtflow_core.use_cases.payments import (
+    Settlement,
+    complete_pending_refund,
+    record_refund,
+)
 
 APPLY_GATEWAY_EVENT = "debtflow.apply_gateway_event"
 """The worker task that applies a stored event; its one argument is ``event_id``."""
@@ -114,17 +118,38 @@ class ApplyGatewayEvent(Settlement):
         return settled.payment.status if moved else "ignored"
 
     async def _reconcile_refunds(self, actor: Actor, event: GatewayEvent, payment: Payment) -> str:
+        """Bring the payment's refunds up to the total the gateway says it refunded: first
+        complete our pending refunds that total covers, oldest first (their answer was
+        lost, or is on its way; this is it), then record what the completed refunds still
+        fall short of as a refund made at the gateway (its dashboard, say). A stale event,
+        with a smaller total, changes nothing."""
         # Under the payment's lock: the same event run twice at once (delivery is at least
         # once), or two refund events, must not both count what is missing.
+        refunded = event.amount_refunded or 0
+        reference = f"{event.id}:{event.reference}"
+        now = self._clock.now()
+        records = []
         async with self._uow as uow:
             current = await uow.payments.lock(payment.id)
             if current is None or current.status is not PaymentStatus.COMPLETED:
                 return "ignored"
-            missing = (event.amount_refunded or 0) - current.refunded_amount
-            if missing <= 0 or not await uow.payments.reserve_refund(current.id, missing):
+            refunds = await uow.payments.refunds(current.id)
+            counted = sum(r.amount for r in refunds if r.status is RefundStatus.COMPLETED)
+            for refund in refunds:
+                if refund.status is RefundStatus.PENDING and counted + refund.amount <= refunded:
+                    _, record = await complete_pending_refund(
+                        uow, actor, current, refund, reference, now
+                    )
+                    records.append(record)
+                    counted += refund.amount
+            # A refund is one amount at the gateway, so what is left over is none of ours.
+            missing = refunded - counted
+            if missing > 0 and await uow.payments.reserve_refund(current.id, missing):
+                await record_refund(uow, actor, current, missing, reference, now)
+            elif not records:
                 return "ignored"
-            await record_refund(
-                uow, actor, current, missing, f"{event.id}:{event.reference}", self._clock.now()
-            )
             await uow.commit()
+        for record in records:
+            if record is not None:
+                await self._cache.put(record)
         return "refunded"

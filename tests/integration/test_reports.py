@@ -331,3 +331,25 @@ async def test_imports_summary_matches_the_raw_rows(seeded):
     assert len(report.by_source) == 3  # two file sources, and files imported by hand
     assert report.totals.runs_by_status[ImportStatus.RUNNING] == 1
     assert 0 < report.totals.error_rate_bps < 10_000
+
+
+async def test_a_refund_counts_on_the_day_it_completed_and_not_while_pending(store):
+    uow_factory, import_runs, reader = store
+    seeder = Seeder(uow_factory, import_runs)
+    seeder.at(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    alpha = await seeder.tenant("alpha", ("c1",))
+    await seeder.account(alpha, "A", balance=100_000, collector="c1")
+    paid = await seeder.pay(alpha, "A", 30_000)
+    seeder.at(datetime(2026, 3, 31, 23, 58, tzinfo=UTC))
+    await seeder.refund(alpha, paid, 10_000, answered=False)
+    march = ReportPeriod(from_=date(2026, 3, 1), to=date(2026, 3, 31))
+    april = ReportPeriod(from_=date(2026, 4, 1), to=date(2026, 4, 30))
+
+    async def refunded(period: ReportPeriod) -> int:
+        summary = await SummarizeCollections(reader).execute(alpha.admin, period)
+        return sum(total.refunded for total in summary.totals)
+
+    assert (await refunded(march), await refunded(april)) == (0, 0)  # pending: nothing yet
+    seeder.at(datetime(2026, 4, 1, 0, 10, tzinfo=UTC))
+    assert await seeder.settle_refunds() == 1
+    assert (await refunded(march), await refunded(april)) == (0, 10_000)

@@ -45,7 +45,13 @@ from debtflow_core.use_cases.accounts import (
 from debtflow_core.use_cases.activities import NewActivity, RecordActivity
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor
-from debtflow_core.use_cases.payments import MakePayment, NewPayment, NewRefund, RefundPayment
+from debtflow_core.use_cases.payments import (
+    MakePayment,
+    NewPayment,
+    NewRefund,
+    RefundPayment,
+    SettlePendingRefunds,
+)
 from debtflow_core.use_cases.users import CreateUser, NewUser
 
 START = datetime(2025, 12, 1, 8, 0, tzinfo=UTC)
@@ -193,10 +199,21 @@ class Seeder:
         )
         return result.payment
 
-    async def refund(self, tenant: Tenant, payment: Payment, amount: int | None = None) -> None:
-        await self._use(RefundPayment).execute(
-            tenant.admin, f"key-{next(self._keys)}", payment.id, NewRefund(amount=amount)
-        )
+    async def refund(
+        self, tenant: Tenant, payment: Payment, amount: int | None = None, *, answered: bool = True
+    ) -> None:
+        """Refund ``payment``; not ``answered``, the gateway gives no answer and the refund
+        stays pending until :meth:`settle_refunds`."""
+        self._gateway.failing = not answered
+        try:
+            await self._use(RefundPayment).execute(
+                tenant.admin, f"key-{next(self._keys)}", payment.id, NewRefund(amount=amount)
+            )
+        finally:
+            self._gateway.failing = False
+
+    async def settle_refunds(self) -> int:
+        return await self._use(SettlePendingRefunds).execute()
 
     async def activity(
         self, tenant: Tenant, who: str, account: str, type_: ActivityType, promise: int = 0

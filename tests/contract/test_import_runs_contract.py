@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,14 @@ from debtflow_core.domain.imports import ImportRowError, ImportStatus
 from debtflow_core.errors import Conflict, NotFound
 from debtflow_core.ports.import_runs import RunPosition
 from debtflow_core.ports.placement_writer import PlacementBatch
-from tests.support.imports import STORES, T0, ImportPorts, import_ports, new_run
+from tests.support.imports import (
+    STORES,
+    T0,
+    ImportPorts,
+    import_ports,
+    new_run,
+    placement_row,
+)
 
 
 @pytest.fixture(params=STORES)
@@ -27,6 +34,7 @@ async def test_a_run_is_stored_once_per_agency_and_content(ports):
 
     assert again == first
     assert first.file_name == "a.csv"
+    assert first.progressed_at == first.created_at
     assert type(again.status) is ImportStatus
     assert other.id != first.id
     assert await ports.runs.get(agency.id, first.id) == first
@@ -51,8 +59,9 @@ async def test_starting_takes_a_new_attempt_and_fences_the_old_one(ports):
     taken_over = await ports.runs.start(run.id, attempt=1, at=T0 + timedelta(minutes=5))
 
     assert (started.status, started.attempt, started.started_at) == (ImportStatus.RUNNING, 1, T0)
+    assert started.progressed_at == T0
     assert taken_over.attempt == 2
-    assert taken_over.started_at == T0 + timedelta(minutes=5)
+    assert taken_over.started_at == taken_over.progressed_at == T0 + timedelta(minutes=5)
     with pytest.raises(Conflict):
         await ports.runs.finish(run.id, attempt=1, status=ImportStatus.SUCCEEDED, at=T0)
     with pytest.raises(NotFound):
@@ -74,7 +83,7 @@ async def test_finishing_records_the_outcome(ports):
     )
 
     assert finished.status == ImportStatus.FAILED
-    assert finished.finished_at == T0 + timedelta(seconds=3)
+    assert finished.finished_at == finished.progressed_at == T0 + timedelta(seconds=3)
     assert finished.ignored_columns == ("notes", "Score")
     assert finished.failure_reason == "required columns are missing: last_name"
     assert await ports.runs.get(agency.id, run.id) == finished
@@ -117,7 +126,7 @@ async def test_runs_are_listed_by_status_and_by_source(ports):
     assert none == []
 
 
-async def test_stalled_runs_are_uploads_queued_or_started_long_enough_ago(ports):
+async def test_stalled_runs_are_uploads_queued_or_running_without_progress_long_enough(ports):
     agency = await ports.agency()
     minute = timedelta(minutes=1)
 
@@ -134,12 +143,64 @@ async def test_stalled_runs_are_uploads_queued_or_started_long_enough_ago(ports)
     await ports.runs.finish(finished.id, attempt=1, status=ImportStatus.SUCCEEDED, at=T0)
     await run(5, created_at=T0, file_source_id=uuid.uuid4())  # its source's poll resumes it
     await run(6, created_at=T0 - 60 * minute)  # too old
+    await run(7, created_at=T0 + 15 * minute)  # queued lately
 
-    stalled = await ports.runs.stalled(T0 + 10 * minute, T0 - 30 * minute, 10)
-    assert [r.id for r in stalled] == [queued.id, running.id]
-    assert [r.id for r in await ports.runs.stalled(T0 + 10 * minute, T0 - 30 * minute, 1)] == [
-        queued.id
-    ]
+    def claim(limit: int):
+        return ports.runs.claim_stalled(
+            T0 + 10 * minute, T0 - 30 * minute, limit, at=T0 + 40 * minute
+        )
+
+    first = await claim(1)
+    rest = await claim(10)
+
+    assert [r.id for r in first] == [queued.id]
+    assert [r.id for r in rest] == [running.id]  # the first claim took the queued run
+    assert {r.progressed_at for r in first + rest} == {T0 + 40 * minute}
+    assert await ports.runs.get(agency.id, running.id) == rest[0]
+    assert rest[0].status is ImportStatus.RUNNING
+
+
+async def test_a_run_whose_batches_keep_committing_is_not_stalled(ports):
+    agency = await ports.agency()
+    minute = timedelta(minutes=1)
+    run = await ports.runs.add_or_get(new_run(agency.id))
+    started = await ports.runs.start(run.id, attempt=0, at=T0)
+
+    def claim(now: datetime):
+        return ports.runs.claim_stalled(now - 30 * minute, T0 - minute, 10, at=now)
+
+    for n in range(1, 4):
+        await ports.writer.write(
+            PlacementBatch(
+                run_id=run.id,
+                attempt=started.attempt,
+                agency_id=agency.id,
+                rows=[placement_row(n + 1, f"A-{n}")],
+                errors=[],
+                rows_read=1,
+                lines_done=n + 1,
+                at=T0 + 20 * n * minute,
+            )
+        )
+        assert await claim(T0 + (20 * n + 15) * minute) == []
+
+    assert [r.id for r in await claim(T0 + 91 * minute)] == [run.id]
+
+
+async def test_a_claimed_run_is_not_stalled_again_until_another_wait(ports):
+    agency = await ports.agency()
+    minute = timedelta(minutes=1)
+    run = await ports.runs.add_or_get(new_run(agency.id))
+
+    async def claimed(minutes: int) -> list[uuid.UUID]:
+        now = T0 + minutes * minute
+        runs = await ports.runs.claim_stalled(now - 30 * minute, T0 - minute, 10, at=now)
+        return [r.id for r in runs]
+
+    assert await claimed(31) == [run.id]
+    assert await claimed(41) == []
+    assert await claimed(61) == []
+    assert await claimed(62) == [run.id]
 
 
 async def test_a_run_keeps_how_its_file_is_read(ports):

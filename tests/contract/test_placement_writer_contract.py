@@ -179,6 +179,15 @@ async def test_the_batch_errors_are_stored_and_counted(ports):
     assert (stored.rows_read, stored.rows_failed) == (2, 1)
 
 
+async def test_a_batch_is_the_runs_progress(ports):
+    run = await started_run(ports)
+
+    await ports.writer.write(batch(run, [placement_row(2, "A-1")], minutes=7))
+
+    stored = await ports.runs.get(run.agency_id, run.id)
+    assert stored.progressed_at == T0 + timedelta(minutes=7)
+
+
 async def test_a_writer_of_an_older_attempt_writes_nothing(ports):
     run = await started_run(ports)
     await ports.runs.start(run.id, attempt=run.attempt, at=T0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from debtflow_core.ports.placement_writer import PlacementBatch
@@ -31,7 +33,7 @@ async def test_a_refused_batch_is_retried_row_by_row_and_only_the_guilty_row_fai
             errors=[],
             rows_read=5,
             lines_done=6,
-            at=T0,
+            at=T0 + timedelta(minutes=3),
         )
     )
 
@@ -42,4 +44,5 @@ async def test_a_refused_batch_is_retried_row_by_row_and_only_the_guilty_row_fai
     assert [a[0] for a in await ports.accounts(agency.id)] == ["A-2", "A-3", "A-5", "A-6"]
     stored = await ports.runs.get(agency.id, run.id)
     assert (stored.rows_read, stored.rows_created, stored.rows_failed) == (5, 4, 1)
+    assert stored.progressed_at == T0 + timedelta(minutes=3)
     assert await ports.runs.errors(run.id, after_line=None, limit=5) == [failure]

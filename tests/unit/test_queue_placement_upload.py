@@ -24,6 +24,7 @@ from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.domain.user import Role
 from debtflow_core.errors import NotFound, PermissionDenied, ValidationFailed
+from debtflow_core.ports.placement_writer import PlacementBatch
 from debtflow_core.use_cases.imports import (
     IMPORT_PLACEMENT_FILE,
     ImportPlacementFile,
@@ -48,6 +49,7 @@ class Setup:
         self.jobs = InMemoryJobQueue()
         self.clock = clock = FixedClock(T0)
         uow = InMemoryUnitOfWork(self.store)
+        self.writer = InMemoryPlacementWriter(self.store, self.imports)
         self.queue = QueuePlacementUpload(self.runs, self.storage, self.jobs, uow, clock)
         self.resume = ResumeStalledImports(self.runs, self.jobs, clock)
         self.run_queued = ImportQueuedRun(
@@ -55,7 +57,7 @@ class Setup:
             self.storage,
             ImportPlacementFile(
                 self.runs,
-                InMemoryPlacementWriter(self.store, self.imports),
+                self.writer,
                 uow,
                 clock,
                 InMemoryTelemetry(),
@@ -215,18 +217,49 @@ async def test_an_upload_whose_job_was_lost_is_queued_again_after_half_an_hour(s
     assert await setup.resume.execute() == 0
     setup.clock.advance(timedelta(minutes=2))
     assert await setup.resume.execute() == 1
+    setup.clock.advance(timedelta(minutes=10))
+    assert await setup.resume.execute() == 0  # its new job has not had its chance yet
     await setup.run_jobs()
     done = await setup.runs.get(setup.agency.id, queued.id)
     assert done is not None and done.status is ImportStatus.SUCCEEDED
+
+
+async def test_a_backlog_is_not_queued_again_twice_within_half_an_hour(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+    await setup.queue.execute(setup.admin, upload)  # its job waits behind others
+
+    queued_again_at = []
+    for sweep in range(1, 10):
+        setup.clock.advance(timedelta(minutes=10))
+        if await setup.resume.execute():
+            queued_again_at.append(sweep * 10)
+
+    assert queued_again_at == [40, 80]
+    assert len(setup.jobs.jobs) == 3
 
 
 async def test_a_run_whose_worker_died_is_resumed_and_an_old_one_left(setup, tmp_path):
     upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
     queued = (await setup.queue.execute(setup.admin, upload)).run
     setup.jobs.jobs.clear()
-    await setup.runs.start(queued.id, attempt=queued.attempt, at=setup.clock.now())  # then died
+    started = await setup.runs.start(queued.id, attempt=queued.attempt, at=setup.clock.now())
+    setup.clock.advance(timedelta(minutes=20))
+    await setup.writer.write(  # a first batch, then the worker died
+        PlacementBatch(
+            run_id=started.id,
+            attempt=started.attempt,
+            agency_id=started.agency_id,
+            rows=[],
+            errors=[],
+            rows_read=0,
+            lines_done=1,
+            at=setup.clock.now(),
+        )
+    )
 
-    setup.clock.advance(timedelta(minutes=31))
+    setup.clock.advance(timedelta(minutes=29))
+    assert await setup.resume.execute() == 0  # 49 minutes after its start, 29 after its batch
+    setup.clock.advance(timedelta(minutes=2))
     assert await setup.resume.execute() == 1
     await setup.run_jobs()
     done = await setup.runs.get(setup.agency.id, queued.id)

@@ -49,9 +49,10 @@ class InMemoryImportRuns(ImportRunRepository):
         for stored in self._store.runs.values():
             if stored.agency_id == run.agency_id and stored.sha256 == run.sha256:
                 return stored
-        self._store.runs[run.id] = run
+        stored = msgspec.structs.replace(run, progressed_at=run.created_at)
+        self._store.runs[run.id] = stored
         self._store.errors[run.id] = {}
-        return run
+        return stored
 
     def _current(self, run_id: UUID, attempt: int) -> ImportRun:
         run = self._store.runs.get(run_id)
@@ -67,6 +68,7 @@ class InMemoryImportRuns(ImportRunRepository):
             status=ImportStatus.RUNNING,
             attempt=attempt + 1,
             started_at=at,
+            progressed_at=at,
         )
         self._store.runs[run_id] = run
         return run
@@ -85,6 +87,7 @@ class InMemoryImportRuns(ImportRunRepository):
             self._current(run_id, attempt),
             status=status,
             finished_at=at,
+            progressed_at=at,
             ignored_columns=ignored_columns,
             failure_reason=failure_reason,
         )
@@ -119,19 +122,26 @@ class InMemoryImportRuns(ImportRunRepository):
             runs = [r for r in runs if (r.created_at, r.id) < (after.created_at, after.id)]
         return runs[:limit]
 
-    async def stalled(self, before: datetime, after: datetime, limit: int) -> list[ImportRun]:
+    async def claim_stalled(
+        self, before: datetime, after: datetime, limit: int, *, at: datetime
+    ) -> list[ImportRun]:
         def stalled(run: ImportRun) -> bool:
-            if run.file_source_id is not None or run.created_at <= after:
-                return False
-            if run.status is ImportStatus.QUEUED:
-                return run.created_at < before
-            started = run.started_at
-            return run.status is ImportStatus.RUNNING and started is not None and started < before
+            progressed = run.progressed_at
+            return (
+                run.file_source_id is None
+                and run.created_at > after
+                and run.status in (ImportStatus.QUEUED, ImportStatus.RUNNING)
+                and progressed is not None
+                and progressed < before
+            )
 
         runs = sorted(
             filter(stalled, self._store.runs.values()), key=lambda r: (r.created_at, r.id)
         )
-        return runs[:limit]
+        claimed = [msgspec.structs.replace(run, progressed_at=at) for run in runs[:limit]]
+        for run in claimed:
+            self._store.runs[run.id] = run
+        return claimed
 
     async def errors(
         self, run_id: UUID, *, after_line: int | None, limit: int
@@ -197,6 +207,7 @@ class InMemoryPlacementWriter(PlacementWriter):
             rows_updated=run.rows_updated + updated,
             rows_failed=run.rows_failed + failed,
             lines_done=batch.lines_done,
+            progressed_at=batch.at,
         )
         return BatchOutcome(created=created, updated=updated, failed=failed, failures=failures)
 

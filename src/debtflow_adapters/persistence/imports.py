@@ -58,6 +58,7 @@ class SqlImportRunRepository(ImportRunRepository):
     async def add_or_get(self, run: ImportRun) -> ImportRun:
         values = msgspec.structs.asdict(run)
         values["ignored_columns"] = list(run.ignored_columns)
+        values["progressed_at"] = run.created_at
         async with self._engine.begin() as connection:
             await insert_if_new(connection, import_runs, values)
             row = (
@@ -91,7 +92,12 @@ class SqlImportRunRepository(ImportRunRepository):
         return await self._change(
             run_id,
             attempt,
-            {"status": ImportStatus.RUNNING, "attempt": attempt + 1, "started_at": at},
+            {
+                "status": ImportStatus.RUNNING,
+                "attempt": attempt + 1,
+                "started_at": at,
+                "progressed_at": at,
+            },
         )
 
     async def finish(
@@ -110,6 +116,7 @@ class SqlImportRunRepository(ImportRunRepository):
             {
                 "status": status,
                 "finished_at": at,
+                "progressed_at": at,
                 "ignored_columns": list(ignored_columns),
                 "failure_reason": failure_reason,
             },
@@ -149,23 +156,33 @@ class SqlImportRunRepository(ImportRunRepository):
         async with self._engine.connect() as connection:
             return [_run(row) for row in await connection.execute(statement)]
 
-    async def stalled(self, before: datetime, after: datetime, limit: int) -> list[ImportRun]:
+    async def claim_stalled(
+        self, before: datetime, after: datetime, limit: int, *, at: datetime
+    ) -> list[ImportRun]:
         c = import_runs.c
-        statement = (
-            sa.select(*_RUN_COLUMNS)
+        # SKIP LOCKED passes over a run whose batch is being committed: it is progressing.
+        # (SQLite has no row locks; its writers take turns.)
+        stalled = (
+            sa.select(c.id)
             .where(
                 c.file_source_id.is_(None),
                 c.created_at > after,
-                sa.or_(
-                    sa.and_(c.status == ImportStatus.QUEUED, c.created_at < before),
-                    sa.and_(c.status == ImportStatus.RUNNING, c.started_at < before),
-                ),
+                c.status.in_([ImportStatus.QUEUED, ImportStatus.RUNNING]),
+                c.progressed_at < before,
             )
             .order_by(c.created_at, c.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        async with self._engine.connect() as connection:
-            return [_run(row) for row in await connection.execute(statement)]
+        statement = (
+            sa.update(import_runs)
+            .where(c.id.in_(stalled))
+            .values(progressed_at=at)
+            .returning(*_RUN_COLUMNS)
+        )
+        async with self._engine.begin() as connection:
+            runs = [_run(row) for row in await connection.execute(statement)]
+        return sorted(runs, key=lambda run: (run.created_at, run.id))
 
     async def errors(
         self, run_id: UUID, *, after_line: int | None, limit: int
@@ -255,6 +272,7 @@ class _SqlPlacementWriter(PlacementWriter, ABC):
                 rows_updated=import_runs.c.rows_updated + updated - len(earlier),
                 rows_failed=import_runs.c.rows_failed + len(errors),
                 lines_done=batch.lines_done,
+                progressed_at=batch.at,
             )
         )
         return BatchOutcome(

@@ -309,6 +309,7 @@ import_runs = sa.Table(
     sa.Column("failure_reason", sa.Text, nullable=True),
     sa.Column("delimiter", sa.String(1), nullable=False, server_default=","),
     sa.Column("column_mapping", JSON, nullable=False, server_default="{}"),
+    sa.Column("progressed_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("agency_id", "sha256", name="uq_import_runs_agency_sha256"),
     sa.Index("ix_import_runs_agency_created", "agency_id", "created_at", "id"),
 )

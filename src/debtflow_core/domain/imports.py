@@ -115,6 +115,11 @@ class ImportRun(msgspec.Struct, frozen=True, kw_only=True):
     header's columns that the format does not know. ``delimiter`` and ``column_mapping``
     are how the file is read (its source's, or what an upload said), kept so that the
     worker that imports a queued run reads it as its sender meant.
+
+    ``progressed_at`` is the run's heartbeat: when it was stored, started, last committed
+    a batch or finished, or was last queued again because it had stalled (None only on a
+    run not stored yet). A run whose heartbeat stops while it is queued or running has
+    lost its job.
     """
 
     id: UUID
@@ -137,3 +142,4 @@ class ImportRun(msgspec.Struct, frozen=True, kw_only=True):
     failure_reason: str | None = None
     delimiter: str = ","
     column_mapping: dict[str, str] = msgspec.field(default_factory=dict)
+    progressed_at: datetime | None = None

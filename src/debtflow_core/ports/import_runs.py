@@ -24,12 +24,13 @@ class ImportRunRepository(Protocol):
     """
 
     async def add_or_get(self, run: ImportRun) -> ImportRun:
-        """Store ``run`` unless its agency has a run for the same ``sha256``; return the
-        stored run (``run`` itself, or the earlier one)."""
+        """Store ``run``, progressed at its creation, unless its agency has a run for the
+        same ``sha256``; return the stored run (``run`` itself, or the earlier one)."""
         ...
 
     async def start(self, run_id: UUID, *, attempt: int, at: datetime) -> ImportRun:
-        """Mark the run ``running`` under a new attempt (``attempt + 1``), started at ``at``.
+        """Mark the run ``running`` under a new attempt (``attempt + 1``), started (and
+        progressed) at ``at``.
 
         Raises Conflict if the run's attempt is not ``attempt``, NotFound if there is no run.
         The run's counts and ``lines_done`` stay: a run taken over resumes after them.
@@ -46,7 +47,8 @@ class ImportRunRepository(Protocol):
         ignored_columns: tuple[str, ...] = (),
         failure_reason: str | None = None,
     ) -> ImportRun:
-        """Close the run with its final ``status``; Conflict if ``attempt`` is not current."""
+        """Close the run with its final ``status``, progressed at ``at``; Conflict if
+        ``attempt`` is not current."""
         ...
 
     async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None: ...
@@ -64,10 +66,17 @@ class ImportRunRepository(Protocol):
         ``status`` and of the file source ``file_source_id`` when they are given."""
         ...
 
-    async def stalled(self, before: datetime, after: datetime, limit: int) -> list[ImportRun]:
-        """Uploaded runs (no file source) created after ``after`` that are still queued
-        since before ``before``, or running since a start before ``before``: the runs whose
-        job was lost. Oldest first, across agencies."""
+    async def claim_stalled(
+        self, before: datetime, after: datetime, limit: int, *, at: datetime
+    ) -> list[ImportRun]:
+        """Uploaded runs (no file source) created after ``after``, still queued or running,
+        that have not progressed since before ``before``: the runs whose job was lost.
+        Oldest first, across agencies, at most ``limit``.
+
+        The runs returned are claimed: they are marked progressed at ``at``, in the same
+        transaction, so that they are not returned again until ``before`` passes ``at``.
+        A run whose batch is being committed meanwhile is not returned.
+        """
         ...
 
     async def errors(

@@ -712,13 +712,17 @@ class ImportQueuedRun:
 
 
 class ResumeStalledImports:
-    """Queue again the uploaded runs whose job was lost: still queued, or running since a
-    start, ``older_than`` ago (a worker killed mid-import, a job dropped after its last
-    retry). :class:`ImportQueuedRun` resumes each after its last committed batch; were its
-    first worker still alive, the run's attempt fences it off at its next batch. Runs made
-    more than :data:`RESUMED_FOR` ago are left as they are, so a run that can never import
-    is not queued again forever: an operator looks at it. A scheduled platform task;
-    returns how many runs it queued.
+    """Queue again the uploaded runs whose job was lost: queued or running, with no
+    progress (see :attr:`ImportRun.progressed_at`) for ``older_than`` (a worker killed
+    mid-import, a job dropped after its last retry). A run that is importing commits a
+    batch now and then, so it is left to its worker. Queuing a run again counts as its
+    progress, so a run still waiting in a backed-up queue is queued again once per
+    ``older_than``, not at every sweep (one the queue refused, too, waits that long).
+    :class:`ImportQueuedRun` resumes each after its last committed batch; were its first
+    worker still alive, the run's attempt fences it off at its next batch. Runs made more
+    than :data:`RESUMED_FOR` ago are left as they are, so a run that can never import is
+    not queued again forever: an operator looks at it. A scheduled platform task; returns
+    how many runs it queued.
 
     Runs from a file source need none of this: their source's next poll finds the file
     still there (it is archived only after its import) and resumes the run.
@@ -731,7 +735,7 @@ class ResumeStalledImports:
 
     async def execute(self, older_than: timedelta = timedelta(minutes=30), batch: int = 100) -> int:
         now = self._clock.now()
-        stalled = await self._runs.stalled(now - older_than, now - RESUMED_FOR, batch)
+        stalled = await self._runs.claim_stalled(now - older_than, now - RESUMED_FOR, batch, at=now)
         for run in stalled:
             await self._jobs.enqueue(
                 IMPORT_PLACEMENT_FILE, run_id=str(run.id), agency_id=str(run.agency_id)

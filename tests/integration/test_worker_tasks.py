@@ -304,7 +304,7 @@ async def test_the_scheduler_polls_each_active_file_source_on_its_own_cron(tmp_p
         admin = Actor.system(agency.id)
         sources = []
         for name, schedule in [("hourly", "0 * * * *"), ("default", None), ("idle", None)]:
-            command = NewFileSource(name=name, kind=FileSourceKind.LOCAL, directory=name)
+            command = NewFileSource(name=name, kind=FileSourceKind.LOCAL, directory=f"acme/{name}")
             if schedule is not None:
                 command = msgspec.structs.replace(command, schedule=schedule)
             async with container() as request:

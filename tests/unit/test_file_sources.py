@@ -102,10 +102,12 @@ async def test_a_local_source_needs_a_directory_and_no_sftp_fields(world, alpha)
         await create.execute(alpha.admin, local)
     assert refused.value.field == "directory"
     with pytest.raises(ValidationFailed) as refused:
-        await create.execute(alpha.admin, msgspec.structs.replace(local, directory="in", host="x"))
+        await create.execute(
+            alpha.admin, msgspec.structs.replace(local, directory="alpha/in", host="x")
+        )
     assert refused.value.field == "host"
-    source = await create.execute(alpha.admin, msgspec.structs.replace(local, directory="in"))
-    assert (source.kind, source.directory, source.host) == (FileSourceKind.LOCAL, "in", None)
+    source = await create.execute(alpha.admin, msgspec.structs.replace(local, directory="alpha/in"))
+    assert (source.kind, source.directory, source.host) == (FileSourceKind.LOCAL, "alpha/in", None)
 
 
 @pytest.mark.parametrize(
@@ -209,14 +211,16 @@ async def test_updates_are_validated_against_the_result_and_audited(world, alpha
     with pytest.raises(ValidationFailed) as refused:
         await update.execute(alpha.admin, source.id, FileSourceChanges(kind=FileSourceKind.LOCAL))
     assert refused.value.field == "host"
-    local = await update.execute(
-        alpha.admin,
-        source.id,
-        FileSourceChanges(
-            kind=FileSourceKind.LOCAL, host=None, username=None, secret_env=None, host_key=None
-        ),
+    to_local = FileSourceChanges(
+        kind=FileSourceKind.LOCAL, host=None, username=None, secret_env=None, host_key=None
     )
-    assert local.kind is FileSourceKind.LOCAL
+    with pytest.raises(ValidationFailed) as refused:
+        await update.execute(alpha.admin, source.id, to_local)
+    assert refused.value.field == "directory"  # the sftp source's "/outbox"
+    local = await update.execute(
+        alpha.admin, source.id, msgspec.structs.replace(to_local, directory="alpha/outbox")
+    )
+    assert (local.kind, local.directory) == (FileSourceKind.LOCAL, "alpha/outbox")
     assert await update.execute(alpha.admin, source.id, FileSourceChanges()) == local
     page = await world.use(QueryAuditLog).execute(alpha.admin, AuditFilters(entity_id=source.id))
     assert sorted(entry.action for entry in page.items) == [
@@ -254,7 +258,7 @@ class RecordingFetch:
         return []
 
 
-LOCAL = NewFileSource(name="Local", kind=FileSourceKind.LOCAL, directory="in")
+LOCAL = NewFileSource(name="Local", kind=FileSourceKind.LOCAL, directory="alpha/in")
 
 
 async def test_a_local_source_is_refused_on_kind_while_local_sources_are_disabled(world, alpha):
@@ -270,7 +274,12 @@ async def test_a_local_source_is_refused_on_kind_while_local_sources_are_disable
             alpha.admin,
             source.id,
             FileSourceChanges(
-                kind=FileSourceKind.LOCAL, host=None, username=None, secret_env=None, host_key=None
+                kind=FileSourceKind.LOCAL,
+                host=None,
+                username=None,
+                secret_env=None,
+                host_key=None,
+                directory="alpha/outbox",
             ),
         )
     assert refused.value.field == "kind"
@@ -365,8 +374,8 @@ async def test_the_worker_refuses_for_good_a_source_that_cannot_be_polled_here(w
         ({"directory": ".."}, "directory"),
         ({"directory": "../etc"}, "directory"),
         ({"directory": "/../etc"}, "directory"),
-        ({"directory": "in/../../etc"}, "directory"),
-        ({"archive_directory": "in/../.."}, "archive_directory"),
+        ({"directory": "alpha/../../etc"}, "directory"),
+        ({"archive_directory": "alpha/in/../../.."}, "archive_directory"),
     ],
 )
 async def test_a_local_directory_leading_out_of_the_sources_root_is_refused(
@@ -399,11 +408,77 @@ async def test_a_local_source_has_its_port_and_delimiter_checked_too(world, alph
 
 async def test_local_directories_inside_the_sources_root_are_accepted(world, alpha):
     create = world.use(CreateFileSource)
-    for name, directory in [("a", "/"), ("b", "/tmp"), ("c", "in/../drop"), ("d", "..drop")]:
+    for name, directory in [
+        ("a", "alpha"),
+        ("b", "/alpha/tmp"),
+        ("c", "alpha/in/../drop"),
+        ("d", "alpha/..drop"),
+        ("e", "./alpha//in/"),
+        ("f", "beta/../alpha/in"),
+    ]:
         command = msgspec.structs.replace(
             LOCAL, name=name, directory=directory, archive_directory=f"{directory}/done"
         )
         assert (await create.execute(alpha.admin, command)).directory == directory
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "beta/inbound",  # another agency's drop
+        "/beta",
+        "alpha-east/inbound",  # an agency whose slug starts with this one's
+        "alph/inbound",
+        "/",  # the root itself, every agency's folder in it
+        ".",
+        "inbound/alpha",  # the slug only further down
+        "drop/alpha/inbound",
+        "alpha/../beta/inbound",
+        "ALPHA/inbound",
+        "alpha.old/inbound",
+    ],
+)
+async def test_a_local_directory_outside_the_agencys_folder_is_refused(world, alpha, path):
+    await world.agency("beta")
+    create = world.use(CreateFileSource)
+    for field in ("directory", "archive_directory"):
+        with pytest.raises(ValidationFailed, match="agency's own folder") as refused:
+            await create.execute(alpha.admin, msgspec.structs.replace(LOCAL, **{field: path}))
+        assert refused.value.field == field
+        assert "'alpha/inbound'" in refused.value.detail
+    source = await create.execute(alpha.admin, LOCAL)
+    for field in ("directory", "archive_directory"):
+        with pytest.raises(ValidationFailed, match="agency's own folder") as refused:
+            await world.use(UpdateFileSource).execute(
+                alpha.admin, source.id, FileSourceChanges(**{field: path})
+            )
+        assert refused.value.field == field
+    assert await world.use(ListFileSources).execute(alpha.admin) == [source]
+
+
+@pytest.mark.parametrize("field", ["directory", "archive_directory"])
+async def test_a_local_source_stored_outside_the_agencys_folder_is_never_polled(
+    world, alpha, field
+):
+    # Stored before the rule, or written around the core: acme's drop named by another.
+    stored = msgspec.structs.replace(
+        await world.use(CreateFileSource).execute(alpha.admin, LOCAL), **{field: "beta/inbound"}
+    )
+    async with world.uow as uow:
+        await uow.file_sources.update(stored)
+        await uow.commit()
+    queue = InMemoryJobQueue()
+    fetch = RecordingFetch()
+
+    with pytest.raises(Conflict, match=f"its {field} 'beta/inbound'.*agency's own folder"):
+        await PollFileSource(world.uow, world.clock, queue, world.source_policy).execute(
+            alpha.admin, stored.id
+        )
+    with pytest.raises(ValidationFailed, match="agency's own folder"):
+        await FetchFileSource(world.uow, fetch, world.source_policy).execute(stored.id)
+
+    assert queue.jobs == []
+    assert fetch.fetched == []
 
 
 async def test_a_source_stored_before_a_rule_it_breaks_can_still_be_deactivated(world, alpha):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import posixpath
 import re
 from datetime import datetime
 from uuid import UUID
@@ -57,6 +58,14 @@ def is_agency_secret_name(name: str, agency_slug: str) -> bool:
         and is_source_secret_name(name)
         and _OWN_NAME.fullmatch(own) is not None
     )
+
+
+def local_path_parts(path: str) -> list[str]:
+    """The parts of a ``local`` source's path below the sources root, as the reader reads
+    it: relative to the root (a leading ``/`` is the root itself), ``.`` and ``..`` folded
+    in. ``["."]`` is the root itself; a first part ``..`` leads out of it. The first part is
+    the agency's folder (its slug): ``acme/inbound`` is ``["acme", "inbound"]``."""
+    return posixpath.normpath(path.lstrip("/") or ".").split("/")
 
 
 class FileSourceKind(enum.StrEnum):

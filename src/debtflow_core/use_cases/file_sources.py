@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import posixpath
 import re
 import uuid
 from datetime import datetime
@@ -21,6 +20,7 @@ from debtflow_core.domain.imports import (
     ImportRun,
     agency_secret_prefix,
     is_agency_secret_name,
+    local_path_parts,
 )
 from debtflow_core.errors import Conflict, NotFound, ValidationFailed
 from debtflow_core.placement import COLUMNS
@@ -61,7 +61,8 @@ class NewFileSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """A source to create. ``sftp`` needs ``host``, ``username``, ``secret_env`` (the NAME
     of the worker's environment variable that holds the password or private key, which
     starts with ``DEBTFLOW_SOURCE_SECRET_``, the agency's slug and ``__``) and
-    ``host_key`` (the server's public key, ``type base64``); ``local`` needs ``directory``."""
+    ``host_key`` (the server's public key, ``type base64``); ``local`` needs ``directory``
+    (in the agency's folder of the sources root: ``acme/inbound`` for ``acme``)."""
 
     name: str
     kind: FileSourceKind
@@ -101,8 +102,9 @@ class FileSourcePolicy(msgspec.Struct, frozen=True, kw_only=True):
     """What this installation lets file sources read, as its operator configured it.
 
     ``local_sources``: whether ``local`` sources (directories on the workers' machine, inside
-    the sources root the operator sets with ``DEBTFLOW_SOURCES_ROOT``) are enabled. Off by
-    default, as on an installation without a sources root.
+    the sources root the operator sets with ``DEBTFLOW_SOURCES_ROOT``, each agency's in the
+    root's folder named after its slug) are enabled. Off by default, as on an installation
+    without a sources root.
     """
 
     local_sources: bool = False
@@ -203,12 +205,25 @@ def _only_sftp(source: FileSource) -> None:
             raise ValidationFailed("only sftp sources have one", field=name)
 
 
-def _inside_root(path: str) -> bool:
-    """Whether a local source's path stays inside the sources root, read as the reader reads
-    it (relative to the root; a leading ``/`` is the root itself). Symbolic links can only
-    be seen on the workers' machine: the reader refuses those at each poll."""
-    normal = posixpath.normpath(path.lstrip("/") or ".")
-    return normal != ".." and not normal.startswith("../")
+def _local_path_problem(path: str, agency_slug: str) -> str | None:
+    """What is wrong with a local source's ``directory`` or ``archive_directory`` for the
+    agency ``agency_slug``, or ``None``. Every agency has its own folder of the sources
+    root, named after its slug (a slug has no ``/`` and no ``.``, so it is one whole
+    part): nothing outside it, the root and the other agencies' drops included, is any of
+    its business. Symbolic links can only be seen on the workers' machine: the reader
+    follows none."""
+    first = local_path_parts(path)[0]
+    if first == "..":
+        return (
+            "must stay inside the sources root: a path relative to it that '..' does not "
+            "lead out of"
+        )
+    if first != agency_slug:
+        return (
+            "must be in the agency's own folder of the sources root: a path relative to the "
+            f"root whose first part is the agency's slug, like '{agency_slug}/inbound'"
+        )
+    return None
 
 
 def _check_local_allowed(policy: FileSourcePolicy, before: FileSource, after: FileSource) -> None:
@@ -226,6 +241,11 @@ def _why_not_pollable(source: FileSource, policy: FileSourcePolicy, agency_slug:
     operator changed the installation's settings), or ``None``."""
     if source.kind is FileSourceKind.LOCAL and not policy.local_sources:
         return _LOCAL_DISABLED
+    if source.kind is FileSourceKind.LOCAL:
+        for name in ("directory", "archive_directory"):
+            path = getattr(source, name)
+            if path is not None and (problem := _local_path_problem(path, agency_slug)):
+                return f"its {name} {path!r} {problem}; change it"
     secret_env = source.secret_env or ""
     if source.kind is FileSourceKind.SFTP and not is_agency_secret_name(secret_env, agency_slug):
         return (
@@ -267,12 +287,8 @@ def _checked(source: FileSource, agency_slug: str) -> FileSource:
         _only_sftp(source)
         for name in ("directory", "archive_directory"):
             path = values[name]
-            if isinstance(path, str) and not _inside_root(path):
-                raise ValidationFailed(
-                    "must stay inside the sources root: a path relative to it that '..' does "
-                    "not lead out of",
-                    field=name,
-                )
+            if isinstance(path, str) and (problem := _local_path_problem(path, agency_slug)):
+                raise ValidationFailed(problem, field=name)
         return msgspec.structs.replace(source, **values)
     for name in ("host", "username", "secret_env", "host_key"):
         if not (getattr(source, name) or "").strip():
@@ -307,9 +323,11 @@ class CreateFileSource:
     """Add a placement-file source to the agency (agency admins only), active at once.
 
     An ``sftp`` source needs ``host``, ``username``, ``secret_env`` and ``host_key``; a
-    ``local`` one a ``directory`` (inside the installation's sources root: ``..`` may not
-    lead out of it) and none of the SFTP fields; local sources are refused (on ``kind``)
-    unless the installation enables them (its operator set ``DEBTFLOW_SOURCES_ROOT``).
+    ``local`` one a ``directory`` (in the agency's own folder of the installation's sources
+    root, the one named after its slug: ``acme/inbound`` for ``acme``; so is its
+    ``archive_directory``) and none of the SFTP fields; local sources are refused (on
+    ``kind``) unless the installation enables them (its operator set
+    ``DEBTFLOW_SOURCES_ROOT``).
     ``schedule`` is a five-field cron expression in UTC (every 15 minutes by default). The
     secret is never sent: ``secret_env`` names the worker's environment variable that
     holds it, one set aside for the agency's source secrets (``acme-east``'s start with
@@ -467,7 +485,8 @@ class PollFileSource:
     The poll is handed to the workers (:data:`POLL_FILE_SOURCE`); it downloads, backs up,
     imports and archives every waiting file, each becoming an import run. An inactive
     source is a Conflict, and so is one that cannot be polled on this installation: a
-    ``local`` source while local sources are disabled, or an ``sftp`` source stored with a
+    ``local`` source while local sources are disabled or stored with a directory outside
+    the agency's folder of the sources root, or an ``sftp`` source stored with a
     ``secret_env`` that is not set aside for source secrets. Audited as
     ``file_source.poll_requested``.
     """

@@ -145,7 +145,7 @@ async def test_local_sources_are_refused_up_front_while_no_sources_root_is_set(
 ):
     queue = InMemoryJobQueue()
     clock = FixedClock(START, tick=timedelta(milliseconds=1))
-    local = {"name": "L", "kind": "local", "directory": "/tmp"}
+    local = {"name": "L", "kind": "local", "directory": "alpha/drop"}
     # A local source stored while the installation had a sources root.
     enabled = create_app(
         make_settings(database_url, sources_root=str(sources_root)), TestAdapters(clock)
@@ -156,7 +156,7 @@ async def test_local_sources_are_refused_up_front_while_no_sources_root_is_set(
         before = await seeding.run(
             CreateFileSource,
             tenant.admin,
-            NewFileSource(name="Old", kind=FileSourceKind.LOCAL, directory="drop"),
+            NewFileSource(name="Old", kind=FileSourceKind.LOCAL, directory="alpha/drop"),
         )
 
     app = create_app(make_settings(database_url), TestAdapters(clock), KeptJobs(queue))
@@ -180,6 +180,8 @@ async def test_local_sources_are_refused_up_front_while_no_sources_root_is_set(
                 "username": None,
                 "secret_env": None,
                 "host_key": None,
+                "directory": "alpha/outbox",
+                "archive_directory": "alpha/outbox/done",
             },
         )
         assert to_local.status_code == 422, to_local.text
@@ -203,9 +205,38 @@ async def test_a_local_directory_outside_the_sources_root_is_a_422(api: Api, alp
     assert [error["field"] for error in refused.json()["errors"]] == ["directory"]
 
 
+async def test_a_local_directory_outside_the_agencys_folder_is_a_422_naming_it(api: Api, alpha):
+    admin = alpha.headers["admin"]
+    for field in ("directory", "archive_directory"):
+        body = {"name": "L", "kind": "local", "directory": "alpha/inbound", field: "beta/inbound"}
+        refused = await api.client.post("/v1/file-sources", headers=admin, json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        [error] = refused.json()["errors"]
+        assert error["field"] == field
+        assert "agency's own folder" in error["message"]
+        assert "'alpha/inbound'" in error["message"]
+    created = await api.client.post(
+        "/v1/file-sources",
+        headers=admin,
+        json={"name": "L", "kind": "local", "directory": "alpha/inbound"},
+    )
+    assert created.status_code == 201, created.text
+    moved = await api.client.patch(
+        f"/v1/file-sources/{created.json()['id']}",
+        headers=admin,
+        json={"archive_directory": "beta/inbound"},
+    )
+    assert moved.status_code == 422, moved.text
+    assert [error["field"] for error in moved.json()["errors"]] == ["archive_directory"]
+    assert (await api.client.get("/v1/file-sources", headers=admin)).json() == {
+        "items": [created.json()]
+    }
+
+
 async def test_a_nul_delimiter_or_an_out_of_range_port_is_a_422_naming_the_field(api: Api, alpha):
     admin = alpha.headers["admin"]
-    local = {"name": "L", "kind": "local", "directory": "drop"}
+    local = {"name": "L", "kind": "local", "directory": "alpha/drop"}
     for body in (SFTP, local):
         created = await api.client.post("/v1/file-sources", headers=admin, json=body)
         assert created.status_code == 201, created.text

@@ -122,7 +122,9 @@ class Scene:
         if target == "file_source":
             for name, tenant in [("own", self.alpha), ("foreign", self.beta)]:
                 command = NewFileSource(
-                    name=self.unique("source"), kind=FileSourceKind.LOCAL, directory="drop"
+                    name=self.unique("source"),
+                    kind=FileSourceKind.LOCAL,
+                    directory=f"{tenant.slug}/drop",
                 )
                 source = await self.api.run(CreateFileSource, tenant.admin, command)
                 self.file_sources[name] = source.id
@@ -266,7 +268,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/file-sources"): Rule(
         ADMIN,
         201,
-        body=lambda s: {"name": s.unique("source"), "kind": "local", "directory": "drop"},
+        body=lambda s: {
+            "name": s.unique("source"),
+            "kind": "local",
+            "directory": f"{s.alpha.slug}/drop",
+        },
     ),
     ("GET", "/v1/file-sources/{source_id:uuid}"): Rule(ADMIN, 200, "file_source"),
     ("PATCH", "/v1/file-sources/{source_id:uuid}"): Rule(

@@ -330,8 +330,8 @@ async def _seed(api: Api) -> tuple[Tenant, dict[str, list[str]]]:
     sources = [
         str((await api.run(CreateFileSource, tenant.admin, command)).id)
         for tenant, command in [
-            (alpha, NewFileSource(name="Drop", kind=FileSourceKind.LOCAL, directory="drop")),
-            (beta, NewFileSource(name="Drop", kind=FileSourceKind.LOCAL, directory="drop")),
+            (alpha, NewFileSource(name="Drop", kind=FileSourceKind.LOCAL, directory="alpha/drop")),
+            (beta, NewFileSource(name="Drop", kind=FileSourceKind.LOCAL, directory="beta/drop")),
         ]
     ]
     with tempfile.TemporaryDirectory() as directory:

@@ -9,6 +9,7 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 import socket
 import threading
 import time
@@ -320,19 +321,112 @@ async def test_archiving_a_missing_file_is_not_found(drop: Drop) -> None:
 # What only a local directory can get wrong
 
 
-@pytest.mark.parametrize("directory", ["/../outside", "drop/../../outside", "/link"])
-async def test_local_refuses_a_directory_outside_its_root(tmp_path: Path, directory: str) -> None:
+@pytest.mark.parametrize(
+    ("directory", "why"),
+    [
+        ("/../outside", "outside the sources root"),
+        ("drop/../../outside", "outside the sources root"),
+        ("/", "the sources root itself"),
+        (".", "the sources root itself"),
+    ],
+)
+async def test_local_refuses_a_directory_outside_an_agencys_folder_of_its_root(
+    tmp_path: Path, directory: str, why: str
+) -> None:
     root, outside = tmp_path / "root", tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.csv").write_bytes(b"not an agency's")
     root.mkdir()
-    (root / "link").symlink_to(outside)
+    (root / "secret.csv").write_bytes(b"not an agency's")
     reader = LocalFileSourceReader(root)
 
-    with pytest.raises(SourceUnavailable, match="outside the sources root"):
+    with pytest.raises(SourceUnavailable, match=why):
         await reader.list_files(make_source(directory=directory))
-    with pytest.raises(SourceUnavailable, match="outside the sources root"):
+    with pytest.raises(SourceUnavailable, match=why):
         await reader.download(make_source(directory=directory), "secret.csv", tmp_path / "out")
+
+
+@pytest.fixture
+def agencies(tmp_path: Path) -> Path:
+    """A sources root with acme's and beta's drops, and a directory outside it."""
+    root = tmp_path / "root"
+    for agency in ("acme", "beta"):
+        (root / agency / "inbound").mkdir(parents=True)
+        (root / agency / "inbound" / "placements.csv").write_bytes(agency.encode())
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "placements.csv").write_bytes(b"not an agency's")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("link", "target", "directory"),
+    [
+        ("acme/inbound", "../beta/inbound", "acme/inbound"),  # into another agency's drop
+        ("acme/inbound", "../../outside", "acme/inbound"),  # out of the root
+        ("acme", "beta", "acme/inbound"),  # the agency's folder itself
+        ("link", "../outside", "link"),
+    ],
+)
+async def test_local_follows_no_symbolic_link_to_a_directory(
+    agencies: Path, tmp_path: Path, link: str, target: str, directory: str
+) -> None:
+    shutil.rmtree(agencies / link, ignore_errors=True)
+    (agencies / link).symlink_to(target)
+    reader = LocalFileSourceReader(agencies)
+    through = make_source(directory=directory)
+
+    with pytest.raises(SourceUnavailable, match="symbolic link"):
+        await reader.list_files(through)
+    with pytest.raises(SourceUnavailable, match="symbolic link"):
+        await reader.download(through, "placements.csv", tmp_path / "out")
+    (agencies / "acme" / "own").mkdir(parents=True, exist_ok=True)
+    (agencies / "acme" / "own" / "mine.csv").write_bytes(b"acme's")
+    with pytest.raises(SourceUnavailable, match="symbolic link"):
+        await reader.archive(
+            make_source(directory="acme/own", archive_directory=through.directory), "mine.csv"
+        )
+
+    assert (agencies / "acme" / "own" / "mine.csv").read_bytes() == b"acme's"
+    assert (agencies / "beta" / "inbound" / "placements.csv").read_bytes() == b"beta"
+    assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["placements.csv"]
+    assert not (tmp_path / "out").exists()
+
+
+async def test_local_follows_no_symbolic_link_swapped_in_for_a_listed_file(
+    agencies: Path, tmp_path: Path
+) -> None:
+    reader = LocalFileSourceReader(agencies)
+    source = make_source(directory="acme/inbound", archive_directory="acme/done")
+    listed = await reader.list_files(source)
+    assert [file.name for file in listed] == ["placements.csv"]
+    # Between the listing and the download: the file becomes a link to beta's.
+    swapped = agencies / "acme" / "inbound" / "placements.csv"
+    swapped.unlink()
+    swapped.symlink_to(agencies / "beta" / "inbound" / "placements.csv")
+    destination = tmp_path / "out"
+
+    with pytest.raises(NotFound, match=r"placements\.csv"):
+        await reader.download(source, "placements.csv", destination)
+    with pytest.raises(NotFound, match=r"placements\.csv"):
+        await reader.archive(source, "placements.csv")
+
+    assert not destination.exists()
+    assert (agencies / "beta" / "inbound" / "placements.csv").read_bytes() == b"beta"
+    assert swapped.is_symlink()
+    assert await reader.list_files(source) == []
+
+
+async def test_local_never_opens_a_named_pipe_swapped_in_for_a_listed_file(
+    agencies: Path, tmp_path: Path
+) -> None:
+    reader = LocalFileSourceReader(agencies)
+    source = make_source(directory="acme/inbound")
+    swapped = agencies / "acme" / "inbound" / "placements.csv"
+    swapped.unlink()
+    os.mkfifo(swapped)  # opened for reading, it would wait for a writer for ever
+
+    with pytest.raises(NotFound, match="not a regular file"):
+        await asyncio.wait_for(reader.download(source, "placements.csv", tmp_path / "out"), 5)
 
 
 # What only SFTP can get wrong

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import msgspec
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.persistence import SqlUnitOfWork
@@ -94,3 +95,14 @@ async def test_on_sqlite_a_lock_makes_other_writers_wait_for_the_commit(sqlite_e
         await holder.debtors.update(msgspec.structs.replace(locked, first_name="Grace"))
         await holder.commit()
     assert (await second).first_name == "Grace"
+
+
+async def test_a_database_error_never_quotes_the_statements_values(engine: AsyncEngine):
+    # An unexpected error is logged whole: a debtor's name or phone must not be in it.
+    with pytest.raises(sa.exc.DBAPIError) as failed:
+        async with engine.connect() as connection:
+            await connection.execute(
+                sa.text("INSERT INTO no_such_table (name) VALUES (:name)"),
+                {"name": "Philomena Cartwright"},
+            )
+    assert "Philomena" not in str(failed.value)

@@ -49,14 +49,19 @@ def normalize_url(url: str) -> str:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url`` (any form :func:`normalize_url` accepts)."""
+    """An async engine for ``url`` (any form :func:`normalize_url` accepts).
+
+    Its errors never quote a statement's parameters (``hide_parameters``): they hold
+    debtors' names, phones and emails, and an unexpected error is logged whole.
+    """
     parsed = make_url(normalize_url(url))
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(parsed, pool_pre_ping=True)
+        engine = create_async_engine(parsed, pool_pre_ping=True, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
     engine = create_async_engine(
         parsed,
+        hide_parameters=True,
         pool_size=_POSTGRES_POOL_SIZE,
         max_overflow=_POSTGRES_MAX_OVERFLOW,
         # The connection used last is handed out first: the few that a light load needs

@@ -24,7 +24,7 @@ from dishka import AsyncContainer
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import AccountStatus
-from debtflow_core.domain.activity import ActivityType, PromiseToPay
+from debtflow_core.domain.activity import TIMED_CONTACT, ActivityType, PromiseToPay
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.debtor import Phone, PhoneKind, PostalAddress
 from debtflow_core.domain.payment_processor import ProcessorKind
@@ -156,7 +156,7 @@ async def seed(request: AsyncContainer) -> Agency | None:
             collector = rng.choice(collectors)
             await assign.execute(system, account.id, collector.id)
             for activity in _collector_work(rng, account.current_balance, today):
-                await record.execute(_actor(collector), account.id, activity)
+                await _record(record, _actor(collector), account.id, activity)
             continue
         letter = NewActivity(type=ActivityType.LETTER, outcome="validation notice mailed")
         await record.execute(system, account.id, letter)
@@ -166,6 +166,20 @@ async def seed(request: AsyncContainer) -> Agency | None:
             await record.execute(system, account.id, note)
             await change_status.execute(system, account.id, status)
     return agency
+
+
+async def _record(
+    record: RecordActivity, actor: Actor, account_id: UUID, activity: NewActivity
+) -> None:
+    """Record a collector's step. The demo is seeded at any hour: a call or a text that the
+    debtor's calling hours forbid now is recorded as a note that it waits for them."""
+    try:
+        await record.execute(actor, account_id, activity)
+    except Conflict as refused:
+        if activity.type not in TIMED_CONTACT:
+            raise
+        held = NewActivity(type=ActivityType.NOTE, note=f"{activity.type} held: {refused.detail}")
+        await record.execute(actor, account_id, held)
 
 
 def _actor(user: User) -> Actor:

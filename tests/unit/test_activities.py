@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.activity import ActivityType, PromiseToPay
+from debtflow_core.domain.debtor import PostalAddress
 from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.use_cases.accounts import GetAccount
 from debtflow_core.use_cases.activities import ListActivities, NewActivity, RecordActivity
@@ -130,3 +131,57 @@ async def test_activities_page_newest_first(setup):
     )
     assert [a.note for a in first.items + rest.items] == ["n4", "n3", "n2", "n1", "n0"]
     assert rest.next_cursor is None
+
+
+async def test_each_do_not_contact_flag_stops_its_own_channel_only(setup):
+    world, alpha, account = setup
+    record = world.use(RecordActivity)
+    flags = {
+        ActivityType.CALL: "do_not_call",
+        ActivityType.SMS: "do_not_text",
+        ActivityType.EMAIL: "do_not_email",
+        ActivityType.LETTER: "do_not_mail",
+    }
+    for kind, flag in flags.items():
+        await world.use(UpdateDebtor).execute(
+            alpha.admin,
+            account.debtor_id,
+            DebtorChanges(
+                contact_preferences=ContactPreferenceChanges(
+                    **{other: other == flag for other in flags.values()}
+                )
+            ),
+        )
+        with pytest.raises(Conflict, match=f"marked {flag}"):
+            await record.execute(alpha.collector, account.id, NewActivity(type=kind))
+        for allowed in flags.keys() - {kind}:
+            await record.execute(alpha.collector, account.id, NewActivity(type=allowed))
+
+
+async def test_calls_and_texts_reach_a_debtor_between_8_and_21_their_time(setup):
+    world, alpha, account = setup  # the clock: 09:00 UTC, 04:00 in Chicago
+    await world.use(UpdateDebtor).execute(
+        alpha.admin,
+        account.debtor_id,
+        DebtorChanges(
+            address=PostalAddress(
+                line1="1 Main St",
+                city="Austin",
+                state="TX",
+                postal_code="78701",
+                time_zone="America/Chicago",
+            )
+        ),
+    )
+    record = world.use(RecordActivity)
+    for kind in (ActivityType.CALL, ActivityType.SMS):
+        with pytest.raises(Conflict, match=r"it is 0[34]:\d\d for the debtor \(America/Chicago\)"):
+            await record.execute(alpha.collector, account.id, NewActivity(type=kind))
+    for kind in (ActivityType.EMAIL, ActivityType.LETTER, ActivityType.NOTE):
+        await record.execute(alpha.collector, account.id, NewActivity(type=kind))
+    world.clock.advance(timedelta(hours=5))  # 08:00 in Chicago
+    for kind in (ActivityType.CALL, ActivityType.SMS):
+        await record.execute(alpha.collector, account.id, NewActivity(type=kind))
+    world.clock.advance(timedelta(hours=13))  # 21:00 in Chicago
+    with pytest.raises(Conflict, match="it is 21:00"):
+        await record.execute(alpha.collector, account.id, NewActivity(type=ActivityType.CALL))

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import date, datetime, time
 from uuid import UUID
 
 import msgspec
@@ -22,6 +22,21 @@ class ActivityType(enum.StrEnum):
 OUTBOUND_CONTACT = frozenset(
     {ActivityType.CALL, ActivityType.EMAIL, ActivityType.LETTER, ActivityType.SMS}
 )
+
+CONTACT_FLAGS = {
+    ActivityType.CALL: "do_not_call",
+    ActivityType.EMAIL: "do_not_email",
+    ActivityType.LETTER: "do_not_mail",
+    ActivityType.SMS: "do_not_text",
+}
+"""The debtor's contact preference that forbids each kind of outbound contact."""
+
+CALLING_HOURS = (time(8), time(21))
+"""When a call or a text may reach a debtor, in their own time zone: the FDCPA presumes
+any time before 8 a.m. or after 9 p.m. inconvenient."""
+
+TIMED_CONTACT = frozenset({ActivityType.CALL, ActivityType.SMS})
+"""The contacts that :data:`CALLING_HOURS` bound."""
 
 
 class PromiseToPay(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

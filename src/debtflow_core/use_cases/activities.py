@@ -1,14 +1,25 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.account import AccountStatus
-from debtflow_core.domain.activity import OUTBOUND_CONTACT, Activity, ActivityType, PromiseToPay
+from debtflow_core.domain.activity import (
+    CALLING_HOURS,
+    CONTACT_FLAGS,
+    OUTBOUND_CONTACT,
+    TIMED_CONTACT,
+    Activity,
+    ActivityType,
+    PromiseToPay,
+)
+from debtflow_core.domain.debtor import Debtor
 from debtflow_core.domain.money import validate_amount
 from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
@@ -26,6 +37,26 @@ class NewActivity(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     promise: PromiseToPay | None = None
 
 
+def _contact_refusal(kind: ActivityType, debtor: Debtor, now: datetime) -> str | None:
+    """Why ``debtor`` may not be reached by ``kind`` at ``now``, if they may not."""
+    preferences = debtor.contact_preferences
+    if preferences.cease_communication:
+        return "the debtor asked us to cease communication"
+    flag = CONTACT_FLAGS[kind]
+    if getattr(preferences, flag):
+        return f"the debtor is marked {flag}: no {kind} may be recorded"
+    zone = None if debtor.address is None else debtor.address.time_zone
+    if kind in TIMED_CONTACT and zone is not None:
+        local = now.astimezone(ZoneInfo(zone))
+        start, end = CALLING_HOURS
+        if not start <= local.time() < end:
+            return (
+                f"it is {local:%H:%M} for the debtor ({zone}): calls and texts may reach "
+                f"them from {start:%H:%M} to {end:%H:%M} their time"
+            )
+    return None
+
+
 class RecordActivity:
     """Record what happened on an account. Agency admins, and collectors on their accounts.
 
@@ -33,6 +64,12 @@ class RecordActivity:
     - A dispute moves an active account to ``disputed``.
     - A cease-communication request sets the debtor's ``cease_communication`` flag; from then
       on no call, email, letter or SMS may be recorded for that debtor (notes still may).
+    - Each channel's own flag forbids it alone: ``do_not_call`` a call, ``do_not_text`` an
+      SMS, ``do_not_email`` an email, ``do_not_mail`` a letter.
+    - A call or an SMS is refused outside :data:`CALLING_HOURS` in the debtor's time zone
+      (their address's); with no time zone known, the hours cannot be checked.
+
+    A refused contact is a Conflict and records nothing: tools ask before they reach out.
     """
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
@@ -71,8 +108,8 @@ class RecordActivity:
                 # takes them: the dispute moves the account from the status it has now, and
                 # a concurrent change to it is not written over.
                 account = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
-            if kind in OUTBOUND_CONTACT and debtor.contact_preferences.cease_communication:
-                raise Conflict("the debtor asked us to cease communication")
+            if kind in OUTBOUND_CONTACT and (refusal := _contact_refusal(kind, debtor, now)):
+                raise Conflict(refusal)
             await uow.activities.add(activity)
             await uow.audit_log.add(
                 audit_entry(

@@ -8,7 +8,8 @@ import pytest
 from debtflow_core.domain.account import ALLOWED_TRANSITIONS, Account, AccountStatus
 from debtflow_core.domain.money import MAX_AMOUNT
 from debtflow_core.errors import Conflict, ValidationFailed
-from debtflow_core.ports.accounts import AccountSort
+from debtflow_core.pagination import encode_cursor
+from debtflow_core.ports.accounts import AccountPosition, AccountSort
 from debtflow_core.use_cases.accounts import (
     AccountFilters,
     ChangeAccountStatus,
@@ -193,6 +194,13 @@ async def test_bad_cursors_and_limits_are_validation_errors(world, alpha):
     for kwargs in (
         {"cursor": "not-a-cursor"},
         {"cursor": page.next_cursor, "filters": AccountFilters(sort=AccountSort.BALANCE_ASC)},
+        {  # a position with no balance: on SQL an empty page, in memory a crash
+            "cursor": encode_cursor(
+                AccountPosition(sort=AccountSort.BALANCE_DESC, id=uuid.uuid4())
+            ),
+            "filters": AccountFilters(sort=AccountSort.BALANCE_DESC),
+        },
+        {"cursor": encode_cursor(AccountPosition(sort=AccountSort.NEWEST, id=uuid.uuid4()))},
         {"limit": 0},
         {"limit": 201},
         {"filters": AccountFilters(min_balance=-5)},

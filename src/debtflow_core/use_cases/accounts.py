@@ -123,6 +123,11 @@ class GetAccount:
             return reachable_account(actor, await uow.accounts.get(account_id), account_id)
 
 
+def _sort_key(position: AccountPosition) -> object:
+    """The value a page ended on in its order (``None`` if the cursor lacks it)."""
+    return position.placed_at if position.sort is AccountSort.NEWEST else position.balance
+
+
 class ListAccounts:
     """Accounts of the actor's agency, filtered, one page at a time (keyset pagination).
 
@@ -144,6 +149,8 @@ class ListAccounts:
         after = decode_cursor(cursor, AccountPosition) if cursor else None
         if after is not None and after.sort is not filters.sort:
             raise ValidationFailed("the cursor belongs to another sort order", field="cursor")
+        if after is not None and _sort_key(after) is None:
+            raise ValidationFailed("the cursor names no position in its order", field="cursor")
         for field in ("min_balance", "max_balance"):
             if (bound := getattr(filters, field)) is not None:
                 validate_amount(bound, field=field)

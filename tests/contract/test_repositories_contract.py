@@ -120,6 +120,21 @@ async def test_agencies_round_trip_and_slugs_are_unique(uow_factory):
             await uow.commit()
 
 
+async def test_a_locked_agency_reads_like_get(uow_factory):
+    """Taking turns under the lock is tested where it matters, on PostgreSQL, in
+    tests/integration/test_user_locks.py."""
+    a = agency()
+    async with uow_factory() as uow:
+        await uow.agencies.add(a)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.agencies.lock(a.id) == a
+        assert await uow.agencies.lock(uuid.uuid4()) is None
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.agencies.get(a.id) == a  # the lock changed nothing
+
+
 async def test_agency_ids_are_every_committed_agency(uow_factory):
     alpha, beta = agency("alpha"), agency("beta")
     async with uow_factory() as uow:

@@ -85,6 +85,11 @@ class InMemoryAgencyRepository(AgencyRepository):
     async def get(self, id_: UUID) -> Agency | None:
         return self._table.get(id_)
 
+    async def lock(self, id_: UUID) -> Agency | None:
+        # Nothing can come between: units of work share one event loop, and none of this
+        # store's calls gives it up between a read and the commit.
+        return await self.get(id_)
+
     async def get_by_slug(self, slug: str) -> Agency | None:
         return next((a for a in self._table.rows() if a.slug == slug), None)
 

@@ -221,6 +221,14 @@ class SqlAgencyRepository(AgencyRepository):
             self._connection, sa.select(agencies).where(agencies.c.id == id_), _agency
         )
 
+    async def lock(self, id_: UUID) -> Agency | None:
+        # Agencies have no updated_at: the name, which no key or index holds, is rewritten.
+        await write_lock_on_sqlite(self._connection, agencies, id_, rewrite=agencies.c.name)
+        # FOR NO KEY UPDATE, not FOR UPDATE: every insert of a row that names the agency
+        # takes FOR KEY SHARE on it, and would otherwise wait for this transaction.
+        statement = sa.select(agencies).where(agencies.c.id == id_).with_for_update(key_share=True)
+        return await first(self._connection, statement, _agency)
+
     async def get_by_slug(self, slug: str) -> Agency | None:
         statement = sa.select(agencies).where(agencies.c.slug == slug)
         return await first(self._connection, statement, _agency)

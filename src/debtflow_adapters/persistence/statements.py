@@ -37,7 +37,13 @@ async def first(
     return None if row is None else entity(row)
 
 
-async def write_lock_on_sqlite(connection: AsyncConnection, table: sa.Table, id_: Any) -> None:
+async def write_lock_on_sqlite(
+    connection: AsyncConnection,
+    table: sa.Table,
+    id_: Any,
+    *,
+    rewrite: sa.Column[Any] | None = None,
+) -> None:
     """On SQLite, hold the database against other writers until the transaction ends, before
     a ``SELECT … FOR UPDATE`` of the row ``id_`` reads it; elsewhere, nothing.
 
@@ -45,12 +51,14 @@ async def write_lock_on_sqlite(connection: AsyncConnection, table: sa.Table, id_
     would lock nothing. A write, even one that changes nothing, takes SQLite's one write
     lock (and begins the transaction, which the driver does only at a write): another
     writer waits for the commit (``busy_timeout``) and the read that follows sees the last.
-    The write is to ``updated_at``, which no key or index holds: rewriting the primary key
-    would make SQLite look for the rows whose foreign keys name it.
+    The write rewrites ``rewrite`` (``updated_at`` unless given), which must be a column no
+    key or index holds: rewriting the primary key would make SQLite look for the rows whose
+    foreign keys name it.
     """
     if connection.dialect.name == "sqlite":
+        column = table.c.updated_at if rewrite is None else rewrite
         statement = sa.update(table).where(table.c.id == id_)
-        await connection.execute(statement.values(updated_at=table.c.updated_at))
+        await connection.execute(statement.values({column: column}))
 
 
 def dialect_insert(connection: AsyncConnection, table: sa.Table) -> Any:

@@ -4,9 +4,10 @@ from datetime import date
 
 import pytest
 
+from debtflow_core.actor import Actor
 from debtflow_core.domain.debtor import ContactPreferences, Phone, PhoneKind, PostalAddress
 from debtflow_core.domain.user import Role
-from debtflow_core.errors import Conflict, ValidationFailed
+from debtflow_core.errors import Conflict, PermissionDenied, ValidationFailed
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.debtors import (
@@ -100,6 +101,33 @@ async def test_admins_cannot_lock_themselves_out(world):
         await world.use(ChangeUserRole).execute(alpha.admin, alpha.admin.user_id, Role.READONLY)
     with pytest.raises(Conflict):
         await world.use(DeactivateUser).execute(alpha.admin, alpha.admin.user_id)
+
+
+async def second_admin(world, alpha) -> Actor:
+    """Another admin of alpha, as signed in: the actor keeps that role whatever is stored later."""
+    user = await world.use(CreateUser).execute(
+        alpha.admin, new_user(email="second@alpha.example", role=Role.AGENCY_ADMIN)
+    )
+    return Actor(user_id=user.id, agency_id=user.agency_id, role=Role.AGENCY_ADMIN)
+
+
+@pytest.mark.parametrize(
+    "change", [{"role": Role.READONLY}, {"active": False}], ids=["demoted", "deactivated"]
+)
+async def test_an_admin_demoted_or_deactivated_since_signing_in_changes_no_user(world, change):
+    alpha = await world.agency("alpha")
+    second = await second_admin(world, alpha)
+    if "role" in change:
+        await world.use(ChangeUserRole).execute(alpha.admin, second.user_id, change["role"])
+    else:
+        await world.use(DeactivateUser).execute(alpha.admin, second.user_id)
+    with pytest.raises(PermissionDenied):
+        await world.use(ChangeUserRole).execute(second, alpha.admin.user_id, Role.READONLY)
+    with pytest.raises(PermissionDenied):
+        await world.use(DeactivateUser).execute(second, alpha.collector.user_id)
+    admin = await world.use(GetUser).execute(alpha.admin, alpha.admin.user_id)
+    collector = await world.use(GetUser).execute(alpha.admin, alpha.collector.user_id)
+    assert (admin.role, admin.active, collector.active) == (Role.AGENCY_ADMIN, True, True)
 
 
 async def test_users_see_themselves_and_admins_see_everyone(world):

@@ -21,5 +21,8 @@ class UserRepository(Protocol):
         ...
 
     async def update(self, user: User) -> None:
-        """Save role, name, active flag and password hash."""
+        """Save role, name, active flag and password hash. Read the user in the same
+        transaction under its agency's lock
+        (:meth:`~debtflow_core.ports.agencies.AgencyRepository.lock`), or this writes back
+        what another transaction just changed."""
         ...

@@ -8,7 +8,7 @@ import msgspec
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.user import EMAIL_TAKEN, Role, User, normalize_email, parse_role
-from debtflow_core.errors import Conflict, ValidationFailed
+from debtflow_core.errors import Conflict, PermissionDenied, ValidationFailed
 from debtflow_core.policy import in_agency, require_admin
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.password_hasher import PasswordHasher
@@ -105,14 +105,29 @@ class GetUser:
 
 
 class _ChangeUser:
+    """A change to another user of the actor's agency, by an admin who still is one.
+
+    Changes to an agency's users take turns on the agency's lock, and each reads under it
+    both the user it changes and the acting admin. So no change writes back a role or an
+    active flag that another one just saved (a role change that waited for a deactivation
+    leaves the user deactivated), and an admin demoted or deactivated meanwhile is refused
+    although they signed in as one. With admins never changing themselves, this keeps an
+    active admin in every agency: a change to an admin is made by another admin, who is
+    still one when the change is saved (of two admins demoting each other at once, the
+    second is refused).
+    """
+
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
         self._uow = uow
         self._clock = clock
 
     async def _change(self, actor: Actor, user_id: UUID, action: str, **changes: object) -> User:
         async with self._uow as uow:
+            await uow.agencies.lock(actor.agency_id)
             before = in_agency(actor, await uow.users.get(user_id), "user", user_id)
             require_admin(actor)
+            if actor.user_id is not None:  # the platform is no user: nobody demotes it
+                _require_still_admin(await uow.users.get(actor.user_id))
             if user_id == actor.user_id:
                 raise Conflict("admins cannot change their own role or deactivate themselves")
             after = msgspec.structs.replace(before, **changes)
@@ -133,9 +148,18 @@ class _ChangeUser:
         return after
 
 
+def _require_still_admin(acting: User | None) -> None:
+    """The acting user as stored now, not as when they signed in, must be an active admin."""
+    if acting is None or not acting.active or acting.role is not Role.AGENCY_ADMIN:
+        raise PermissionDenied("only an active agency admin may do this")
+
+
 class ChangeUserRole(_ChangeUser):
-    """Give a user of the agency another role. Agency admins only, never on themselves
-    (so an agency always keeps the admin who is acting)."""
+    """Give a user of the agency another role. Agency admins only, never on themselves.
+
+    An admin demoted or deactivated since they signed in is refused, and changes to one
+    agency's users take turns, so an agency always keeps an active admin.
+    """
 
     async def execute(self, actor: Actor, user_id: UUID, role: Role) -> User:
         return await self._change(actor, user_id, "user.role_changed", role=parse_role(role))
@@ -144,7 +168,9 @@ class ChangeUserRole(_ChangeUser):
 class DeactivateUser(_ChangeUser):
     """Stop a user from signing in. Agency admins only, never on themselves.
 
-    The user, and everything they did, stays for the audit trail.
+    An admin demoted or deactivated since they signed in is refused, and changes to one
+    agency's users take turns, so an agency always keeps an active admin. The user, and
+    everything they did, stays for the audit trail.
     """
 
     async def execute(self, actor: Actor, user_id: UUID) -> User:

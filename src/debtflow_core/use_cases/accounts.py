@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from uuid import UUID
 
 import msgspec
@@ -45,6 +45,28 @@ def _position(sort: AccountSort, account: Account) -> AccountPosition:
     if sort is AccountSort.NEWEST:
         return AccountPosition(sort=sort, id=account.id, placed_at=account.placed_at)
     return AccountPosition(sort=sort, id=account.id, balance=account.current_balance)
+
+
+async def move_account(
+    uow: UnitOfWork, actor: Actor, account: Account, status: AccountStatus, at: datetime
+) -> None:
+    """Move ``account`` to ``status`` as a consequence of something else (a dispute, a
+    payment, a hold given back), inside the caller's unit of work: the transition checked,
+    saved and audited as ``account.status_changed``. Read ``account`` under its lock (or
+    after a balance update that holds it), so that no change committed meanwhile is
+    written over."""
+    moved = account.transition_to(status, at=at)
+    await uow.accounts.update(moved)
+    await uow.audit_log.add(
+        audit_entry(
+            actor,
+            "account.status_changed",
+            entity_id=account.id,
+            before=account,
+            after=moved,
+            at=at,
+        )
+    )
 
 
 class _AccountUseCase:

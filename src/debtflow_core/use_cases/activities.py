@@ -27,6 +27,7 @@ from debtflow_core.policy import reachable_account, require_writer
 from debtflow_core.ports.activities import ActivityPosition, ActivityQuery
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.use_cases.accounts import move_account
 from debtflow_core.validation import optional_text
 
 
@@ -122,18 +123,7 @@ class RecordActivity:
                 )
             )
             if kind is ActivityType.DISPUTE and account.status is AccountStatus.ACTIVE:
-                disputed = account.transition_to(AccountStatus.DISPUTED, at=now)
-                await uow.accounts.update(disputed)
-                await uow.audit_log.add(
-                    audit_entry(
-                        actor,
-                        "account.status_changed",
-                        entity_id=account.id,
-                        before=account,
-                        after=disputed,
-                        at=now,
-                    )
-                )
+                await move_account(uow, actor, account, AccountStatus.DISPUTED, now)
             if kind is ActivityType.CEASE_COMMUNICATION:
                 ceased = msgspec.structs.replace(
                     debtor,

@@ -63,6 +63,7 @@ from debtflow_core.ports.payment_gateway import (
 from debtflow_core.ports.payments import Opening, PaymentPosition, PaymentQuery, Settling
 from debtflow_core.ports.telemetry import Telemetry
 from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.use_cases.accounts import move_account
 from debtflow_core.validation import require_text
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -273,18 +274,7 @@ class Settlement:
         account = await self._uow.accounts.lock(account_id)
         if account is None or account.current_balance != 0 or account.status not in _PAYABLE:
             return
-        paid = account.transition_to(AccountStatus.PAID_IN_FULL, at=now)
-        await self._uow.accounts.update(paid)
-        await self._uow.audit_log.add(
-            audit_entry(
-                actor,
-                "account.status_changed",
-                entity_id=account.id,
-                before=account,
-                after=paid,
-                at=now,
-            )
-        )
+        await move_account(self._uow, actor, account, AccountStatus.PAID_IN_FULL, now)
 
     async def _finish(self, payment: Payment, outcome: PaymentOutcome) -> IdempotencyRecord | None:
         return await self._uow.idempotency.finish(
@@ -976,18 +966,7 @@ async def _give_back(
     owed = balance is not None and balance > 0
     if not owed or account is None or account.status is not AccountStatus.PAID_IN_FULL:
         return
-    reopened = account.transition_to(AccountStatus.ACTIVE, at=now)
-    await uow.accounts.update(reopened)
-    await uow.audit_log.add(
-        audit_entry(
-            actor,
-            "account.status_changed",
-            entity_id=account.id,
-            before=account,
-            after=reopened,
-            at=now,
-        )
-    )
+    await move_account(uow, actor, account, AccountStatus.ACTIVE, now)
 
 
 def _replay_refund(

@@ -39,6 +39,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
+from debtflow_core.ids import new_id
+
 SECTION = "## HTTP: payments"
 DATABASE = "debtflow_bench_payments"
 API_PORT = 8721
@@ -263,7 +265,7 @@ async def _pay(
     connection: psycopg.AsyncConnection, payable: Payable, account_id: uuid.UUID
 ) -> None:
     now = datetime.now(UTC)
-    payment_id = uuid.uuid4()
+    payment_id = new_id()
     await connection.execute(
         "INSERT INTO payments (id, agency_id, account_id, processor_id, amount, currency,"
         " payment_method, status, idempotency_key, gateway_reference, failure_code,"
@@ -290,7 +292,7 @@ async def _pay(
         " before, after, occurred_at) VALUES (%s, %s, NULL, 'payment.completed', 'payment',"
         " %s, %s, %s, %s)",
         [
-            uuid.uuid4(),
+            new_id(),
             payable.agency_id,
             payment_id,
             Jsonb({}),

@@ -42,6 +42,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from debtflow_adapters.persistence import upgrade
+from debtflow_core.ids import new_id
 
 BENCH = Path(__file__).resolve().parent
 SRC = BENCH.parent / "src"
@@ -182,7 +183,7 @@ def _debtor(agency_id: uuid.UUID, row: tuple[str, ...]) -> tuple[object, ...]:
         }
     ).decode()
     return (
-        uuid.uuid4(),
+        new_id(),
         agency_id,
         row[1],
         row[2],
@@ -202,7 +203,7 @@ def _account(
 ) -> tuple[object, ...]:
     balance = int(row[14].replace(".", ""))
     return (
-        uuid.uuid4(),
+        new_id(),
         agency_id,
         debtor_id,
         row[0],

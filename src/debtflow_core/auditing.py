@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection
 from datetime import datetime
 from typing import Any
@@ -12,6 +11,7 @@ import msgspec
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.audit import AuditEntry
+from debtflow_core.ids import new_id
 
 # Never copied into the audit log, whatever the entity.
 _SECRET_FIELDS = frozenset({"password_hash"})
@@ -41,7 +41,7 @@ def audit_entry(
     new = _fields(after, skip=("updated_at",))
     changed = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
     return AuditEntry(
-        id=uuid.uuid4(),
+        id=new_id(),
         agency_id=actor.agency_id,
         actor_id=actor.user_id,
         action=action,

@@ -54,6 +54,19 @@ async def accounts_of(ports: ImportPorts, run: ImportRun):
     return {a.external_id: a for a in found}, debtors
 
 
+async def test_new_debtors_and_accounts_get_time_ordered_ids(ports):
+    run = await started_run(ports)
+    await ports.writer.write(batch(run, [placement_row(2, "A-1", debtor_id="D-1")]))
+    await ports.writer.write(batch(run, [placement_row(3, "A-2", debtor_id="D-2")], minutes=1))
+
+    accounts, _ = await accounts_of(ports, run)
+    first, second = accounts["A-1"], accounts["A-2"]
+    assert {first.id.version, first.debtor_id.version, second.id.version} == {7}
+    # The ids' leading 48 bits are milliseconds: a later batch's rows sort after.
+    assert first.id.int >> 80 <= second.id.int >> 80
+    assert first.debtor_id.int >> 80 <= second.debtor_id.int >> 80
+
+
 async def test_new_rows_create_debtors_and_accounts(ports):
     run = await started_run(ports)
     rows = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from uuid import UUID
@@ -14,6 +13,7 @@ from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone
 from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus
 from debtflow_core.errors import Conflict, NotFound
+from debtflow_core.ids import new_id
 from debtflow_core.placement import PlacementRow
 from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
@@ -214,7 +214,7 @@ class InMemoryPlacementWriter(PlacementWriter):
 
 def _debtor(row: PlacementRow, existing: Debtor | None, batch: PlacementBatch) -> Debtor:
     return Debtor(
-        id=existing.id if existing else uuid.uuid4(),
+        id=existing.id if existing else new_id(),
         agency_id=batch.agency_id,
         external_id=row.debtor_id,
         first_name=row.first_name,
@@ -236,7 +236,7 @@ def _account(
     if existing is not None:
         current = existing.current_balance + row.placed_balance - existing.placed_balance
     return Account(
-        id=existing.id if existing else uuid.uuid4(),
+        id=existing.id if existing else new_id(),
         agency_id=batch.agency_id,
         debtor_id=debtor_id,
         external_id=row.account_id,

@@ -3,7 +3,6 @@ upserts on SQLite. Each call is its own transaction on a pooled connection."""
 
 from __future__ import annotations
 
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -28,6 +27,7 @@ from debtflow_adapters.persistence.tables import (
 from debtflow_core.domain.debtor import ContactPreferences, Phone
 from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus
 from debtflow_core.errors import Conflict, NotFound
+from debtflow_core.ids import new_id
 from debtflow_core.placement import PlacementRow
 from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
@@ -301,6 +301,8 @@ def _phones(row: PlacementRow) -> list[dict[str, str]]:
 _STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS placement_staging (
     line bigint NOT NULL,
+    new_account uuid NOT NULL,
+    new_debtor uuid NOT NULL,
     account_id text NOT NULL,
     original_creditor text NOT NULL,
     placed_balance bigint NOT NULL,
@@ -320,6 +322,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS placement_staging (
 """
 _STAGING_COLUMNS = (
     "line",
+    "new_account",
+    "new_debtor",
     "account_id",
     "original_creditor",
     "placed_balance",
@@ -338,6 +342,8 @@ _STAGING_COLUMNS = (
 )
 _STAGING_TYPES = (
     "int8",
+    "uuid",
+    "uuid",
     "text",
     "text",
     "int8",
@@ -368,7 +374,7 @@ WITH merged_debtors AS (
         address, contact_preferences, created_at, updated_at
     )
     SELECT DISTINCT ON (debtor_id)
-        gen_random_uuid(), %(agency)s, debtor_id, first_name, last_name, date_of_birth,
+        new_debtor, %(agency)s, debtor_id, first_name, last_name, date_of_birth,
         phones::jsonb, emails::jsonb, address::jsonb, '{_NO_CONTACT_LIMITS}'::jsonb,
         %(at)s, %(at)s
     FROM placement_staging
@@ -399,7 +405,7 @@ WITH merged_debtors AS (
         import_run_id, import_line
     )
     SELECT
-        gen_random_uuid(), %(agency)s, d.id, s.account_id, s.original_creditor, s.currency,
+        s.new_account, %(agency)s, d.id, s.account_id, s.original_creditor, s.currency,
         s.placed_balance, s.placed_balance, s.charge_off_date, 'active', NULL, %(at)s,
         %(at)s, s.first_delinquency_date, s.itemization_date, s.last_payment_date,
         %(run)s, s.line
@@ -474,6 +480,8 @@ def _staged(rows: Iterable[PlacementRow]) -> Iterable[tuple[Any, ...]]:
         address = row.address()
         yield (
             row.line,
+            new_id(),
+            new_id(),
             row.account_id,
             row.original_creditor,
             row.placed_balance,
@@ -546,7 +554,7 @@ class SqlitePlacementWriter(_SqlPlacementWriter):
             ),
             [
                 {
-                    "id": uuid.uuid4(),
+                    "id": new_id(),
                     "agency_id": batch.agency_id,
                     "external_id": row.debtor_id,
                     "first_name": row.first_name,
@@ -597,7 +605,7 @@ class SqlitePlacementWriter(_SqlPlacementWriter):
             ),
             [
                 {
-                    "id": uuid.uuid4(),
+                    "id": new_id(),
                     "agency_id": batch.agency_id,
                     "debtor_id": debtor_ids[row.debtor_id],
                     "external_id": row.account_id,

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime
 from uuid import UUID
 
@@ -12,6 +11,7 @@ from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.money import validate_amount, validate_currency
 from debtflow_core.domain.user import Role
 from debtflow_core.errors import Conflict, ValidationFailed
+from debtflow_core.ids import new_id
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import collector_scope, reachable_account, require_admin
 from debtflow_core.ports.accounts import AccountPosition, AccountQuery, AccountSort
@@ -99,7 +99,7 @@ class PlaceAccount(_AccountUseCase):
         require_admin(actor)
         now = self._clock.now()
         account = Account(
-            id=uuid.uuid4(),
+            id=new_id(),
             agency_id=actor.agency_id,
             debtor_id=command.debtor_id,
             external_id=require_text(command.external_id, field="external_id", max_length=100),

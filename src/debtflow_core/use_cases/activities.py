@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -22,6 +21,7 @@ from debtflow_core.domain.activity import (
 from debtflow_core.domain.debtor import Debtor
 from debtflow_core.domain.money import validate_amount
 from debtflow_core.errors import Conflict, ValidationFailed
+from debtflow_core.ids import new_id
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import reachable_account, require_writer
 from debtflow_core.ports.activities import ActivityPosition, ActivityQuery
@@ -87,7 +87,7 @@ class RecordActivity:
             validate_amount(command.promise.amount, field="promise.amount", allow_zero=False)
         now = self._clock.now()
         activity = Activity(
-            id=uuid.uuid4(),
+            id=new_id(),
             agency_id=actor.agency_id,
             account_id=account_id,
             type=kind,

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import uuid
-
 import msgspec
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.agency import Agency, validate_slug
 from debtflow_core.errors import Conflict, NotFound
+from debtflow_core.ids import new_id
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.validation import require_text
@@ -30,7 +29,7 @@ class CreateAgency:
 
     async def execute(self, command: NewAgency) -> Agency:
         agency = Agency(
-            id=uuid.uuid4(),
+            id=new_id(),
             slug=validate_slug(command.slug),
             name=require_text(command.name, field="name"),
             created_at=self._clock.now(),

@@ -19,6 +19,7 @@ from debtflow_core.actor import Actor
 from debtflow_core.domain.session import RefreshToken, Session
 from debtflow_core.domain.user import Role, User
 from debtflow_core.errors import RateLimited, Unauthenticated, ValidationFailed
+from debtflow_core.ids import new_id
 from debtflow_core.ports.access_tokens import AccessClaims, AccessTokenCodec
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.password_hasher import PasswordHasher
@@ -74,7 +75,7 @@ class _Tokens:
         refresh = secrets.token_urlsafe(32)
         await self._uow.sessions.add_token(
             RefreshToken(
-                id=uuid.uuid4(),
+                id=new_id(),
                 session_id=session_id,
                 token_hash=_digest(refresh),
                 issued_at=now,
@@ -150,7 +151,7 @@ class Login(_Tokens):
             if not user.active:
                 raise Unauthenticated(_REJECTED)
             session = Session(
-                id=uuid.uuid4(),
+                id=new_id(),
                 agency_id=user.agency_id,
                 user_id=user.id,
                 created_at=self._clock.now(),

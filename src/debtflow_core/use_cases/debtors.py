@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from uuid import UUID
 
@@ -12,6 +11,7 @@ from debtflow_core.auditing import audit_entry
 from debtflow_core.contact_data import birth_date, email_address, phone_number, postal_address
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone, PostalAddress
 from debtflow_core.errors import NotFound, ValidationFailed
+from debtflow_core.ids import new_id
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import collector_scope, in_agency, require_admin, require_writer
 from debtflow_core.ports.accounts import AccountQuery
@@ -144,7 +144,7 @@ class CreateDebtor:
         require_admin(actor)
         now = self._clock.now()
         debtor = Debtor(
-            id=uuid.uuid4(),
+            id=new_id(),
             agency_id=actor.agency_id,
             external_id=optional_text(command.external_id, field="external_id", max_length=100),
             first_name=require_text(command.first_name, field="first_name"),

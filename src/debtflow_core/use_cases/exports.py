@@ -38,6 +38,7 @@ from debtflow_core.export_csv import (
     recovery_rows,
     write_csv,
 )
+from debtflow_core.ids import new_id
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import in_agency, require_admin, require_export_user
 from debtflow_core.ports.clock import Clock
@@ -196,7 +197,7 @@ class RequestExport:
         now = self._clock.now()
         parameters = checked_parameters(command.kind, command.parameters, now.date())
         export = _new_export(
-            uuid.uuid4(), actor.agency_id, command.kind, parameters, actor.user_id, now
+            new_id(), actor.agency_id, command.kind, parameters, actor.user_id, now
         )
         async with self._uow as uow:
             await uow.exports.add(export)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import uuid
 from datetime import datetime
 from uuid import UUID
 
@@ -23,6 +22,7 @@ from debtflow_core.domain.imports import (
     local_path_parts,
 )
 from debtflow_core.errors import Conflict, NotFound, ValidationFailed
+from debtflow_core.ids import new_id
 from debtflow_core.placement import COLUMNS
 from debtflow_core.policy import in_agency, require_admin
 from debtflow_core.ports.clock import Clock
@@ -348,7 +348,7 @@ class CreateFileSource:
         if kind is FileSourceKind.LOCAL and command.directory is None:
             raise ValidationFailed("a local source needs one", field="directory")
         source = FileSource(
-            id=uuid.uuid4(),
+            id=new_id(),
             agency_id=actor.agency_id,
             name=command.name,
             kind=kind,

@@ -26,6 +26,7 @@ from debtflow_core.domain.imports import (
     ImportStatus,
 )
 from debtflow_core.errors import Conflict, NotFound, ValidationFailed
+from debtflow_core.ids import new_id
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.placement import (
     COLUMNS,
@@ -184,7 +185,7 @@ class ImportPlacementFile:
         now = self._clock.now()
         run = await self._runs.add_or_get(
             ImportRun(
-                id=uuid.uuid4(),
+                id=new_id(),
                 agency_id=actor.agency_id,
                 file_source_id=command.file_source_id,
                 file_name=command.file_name,
@@ -625,7 +626,7 @@ class QueuePlacementUpload:
         now = self._clock.now()
         name = _base_name(upload.file_name)
         new = ImportRun(
-            id=uuid.uuid4(),
+            id=new_id(),
             agency_id=actor.agency_id,
             file_source_id=None,
             file_name=name,

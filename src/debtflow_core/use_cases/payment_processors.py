@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import uuid
-
 import msgspec
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.errors import ValidationFailed
+from debtflow_core.ids import new_id
 from debtflow_core.policy import require_admin
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.processor_kinds import ProcessorKinds
@@ -36,7 +35,7 @@ class AddPaymentProcessor:
         if (missing := self._kinds.missing(kind)) is not None:
             raise ValidationFailed(missing, field="kind")
         processor = PaymentProcessor(
-            id=uuid.uuid4(),
+            id=new_id(),
             agency_id=actor.agency_id,
             name=require_text(command.name, field="name", max_length=100),
             kind=kind,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -37,6 +36,7 @@ from debtflow_core.errors import (
     NotFound,
     ValidationFailed,
 )
+from debtflow_core.ids import new_id
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import (
     can_reach_account,
@@ -438,7 +438,7 @@ class MakePayment(Settlement):
                 raise refusal
             assert processor is not None  # _refusal refused otherwise
             payment = Payment(
-                id=uuid.uuid4(),
+                id=new_id(),
                 agency_id=actor.agency_id,
                 account_id=account.id,
                 processor_id=command.processor_id,
@@ -735,7 +735,7 @@ class RefundPayment:
                     f"at most {payment.refundable} minor units of this payment are refundable"
                 )
             refund = Refund(
-                id=uuid.uuid4(),
+                id=new_id(),
                 agency_id=payment.agency_id,
                 payment_id=payment.id,
                 amount=amount,
@@ -926,7 +926,7 @@ async def record_refund(
     is already reserved on ``payment``: recorded completed, inside the caller's unit of
     work, with the balance given back and the account reopened if it was paid in full."""
     refund = Refund(
-        id=uuid.uuid4(),
+        id=new_id(),
         agency_id=payment.agency_id,
         payment_id=payment.id,
         amount=amount,

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from uuid import UUID
 
 import msgspec
@@ -9,6 +8,7 @@ from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.user import EMAIL_TAKEN, Role, User, normalize_email, parse_role
 from debtflow_core.errors import Conflict, PermissionDenied, ValidationFailed
+from debtflow_core.ids import new_id
 from debtflow_core.policy import in_agency, require_admin
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.password_hasher import PasswordHasher
@@ -51,7 +51,7 @@ class CreateUser:
     async def execute(self, actor: Actor, command: NewUser) -> User:
         require_admin(actor)
         user = User(
-            id=uuid.uuid4(),
+            id=new_id(),
             agency_id=actor.agency_id,
             email=normalize_email(command.email),
             full_name=require_text(command.full_name, field="full_name"),

@@ -29,9 +29,9 @@ from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus
 from debtflow_core.errors import Conflict, NotFound
 from debtflow_core.ids import new_id
 from debtflow_core.placement import PlacementRow
+from debtflow_core.placement_parser import superseded
 from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
-from debtflow_core.use_cases.imports import superseded
 
 _RUN_COLUMNS = tuple(import_runs.c[name] for name in ImportRun.__struct_fields__)
 _NO_CONTACT_LIMITS = msgspec.json.encode(ContactPreferences()).decode()

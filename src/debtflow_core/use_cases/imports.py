@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import queue
 import re
 import tempfile
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,10 +29,9 @@ from debtflow_core.placement import (
     COLUMNS,
     FileScan,
     PlacementFileRejected,
-    PlacementReader,
-    PlacementRow,
     scan_file,
 )
+from debtflow_core.placement_parser import ParseRequest, PlacementParser
 from debtflow_core.policy import require_admin
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.file_sources import FileSourceReader, RemoteFile
@@ -46,12 +42,6 @@ from debtflow_core.ports.placement_writer import PlacementBatch, PlacementWriter
 from debtflow_core.ports.telemetry import Telemetry
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
-BATCH_ROWS = 1000
-"""Rows read per batch, and so per transaction."""
-
-# Parsed batches waiting for the writer: enough to keep it busy while the parser runs
-# ahead, few enough that memory stays flat (each is about a megabyte).
-_QUEUED_BATCHES = 4
 _DONE_STATUSES = frozenset({ImportStatus.SUCCEEDED, ImportStatus.PARTIALLY_FAILED})
 
 SOURCE_QUIET_PERIOD = timedelta(seconds=60)
@@ -86,66 +76,6 @@ class ImportProgress(msgspec.Struct, frozen=True, kw_only=True):
 Progress = Callable[[ImportProgress], None]
 
 
-class _Chunk(msgspec.Struct, kw_only=True):
-    rows: list[PlacementRow]
-    errors: list[ImportRowError]
-    rows_read: int
-    lines_done: int
-
-
-class _End(msgspec.Struct, frozen=True):
-    ignored_columns: tuple[str, ...]
-
-
-def _chunks(
-    path: Path,
-    *,
-    delimiter: str,
-    column_mapping: Mapping[str, str],
-    skip_through: int,
-    on_header: Callable[[tuple[str, ...]], None],
-) -> Iterator[_Chunk]:
-    """The file's rows after line ``skip_through`` in chunks of :data:`BATCH_ROWS` rows read.
-
-    Within a chunk an account named twice keeps its later row; the earlier becomes an error.
-    """
-    with path.open(encoding="utf-8-sig", newline="") as stream:
-        reader = PlacementReader(stream, delimiter=delimiter, column_mapping=column_mapping)
-        on_header(reader.ignored_columns)
-        rows: dict[str, PlacementRow] = {}
-        errors: list[ImportRowError] = []
-        read = last = 0
-        for item in reader:
-            last = item.line
-            if last <= skip_through:
-                continue
-            read += 1
-            if isinstance(item, ImportRowError):
-                errors.append(item)
-            else:
-                earlier = rows.pop(item.account_id, None)
-                if earlier is not None:
-                    errors.append(superseded(earlier.line, item.line))
-                rows[item.account_id] = item
-            if read == BATCH_ROWS:
-                yield _Chunk(
-                    rows=list(rows.values()), errors=errors, rows_read=read, lines_done=last
-                )
-                rows, errors, read = {}, [], 0
-        if read:
-            yield _Chunk(rows=list(rows.values()), errors=errors, rows_read=read, lines_done=last)
-
-
-def superseded(line: int, by_line: int) -> ImportRowError:
-    """The error of a row whose account a later row of the same file names again."""
-    return ImportRowError(
-        line=line,
-        column="account_id",
-        reason=f"superseded by line {by_line}, which has the same account_id",
-        value=None,
-    )
-
-
 class ImportPlacementFile:
     """Import one local placement file into the actor's agency (agency admins only).
 
@@ -156,8 +86,9 @@ class ImportPlacementFile:
     over and resumes after its last committed batch, so a crash and a rerun end as one
     clean import. An unreadable file or a missing required column fails the run with one
     reason; bad rows become row errors and never stop the others. Rows go to the writer in
-    batches of :data:`BATCH_ROWS`, one transaction each, parsed in a thread ahead of the
-    writes with a bounded queue between: memory stays flat whatever the file's size.
+    batches of :data:`~debtflow_core.placement_parser.BATCH_ROWS`, one transaction each,
+    parsed by a child process ahead of the writes (:class:`PlacementParser`): memory stays
+    flat whatever the file's size.
 
     The run's start and end are audited with its counts; each account records the run and
     line that last wrote it, and the backed-up file holds every value it got.
@@ -219,17 +150,8 @@ class ImportPlacementFile:
         self, run: ImportRun, command: ImportFile, progress: Progress | None
     ) -> tuple[str, ...]:
         """Stream the file's batches to the writer; the ignored columns."""
-        header: list[tuple[str, ...]] = []
         read = failed = 0
-        with _Producer(
-            _chunks(
-                command.path,
-                delimiter=command.delimiter,
-                column_mapping=command.column_mapping,
-                skip_through=run.lines_done,
-                on_header=header.append,
-            )
-        ) as chunks:
+        async with _parser(command, skip_through=run.lines_done) as chunks:
             while (chunk := await chunks.next()) is not None:
                 outcome = await self._writer.write(
                     PlacementBatch(
@@ -247,7 +169,7 @@ class ImportPlacementFile:
                 failed += outcome.failed
                 if progress is not None:
                     progress(ImportProgress(rows_read=read, rows_failed=failed))
-        return header[0] if header else ()
+        return chunks.ignored_columns
 
     async def _finish(
         self,
@@ -307,55 +229,15 @@ class ImportPlacementFile:
             await uow.commit()
 
 
-class _Producer:
-    """Runs an iterator in a thread of its own, handing its items over a bounded queue.
-
-    Use as a context manager; leaving it (normally or by an exception) stops the thread.
-    An exception of the iterator is raised by :meth:`next`.
-    """
-
-    def __init__(self, items: Iterator[_Chunk]) -> None:
-        self._items = items
-        self._queue: queue.Queue[_Chunk | _End | BaseException] = queue.Queue(_QUEUED_BATCHES)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="placement-parser", daemon=True)
-
-    def __enter__(self) -> _Producer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self._queue.get(timeout=0.05)
-        # A next() cancelled while it waited still has a thread blocked on the queue.
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(_End(()))
-
-    def _run(self) -> None:
-        try:
-            for item in self._items:
-                if not self._put(item):
-                    return
-            self._put(_End(()))
-        except BaseException as error:  # handed over to the event loop, raised there
-            self._put(error)
-
-    def _put(self, item: _Chunk | _End | BaseException) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    async def next(self) -> _Chunk | None:
-        item = await asyncio.to_thread(self._queue.get)
-        if isinstance(item, BaseException):
-            raise item
-        return None if isinstance(item, _End) else item
+def _parser(command: ImportFile, *, skip_through: int) -> PlacementParser:
+    return PlacementParser(
+        ParseRequest(
+            path=str(command.path),
+            delimiter=command.delimiter,
+            column_mapping=dict(command.column_mapping),
+            skip_through=skip_through,
+        )
+    )
 
 
 class PlacementCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -385,27 +267,20 @@ class CheckPlacementFile:
         max_errors: int = 100,
     ) -> PlacementCheck:
         scan = command.scan or await asyncio.to_thread(scan_file, command.path)
-        header: list[tuple[str, ...]] = []
+        ignored: tuple[str, ...] = ()
         errors: list[ImportRowError] = []
         read = failed = 0
         failure = scan.problem
         if failure is None:
             try:
-                with _Producer(
-                    _chunks(
-                        command.path,
-                        delimiter=command.delimiter,
-                        column_mapping=command.column_mapping,
-                        skip_through=0,
-                        on_header=header.append,
-                    )
-                ) as chunks:
+                async with _parser(command, skip_through=0) as chunks:
                     while (chunk := await chunks.next()) is not None:
                         read += chunk.rows_read
                         failed += len(chunk.errors)
                         errors.extend(chunk.errors[: max_errors - len(errors)])
                         if progress is not None:
                             progress(ImportProgress(rows_read=read, rows_failed=failed))
+                ignored = chunks.ignored_columns
             except PlacementFileRejected as error:
                 failure = error.detail
         return PlacementCheck(
@@ -413,7 +288,7 @@ class CheckPlacementFile:
             rows_read=read,
             rows_valid=read - failed,
             rows_failed=failed,
-            ignored_columns=header[0] if header else (),
+            ignored_columns=ignored,
             errors=sorted(errors, key=lambda e: e.line),
             failure_reason=failure,
         )

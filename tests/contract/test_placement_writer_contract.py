@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 
+import msgspec
 import pytest
 
 from debtflow_core.domain.account import AccountStatus
@@ -210,3 +212,42 @@ async def test_a_writer_of_an_older_attempt_writes_nothing(ports):
 
     accounts, _ = await accounts_of(ports, run)
     assert accounts == {}
+
+
+async def test_overlapping_writes_commit_in_the_order_they_were_made(ports):
+    run = await started_run(ports)
+    first = batch(run, [placement_row(2, "A-1", placed_balance=100)])
+    second = batch(run, [placement_row(3, "A-1", placed_balance=300)], minutes=1)
+
+    outcomes = await asyncio.gather(ports.writer.write(first), ports.writer.write(second))
+
+    assert [(o.created, o.updated) for o in outcomes] == [(1, 0), (0, 0)]
+    assert [f.line for f in outcomes[1].failures] == [2]  # superseded by line 3
+    accounts, _ = await accounts_of(ports, run)
+    assert accounts["A-1"].placed_balance == 300
+    stored = await ports.runs.get(run.agency_id, run.id)
+    assert (stored.lines_done, stored.rows_created) == (3, 1)
+
+
+# In memory a write ends before the next one starts: only a database's writes overlap.
+@pytest.fixture(params=STORES[1:])
+def database_ports(request: pytest.FixtureRequest) -> ImportPorts:
+    return import_ports(request, request.param)
+
+
+async def test_a_write_begun_while_the_one_before_fails_writes_nothing(database_ports):
+    ports = database_ports
+    run = await started_run(ports)
+    stale = msgspec.structs.replace(batch(run, [placement_row(2, "A-1")]), attempt=run.attempt - 1)
+    after = batch(run, [placement_row(3, "A-2")])
+
+    outcomes = await asyncio.gather(
+        ports.writer.write(stale), ports.writer.write(after), return_exceptions=True
+    )
+
+    assert isinstance(outcomes[0], Conflict)
+    assert isinstance(outcomes[1], RuntimeError)
+    accounts, _ = await accounts_of(ports, run)
+    assert accounts == {}
+    stored = await ports.runs.get(run.agency_id, run.id)
+    assert (stored.rows_read, stored.lines_done) == (0, 0)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from debtflow_adapters.batch_order import BatchOrder
 from debtflow_adapters.memory.unit_of_work import InMemoryStore
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone
@@ -160,8 +161,14 @@ class InMemoryPlacementWriter(PlacementWriter):
     def __init__(self, store: InMemoryStore, imports: InMemoryImportStore) -> None:
         self._store = store
         self._imports = imports
+        self._order = BatchOrder()
 
     async def write(self, batch: PlacementBatch) -> BatchOutcome:
+        async with self._order.turn(batch.run_id) as my_turn:
+            await my_turn()
+            return self._apply(batch)
+
+    def _apply(self, batch: PlacementBatch) -> BatchOutcome:
         run = self._imports.runs.get(batch.run_id)
         if run is None or run.attempt != batch.attempt:
             raise Conflict(f"import run {batch.run_id} was taken over by another attempt")

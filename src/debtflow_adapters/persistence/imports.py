@@ -17,6 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from debtflow_adapters.batch_order import BatchOrder
 from debtflow_adapters.persistence.statements import insert_if_new, keyset_page
 from debtflow_adapters.persistence.tables import (
     accounts,
@@ -208,21 +209,32 @@ class _Refused(Exception):
 
 
 class _SqlPlacementWriter(PlacementWriter, ABC):
-    """The batch protocol both databases share: fence the run, merge the rows (all at once,
-    or one by one in savepoints once the database refused the whole), record the errors
-    and counts, commit."""
+    """The batch protocol both databases share: stage the rows, wait for the run's batch
+    before to end, fence the run, merge the rows (all at once, or one by one in savepoints
+    once the database refused the whole), record the errors and counts, commit.
+
+    Calls for one run may overlap, each on a connection of its own: a batch stages its
+    rows while the one before merges, and merges once that one has committed.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._order = BatchOrder()
 
     async def write(self, batch: PlacementBatch) -> BatchOutcome:
-        try:
+        async with self._order.turn(batch.run_id) as my_turn:
+            try:
+                async with self._engine.begin() as connection:
+                    await self._prepare(connection)
+                    await self._stage(connection, batch.rows)
+                    await my_turn()
+                    return await self._apply(connection, batch, one_by_one=False)
+            except _Refused:
+                pass
+            await my_turn()
             async with self._engine.begin() as connection:
-                return await self._apply(connection, batch, one_by_one=False)
-        except _Refused:
-            pass
-        async with self._engine.begin() as connection:
-            return await self._apply(connection, batch, one_by_one=True)
+                await self._prepare(connection)
+                return await self._apply(connection, batch, one_by_one=True)
 
     async def _apply(
         self, connection: AsyncConnection, batch: PlacementBatch, *, one_by_one: bool
@@ -234,7 +246,6 @@ class _SqlPlacementWriter(PlacementWriter, ABC):
         )
         if fenced.first() is None:
             raise _taken_over(batch.run_id)
-        await self._prepare(connection)
         failures: list[ImportRowError] = []
         created = updated = 0
         earlier: list[tuple[int, int]] = []
@@ -244,6 +255,7 @@ class _SqlPlacementWriter(PlacementWriter, ABC):
             for row in batch.rows:
                 try:
                     async with connection.begin_nested():
+                        await self._stage(connection, [row])
                         c, u, e = await self._merge(connection, batch, [row])
                 except _Refused as error:
                     failures.append(
@@ -285,13 +297,16 @@ class _SqlPlacementWriter(PlacementWriter, ABC):
     async def _prepare(self, connection: AsyncConnection) -> None:
         """Anything the merges of a transaction need first."""
 
+    async def _stage(self, connection: AsyncConnection, rows: Sequence[PlacementRow]) -> None:
+        """Hand ``rows`` to the database for the next merge, where it has a place for them."""
+
     @abstractmethod
     async def _merge(
         self, connection: AsyncConnection, batch: PlacementBatch, rows: Sequence[PlacementRow]
     ) -> tuple[int, int, list[tuple[int, int]]]:
-        """Upsert ``rows``: accounts created, updated (superseded ones included), and the
-        (earlier line, line) of each account this run had written before. Raises _Refused
-        when the database refuses the rows."""
+        """Upsert ``rows``, which :meth:`_stage` was given: accounts created, updated
+        (superseded ones included), and the (earlier line, line) of each account this run
+        had written before. Raises _Refused when the database refuses the rows."""
 
 
 def _phones(row: PlacementRow) -> list[dict[str, str]]:
@@ -448,16 +463,24 @@ class PostgresPlacementWriter(_SqlPlacementWriter):
             await cursor.execute("SET LOCAL synchronous_commit = off")
             await cursor.execute(_STAGING)
 
+    async def _stage(self, connection: AsyncConnection, rows: Sequence[PlacementRow]) -> None:
+        driver = await _driver(connection)
+        try:
+            async with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+                copy.set_types(_STAGING_TYPES)
+                for row in _staged(rows):
+                    await copy.write_row(row)
+        except (psycopg.DataError, psycopg.IntegrityError) as error:
+            raise _Refused(_first_line(error)) from error
+        except psycopg.Error as error:
+            raise OperationalError(_COPY, None, error) from error
+
     async def _merge(
         self, connection: AsyncConnection, batch: PlacementBatch, rows: Sequence[PlacementRow]
     ) -> tuple[int, int, list[tuple[int, int]]]:
         driver = await _driver(connection)
         try:
             async with driver.cursor() as cursor:
-                async with cursor.copy(_COPY) as copy:
-                    copy.set_types(_STAGING_TYPES)
-                    for row in _staged(rows):
-                        await copy.write_row(row)
                 await cursor.execute(
                     _MERGE, {"agency": batch.agency_id, "run": batch.run_id, "at": batch.at}
                 )

@@ -39,7 +39,9 @@ class BatchOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class PlacementWriter(Protocol):
     """Writes placement batches: debtors and accounts upserted by (agency, external id).
 
-    One call is one transaction. It upserts each row's debtor (keyed by ``debtor_id``; for
+    One call is one transaction. Calls for one run may overlap: they commit in the order
+    they were made, each once the one before has, and a call whose predecessor failed
+    raises without writing. It upserts each row's debtor (keyed by ``debtor_id``; for
     rows sharing a debtor, the last row's fields win) and account (keyed by
     ``account_id``), stores the batch's errors and failures against the run, adds the
     counts to the run and moves its ``lines_done`` to the batch's. A created debtor gets no

@@ -7,6 +7,7 @@ import logging
 import re
 import tempfile
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -38,10 +39,12 @@ from debtflow_core.ports.file_sources import FileSourceReader, RemoteFile
 from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.object_storage import ObjectStorage
-from debtflow_core.ports.placement_writer import PlacementBatch, PlacementWriter
+from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
 from debtflow_core.ports.telemetry import Telemetry
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
+# Batch writes going on at once: one merging, the next on its way to the database.
+_WRITES_AT_ONCE = 2
 _DONE_STATUSES = frozenset({ImportStatus.SUCCEEDED, ImportStatus.PARTIALLY_FAILED})
 
 SOURCE_QUIET_PERIOD = timedelta(seconds=60)
@@ -149,12 +152,29 @@ class ImportPlacementFile:
     async def _write(
         self, run: ImportRun, command: ImportFile, progress: Progress | None
     ) -> tuple[str, ...]:
-        """Stream the file's batches to the writer; the ignored columns."""
+        """Stream the file's batches to the writer; the ignored columns.
+
+        A batch's write starts while the one before is still writing, which the writer
+        allows (it merges them in the order they were handed over): its rows travel to the
+        database while the one before merges. An error ends the writes still going.
+        """
+        writes: deque[tuple[asyncio.Task[BatchOutcome], int]] = deque()
         read = failed = 0
-        async with _parser(command, skip_through=run.lines_done) as chunks:
-            while (chunk := await chunks.next()) is not None:
-                outcome = await self._writer.write(
-                    PlacementBatch(
+
+        async def oldest_written() -> None:
+            nonlocal read, failed
+            task, rows_read = writes[0]
+            outcome = await task
+            writes.popleft()
+            read += rows_read
+            failed += outcome.failed
+            if progress is not None:
+                progress(ImportProgress(rows_read=read, rows_failed=failed))
+
+        try:
+            async with _parser(command, skip_through=run.lines_done) as chunks:
+                while (chunk := await chunks.next()) is not None:
+                    batch = PlacementBatch(
                         run_id=run.id,
                         attempt=run.attempt,
                         agency_id=run.agency_id,
@@ -164,12 +184,16 @@ class ImportPlacementFile:
                         lines_done=chunk.lines_done,
                         at=self._clock.now(),
                     )
-                )
-                read += chunk.rows_read
-                failed += outcome.failed
-                if progress is not None:
-                    progress(ImportProgress(rows_read=read, rows_failed=failed))
-        return chunks.ignored_columns
+                    writes.append((asyncio.create_task(self._writer.write(batch)), chunk.rows_read))
+                    if len(writes) == _WRITES_AT_ONCE:
+                        await oldest_written()
+                while writes:
+                    await oldest_written()
+            return chunks.ignored_columns
+        finally:
+            for task, _ in writes:
+                task.cancel()
+            await asyncio.gather(*(task for task, _ in writes), return_exceptions=True)
 
     async def _finish(
         self,

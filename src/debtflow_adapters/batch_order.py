@@ -9,23 +9,28 @@ from uuid import UUID
 
 
 class BatchOrder:
-    """Per import run, each write's turn: after the write called before it has ended.
+    """Per attempt at an import run, each write's turn: after the write begun before it
+    has ended.
 
-    ``async with order.turn(run_id) as my_turn`` must be the first thing a write does
-    (it takes the place in line before anything can interleave); ``await my_turn()``
+    ``async with order.turn(run_id, attempt) as my_turn`` must be the first thing a write
+    does (it takes its place in line before anything can interleave); ``await my_turn()``
     returns once the write before has committed, and raises if it did not, so a batch is
     never written after a gap. Whatever a write does before awaiting its turn (staging its
-    rows, say) overlaps the write before.
+    rows, say) overlaps the write before. Attempts do not wait on each other: a new one
+    goes ahead, and the run's fence refuses the old one's writes.
     """
 
     def __init__(self) -> None:
-        # Per run, the last write's future: True once it committed, False if it did not.
-        self._last: dict[UUID, asyncio.Future[bool]] = {}
+        # Per attempt, the last write's future: True once it committed, False if it did not.
+        self._last: dict[tuple[UUID, int], asyncio.Future[bool]] = {}
 
     @contextlib.asynccontextmanager
-    async def turn(self, run_id: UUID) -> AsyncIterator[Callable[[], Awaitable[None]]]:
-        before = self._last.get(run_id)
-        mine = self._last[run_id] = asyncio.get_running_loop().create_future()
+    async def turn(
+        self, run_id: UUID, attempt: int
+    ) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+        key = (run_id, attempt)
+        before = self._last.get(key)
+        mine = self._last[key] = asyncio.get_running_loop().create_future()
 
         async def my_turn() -> None:
             # Shielded: a write cancelled while it waits must not cancel the one before.
@@ -38,5 +43,5 @@ class BatchOrder:
             written = True
         finally:
             mine.set_result(written)
-            if self._last.get(run_id) is mine:
-                del self._last[run_id]
+            if self._last.get(key) is mine:
+                del self._last[key]

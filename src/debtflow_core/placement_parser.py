@@ -5,13 +5,14 @@ two take turns on the interpreter's lock: an import that parsed in a thread ran 
 than one that parsed the whole file first and wrote it afterwards. A child process
 (``python -m debtflow_core.placement_parser``) parses on another core instead. It reads its
 :class:`ParseRequest` from stdin and writes the batches to stdout, each a msgpack frame
-behind its length; the pipe and the reader's buffer hold about one batch, so the child
-stays a batch or two ahead and memory stays flat whatever the file's size.
+behind its length; the pipe and the reader's buffer hold a few batches (about 2 MiB), so
+the child stays that far ahead and memory stays flat whatever the file's size.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -19,13 +20,13 @@ from typing import BinaryIO
 
 import msgspec
 
-from debtflow_core.domain.imports import ImportRowError
+from debtflow_core.domain.imports import ImportRowError, superseded
 from debtflow_core.placement import PlacementFileRejected, PlacementReader, PlacementRow
 
 BATCH_ROWS = 1000
 """Rows read per batch, and so per transaction."""
 
-_READ_BUFFER = 4 * 1024 * 1024  # bytes of frames read ahead: a few batches of 1000 rows
+_READ_BUFFER = 1024 * 1024  # the reader pauses at twice this: about six batches of 1000 rows
 _LENGTH = 4  # bytes of a frame's length, big-endian
 
 
@@ -61,16 +62,6 @@ class ParseRequest(msgspec.Struct, frozen=True, kw_only=True):
     delimiter: str
     column_mapping: dict[str, str]
     skip_through: int
-
-
-def superseded(line: int, by_line: int) -> ImportRowError:
-    """The error of a row whose account a later row of the same file names again."""
-    return ImportRowError(
-        line=line,
-        column="account_id",
-        reason=f"superseded by line {by_line}, which has the same account_id",
-        value=None,
-    )
 
 
 def chunks(
@@ -133,11 +124,13 @@ class PlacementParser:
     async def __aenter__(self) -> PlacementParser:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
+            "-P",  # modules from the installation, never from the working directory
             "-m",
             __name__,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=_READ_BUFFER,
+            start_new_session=True,  # a Ctrl-C is the parent's to handle; it stops the child
         )
         assert self._process.stdin is not None
         self._process.stdin.write(msgspec.msgpack.encode(self._request))
@@ -162,6 +155,8 @@ class PlacementParser:
         except asyncio.IncompleteReadError:
             code = await self._process.wait()
             raise RuntimeError(f"the placement parser stopped (exit code {code})") from None
+        except msgspec.DecodeError as error:
+            raise RuntimeError(f"the placement parser sent an unreadable frame: {error}") from None
         match message:
             case Chunk():
                 return message
@@ -183,8 +178,11 @@ def _send(out: BinaryIO, message: _Message, encode: Callable[[object], bytes]) -
 
 def main() -> None:
     """The child: parse the request read from stdin, writing frames to stdout."""
+    # The frames get stdout's pipe to themselves: anything else written to stdout goes to
+    # stderr instead of into the frames.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     request = msgspec.msgpack.decode(sys.stdin.buffer.read(), type=ParseRequest)
-    out = sys.stdout.buffer
     encode = msgspec.msgpack.Encoder().encode
     header: list[tuple[str, ...]] = []
     try:
@@ -199,6 +197,8 @@ def main() -> None:
         _send(out, _End(header[0] if header else ()), encode)
     except PlacementFileRejected as error:
         _send(out, _Rejected(error.detail), encode)
+    except BrokenPipeError:
+        os._exit(1)  # the parent is gone: nobody to tell, and no flush at exit to fail again
     except Exception as error:  # told to the parent, which raises it for the run
         _send(out, _Crashed(f"{type(error).__name__}: {error}"), encode)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import date, timedelta
 
-import msgspec
 import pytest
 
 from debtflow_core.domain.account import AccountStatus
@@ -238,16 +237,32 @@ def database_ports(request: pytest.FixtureRequest) -> ImportPorts:
 async def test_a_write_begun_while_the_one_before_fails_writes_nothing(database_ports):
     ports = database_ports
     run = await started_run(ports)
-    stale = msgspec.structs.replace(batch(run, [placement_row(2, "A-1")]), attempt=run.attempt - 1)
-    after = batch(run, [placement_row(3, "A-2")])
+    first = asyncio.create_task(ports.writer.write(batch(run, [placement_row(2, "A-1")])))
+    after = asyncio.create_task(ports.writer.write(batch(run, [placement_row(3, "A-2")])))
+    await asyncio.sleep(0)  # both have begun, and so taken their turns
+    first.cancel()
 
-    outcomes = await asyncio.gather(
-        ports.writer.write(stale), ports.writer.write(after), return_exceptions=True
-    )
+    outcomes = await asyncio.gather(first, after, return_exceptions=True)
 
-    assert isinstance(outcomes[0], Conflict)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
     assert isinstance(outcomes[1], RuntimeError)
     accounts, _ = await accounts_of(ports, run)
     assert accounts == {}
     stored = await ports.runs.get(run.agency_id, run.id)
     assert (stored.rows_read, stored.lines_done) == (0, 0)
+
+
+async def test_a_new_attempt_does_not_wait_on_the_writes_of_the_one_it_took_over(ports):
+    run = await started_run(ports)
+    old = batch(run, [placement_row(2, "A-1")])
+    taken_over = await ports.runs.start(run.id, attempt=run.attempt, at=T0)
+    new = batch(taken_over, [placement_row(2, "A-1"), placement_row(3, "A-2")])
+
+    outcomes = await asyncio.gather(
+        ports.writer.write(old), ports.writer.write(new), return_exceptions=True
+    )
+
+    assert isinstance(outcomes[0], Conflict)
+    assert outcomes[1].created == 2
+    stored = await ports.runs.get(run.agency_id, run.id)
+    assert (stored.attempt, stored.lines_done) == (taken_over.attempt, 3)

@@ -90,3 +90,13 @@ async def test_leaving_the_block_early_stops_the_child(tmp_path):
             1 / 0  # noqa: B018
 
     assert parser._process.returncode is not None
+
+
+async def test_modules_in_the_working_directory_do_not_replace_the_childs(tmp_path, monkeypatch):
+    path = tmp_path / "placement.csv"
+    path.write_text(placement_text(3))
+    (tmp_path / "csv.py").write_text("raise ImportError('not the standard library')\n")
+    monkeypatch.chdir(tmp_path)
+
+    async with PlacementParser(request(path)) as parser:
+        assert [len(c.rows) for c in await parsed(parser)] == [3]

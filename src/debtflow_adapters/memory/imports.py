@@ -12,11 +12,10 @@ from debtflow_adapters.batch_order import BatchOrder
 from debtflow_adapters.memory.unit_of_work import InMemoryStore
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone
-from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus
+from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus, superseded
 from debtflow_core.errors import Conflict, NotFound
 from debtflow_core.ids import new_id
 from debtflow_core.placement import PlacementRow
-from debtflow_core.placement_parser import superseded
 from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
 
@@ -164,7 +163,7 @@ class InMemoryPlacementWriter(PlacementWriter):
         self._order = BatchOrder()
 
     async def write(self, batch: PlacementBatch) -> BatchOutcome:
-        async with self._order.turn(batch.run_id) as my_turn:
+        async with self._order.turn(batch.run_id, batch.attempt) as my_turn:
             await my_turn()
             return self._apply(batch)
 

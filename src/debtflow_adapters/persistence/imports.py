@@ -26,11 +26,10 @@ from debtflow_adapters.persistence.tables import (
     import_runs,
 )
 from debtflow_core.domain.debtor import ContactPreferences, Phone
-from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus
+from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus, superseded
 from debtflow_core.errors import Conflict, NotFound
 from debtflow_core.ids import new_id
 from debtflow_core.placement import PlacementRow
-from debtflow_core.placement_parser import superseded
 from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
 
@@ -213,8 +212,9 @@ class _SqlPlacementWriter(PlacementWriter, ABC):
     before to end, fence the run, merge the rows (all at once, or one by one in savepoints
     once the database refused the whole), record the errors and counts, commit.
 
-    Calls for one run may overlap, each on a connection of its own: a batch stages its
-    rows while the one before merges, and merges once that one has committed.
+    Calls for one run may overlap, each on a connection of its own (an import holds two):
+    a batch stages its rows while the one before merges, and merges once that one has
+    committed.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -222,19 +222,20 @@ class _SqlPlacementWriter(PlacementWriter, ABC):
         self._order = BatchOrder()
 
     async def write(self, batch: PlacementBatch) -> BatchOutcome:
-        async with self._order.turn(batch.run_id) as my_turn:
+        async with (
+            self._order.turn(batch.run_id, batch.attempt) as my_turn,
+            self._engine.begin() as connection,
+        ):
+            await self._prepare(connection)
             try:
-                async with self._engine.begin() as connection:
-                    await self._prepare(connection)
+                async with connection.begin_nested():
                     await self._stage(connection, batch.rows)
                     await my_turn()
                     return await self._apply(connection, batch, one_by_one=False)
             except _Refused:
-                pass
+                pass  # the savepoint's rollback emptied the staging table too
             await my_turn()
-            async with self._engine.begin() as connection:
-                await self._prepare(connection)
-                return await self._apply(connection, batch, one_by_one=True)
+            return await self._apply(connection, batch, one_by_one=True)
 
     async def _apply(
         self, connection: AsyncConnection, batch: PlacementBatch, *, one_by_one: bool

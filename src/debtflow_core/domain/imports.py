@@ -112,6 +112,16 @@ class ImportRowError(msgspec.Struct, frozen=True, kw_only=True):
     value: str | None
 
 
+def superseded(line: int, by_line: int) -> ImportRowError:
+    """The error of a row whose account a later row of the same file names again."""
+    return ImportRowError(
+        line=line,
+        column="account_id",
+        reason=f"superseded by line {by_line}, which has the same account_id",
+        value=None,
+    )
+
+
 class ImportRun(msgspec.Struct, frozen=True, kw_only=True):
     """One import of one placement file, with its outcome counts and timings.
 

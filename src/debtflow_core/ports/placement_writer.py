@@ -39,18 +39,19 @@ class BatchOutcome(msgspec.Struct, frozen=True, kw_only=True):
 class PlacementWriter(Protocol):
     """Writes placement batches: debtors and accounts upserted by (agency, external id).
 
-    One call is one transaction. Calls for one run may overlap: they commit in the order
-    they were made, each once the one before has, and a call whose predecessor failed
-    raises without writing. It upserts each row's debtor (keyed by ``debtor_id``; for
-    rows sharing a debtor, the last row's fields win) and account (keyed by
-    ``account_id``), stores the batch's errors and failures against the run, adds the
-    counts to the run and moves its ``lines_done`` to the batch's. A created debtor gets no
-    contact limits; an updated one keeps them. An updated account is re-linked to the
-    row's debtor and takes the row's creditor, currency, balance and dates; its current
-    balance moves by exactly as much as its placed balance changed, unclamped: payments
-    taken, and the holds of pending ones, stay taken, so a hold given back later lands on
-    the new balance, and a balance below zero is a credit owed to the debtor, as after an
-    overpayment. Its status, collector and placement time stay.
+    One call is one transaction. Calls for one attempt at a run may overlap: they commit in
+    the order they began running, each once the one before has, and a call begun while
+    the one before was under way raises without writing if that one fails.
+
+    It upserts each row's debtor (keyed by ``debtor_id``; for rows sharing a debtor, the
+    last row's fields win) and account (keyed by ``account_id``), stores the batch's errors
+    and failures against the run, adds the counts to the run and moves its ``lines_done`` to
+    the batch's. A created debtor gets no contact limits; an updated one keeps them. An
+    updated account is re-linked to the row's debtor and takes the row's creditor, currency,
+    balance and dates; its current balance moves by exactly as much as its placed balance
+    changed, unclamped: payments taken, and the holds of pending ones, stay taken, so a hold
+    given back later lands on the new balance, and a balance below zero is a credit owed to
+    the debtor, as after an overpayment. Its status, collector and placement time stay.
 
     An account this run already wrote from an earlier line is overwritten and counted once:
     the earlier line becomes a failure ("superseded"). If the store refuses the batch as a

@@ -3,8 +3,9 @@ upserts on SQLite. Each call is its own transaction on a pooled connection."""
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
@@ -466,21 +467,17 @@ class PostgresPlacementWriter(_SqlPlacementWriter):
 
     async def _stage(self, connection: AsyncConnection, rows: Sequence[PlacementRow]) -> None:
         driver = await _driver(connection)
-        try:
+        with _reported(_COPY):
             async with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
                 copy.set_types(_STAGING_TYPES)
                 for row in _staged(rows):
                     await copy.write_row(row)
-        except (psycopg.DataError, psycopg.IntegrityError) as error:
-            raise _Refused(_first_line(error)) from error
-        except psycopg.Error as error:
-            raise OperationalError(_COPY, None, error) from error
 
     async def _merge(
         self, connection: AsyncConnection, batch: PlacementBatch, rows: Sequence[PlacementRow]
     ) -> tuple[int, int, list[tuple[int, int]]]:
         driver = await _driver(connection)
-        try:
+        with _reported(_MERGE):
             async with driver.cursor() as cursor:
                 await cursor.execute(
                     _MERGE, {"agency": batch.agency_id, "run": batch.run_id, "at": batch.at}
@@ -490,12 +487,20 @@ class PostgresPlacementWriter(_SqlPlacementWriter):
                 )
                 if len(rows) < len(batch.rows):  # one by one: the next row stages alone
                     await cursor.execute("DELETE FROM placement_staging")
-        except (psycopg.DataError, psycopg.IntegrityError) as error:
-            raise _Refused(_first_line(error)) from error
-        except psycopg.Error as error:
-            # As the repositories' SQLAlchemy connections report it: callers handle one kind.
-            raise OperationalError(_MERGE, None, error) from error
         return created, updated, [(line, by) for line, by in earlier]
+
+
+@contextlib.contextmanager
+def _reported(statement: str) -> Iterator[None]:
+    """psycopg's errors as the writer reports them: rows the database refused as _Refused,
+    anything else as the repositories' SQLAlchemy connections would (callers handle one
+    kind)."""
+    try:
+        yield
+    except (psycopg.DataError, psycopg.IntegrityError) as error:
+        raise _Refused(_first_line(error)) from error
+    except psycopg.Error as error:
+        raise OperationalError(statement, None, error) from error
 
 
 def _staged(rows: Iterable[PlacementRow]) -> Iterable[tuple[Any, ...]]:

@@ -430,6 +430,42 @@ async def test_account_sorts_and_keyset_pages_are_stable(uow_factory, ledger, so
     assert seen == expected
 
 
+async def test_releasing_a_collector_unassigns_their_accounts_alone(uow_factory, ledger):
+    a, collector, ada, *_ = ledger
+    colleague = user(a.id, "alan@alpha.example")
+    theirs = account(a.id, ada.id, "ACC-7", assigned_collector_id=colleague.id)
+    async with uow_factory() as uow:
+        await uow.users.add(colleague)
+        await uow.accounts.add(theirs)
+        await uow.commit()
+
+    async def assigned() -> dict[str, uuid.UUID | None]:
+        async with uow_factory() as uow:
+            found = await uow.accounts.list(AccountQuery(agency_id=a.id, limit=100))
+        return {acc.external_id: acc.assigned_collector_id for acc in found}
+
+    before = await assigned()
+    async with uow_factory() as uow:  # rolled back: nothing changes
+        assert len(await uow.accounts.release_collector(a.id, collector.id, at=at(30))) == 3
+    assert await assigned() == before
+
+    async with uow_factory() as uow:
+        assert await uow.accounts.release_collector(uuid.uuid4(), collector.id, at=at(30)) == []
+        released = await uow.accounts.release_collector(a.id, collector.id, at=at(30))
+        await uow.commit()
+    assert sorted(acc.external_id for acc in released) == ["ACC-2", "ACC-4", "ACC-6"]
+    assert {(acc.assigned_collector_id, acc.updated_at) for acc in released} == {(None, at(30))}
+    async with uow_factory() as uow:
+        assert [await uow.accounts.get(acc.id) for acc in released] == released
+    assert await assigned() == {
+        **before,
+        "ACC-2": None,
+        "ACC-4": None,
+        "ACC-6": None,
+        "ACC-7": colleague.id,
+    }
+
+
 async def test_activities_round_trip_and_page_newest_first(uow_factory, ledger):
     a, collector, *_, accounts = ledger
     target, elsewhere = accounts[0], accounts[1]

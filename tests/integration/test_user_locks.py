@@ -4,7 +4,8 @@ one reads the user, and the acting admin, as the first left them.
 In each test a first change runs up to its commit and is held there; the change under test
 starts, queues on the agency's lock (the test waits until PostgreSQL says so), and the
 first commits. Read without the lock, the waiting change would have judged and written the
-users as they were before the first change. Rows that merely name the agency are added
+users as they were before the first change (or assigned an account to a collector just
+deactivated). Rows that merely name the agency are added
 meanwhile without waiting.
 """
 
@@ -21,7 +22,8 @@ from debtflow_adapters.memory import FastPasswordHasher, FixedClock
 from debtflow_adapters.persistence import SqlUnitOfWork
 from debtflow_core.actor import Actor
 from debtflow_core.domain.user import Role, User
-from debtflow_core.errors import PermissionDenied
+from debtflow_core.errors import PermissionDenied, ValidationFailed
+from debtflow_core.use_cases.accounts import AssignCollector, NewAccount, PlaceAccount
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor
 from debtflow_core.use_cases.users import ChangeUserRole, CreateUser, DeactivateUser, NewUser
@@ -145,3 +147,38 @@ async def test_an_agency_held_by_a_user_change_still_takes_new_rows(scene):
         held.release.set()
         await deactivation
     assert debtor.agency_id == scene.first.agency_id
+
+
+async def test_an_assignment_that_waited_for_a_deactivation_is_refused(scene):
+    debtor = await CreateDebtor(SqlUnitOfWork(scene.engine), scene.clock).execute(
+        scene.first, NewDebtor(first_name="Ada", last_name="Lovelace")
+    )
+    account = await PlaceAccount(SqlUnitOfWork(scene.engine), scene.clock).execute(
+        scene.first,
+        NewAccount(
+            debtor_id=debtor.id,
+            external_id="A-1",
+            original_creditor="First Bank",
+            currency="USD",
+            placed_balance=10_000,
+        ),
+    )
+    held = HeldCommit(scene.engine)
+    deactivation = asyncio.create_task(
+        DeactivateUser(held, scene.clock).execute(scene.first, scene.collector.user_id)
+    )
+    await held.committing.wait()
+    assignment = asyncio.create_task(
+        AssignCollector(SqlUnitOfWork(scene.engine), scene.clock).execute(
+            scene.second, account.id, scene.collector.user_id
+        )
+    )
+    await until_one_waits(scene.engine)
+    held.release.set()
+    await deactivation
+    with pytest.raises(ValidationFailed):
+        await assignment
+    async with SqlUnitOfWork(scene.engine) as uow:
+        unassigned = await uow.accounts.get(account.id)
+    assert unassigned is not None
+    assert unassigned.assigned_collector_id is None

@@ -8,6 +8,12 @@ from debtflow_core.actor import Actor
 from debtflow_core.domain.debtor import ContactPreferences, Phone, PhoneKind, PostalAddress
 from debtflow_core.domain.user import Role
 from debtflow_core.errors import Conflict, PermissionDenied, ValidationFailed
+from debtflow_core.use_cases.accounts import (
+    AccountFilters,
+    AssignCollector,
+    GetAccount,
+    ListAccounts,
+)
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.debtors import (
@@ -93,6 +99,55 @@ async def test_role_changes_and_deactivation_are_audited_without_secrets(world):
     ]
     assert "password_hash" not in entries[-1].after
     assert entries[-1].after["email"] == "grace@alpha.example"
+
+
+@pytest.mark.parametrize(
+    "change", [{"role": Role.READONLY}, {"active": False}], ids=["demoted", "deactivated"]
+)
+async def test_a_collector_who_can_no_longer_work_accounts_gives_them_up(world, change):
+    alpha = await world.agency("alpha")
+    mine = [
+        await world.account(alpha.admin, external_id=f"A-{n}", collector=alpha.collector)
+        for n in range(3)
+    ]
+    theirs = await world.account(alpha.admin, external_id="B-1", collector=alpha.colleague)
+    collector = alpha.collector.user_id
+    if "role" in change:
+        await world.use(ChangeUserRole).execute(alpha.admin, collector, change["role"])
+    else:
+        await world.use(DeactivateUser).execute(alpha.admin, collector)
+
+    unassigned = (
+        await world.use(ListAccounts).execute(alpha.admin, AccountFilters(unassigned=True))
+    ).items
+    assert sorted(a.id for a in unassigned) == sorted(a.id for a in mine)
+    kept = await world.use(GetAccount).execute(alpha.admin, theirs.id)
+    assert kept.assigned_collector_id == alpha.colleague.user_id
+    for account in mine:
+        entries = (
+            await world.use(QueryAuditLog).execute(alpha.admin, AuditFilters(entity_id=account.id))
+        ).items
+        assert (entries[0].action, entries[0].actor_id) == (
+            "account.unassigned",
+            alpha.admin.user_id,
+        )
+        assert (entries[0].before, entries[0].after) == (
+            {"assigned_collector_id": str(collector)},
+            {"assigned_collector_id": None},
+        )
+    with pytest.raises(ValidationFailed) as refused:
+        await world.use(AssignCollector).execute(alpha.admin, mine[0].id, collector)
+    assert refused.value.field == "collector_id"
+
+
+async def test_a_collector_role_given_again_or_an_admin_deactivated_unassigns_nothing(world):
+    alpha = await world.agency("alpha")
+    account = await world.account(alpha.admin, external_id="A-1", collector=alpha.collector)
+    await world.use(ChangeUserRole).execute(alpha.admin, alpha.collector.user_id, Role.COLLECTOR)
+    second = await second_admin(world, alpha)
+    await world.use(DeactivateUser).execute(alpha.admin, second.user_id)
+    kept = await world.use(GetAccount).execute(alpha.admin, account.id)
+    assert kept.assigned_collector_id == alpha.collector.user_id
 
 
 async def test_admins_cannot_lock_themselves_out(world):

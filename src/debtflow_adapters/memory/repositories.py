@@ -299,6 +299,18 @@ class InMemoryAccountRepository(AccountRepository):
         )
         return ascending[: query.limit]
 
+    async def release_collector(
+        self, agency_id: UUID, collector_id: UUID, *, at: datetime
+    ) -> list[Account]:
+        released = [
+            msgspec.structs.replace(a, assigned_collector_id=None, updated_at=at)
+            for a in self._table.rows()
+            if a.agency_id == agency_id and a.assigned_collector_id == collector_id
+        ]
+        for account in released:
+            self._table.put(account.id, account)
+        return released
+
 
 class InMemoryActivityRepository(ActivityRepository):
     def __init__(self, table: Table[Activity]) -> None:

@@ -397,6 +397,18 @@ class SqlAccountRepository(AccountRepository):
         result = await self._connection.execute(statement.returning(accounts.c.current_balance))
         return result.scalar_one_or_none()
 
+    async def release_collector(
+        self, agency_id: UUID, collector_id: UUID, *, at: datetime
+    ) -> list[Account]:
+        statement = (
+            sa.update(accounts)
+            .where(accounts.c.agency_id == agency_id)
+            .where(accounts.c.assigned_collector_id == collector_id)
+            .values(assigned_collector_id=None, updated_at=at)
+            .returning(*_ACCOUNT_COLUMNS)
+        )
+        return [_account(row) for row in await self._connection.execute(statement)]
+
     async def list(self, query: AccountQuery) -> list[Account]:
         if self._reads is not None and query.text is None:
             return await self._reads.accounts(query)

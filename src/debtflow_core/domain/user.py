@@ -54,3 +54,8 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     password_hash: str
     active: bool
     created_at: datetime
+
+    @property
+    def assignable(self) -> bool:
+        """Accounts can be assigned to active collectors only."""
+        return self.active and self.role is Role.COLLECTOR

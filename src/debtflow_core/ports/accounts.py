@@ -74,6 +74,14 @@ class AccountRepository(Protocol):
         """Up to ``query.limit`` accounts after ``query.after``, in ``query.sort`` order."""
         ...
 
+    async def release_collector(
+        self, agency_id: UUID, collector_id: UUID, *, at: datetime
+    ) -> list[Account]:
+        """Unassign every account of ``agency_id`` assigned to ``collector_id``, in one
+        atomic step that stamps ``updated_at`` with ``at``, and return those accounts as
+        they are now (each held until the transaction ends, as by :meth:`lock`)."""
+        ...
+
     async def adjust_balance(self, id_: UUID, delta: int, *, floor: int | None = 0) -> int | None:
         """Add ``delta`` (negative to take) to the current balance in one atomic step and
         return the new balance; change nothing and return ``None`` if the balance would end

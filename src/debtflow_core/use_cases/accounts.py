@@ -9,7 +9,6 @@ from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.money import validate_amount, validate_currency
-from debtflow_core.domain.user import Role
 from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.ids import new_id
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
@@ -201,19 +200,21 @@ class ListAccounts:
 class AssignCollector(_AccountUseCase):
     """Assign an account to a collector of the agency. Agency admins only.
 
-    The assignee must be an active user with the collector role.
+    The assignee must be an active user with the collector role. Assignments take turns
+    with changes to the agency's users, so none lands on a collector being deactivated or
+    given another role (whose accounts that change unassigns).
     """
 
     async def execute(self, actor: Actor, account_id: UUID, collector_id: UUID) -> Account:
         async with self._uow as uow:
+            await uow.agencies.lock(actor.agency_id)  # first, as changes to users take it
             before = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
             require_admin(actor)
             collector = await uow.users.get(collector_id)
             if (
                 collector is None
                 or collector.agency_id != actor.agency_id
-                or collector.role is not Role.COLLECTOR
-                or not collector.active
+                or not collector.assignable
             ):
                 raise ValidationFailed(
                     "no active collector with this id in the agency", field="collector_id"

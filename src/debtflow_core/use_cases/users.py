@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 import msgspec
@@ -133,19 +134,30 @@ class _ChangeUser:
             after = msgspec.structs.replace(before, **changes)
             if after == before:
                 return before
+            now = self._clock.now()
             await uow.users.update(after)
             await uow.audit_log.add(
-                audit_entry(
-                    actor,
-                    action,
-                    entity_id=user_id,
-                    before=before,
-                    after=after,
-                    at=self._clock.now(),
-                )
+                audit_entry(actor, action, entity_id=user_id, before=before, after=after, at=now)
             )
+            if before.assignable and not after.assignable:
+                await _release_accounts(uow, actor, user_id, now)
             await uow.commit()
         return after
+
+
+async def _release_accounts(
+    uow: UnitOfWork, actor: Actor, collector_id: UUID, at: datetime
+) -> None:
+    """Unassign the accounts of a collector who can no longer work them, each audited as
+    an unassignment: left assigned, they would be neither theirs nor in the unassigned
+    queue."""
+    for account in await uow.accounts.release_collector(actor.agency_id, collector_id, at=at):
+        held = msgspec.structs.replace(account, assigned_collector_id=collector_id)
+        await uow.audit_log.add(
+            audit_entry(
+                actor, "account.unassigned", entity_id=account.id, before=held, after=account, at=at
+            )
+        )
 
 
 def _require_still_admin(acting: User | None) -> None:
@@ -158,7 +170,8 @@ class ChangeUserRole(_ChangeUser):
     """Give a user of the agency another role. Agency admins only, never on themselves.
 
     An admin demoted or deactivated since they signed in is refused, and changes to one
-    agency's users take turns, so an agency always keeps an active admin.
+    agency's users take turns, so an agency always keeps an active admin. A collector
+    given another role gives up their accounts: each is unassigned, and audited so.
     """
 
     async def execute(self, actor: Actor, user_id: UUID, role: Role) -> User:
@@ -170,7 +183,8 @@ class DeactivateUser(_ChangeUser):
 
     An admin demoted or deactivated since they signed in is refused, and changes to one
     agency's users take turns, so an agency always keeps an active admin. The user, and
-    everything they did, stays for the audit trail.
+    everything they did, stays for the audit trail. A deactivated collector's accounts
+    are unassigned, each audited so, and wait in the unassigned queue.
     """
 
     async def execute(self, actor: Actor, user_id: UUID) -> User:

@@ -99,6 +99,31 @@ async def test_users_are_listed_created_read_changed_and_deactivated(api, alpha)
     assert_problem(own, 409)
 
 
+async def test_a_deactivated_collectors_accounts_go_back_to_the_unassigned_queue(api, alpha):
+    admin = alpha.headers["admin"]
+    mine = [(await alpha.account(f"A-{n}", collector="collector")).id for n in range(2)]
+    theirs = await alpha.account("B-1", collector="colleague")
+    collector = alpha.id_of("collector")
+
+    gone = await api.client.post(f"/v1/users/{collector}/deactivate", headers=admin)
+    assert gone.status_code == 200
+    queue = await api.client.get("/v1/accounts", headers=admin, params={"unassigned": "true"})
+    assert sorted(a["id"] for a in queue.json()["items"]) == sorted(map(str, mine))
+    kept = await api.client.get(f"/v1/accounts/{theirs.id}", headers=admin)
+    assert kept.json()["assigned_collector_id"] == str(alpha.id_of("colleague"))
+    trail = await api.client.get("/v1/audit-log", headers=admin, params={"entity_id": str(mine[0])})
+    newest = trail.json()["items"][0]
+    assert (newest["action"], newest["before"], newest["after"]) == (
+        "account.unassigned",
+        {"assigned_collector_id": str(collector)},
+        {"assigned_collector_id": None},
+    )
+    again = await api.client.put(
+        f"/v1/accounts/{mine[0]}/collector", headers=admin, json={"collector_id": str(collector)}
+    )
+    assert_problem(again, 422, "collector_id")
+
+
 async def test_debtors_are_created_searched_read_and_corrected(api, alpha):
     admin = alpha.headers["admin"]
     body = {

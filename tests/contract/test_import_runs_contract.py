@@ -241,3 +241,58 @@ async def test_row_errors_are_paged_by_line(ports):
     assert [e.line for e in first] == [3, 5]
     assert [e.line for e in rest] == [7, 12]
     assert rest[0] == errors[0]
+
+
+async def test_a_failed_run_reopens_once_to_be_read_anew(ports):
+    agency = await ports.agency()
+    run = await ports.runs.add_or_get(new_run(agency.id))
+    started = await ports.runs.start(run.id, attempt=0, at=T0)
+    with pytest.raises(Conflict):  # running, not failed
+        await ports.runs.reopen(run.id, attempt=1, delimiter=";", column_mapping={}, at=T0)
+    error = ImportRowError(line=2, column=None, reason="every row was refused", value=None)
+    await ports.writer.write(
+        PlacementBatch(
+            run_id=run.id,
+            attempt=started.attempt,
+            agency_id=agency.id,
+            rows=[],
+            errors=[error],
+            rows_read=1,
+            lines_done=2,
+            at=T0,
+        )
+    )
+    failed = await ports.runs.finish(
+        run.id,
+        attempt=1,
+        status=ImportStatus.FAILED,
+        at=T0 + timedelta(seconds=1),
+        ignored_columns=("notes",),
+        failure_reason="every row was refused",
+    )
+    mapping = {"Acct No": "account_id"}
+    later = T0 + timedelta(hours=1)
+
+    reopened = await ports.runs.reopen(
+        run.id, attempt=1, delimiter=";", column_mapping=mapping, at=later
+    )
+
+    assert reopened == failed.reopened(delimiter=";", column_mapping=mapping, at=later)
+    assert (reopened.status, reopened.attempt, reopened.progressed_at) == (
+        ImportStatus.QUEUED,
+        2,
+        later,
+    )
+    assert (reopened.rows_read, reopened.rows_failed, reopened.lines_done) == (0, 0, 0)
+    assert (reopened.failure_reason, reopened.ignored_columns, reopened.finished_at) == (
+        None,
+        (),
+        None,
+    )
+    assert (reopened.delimiter, reopened.column_mapping) == (";", mapping)
+    assert await ports.runs.get(agency.id, run.id) == reopened
+    assert await ports.runs.errors(run.id, after_line=None, limit=10) == []
+    with pytest.raises(Conflict):  # reopened already: a second reopen of attempt 1 loses
+        await ports.runs.reopen(run.id, attempt=1, delimiter=",", column_mapping={}, at=later)
+    with pytest.raises(NotFound):
+        await ports.runs.reopen(uuid.uuid4(), attempt=0, delimiter=",", column_mapping={}, at=T0)

@@ -7,6 +7,7 @@ import logging
 import uuid
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from debtflow_adapters.memory import (
@@ -216,3 +217,16 @@ async def test_a_file_gone_before_it_is_archived_keeps_its_run_and_the_others_go
     assert (first.file_name, first.status) == ("a.csv", ImportStatus.SUCCEEDED)
     assert (second.file_name, second.status) == ("b.csv", ImportStatus.SUCCEEDED)
     assert set(setup.source_files.archived) == {"b.csv"}
+
+
+async def test_a_failed_file_imports_at_the_next_poll_once_the_source_reads_it_otherwise():
+    setup = Setup({"semi.csv": placement_text(3).replace(",", ";").encode()})
+    (failed,) = await setup.fetch.execute(setup.actor, setup.source)
+    assert failed.status is ImportStatus.FAILED
+    assert await setup.fetch.execute(setup.actor, setup.source) == [failed]  # read the same way
+
+    source = msgspec.structs.replace(setup.source, delimiter=";")
+    (run,) = await setup.fetch.execute(setup.actor, source)
+
+    assert (run.id, run.status, run.rows_created) == (failed.id, ImportStatus.SUCCEEDED, 3)
+    assert set(setup.source_files.archived) == {"semi.csv"}

@@ -34,7 +34,7 @@ from debtflow_core.use_cases.imports import (
     UploadedFile,
 )
 from tests.support.file_fakes import FakeObjectStorage
-from tests.support.imports import T0, placement_text
+from tests.support.imports import T0, placement_row, placement_text
 
 
 class Setup:
@@ -270,3 +270,82 @@ async def test_a_run_whose_worker_died_is_resumed_and_an_old_one_left(setup, tmp
     setup.jobs.jobs.clear()
     setup.clock.advance(timedelta(days=1, minutes=1))
     assert await setup.resume.execute() == 0  # an operator looks at a day-old run
+
+
+SEMICOLONS = placement_text(2).replace(",", ";")
+
+
+async def test_a_failed_upload_sent_again_with_how_to_read_it_is_imported_anew(setup, tmp_path):
+    path = saved(tmp_path, SEMICOLONS)
+    first = await setup.queue.execute(setup.admin, UploadedFile(path=path, file_name="a.csv"))
+    await setup.run_jobs()
+    failed = await setup.runs.get(setup.agency.id, first.run.id)
+    assert failed is not None and failed.status is ImportStatus.FAILED
+
+    again = await setup.queue.execute(
+        setup.admin, UploadedFile(path=path, file_name="a.csv", delimiter=";")
+    )
+
+    assert not again.duplicate
+    assert (again.run.id, again.run.status, again.run.delimiter) == (
+        first.run.id,
+        ImportStatus.QUEUED,
+        ";",
+    )
+    assert len(setup.jobs.jobs) == 1
+    await setup.run_jobs()
+    done = await setup.runs.get(setup.agency.id, first.run.id)
+    assert done is not None
+    assert (done.status, done.rows_created, done.failure_reason) == (
+        ImportStatus.SUCCEEDED,
+        2,
+        None,
+    )
+    actions = [e.action for e in setup.store.audit_log.values() if e.entity_id == done.id]
+    assert actions.count("import_run.reopened") == 1
+    assert actions.count("import_run.queued") == 1
+
+
+async def test_a_failed_upload_sent_again_the_same_way_stays_failed(setup, tmp_path):
+    path = saved(tmp_path, SEMICOLONS)
+    first = await setup.queue.execute(setup.admin, UploadedFile(path=path, file_name="a.csv"))
+    await setup.run_jobs()
+
+    again = await setup.queue.execute(setup.admin, UploadedFile(path=path, file_name="b.csv"))
+
+    assert again.duplicate
+    assert (again.run.id, again.run.status) == (first.run.id, ImportStatus.FAILED)
+    assert setup.jobs.jobs == []
+
+
+async def test_a_failed_run_that_wrote_rows_is_not_reopened(setup, tmp_path):
+    path = saved(tmp_path, SEMICOLONS)
+    first = await setup.queue.execute(setup.admin, UploadedFile(path=path, file_name="a.csv"))
+    started = await setup.runs.start(first.run.id, attempt=0, at=T0)
+    setup.jobs.jobs.clear()
+    await setup.writer.write(  # a batch written before the file was found wanting
+        PlacementBatch(
+            run_id=started.id,
+            attempt=started.attempt,
+            agency_id=setup.agency.id,
+            rows=[placement_row(2, "A-1")],
+            errors=[],
+            rows_read=1,
+            lines_done=2,
+            at=T0,
+        )
+    )
+    await setup.runs.finish(
+        started.id,
+        attempt=started.attempt,
+        status=ImportStatus.FAILED,
+        at=T0,
+        failure_reason="line 3: unbalanced quotes",
+    )
+
+    again = await setup.queue.execute(
+        setup.admin, UploadedFile(path=path, file_name="a.csv", delimiter=";")
+    )
+
+    assert again.duplicate and again.run.status is ImportStatus.FAILED
+    assert setup.jobs.jobs == []

@@ -94,6 +94,23 @@ class InMemoryImportRuns(ImportRunRepository):
         self._store.runs[run_id] = run
         return run
 
+    async def reopen(
+        self,
+        run_id: UUID,
+        *,
+        attempt: int,
+        delimiter: str,
+        column_mapping: dict[str, str],
+        at: datetime,
+    ) -> ImportRun:
+        failed = self._current(run_id, attempt)
+        if failed.status is not ImportStatus.FAILED:
+            raise Conflict(f"import run {run_id} has not failed")
+        run = failed.reopened(delimiter=delimiter, column_mapping=column_mapping, at=at)
+        self._store.runs[run_id] = run
+        self._store.errors[run_id] = {}
+        return run
+
     async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None:
         run = self._store.runs.get(run_id)
         return run if run is not None and run.agency_id == agency_id else None

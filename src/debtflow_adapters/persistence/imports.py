@@ -19,7 +19,11 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from debtflow_adapters.batch_order import BatchOrder
-from debtflow_adapters.persistence.statements import insert_if_new, keyset_page
+from debtflow_adapters.persistence.statements import (
+    insert_if_new,
+    keyset_page,
+    write_lock_on_sqlite,
+)
 from debtflow_adapters.persistence.tables import (
     accounts,
     debtors,
@@ -122,6 +126,42 @@ class SqlImportRunRepository(ImportRunRepository):
                 "failure_reason": failure_reason,
             },
         )
+
+    async def reopen(
+        self,
+        run_id: UUID,
+        *,
+        attempt: int,
+        delimiter: str,
+        column_mapping: dict[str, str],
+        at: datetime,
+    ) -> ImportRun:
+        async with self._engine.begin() as connection:
+            await write_lock_on_sqlite(
+                connection, import_runs, run_id, rewrite=import_runs.c.failure_reason
+            )
+            row = (
+                await connection.execute(
+                    sa.select(*_RUN_COLUMNS).where(import_runs.c.id == run_id).with_for_update()
+                )
+            ).first()
+            if row is None:
+                raise NotFound.of("import run", run_id)
+            failed = _run(row)
+            if failed.attempt != attempt:
+                raise _taken_over(run_id)
+            if failed.status is not ImportStatus.FAILED:
+                raise Conflict(f"import run {run_id} has not failed")
+            run = failed.reopened(delimiter=delimiter, column_mapping=column_mapping, at=at)
+            values = msgspec.structs.asdict(run)
+            values["ignored_columns"] = list(run.ignored_columns)
+            await connection.execute(
+                sa.update(import_runs).where(import_runs.c.id == run_id).values(values)
+            )
+            await connection.execute(
+                sa.delete(import_row_errors).where(import_row_errors.c.run_id == run_id)
+            )
+        return run
 
     async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None:
         async with self._engine.connect() as connection:

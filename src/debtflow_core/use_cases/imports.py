@@ -9,7 +9,7 @@ import tempfile
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -85,7 +85,9 @@ class ImportPlacementFile:
     The file is scanned first (SHA-256, UTF-8, quoting) and its run recorded ``queued``
     under (agency, SHA-256): content that already imported (succeeded or partially failed)
     is not imported again, whatever its name, and the earlier run is returned; so is a run
-    that failed for a reason of the file. A run left ``running`` (its worker died) is taken
+    that failed, unless it wrote nothing and this import reads the file otherwise (another
+    delimiter or column mapping): the run is then reopened and imported anew. A run left
+    ``running`` (its worker died) is taken
     over and resumes after its last committed batch, so a crash and a rerun end as one
     clean import. An unreadable file or a missing required column fails the run with one
     reason; bad rows become row errors and never stop the others. Rows go to the writer in
@@ -117,26 +119,26 @@ class ImportPlacementFile:
         require_admin(actor)
         scan = command.scan or await asyncio.to_thread(scan_file, command.path)
         now = self._clock.now()
-        run = await self._runs.add_or_get(
-            ImportRun(
-                id=new_id(),
-                agency_id=actor.agency_id,
-                file_source_id=command.file_source_id,
-                file_name=command.file_name,
-                sha256=scan.sha256,
-                storage_key=command.storage_key,
-                status=ImportStatus.QUEUED,
-                rows_read=0,
-                rows_created=0,
-                rows_updated=0,
-                rows_failed=0,
-                created_at=now,
-                started_at=None,
-                finished_at=None,
-                delimiter=command.delimiter,
-                column_mapping=dict(command.column_mapping),
-            )
+        asked = ImportRun(
+            id=new_id(),
+            agency_id=actor.agency_id,
+            file_source_id=command.file_source_id,
+            file_name=command.file_name,
+            sha256=scan.sha256,
+            storage_key=command.storage_key,
+            status=ImportStatus.QUEUED,
+            rows_read=0,
+            rows_created=0,
+            rows_updated=0,
+            rows_failed=0,
+            created_at=now,
+            started_at=None,
+            finished_at=None,
+            delimiter=command.delimiter,
+            column_mapping=dict(command.column_mapping),
         )
+        run = await self._runs.add_or_get(asked)
+        run = await _read_anew(self._runs, self._uow, actor, run, asked, now) or run
         if run.status in FINISHED_STATUSES:
             return run
         started = await self._runs.start(run.id, attempt=run.attempt, at=self._clock.now())
@@ -253,6 +255,48 @@ class ImportPlacementFile:
             await uow.commit()
 
 
+async def _read_anew(
+    runs: ImportRunRepository,
+    uow: UnitOfWork,
+    actor: Actor,
+    run: ImportRun,
+    asked: ImportRun,
+    at: datetime,
+) -> ImportRun | None:
+    """``run`` reopened (and audited so) to be read as ``asked`` says, when it failed
+    having written nothing and ``asked`` reads it otherwise: another delimiter or column
+    mapping. So a file that failed for how it was read imports once told how.
+
+    ``None`` otherwise: asked to read it the same way, it would fail the same way (a poll
+    does not retry a poison file for ever), and a run that wrote rows keeps its account.
+    ``None`` too when another caller reopened it first: that one imports it.
+    """
+    if (
+        run.status is not ImportStatus.FAILED
+        or run.rows_created + run.rows_updated > 0
+        or (run.delimiter, run.column_mapping) == (asked.delimiter, asked.column_mapping)
+    ):
+        return None
+    try:
+        reopened = await runs.reopen(
+            run.id,
+            attempt=run.attempt,
+            delimiter=asked.delimiter,
+            column_mapping=asked.column_mapping,
+            at=at,
+        )
+    except Conflict:
+        return None
+    async with uow:
+        await uow.audit_log.add(
+            audit_entry(
+                actor, "import_run.reopened", entity_id=run.id, before=run, after=reopened, at=at
+            )
+        )
+        await uow.commit()
+    return reopened
+
+
 def _parser(command: ImportFile, *, skip_through: int) -> PlacementParser:
     return PlacementParser(
         ParseRequest(
@@ -333,7 +377,9 @@ class FetchPlacementFiles:
     recent). Each other file is downloaded to a temporary file, backed up to object storage
     under :func:`backup_key` before it is parsed, imported (content already imported is not
     imported twice), and archived on the source once its run succeeded or partially failed.
-    A file whose run failed stays where it is, and its run says why. A file the source no
+    A file whose run failed stays where it is, and its run says why; once the source reads
+    files otherwise (its delimiter or column mapping changed), the next poll imports it
+    anew, if the run had written nothing. A file the source no
     longer has, or whose name it cannot serve (``NotFound`` from the reader), is logged and
     skipped: the others are still fetched. Source errors
     (:class:`~debtflow_core.errors.SourceUnavailable`, ``SourceFileChanged``) propagate
@@ -499,9 +545,11 @@ class QueuePlacementUpload:
 
     Content that already has a run in the agency, under any file name, is not imported
     again: the answer is that earlier run, marked duplicate (unless it is still queued: its
-    job was lost, so it is backed up and queued again). Storage that cannot be reached
-    raises StorageUnavailable (503); the run then stays queued, and uploading the same file
-    again queues it. The queued run is audited.
+    job was lost, so it is backed up and queued again). A run that failed having written
+    nothing is the exception when the upload reads the file otherwise (another delimiter or
+    column mapping): it is reopened with those options, audited, and queued again. Storage
+    that cannot be reached raises StorageUnavailable (503); the run then stays queued, and
+    uploading the same file again queues it. The queued run is audited.
     """
 
     def __init__(
@@ -543,11 +591,13 @@ class QueuePlacementUpload:
             column_mapping=dict(upload.column_mapping),
         )
         run = await self._runs.add_or_get(new)
-        duplicate = run.id != new.id
+        reopened = await _read_anew(self._runs, self._uow, actor, run, new, now)
+        duplicate = run.id != new.id and reopened is None
+        run = reopened or run
         if run.status is not ImportStatus.QUEUED or run.storage_key is None:
             return QueuedUpload(run=run, duplicate=duplicate)
         await self._storage.put_file(run.storage_key, upload.path, content_type="text/csv")
-        if not duplicate:
+        if run.id == new.id:
             async with self._uow as uow:
                 await uow.audit_log.add(
                     audit_entry(

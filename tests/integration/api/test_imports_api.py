@@ -150,6 +150,35 @@ async def test_a_missing_required_column_fails_the_run_with_the_reason(api, alph
     assert done["rows_created"] == 0
 
 
+async def test_a_failed_run_uploaded_again_with_a_mapping_is_reopened_and_imported(api, alpha):
+    text = placement_text(2).replace("account_id,", "acct,", 1)
+    failed = await finished(alpha, (await upload(alpha, text)).json()["id"])
+    assert failed["status"] == "failed"
+
+    again = await upload(alpha, text, column_mapping='{"acct": "account_id"}')
+
+    assert again.status_code == 202, again.text
+    assert (again.json()["id"], again.json()["status"]) == (failed["id"], "queued")
+    done = await finished(alpha, failed["id"])
+    assert (done["status"], done["rows_created"], done["failure_reason"]) == (
+        "succeeded",
+        2,
+        None,
+    )
+    trail = await api.client.get(
+        "/v1/audit-log", headers=alpha.headers["admin"], params={"entity_id": failed["id"]}
+    )
+    actions = [entry["action"] for entry in trail.json()["items"]]
+    assert actions == [
+        "import_run.finished",
+        "import_run.started",
+        "import_run.reopened",
+        "import_run.finished",
+        "import_run.started",
+        "import_run.queued",
+    ]
+
+
 async def test_the_delimiter_and_column_mapping_of_the_form_are_used(api, alpha):
     text = placement_text(2).replace(",", ";").replace("account_id", "Acct No", 1)
 

@@ -25,6 +25,7 @@ from debtflow_adapters.persistence.statements import (
     write_lock_on_sqlite,
 )
 from debtflow_adapters.persistence.tables import (
+    UNFINISHED_UPLOAD,
     accounts,
     debtors,
     import_row_errors,
@@ -205,12 +206,7 @@ class SqlImportRunRepository(ImportRunRepository):
         # (SQLite has no row locks; its writers take turns.)
         stalled = (
             sa.select(c.id)
-            .where(
-                c.file_source_id.is_(None),
-                c.created_at > after,
-                c.status.in_([ImportStatus.QUEUED, ImportStatus.RUNNING]),
-                c.progressed_at < before,
-            )
+            .where(UNFINISHED_UPLOAD, c.created_at > after, c.progressed_at < before)
             .order_by(c.created_at, c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -314,6 +314,19 @@ import_runs = sa.Table(
     sa.Index("ix_import_runs_agency_created", "agency_id", "created_at", "id"),
 )
 
+UNFINISHED_UPLOAD = sa.text("file_source_id IS NULL AND status IN ('queued', 'running')")
+"""The runs that the stalled-imports sweep looks through, and the predicate of the partial
+index that serves it: written out, so that a query with the same text uses the index on
+both databases (neither plans a partial index for a condition it cannot match up)."""
+
+sa.Index(
+    "ix_import_runs_unfinished_uploads",
+    import_runs.c.created_at,
+    import_runs.c.id,
+    postgresql_where=UNFINISHED_UPLOAD,
+    sqlite_where=UNFINISHED_UPLOAD,
+)
+
 import_row_errors = sa.Table(
     "import_row_errors",
     metadata,

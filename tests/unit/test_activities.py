@@ -8,7 +8,7 @@ from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.activity import ActivityType, PromiseToPay
 from debtflow_core.domain.debtor import PostalAddress
 from debtflow_core.errors import Conflict, ValidationFailed
-from debtflow_core.use_cases.accounts import GetAccount
+from debtflow_core.use_cases.accounts import ChangeAccountStatus, GetAccount
 from debtflow_core.use_cases.activities import ListActivities, NewActivity, RecordActivity
 from debtflow_core.use_cases.debtors import (
     ContactPreferenceChanges,
@@ -117,6 +117,60 @@ async def test_a_promise_to_pay_carries_a_positive_amount_and_only_it_does(setup
     for command in bad:
         with pytest.raises(ValidationFailed):
             await record.execute(alpha.collector, account.id, command)
+
+
+@pytest.mark.parametrize(
+    ("due_on", "taken"),
+    [
+        (date(2026, 1, 3), False),  # two days before the world's today, 2026-01-05
+        (date(2026, 1, 4), True),  # still today somewhere west of UTC
+        (date(2026, 1, 5), True),
+        (date(2027, 1, 5), True),  # a year ahead
+        (date(2027, 1, 6), False),
+        (date(1, 1, 1), False),
+    ],
+)
+async def test_a_promise_falls_due_from_today_to_a_year_ahead(setup, due_on, taken):
+    world, alpha, account = setup
+    command = NewActivity(
+        type=ActivityType.PROMISE_TO_PAY, promise=PromiseToPay(amount=2_500, due_on=due_on)
+    )
+    record = world.use(RecordActivity).execute(alpha.collector, account.id, command)
+    if taken:
+        assert (await record).promise.due_on == due_on
+        return
+    with pytest.raises(ValidationFailed) as refused:
+        await record
+    assert refused.value.field == "promise.due_on"
+
+
+@pytest.mark.parametrize("status", list(AccountStatus))
+async def test_promises_need_an_account_being_collected_and_contacts_one_not_recalled(
+    setup, status
+):
+    world, alpha, account = setup
+    if status is AccountStatus.PAID_IN_FULL:  # only at a zero balance
+        account = await world.account(alpha.admin, external_id="A-0", balance=0)
+    if status is not AccountStatus.ACTIVE:
+        await world.use(ChangeAccountStatus).execute(alpha.admin, account.id, status)
+    record = world.use(RecordActivity)
+    promise = NewActivity(
+        type=ActivityType.PROMISE_TO_PAY, promise=PromiseToPay(amount=100, due_on=date(2026, 2, 1))
+    )
+    if status in (AccountStatus.ACTIVE, AccountStatus.DISPUTED):
+        await record.execute(alpha.admin, account.id, promise)
+    else:
+        with pytest.raises(Conflict, match="nothing left to promise"):
+            await record.execute(alpha.admin, account.id, promise)
+    for kind in (ActivityType.CALL, ActivityType.EMAIL, ActivityType.LETTER, ActivityType.SMS):
+        contact = record.execute(alpha.admin, account.id, NewActivity(type=kind))
+        if status is AccountStatus.RECALLED:
+            with pytest.raises(Conflict, match="recalled"):
+                await contact
+        else:
+            await contact
+    for kind in (ActivityType.NOTE, ActivityType.DISPUTE, ActivityType.CEASE_COMMUNICATION):
+        await record.execute(alpha.admin, account.id, NewActivity(type=kind))
 
 
 async def test_activities_page_newest_first(setup):

@@ -18,6 +18,9 @@ class AccountStatus(enum.StrEnum):
     RECALLED = "recalled"
 
 
+COLLECTING = frozenset({AccountStatus.ACTIVE, AccountStatus.DISPUTED})
+"""The statuses of an account still being collected: it takes payments and promises."""
+
 _S = AccountStatus
 # Recalled accounts went back to the creditor: final. Paid, settled and closed accounts can
 # only be reopened (a refunded payment or a broken settlement puts them back to work).

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from uuid import UUID
 
 import msgspec
@@ -39,9 +39,24 @@ TIMED_CONTACT = frozenset({ActivityType.CALL, ActivityType.SMS})
 """The contacts that :data:`CALLING_HOURS` bound."""
 
 
+PROMISE_HORIZON = timedelta(days=365)
+"""How far ahead of today a promise to pay may fall due."""
+
+
 class PromiseToPay(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     amount: int
     due_on: date
+
+    def due_date_refusal(self, now: datetime) -> str | None:
+        """Why the promise cannot fall due when it says, if it cannot: it falls due from
+        today, wherever the debtor is (so from yesterday's date in UTC, which some time
+        zone is still in), to :data:`PROMISE_HORIZON` ahead."""
+        today = now.date()
+        if self.due_on < today - timedelta(days=1):
+            return f"a promise falls due from today; {self.due_on} has passed"
+        if self.due_on > today + PROMISE_HORIZON:
+            return f"a promise falls due within {PROMISE_HORIZON.days} days of today"
+        return None
 
 
 class Activity(msgspec.Struct, frozen=True, kw_only=True):

@@ -152,7 +152,11 @@ def _sort_key(position: AccountPosition) -> object:
 class ListAccounts:
     """Accounts of the actor's agency, filtered, one page at a time (keyset pagination).
 
-    Collectors see only their assigned accounts, whatever the filters say.
+    Collectors see only their assigned accounts, whatever the filters say. The cursor is a
+    position in the order (``newest``: placement time; ``balance_desc``, ``balance_asc``:
+    the current balance), not a snapshot: an account whose balance a payment changes while
+    a client pages by balance moves within the order, and may then be met twice or not
+    at all. Paging by ``newest`` meets every account placed before the first page once.
     """
 
     def __init__(self, uow: UnitOfWork) -> None:

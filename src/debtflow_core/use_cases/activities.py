@@ -8,7 +8,7 @@ import msgspec
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
-from debtflow_core.domain.account import AccountStatus
+from debtflow_core.domain.account import COLLECTING, AccountStatus
 from debtflow_core.domain.activity import (
     CALLING_HOURS,
     CONTACT_FLAGS,
@@ -58,10 +58,23 @@ def _contact_refusal(kind: ActivityType, debtor: Debtor, now: datetime) -> str |
     return None
 
 
+def _status_refusal(kind: ActivityType, status: AccountStatus) -> str | None:
+    """Why ``kind`` may not be recorded on an account in ``status``, if it may not."""
+    if status is AccountStatus.RECALLED and kind in OUTBOUND_CONTACT:
+        return "the account was recalled by its creditor: the agency may no longer contact"
+    if kind is ActivityType.PROMISE_TO_PAY and status not in COLLECTING:
+        return f"the account is {status}: there is nothing left to promise"
+    return None
+
+
 class RecordActivity:
     """Record what happened on an account. Agency admins, and collectors on their accounts.
 
-    - A promise to pay carries its amount and due date; other types carry none.
+    - A promise to pay carries its amount and due date; other types carry none. It falls
+      due from today to a year ahead (:meth:`PromiseToPay.due_date_refusal`), and is
+      taken only on an account still being collected (active or disputed).
+    - A recalled account went back to its creditor: no call, email, letter or SMS may be
+      recorded on it (notes, disputes and cease requests still may).
     - A dispute moves an active account to ``disputed``.
     - A cease-communication request sets the debtor's ``cease_communication`` flag; from then
       on no call, email, letter or SMS may be recorded for that debtor (notes still may).
@@ -83,9 +96,11 @@ class RecordActivity:
             raise ValidationFailed(
                 "a promise is given with, and only with, a promise_to_pay", field="promise"
             )
+        now = self._clock.now()
         if command.promise is not None:
             validate_amount(command.promise.amount, field="promise.amount", allow_zero=False)
-        now = self._clock.now()
+            if refusal := command.promise.due_date_refusal(now):
+                raise ValidationFailed(refusal, field="promise.due_on")
         activity = Activity(
             id=new_id(),
             agency_id=actor.agency_id,
@@ -109,6 +124,8 @@ class RecordActivity:
                 # takes them: the dispute moves the account from the status it has now, and
                 # a concurrent change to it is not written over.
                 account = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
+            if refusal := _status_refusal(kind, account.status):
+                raise Conflict(refusal)
             if kind in OUTBOUND_CONTACT and (refusal := _contact_refusal(kind, debtor, now)):
                 raise Conflict(refusal)
             await uow.activities.add(activity)

@@ -24,7 +24,7 @@ import msgspec
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
-from debtflow_core.domain.account import Account, AccountStatus
+from debtflow_core.domain.account import COLLECTING, Account, AccountStatus
 from debtflow_core.domain.card_numbers import looks_like_card_number
 from debtflow_core.domain.money import validate_amount, validate_currency
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund, RefundStatus
@@ -68,7 +68,6 @@ from debtflow_core.validation import require_text
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
-_PAYABLE = frozenset({AccountStatus.ACTIVE, AccountStatus.DISPUTED})
 
 
 class NewPayment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -272,7 +271,7 @@ class Settlement:
         # Locked after the payment, the order every settlement takes: an account closed or
         # disputed meanwhile is judged as it is now, and its change is not written over.
         account = await self._uow.accounts.lock(account_id)
-        if account is None or account.current_balance != 0 or account.status not in _PAYABLE:
+        if account is None or account.current_balance != 0 or account.status not in COLLECTING:
             return
         await move_account(self._uow, actor, account, AccountStatus.PAID_IN_FULL, now)
 
@@ -294,7 +293,7 @@ def _refusal(
     actor: Actor, account: Account, currency: str, processor: PaymentProcessor | None
 ) -> DomainError | None:
     """Why the account cannot take this payment, if it cannot."""
-    if account.status not in _PAYABLE:
+    if account.status not in COLLECTING:
         return Conflict(f"a {account.status} account takes no payments")
     if currency != account.currency:
         return ValidationFailed(f"the account is in {account.currency}", field="currency")

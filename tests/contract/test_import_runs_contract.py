@@ -243,12 +243,12 @@ async def test_row_errors_are_paged_by_line(ports):
     assert rest[0] == errors[0]
 
 
-async def test_a_failed_run_reopens_once_to_be_read_anew(ports):
+async def test_a_failed_run_reopens_once_as_a_new_run_of_its_content(ports):
     agency = await ports.agency()
-    run = await ports.runs.add_or_get(new_run(agency.id))
+    run = await ports.runs.add_or_get(new_run(agency.id, storage_key="old/key.csv"))
     started = await ports.runs.start(run.id, attempt=0, at=T0)
     with pytest.raises(Conflict):  # running, not failed
-        await ports.runs.reopen(run.id, attempt=1, delimiter=";", column_mapping={}, at=T0)
+        await ports.runs.reopen(run.id, attempt=1, anew=new_run(agency.id))
     error = ImportRowError(line=2, column=None, reason="every row was refused", value=None)
     await ports.writer.write(
         PlacementBatch(
@@ -270,29 +270,32 @@ async def test_a_failed_run_reopens_once_to_be_read_anew(ports):
         ignored_columns=("notes",),
         failure_reason="every row was refused",
     )
-    mapping = {"Acct No": "account_id"}
     later = T0 + timedelta(hours=1)
-
-    reopened = await ports.runs.reopen(
-        run.id, attempt=1, delimiter=";", column_mapping=mapping, at=later
+    anew = new_run(
+        agency.id,
+        file_name="again.csv",
+        storage_key=None,
+        created_at=later,
+        delimiter=";",
+        column_mapping={"Acct No": "account_id"},
     )
 
-    assert reopened == failed.reopened(delimiter=";", column_mapping=mapping, at=later)
-    assert (reopened.status, reopened.attempt, reopened.progressed_at) == (
-        ImportStatus.QUEUED,
-        2,
-        later,
-    )
+    reopened = await ports.runs.reopen(run.id, attempt=1, anew=anew)
+
+    assert reopened == failed.reopened_as(anew)
+    assert (reopened.id, reopened.status, reopened.attempt) == (run.id, ImportStatus.QUEUED, 2)
+    assert (reopened.created_at, reopened.progressed_at) == (later, later)
+    assert (reopened.file_name, reopened.storage_key) == ("again.csv", "old/key.csv")
+    assert (reopened.delimiter, reopened.column_mapping) == (";", {"Acct No": "account_id"})
     assert (reopened.rows_read, reopened.rows_failed, reopened.lines_done) == (0, 0, 0)
     assert (reopened.failure_reason, reopened.ignored_columns, reopened.finished_at) == (
         None,
         (),
         None,
     )
-    assert (reopened.delimiter, reopened.column_mapping) == (";", mapping)
     assert await ports.runs.get(agency.id, run.id) == reopened
     assert await ports.runs.errors(run.id, after_line=None, limit=10) == []
     with pytest.raises(Conflict):  # reopened already: a second reopen of attempt 1 loses
-        await ports.runs.reopen(run.id, attempt=1, delimiter=",", column_mapping={}, at=later)
+        await ports.runs.reopen(run.id, attempt=1, anew=anew)
     with pytest.raises(NotFound):
-        await ports.runs.reopen(uuid.uuid4(), attempt=0, delimiter=",", column_mapping={}, at=T0)
+        await ports.runs.reopen(uuid.uuid4(), attempt=0, anew=anew)

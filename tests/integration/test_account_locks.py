@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 import pytest
@@ -24,7 +24,7 @@ from debtflow_adapters.persistence import SqlUnitOfWork
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import Account, AccountStatus
-from debtflow_core.domain.activity import ActivityType
+from debtflow_core.domain.activity import ActivityType, PromiseToPay
 from debtflow_core.domain.payment import PaymentStatus
 from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKind
 from debtflow_core.domain.user import Role, User
@@ -189,6 +189,35 @@ async def test_a_dispute_that_waited_leaves_an_account_closed_meanwhile_closed(s
     recorded = await dispute
     assert recorded.type is ActivityType.DISPUTE
     assert (await stored(scene)).status is AccountStatus.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("activity", "refusal"),
+    [
+        (NewActivity(type=ActivityType.CALL), "recalled"),
+        (
+            NewActivity(
+                type=ActivityType.PROMISE_TO_PAY,
+                promise=PromiseToPay(amount=100, due_on=date(2026, 2, 1)),
+            ),
+            "nothing left to promise",
+        ),
+    ],
+    ids=["call", "promise"],
+)
+async def test_a_contact_or_promise_that_waited_for_a_recall_is_refused(scene, activity, refusal):
+    async with SqlUnitOfWork(scene.engine) as holder:
+        locked = await holder.accounts.lock(scene.account.id)
+        recording = asyncio.create_task(
+            RecordActivity(SqlUnitOfWork(scene.engine), scene.clock).execute(
+                scene.admin, scene.account.id, activity
+            )
+        )
+        await until_one_waits(scene.engine)
+        await holder.accounts.update(locked.transition_to(AccountStatus.RECALLED, at=START))
+        await holder.commit()
+    with pytest.raises(Conflict, match=refusal):
+        await recording
 
 
 class HeldGateway(SandboxGateway):

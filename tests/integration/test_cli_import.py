@@ -89,6 +89,18 @@ def test_a_failed_import_is_one_line_after_its_summary(cli, tmp_path):
     )
 
 
+def test_a_failed_import_run_again_with_another_delimiter_imports_anew(cli, tmp_path):
+    path = placement(tmp_path, placement_text(3).replace(",", ";"))
+    assert cli(f"import {path} --agency acme").status == 1
+
+    again = cli(f"import {path} --agency acme --delimiter ';'")
+
+    assert again.status == 0, again.err
+    assert "nothing was imported again" not in again.out
+    assert line("status", "succeeded", again.out)
+    assert line("created", "3", again.out)
+
+
 def test_bad_arguments_are_one_line_errors(cli, tmp_path):
     assert_error(
         cli(f"import {tmp_path / 'nope.csv'} --agency acme"),

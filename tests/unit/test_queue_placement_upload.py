@@ -23,10 +23,11 @@ from debtflow_core.actor import Actor
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.domain.user import Role
-from debtflow_core.errors import NotFound, PermissionDenied, ValidationFailed
+from debtflow_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from debtflow_core.ports.placement_writer import PlacementBatch
 from debtflow_core.use_cases.imports import (
     IMPORT_PLACEMENT_FILE,
+    ImportFile,
     ImportPlacementFile,
     ImportQueuedRun,
     QueuePlacementUpload,
@@ -52,17 +53,10 @@ class Setup:
         self.writer = InMemoryPlacementWriter(self.store, self.imports)
         self.queue = QueuePlacementUpload(self.runs, self.storage, self.jobs, uow, clock)
         self.resume = ResumeStalledImports(self.runs, self.jobs, clock)
-        self.run_queued = ImportQueuedRun(
-            self.runs,
-            self.storage,
-            ImportPlacementFile(
-                self.runs,
-                self.writer,
-                uow,
-                clock,
-                InMemoryTelemetry(),
-            ),
+        self.import_file = ImportPlacementFile(
+            self.runs, self.writer, uow, clock, InMemoryTelemetry()
         )
+        self.run_queued = ImportQueuedRun(self.runs, self.storage, self.import_file)
 
     async def run_jobs(self) -> None:
         jobs, self.jobs.jobs[:] = list(self.jobs.jobs), []
@@ -349,3 +343,75 @@ async def test_a_failed_run_that_wrote_rows_is_not_reopened(setup, tmp_path):
 
     assert again.duplicate and again.run.status is ImportStatus.FAILED
     assert setup.jobs.jobs == []
+
+
+async def test_a_failed_command_line_import_is_reopened_by_an_upload_with_its_backup(
+    setup, tmp_path
+):
+    path = saved(tmp_path, SEMICOLONS)
+    failed = await setup.import_file.execute(setup.admin, ImportFile(path=path, file_name="a.csv"))
+    assert (failed.status, failed.storage_key) == (ImportStatus.FAILED, None)
+
+    again = await setup.queue.execute(
+        setup.admin, UploadedFile(path=path, file_name="a.csv", delimiter=";")
+    )
+
+    assert (again.duplicate, again.run.id, again.run.status) == (
+        False,
+        failed.id,
+        ImportStatus.QUEUED,
+    )
+    assert setup.storage.objects[again.run.storage_key] == path.read_bytes()
+    await setup.run_jobs()
+    done = await setup.runs.get(setup.agency.id, failed.id)
+    assert done is not None
+    assert (done.status, done.rows_created) == (ImportStatus.SUCCEEDED, 2)
+
+
+async def test_a_run_reopened_by_an_upload_is_read_its_way_by_whoever_takes_it(setup, tmp_path):
+    path = saved(tmp_path, SEMICOLONS)
+    await setup.queue.execute(setup.admin, UploadedFile(path=path, file_name="a.csv"))
+    await setup.run_jobs()
+    reopened = await setup.queue.execute(
+        setup.admin, UploadedFile(path=path, file_name="a.csv", delimiter=";")
+    )
+
+    # A poll of a source that still reads "," (or the command line) reaches the run first.
+    taken = await setup.import_file.execute(setup.admin, ImportFile(path=path, file_name="a.csv"))
+
+    assert (taken.id, taken.status, taken.rows_created) == (
+        reopened.run.id,
+        ImportStatus.SUCCEEDED,
+        2,
+    )
+    assert taken.delimiter == ";"
+
+
+class RacedRuns(InMemoryImportRuns):
+    """Runs whose reopen loses to another caller's, made just before."""
+
+    async def reopen(self, run_id, *, attempt, anew):
+        await super().reopen(run_id, attempt=attempt, anew=anew)
+        raise Conflict("reopened by another caller")
+
+
+async def test_an_upload_that_loses_a_reopen_answers_with_the_run_as_the_winner_left_it(
+    setup, tmp_path
+):
+    path = saved(tmp_path, SEMICOLONS)
+    first = await setup.queue.execute(setup.admin, UploadedFile(path=path, file_name="a.csv"))
+    await setup.run_jobs()
+    setup.queue._runs = RacedRuns(setup.imports)
+
+    again = await setup.queue.execute(
+        setup.admin, UploadedFile(path=path, file_name="a.csv", delimiter=";")
+    )
+
+    assert again.duplicate
+    assert (again.run.id, again.run.status, again.run.delimiter) == (
+        first.run.id,
+        ImportStatus.QUEUED,
+        ";",
+    )
+    audited = [e.action for e in setup.store.audit_log.values() if e.entity_id == first.run.id]
+    assert "import_run.reopened" not in audited  # the winner audits its reopening

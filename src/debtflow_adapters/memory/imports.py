@@ -94,19 +94,11 @@ class InMemoryImportRuns(ImportRunRepository):
         self._store.runs[run_id] = run
         return run
 
-    async def reopen(
-        self,
-        run_id: UUID,
-        *,
-        attempt: int,
-        delimiter: str,
-        column_mapping: dict[str, str],
-        at: datetime,
-    ) -> ImportRun:
+    async def reopen(self, run_id: UUID, *, attempt: int, anew: ImportRun) -> ImportRun:
         failed = self._current(run_id, attempt)
         if failed.status is not ImportStatus.FAILED:
             raise Conflict(f"import run {run_id} has not failed")
-        run = failed.reopened(delimiter=delimiter, column_mapping=column_mapping, at=at)
+        run = failed.reopened_as(anew)
         self._store.runs[run_id] = run
         self._store.errors[run_id] = {}
         return run

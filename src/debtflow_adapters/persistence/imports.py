@@ -128,15 +128,7 @@ class SqlImportRunRepository(ImportRunRepository):
             },
         )
 
-    async def reopen(
-        self,
-        run_id: UUID,
-        *,
-        attempt: int,
-        delimiter: str,
-        column_mapping: dict[str, str],
-        at: datetime,
-    ) -> ImportRun:
+    async def reopen(self, run_id: UUID, *, attempt: int, anew: ImportRun) -> ImportRun:
         async with self._engine.begin() as connection:
             await write_lock_on_sqlite(
                 connection, import_runs, run_id, rewrite=import_runs.c.failure_reason
@@ -153,7 +145,7 @@ class SqlImportRunRepository(ImportRunRepository):
                 raise _taken_over(run_id)
             if failed.status is not ImportStatus.FAILED:
                 raise Conflict(f"import run {run_id} has not failed")
-            run = failed.reopened(delimiter=delimiter, column_mapping=column_mapping, at=at)
+            run = failed.reopened_as(anew)
             values = msgspec.structs.asdict(run)
             values["ignored_columns"] = list(run.ignored_columns)
             await connection.execute(

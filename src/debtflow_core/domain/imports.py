@@ -163,26 +163,14 @@ class ImportRun(msgspec.Struct, frozen=True, kw_only=True):
     column_mapping: dict[str, str] = msgspec.field(default_factory=dict)
     progressed_at: datetime | None = None
 
-    def reopened(
-        self, *, delimiter: str, column_mapping: dict[str, str], at: datetime
-    ) -> ImportRun:
-        """This run queued again under a new attempt, to be read with ``delimiter`` and
-        ``column_mapping``: its counts, progress, ignored columns, failure reason and
-        times cleared, as a new run's are."""
+    def reopened_as(self, anew: ImportRun) -> ImportRun:
+        """``anew``, a run of the same content not stored, in the place of this one: it
+        keeps this run's id (and its backup, when ``anew`` has none) under a new attempt,
+        and is otherwise as new, from its reading of the file to its counts and times."""
         return msgspec.structs.replace(
-            self,
-            status=ImportStatus.QUEUED,
-            rows_read=0,
-            rows_created=0,
-            rows_updated=0,
-            rows_failed=0,
-            started_at=None,
-            finished_at=None,
-            lines_done=0,
+            anew,
+            id=self.id,
+            storage_key=anew.storage_key or self.storage_key,
             attempt=self.attempt + 1,
-            ignored_columns=(),
-            failure_reason=None,
-            delimiter=delimiter,
-            column_mapping=dict(column_mapping),
-            progressed_at=at,
+            progressed_at=anew.created_at,
         )

@@ -79,7 +79,8 @@ class AccountRepository(Protocol):
     ) -> list[Account]:
         """Unassign every account of ``agency_id`` assigned to ``collector_id``, in one
         atomic step that stamps ``updated_at`` with ``at``, and return those accounts as
-        they are now (each held until the transaction ends, as by :meth:`lock`)."""
+        they are now. Their rows stay write-locked until the transaction ends, so no other
+        change to them comes between."""
         ...
 
     async def adjust_balance(self, id_: UUID, delta: int, *, floor: int | None = 0) -> int | None:

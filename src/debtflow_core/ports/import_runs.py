@@ -51,19 +51,10 @@ class ImportRunRepository(Protocol):
         ``attempt`` is not current."""
         ...
 
-    async def reopen(
-        self,
-        run_id: UUID,
-        *,
-        attempt: int,
-        delimiter: str,
-        column_mapping: dict[str, str],
-        at: datetime,
-    ) -> ImportRun:
-        """Queue a failed run again, to be read with ``delimiter`` and ``column_mapping``:
-        ``queued`` under a new attempt (``attempt + 1``), progressed at ``at``, with its
-        counts, ``lines_done``, row errors, ignored columns, failure reason and start and
-        finish times cleared, as a new run's are.
+    async def reopen(self, run_id: UUID, *, attempt: int, anew: ImportRun) -> ImportRun:
+        """Put ``anew`` (queued, of the same agency and content) in the place of the failed
+        run ``run_id``, as :meth:`ImportRun.reopened_as` makes it, and delete the failed
+        run's row errors: the run starts over as queued, under a new attempt.
 
         Raises Conflict if the run has not failed or its attempt is not ``attempt`` (it
         was reopened meanwhile), NotFound if there is no run.

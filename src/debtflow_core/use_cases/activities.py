@@ -58,6 +58,10 @@ def _contact_refusal(kind: ActivityType, debtor: Debtor, now: datetime) -> str |
     return None
 
 
+# The activities whose rules read the account's status.
+STATUS_BOUND = OUTBOUND_CONTACT | {ActivityType.PROMISE_TO_PAY, ActivityType.DISPUTE}
+
+
 def _status_refusal(kind: ActivityType, status: AccountStatus) -> str | None:
     """Why ``kind`` may not be recorded on an account in ``status``, if it may not."""
     if status is AccountStatus.RECALLED and kind in OUTBOUND_CONTACT:
@@ -119,10 +123,11 @@ class RecordActivity:
             # turns: a contact recorded after a request sees it.
             debtor = await uow.debtors.lock(account.debtor_id)
             assert debtor is not None  # an account's debtor is a foreign key
-            if kind is ActivityType.DISPUTE:
+            if kind in STATUS_BOUND:
                 # Read again under its lock, taken after the debtor's as the placement merge
-                # takes them: the dispute moves the account from the status it has now, and
-                # a concurrent change to it is not written over.
+                # takes them: the activity is judged by the status the account has now (a
+                # recall or a final payment committed meanwhile counts), and a dispute moves
+                # it from there without writing over a concurrent change.
                 account = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
             if refusal := _status_refusal(kind, account.status):
                 raise Conflict(refusal)

@@ -9,7 +9,7 @@ import tempfile
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -58,7 +58,10 @@ log = logging.getLogger("debtflow.imports")
 class ImportFile(msgspec.Struct, frozen=True, kw_only=True):
     """A local placement file to import: already downloaded and backed up by the caller,
     which names its backup in ``storage_key``. ``scan`` is the file's :func:`scan_file`
-    when the caller has it already (it is made otherwise)."""
+    when the caller has it already (it is made otherwise). ``may_reopen``: whether a failed
+    run of the content is reopened when this reads the file otherwise (not for the worker
+    of a queued run, which reads as the run says, and might otherwise undo a newer
+    reopening)."""
 
     path: Path
     file_name: str
@@ -67,6 +70,7 @@ class ImportFile(msgspec.Struct, frozen=True, kw_only=True):
     delimiter: str = ","
     column_mapping: Mapping[str, str] = msgspec.field(default_factory=dict)
     scan: FileScan | None = None
+    may_reopen: bool = True
 
 
 class ImportProgress(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,14 +90,14 @@ class ImportPlacementFile:
     under (agency, SHA-256): content that already imported (succeeded or partially failed)
     is not imported again, whatever its name, and the earlier run is returned; so is a run
     that failed, unless it wrote nothing and this import reads the file otherwise (another
-    delimiter or column mapping): the run is then reopened and imported anew. A run left
-    ``running`` (its worker died) is taken
-    over and resumes after its last committed batch, so a crash and a rerun end as one
-    clean import. An unreadable file or a missing required column fails the run with one
-    reason; bad rows become row errors and never stop the others. Rows go to the writer in
-    batches of :data:`~debtflow_core.placement_parser.BATCH_ROWS`, one transaction each,
-    parsed by a child process ahead of the writes (:class:`PlacementParser`): memory stays
-    flat whatever the file's size.
+    delimiter or column mapping): the run is then reopened and imported anew. A run still
+    queued, or left ``running`` (its worker died), is taken over and resumes after its last
+    committed batch, so a crash and a rerun end as one clean import; the file is read as
+    the run says, whoever began it. An unreadable file or a missing required column fails
+    the run with one reason; bad rows become row errors and never stop the others. Rows go
+    to the writer in batches of :data:`~debtflow_core.placement_parser.BATCH_ROWS`, one
+    transaction each, parsed by a child process ahead of the writes
+    (:class:`PlacementParser`): memory stays flat whatever the file's size.
 
     The run's start and end are audited with its counts; each account records the run and
     line that last wrote it, and the backed-up file holds every value it got.
@@ -138,7 +142,8 @@ class ImportPlacementFile:
             column_mapping=dict(command.column_mapping),
         )
         run = await self._runs.add_or_get(asked)
-        run = await _read_anew(self._runs, self._uow, actor, run, asked, now) or run
+        if command.may_reopen:
+            run, _ = await _read_anew(self._runs, self._uow, actor, run, asked)
         if run.status in FINISHED_STATUSES:
             return run
         started = await self._runs.start(run.id, attempt=run.attempt, at=self._clock.now())
@@ -146,13 +151,13 @@ class ImportPlacementFile:
         if scan.problem is not None:
             return await self._finish(actor, started, failure_reason=scan.problem)
         try:
-            ignored = await self._write(started, command, progress)
+            ignored = await self._write(started, command.path, progress)
         except PlacementFileRejected as error:
             return await self._finish(actor, started, failure_reason=error.detail)
         return await self._finish(actor, started, ignored_columns=ignored)
 
     async def _write(
-        self, run: ImportRun, command: ImportFile, progress: Progress | None
+        self, run: ImportRun, path: Path, progress: Progress | None
     ) -> tuple[str, ...]:
         """Stream the file's batches to the writer; the ignored columns.
 
@@ -174,7 +179,9 @@ class ImportPlacementFile:
                 progress(ImportProgress(rows_read=read, rows_failed=failed))
 
         try:
-            async with _parser(command, skip_through=run.lines_done) as chunks:
+            # The run's own reading: one taken over was begun by another caller.
+            reading = (run.delimiter, run.column_mapping)
+            async with _parser(path, *reading, skip_through=run.lines_done) as chunks:
                 while (chunk := await chunks.next()) is not None:
                     batch = PlacementBatch(
                         run_id=run.id,
@@ -256,53 +263,52 @@ class ImportPlacementFile:
 
 
 async def _read_anew(
-    runs: ImportRunRepository,
-    uow: UnitOfWork,
-    actor: Actor,
-    run: ImportRun,
-    asked: ImportRun,
-    at: datetime,
-) -> ImportRun | None:
-    """``run`` reopened (and audited so) to be read as ``asked`` says, when it failed
-    having written nothing and ``asked`` reads it otherwise: another delimiter or column
-    mapping. So a file that failed for how it was read imports once told how.
+    runs: ImportRunRepository, uow: UnitOfWork, actor: Actor, run: ImportRun, anew: ImportRun
+) -> tuple[ImportRun, bool]:
+    """``run`` as it is now, and whether this call reopened it as ``anew`` (audited so).
 
-    ``None`` otherwise: asked to read it the same way, it would fail the same way (a poll
-    does not retry a poison file for ever), and a run that wrote rows keeps its account.
-    ``None`` too when another caller reopened it first: that one imports it.
+    A run is reopened when it failed having written nothing and ``anew`` reads the file
+    otherwise (another delimiter or column mapping): so a file that failed for how it was
+    read imports once told how. Read the same way it would fail the same way (a poll does
+    not retry a poison file for ever), and a run that wrote rows keeps its account. When
+    another caller reopens it first, the run comes back as that one left it.
     """
     if (
         run.status is not ImportStatus.FAILED
         or run.rows_created + run.rows_updated > 0
-        or (run.delimiter, run.column_mapping) == (asked.delimiter, asked.column_mapping)
+        or (run.delimiter, run.column_mapping) == (anew.delimiter, anew.column_mapping)
     ):
-        return None
+        return run, False
     try:
-        reopened = await runs.reopen(
-            run.id,
-            attempt=run.attempt,
-            delimiter=asked.delimiter,
-            column_mapping=asked.column_mapping,
-            at=at,
-        )
+        reopened = await runs.reopen(run.id, attempt=run.attempt, anew=anew)
     except Conflict:
-        return None
+        current = await runs.get(run.agency_id, run.id)
+        if current is None:
+            raise NotFound.of("import run", run.id) from None
+        return current, False
     async with uow:
         await uow.audit_log.add(
             audit_entry(
-                actor, "import_run.reopened", entity_id=run.id, before=run, after=reopened, at=at
+                actor,
+                "import_run.reopened",
+                entity_id=run.id,
+                before=run,
+                after=reopened,
+                at=anew.created_at,
             )
         )
         await uow.commit()
-    return reopened
+    return reopened, True
 
 
-def _parser(command: ImportFile, *, skip_through: int) -> PlacementParser:
+def _parser(
+    path: Path, delimiter: str, column_mapping: Mapping[str, str], *, skip_through: int = 0
+) -> PlacementParser:
     return PlacementParser(
         ParseRequest(
-            path=str(command.path),
-            delimiter=command.delimiter,
-            column_mapping=dict(command.column_mapping),
+            path=str(path),
+            delimiter=delimiter,
+            column_mapping=dict(column_mapping),
             skip_through=skip_through,
         )
     )
@@ -341,7 +347,9 @@ class CheckPlacementFile:
         failure = scan.problem
         if failure is None:
             try:
-                async with _parser(command, skip_through=0) as chunks:
+                async with _parser(
+                    command.path, command.delimiter, command.column_mapping
+                ) as chunks:
                     while (chunk := await chunks.next()) is not None:
                         read += chunk.rows_read
                         failed += len(chunk.errors)
@@ -590,10 +598,10 @@ class QueuePlacementUpload:
             delimiter=upload.delimiter,
             column_mapping=dict(upload.column_mapping),
         )
-        run = await self._runs.add_or_get(new)
-        reopened = await _read_anew(self._runs, self._uow, actor, run, new, now)
-        duplicate = run.id != new.id and reopened is None
-        run = reopened or run
+        run, reopened = await _read_anew(
+            self._runs, self._uow, actor, await self._runs.add_or_get(new), new
+        )
+        duplicate = run.id != new.id and not reopened
         if run.status is not ImportStatus.QUEUED or run.storage_key is None:
             return QueuedUpload(run=run, duplicate=duplicate)
         await self._storage.put_file(run.storage_key, upload.path, content_type="text/csv")
@@ -651,6 +659,7 @@ class ImportQueuedRun:
                         file_source_id=run.file_source_id,
                         delimiter=run.delimiter,
                         column_mapping=run.column_mapping,
+                        may_reopen=False,
                     ),
                 )
             except Conflict:

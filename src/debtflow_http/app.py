@@ -21,7 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.settings import Settings
 from debtflow_adapters.taskiq.in_process import InProcessScheduler
-from debtflow_http.auth import BEARER, ActorProvider
+from debtflow_http.auth import BEARER, ActorProvider, authenticated
 from debtflow_http.logs import configure_logging
 from debtflow_http.metrics import metrics_middleware
 from debtflow_http.middleware import request_context_middleware
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
         if settings.cors_origins
         else None,
+        guards=[authenticated],
         before_request=decode_strictly,
         on_startup=[_freeze_heap, *([start_scheduler] if settings.in_process_scheduler else [])],
         on_shutdown=[container.close, gc.unfreeze],

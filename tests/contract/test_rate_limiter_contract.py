@@ -45,6 +45,17 @@ async def test_a_new_window_starts_a_new_count():
     assert await limiter.hit("k", limit=1, window=WINDOW) == 0
 
 
+async def test_the_memory_limiter_forgets_windows_that_have_ended():
+    clock = FixedClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    limiter = InMemoryRateLimiter(clock)
+    for n in range(100):
+        await limiter.hit(f"caller-{n}", limit=1, window=timedelta(minutes=15))
+    clock.advance(timedelta(minutes=16))
+
+    assert await limiter.hit("caller-0", limit=1, window=timedelta(minutes=15)) == 0
+    assert len(limiter._windows) == 1  # the other 99 callers' ended windows are gone
+
+
 async def test_a_broken_redis_lets_attempts_through():
     client = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     limiter = RedisRateLimiter(client, FixedClock(datetime(2026, 1, 1, tzinfo=UTC)))

@@ -6,7 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from debtflow_adapters.memory import InMemoryAccessTokens, InMemoryRateLimiter
+from debtflow_adapters.memory import (
+    FastPasswordHasher,
+    InMemoryAccessTokens,
+    InMemoryRateLimiter,
+)
 from debtflow_core.domain.user import Role
 from debtflow_core.errors import RateLimited, Unauthenticated
 from debtflow_core.use_cases.auth import (
@@ -20,6 +24,16 @@ from debtflow_core.use_cases.auth import (
 from debtflow_core.use_cases.users import ChangeUserRole, DeactivateUser
 
 PASSWORD = "correct horse battery"
+
+
+class CountingHasher(FastPasswordHasher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.verified = 0
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        self.verified += 1
+        return super().verify(password_hash, password)
 
 
 @pytest.fixture
@@ -91,6 +105,38 @@ async def test_logins_are_throttled_per_email_and_per_client(auth):
         await a.sign_in(email="readonly@alpha.example", client="10.0.0.2")
     world.clock.advance(timedelta(minutes=15))
     assert await a.sign_in(client="10.0.0.2")
+
+
+async def test_an_ipv6_client_is_throttled_by_its_64_block(auth):
+    _, _, a = auth
+    emails = ["admin@alpha.example", "readonly@alpha.example", "colleague@alpha.example"]
+    for n in range(5):  # five hosts of one /64, each on a fresh address
+        with pytest.raises(Unauthenticated):
+            await a.sign_in(email=emails[n % 3], password="x", client=f"2001:db8:1:2::{n + 1}")
+    with pytest.raises(RateLimited):
+        await a.sign_in(client="2001:db8:1:2:ffff::9")
+    assert await a.sign_in(client="2001:db8:1:3::1")  # the next /64 is another client
+    assert await a.sign_in(client="::ffff:10.0.0.9")  # IPv4 as IPv6 is that IPv4 address
+
+
+async def test_unknown_emails_and_wrong_passwords_hash_alike(world):
+    """The same work for each refusal: one verification each, whatever the email."""
+    alpha = await world.agency("alpha")
+    await world.use(DeactivateUser).execute(alpha.admin, alpha.readonly.user_id)
+    hasher = CountingHasher()
+    deps = {"uow": world.uow, "codec": InMemoryAccessTokens(), "clock": world.clock}
+    login = Login(
+        **deps, policy=AuthPolicy(), hasher=hasher, limiter=InMemoryRateLimiter(world.clock)
+    )
+    attempts = [
+        ("collector@alpha.example", "wrong password!"),
+        ("nobody@alpha.example", PASSWORD),
+        ("readonly@alpha.example", PASSWORD),
+    ]
+    for n, (email, password) in enumerate(attempts):
+        with pytest.raises(Unauthenticated):
+            await login.execute(Credentials(email=email, password=password, client=f"10.1.{n}.1"))
+    assert hasher.verified == 3
 
 
 async def test_access_tokens_expire_after_fifteen_minutes(auth):

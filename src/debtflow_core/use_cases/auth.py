@@ -7,7 +7,9 @@ Presenting a refresh token that was already used means it leaked: the whole sess
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import ipaddress
 import secrets
 import uuid
 from datetime import timedelta
@@ -54,6 +56,18 @@ class TokenPair(msgspec.Struct, frozen=True, kw_only=True):
     expires_in: int
     """Seconds until the access token expires."""
     refresh_expires_in: int
+
+
+def _client_key(client: str) -> str:
+    """The throttled client: an IPv4 address, or an IPv6 client's /64 (the block one host
+    is given, and may cycle through), or the text as given when it is no address."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network((address, 64), strict=False))
+    return str(address if isinstance(address, ipaddress.IPv4Address) else address.ipv4_mapped)
 
 
 def _digest(token: str) -> str:
@@ -105,9 +119,12 @@ class _Tokens:
 class Login(_Tokens):
     """Exchange an email and password for a token pair, opening a new session.
 
-    Attempts are throttled per email and per client address, successful or not; past the
-    limit the answer is RateLimited with the seconds to wait. A wrong email and a wrong
-    password are refused alike, after the same work, so neither can be told apart.
+    Attempts are throttled per email and per client address (an IPv6 client by its /64,
+    which one host may hold whole), successful or not; past the limit the answer is
+    RateLimited with the seconds to wait. A wrong email and a wrong password are refused
+    alike, after the same work, so neither can be told apart. The password is checked in a
+    worker thread, holding no database connection: a hash takes tens of milliseconds,
+    which the other requests do not wait for.
     """
 
     # A real hash per hasher type, checked when the email is unknown so that the answer
@@ -132,10 +149,12 @@ class Login(_Tokens):
         window = self._policy.login_window
         waits = [
             await self._limiter.hit(
-                f"login:email:{email}", limit=self._policy.logins_per_email, window=window
+                f"login:email:{_digest(email)}",  # a key of fixed size, and no address in it
+                limit=self._policy.logins_per_email,
+                window=window,
             ),
             await self._limiter.hit(
-                f"login:client:{credentials.client}",
+                f"login:client:{_client_key(credentials.client)}",
                 limit=self._policy.logins_per_client,
                 window=window,
             ),
@@ -145,11 +164,11 @@ class Login(_Tokens):
         async with self._uow as uow:
             # No email has a NUL character, and PostgreSQL can't even be asked about one.
             user = None if "\x00" in email else await uow.users.get_by_email(email)
-            password_hash = user.password_hash if user else self._decoy()
-            if not self._hasher.verify(password_hash, credentials.password) or user is None:
-                raise Unauthenticated(_REJECTED)
-            if not user.active:
-                raise Unauthenticated(_REJECTED)
+        password_hash = user.password_hash if user else await self._decoy()
+        verified = await asyncio.to_thread(self._hasher.verify, password_hash, credentials.password)
+        if not verified or user is None or not user.active:
+            raise Unauthenticated(_REJECTED)
+        async with self._uow as uow:
             session = Session(
                 id=new_id(),
                 agency_id=user.agency_id,
@@ -162,10 +181,11 @@ class Login(_Tokens):
             await uow.commit()
         return pair
 
-    def _decoy(self) -> str:
+    async def _decoy(self) -> str:
         kind = type(self._hasher)
         if kind not in self._decoys:
-            self._decoys[kind] = self._hasher.hash(secrets.token_urlsafe(16))
+            decoy = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(16))
+            self._decoys[kind] = decoy
         return self._decoys[kind]
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from uuid import UUID
 
@@ -57,7 +58,9 @@ class CreateUser:
             email=normalize_email(command.email),
             full_name=require_text(command.full_name, field="full_name"),
             role=parse_role(command.role),
-            password_hash=self._hasher.hash(_check_password(command.password)),
+            password_hash=await asyncio.to_thread(
+                self._hasher.hash, _check_password(command.password)
+            ),
             active=True,
             created_at=self._clock.now(),
         )

@@ -16,8 +16,8 @@ from debtflow_http.resources.users import UserView
 
 
 class TokenRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    email: str
-    password: str
+    email: Annotated[str, msgspec.Meta(max_length=254)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
 
 
 TokenRequestBody = Annotated[
@@ -30,7 +30,7 @@ TokenRequestBody = Annotated[
 
 
 class RefreshRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    refresh_token: str
+    refresh_token: Annotated[str, msgspec.Meta(max_length=256)]
 
 
 RefreshRequestBody = Annotated[

@@ -126,6 +126,26 @@ async def test_a_deactivated_users_tokens_stop_working_at_once(api, alpha):
     assert login.status_code == 401
 
 
+async def test_an_anonymous_request_is_a_401_whatever_its_body(api, alpha):
+    for body in (b"{", b'{"debtor_id": 1}'):
+        response = await api.client.post(
+            "/v1/accounts", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 401, body
+
+
+async def test_sign_in_fields_have_bounded_lengths(api, alpha):
+    too_long = [
+        {"email": "a" * 250 + "@x.example", "password": PASSWORD},
+        {"email": "admin@alpha.example", "password": "p" * 1025},
+    ]
+    for body in too_long:
+        response = await api.client.post("/v1/auth/token", json=body)
+        assert response.status_code == 400, response.text
+    refresh = await api.client.post("/v1/auth/refresh", json={"refresh_token": "r" * 257})
+    assert refresh.status_code == 400
+
+
 async def test_sign_in_attempts_are_rate_limited_with_retry_after(api, alpha):
     statuses = []
     for _ in range(10):

@@ -255,6 +255,17 @@ async def test_a_file_over_the_limit_is_a_413(api, alpha):
     assert runs.json()["items"] == []
 
 
+async def test_an_anonymous_upload_is_a_401_before_its_body_is_read(api, alpha):
+    text = placement_text(400)  # over the limit: read, it would be a 413
+
+    response = await api.client.post(
+        "/v1/imports", files={"file": ("may.csv", text.encode(), "text/csv")}
+    )
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

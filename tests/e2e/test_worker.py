@@ -335,7 +335,7 @@ async def test_a_payment_left_pending_by_a_crash_is_settled_once_by_the_task(
     gateway_key = next(
         r.idempotency_key
         for r in _await_received(stripe_emulator)
-        if r.idempotency_key and r.idempotency_key.endswith(f":{key}")
+        if r.idempotency_key and f":{key}:" in r.idempotency_key
     )
     _wait(lambda: stripe_emulator.performed(gateway_key) == 1, "Stripe to charge")
     server.process.stop(signal.SIGKILL)

@@ -381,6 +381,38 @@ async def test_a_refund_that_reached_no_gateway_is_removed_and_its_key_freed(sho
     assert await shop.balance() == 10_000
 
 
+class KeyedRefunds(RefusingRefunds):
+    """Refuses the first refund; keeps the gateway key of every refund asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: list[str] = []
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        self.keys.append(request.idempotency_key)
+        if len(self.keys) == 1:
+            return await super().refund(request)
+        return await CountingGateway.refund(self, request)
+
+
+async def test_a_key_freed_by_a_refusal_reaches_the_gateway_as_a_new_request(shop):
+    """The gateway keeps what it answered under a key, refusals too: the retry must not
+    come under the refused request's gateway key, or it would get that refusal back."""
+    gateway = KeyedRefunds()
+    refund, _ = refunds_of(shop, gateway)
+    paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
+    with pytest.raises(GatewayUnavailable):
+        await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=2_000))
+
+    retried = await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=1_000))
+
+    assert retried.refund.status is RefundStatus.COMPLETED
+    first, second = gateway.keys
+    assert first != second
+    agency = shop.alpha.admin.agency_id
+    assert first.startswith(f"{agency}:r:") and second == f"{agency}:r:{retried.refund.id}"
+
+
 async def test_recovery_keeps_a_refund_pending_while_the_gateway_will_not_say(shop):
     refund, _ = refunds_of(shop)
     paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
@@ -435,6 +467,35 @@ async def test_a_settlement_that_came_first_is_what_the_payment_answers(shop):
     assert [e.action for e in entries.items] == ["payment.failed", "payment.created"]
     again = await pay.execute(shop.alpha.collector, "k", shop.payment())
     assert again.replayed and again.payment == result.payment
+
+
+class SettledThenTimedOut(SettledDuringTheCharge):
+    """A gateway that charges, whose webhook completes the payment, and whose own answer
+    is lost to a timeout."""
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        result = await CountingGateway.charge(self, request)
+        await self._settlement.settle(self._actor, request.payment_id, result)
+        raise GatewayUnavailable("no answer in time", request_sent=True)
+
+
+async def test_a_timeout_after_a_webhook_settled_the_payment_answers_the_settlement(shop):
+    world = shop.world
+    webhook = Settlement(InMemoryUnitOfWork(world.store), world.clock, shop.cache, world.telemetry)
+    gateway = SettledThenTimedOut(webhook, Actor.system(shop.alpha.admin.agency_id))
+    pay = MakePayment(world.uow, world.clock, shop.cache, gateway, world.telemetry)
+
+    result = await pay.execute(shop.alpha.collector, "k", shop.payment())
+
+    assert (result.outcome, result.payment.status) == (
+        PaymentOutcome.COMPLETED,
+        PaymentStatus.COMPLETED,
+    )
+    again = await pay.execute(shop.alpha.collector, "k", shop.payment())
+    assert again.replayed and again.outcome is PaymentOutcome.COMPLETED
+    assert again.payment == result.payment
+    assert await shop.balance() == 7_500
+    assert world.telemetry.payments == {("sandbox", "completed"): 1}
 
 
 async def test_the_payment_that_takes_the_balance_to_zero_marks_it_paid_in_full(shop):

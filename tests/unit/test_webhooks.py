@@ -120,6 +120,26 @@ async def test_refunds_made_at_the_gateway_are_recorded_once(hooks):
     assert await shop.balance() == 10_000 - 4_000 + 3_000
 
 
+async def test_a_refund_event_before_the_charge_settled_completes_it_then_refunds(hooks):
+    shop, receive, apply, queue, event = hooks
+    pending = (
+        await shop.pay.execute(
+            shop.alpha.admin, "k", shop.payment(amount=4_000, method="pm_card_processing")
+        )
+    ).payment
+    refunded = event(GatewayEventType.CHARGE_REFUNDED, pending.id, amount_refunded=1_000)
+    succeeded = event(GatewayEventType.PAYMENT_SUCCEEDED, pending.id)
+    for payload in (refunded, succeeded):  # out of order
+        await receive.execute(payload, "valid")
+
+    outcomes = [await apply.execute(args["event_id"]) for _, args in queue.jobs]
+
+    assert outcomes == ["refunded", "ignored"]
+    payment = shop.world.store.payments[pending.id]
+    assert (payment.status, payment.refunded_amount) == (PaymentStatus.COMPLETED, 1_000)
+    assert await shop.balance() == 10_000 - 4_000 + 1_000
+
+
 async def test_an_event_for_no_payment_of_ours_is_noted_and_dropped(hooks):
     _, receive, apply, queue, event = hooks
     await receive.execute(event(GatewayEventType.PAYMENT_SUCCEEDED, None), "valid")

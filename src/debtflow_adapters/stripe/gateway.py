@@ -137,8 +137,8 @@ class StripeGateway(PaymentGateway):
 
 def _stripe_key(key: str) -> str:
     """Stripe takes idempotency keys of up to 255 characters, and HTTP headers only ASCII;
-    ours (an agency id and up to 255 printable characters of the client's) may be neither,
-    and is then sent as its SHA-256, the same for every call."""
+    ours (an agency id, up to 255 printable characters of the client's and a row's id) may
+    be neither, and is then sent as its SHA-256, the same for every call."""
     if len(key) <= 255 and key.isascii():
         return key
     return f"sha256:{hashlib.sha256(key.encode()).hexdigest()}"

@@ -115,9 +115,14 @@ def _fingerprint(operation: str, command: msgspec.Struct) -> str:
     return hashlib.sha256(operation.encode() + b"\0" + msgspec.json.encode(command)).hexdigest()
 
 
-def _gateway_key(agency_id: UUID, key: str) -> str:
-    """Keys are unique per agency; the gateway account may serve several agencies."""
-    return f"{agency_id}:{key}"
+def _gateway_key(agency_id: UUID, key: str, row_id: UUID) -> str:
+    """The key a payment or refund is sent to the gateway under: ours, after the agency's
+    id (keys are unique per agency; the gateway account may serve several agencies), and
+    before the row's id. The row's id keeps it the same for every call about that row and
+    never used again: a key we free (a refund the gateway refused) or forget (after a day)
+    may come back for another request, which the gateway would answer with the first
+    one's stored result."""
+    return f"{agency_id}:{key}:{row_id}"
 
 
 def stored_response(
@@ -351,7 +356,7 @@ class MakePayment(Settlement):
             result = await self._gateway.charge(
                 ChargeRequest(
                     processor=opened.processor,
-                    idempotency_key=_gateway_key(actor.agency_id, key),
+                    idempotency_key=_gateway_key(actor.agency_id, key, payment.id),
                     amount=payment.amount,
                     currency=payment.currency,
                     payment_method=payment.payment_method,
@@ -480,15 +485,19 @@ class MakePayment(Settlement):
         return _Open(payment=payment, processor=processor.kind, balance=opened.balance)
 
     async def _leave_pending(self, opened: _Open) -> PaymentResult:
-        """The gateway may or may not have charged: keep the hold and say "pending"."""
-        payment = opened.payment
+        """The gateway may or may not have charged: keep the hold and say "pending", unless
+        a webhook or the recovery task settled the payment meanwhile (the gateway answered
+        them, not us), whose answer stands. Read under the payment's lock, so neither is
+        written over. Not cached: the cache holds final answers, and this one changes when
+        the payment settles."""
         async with self._uow as uow:
-            record = await self._finish(payment, PaymentOutcome.PENDING)
-            await uow.commit()
-        _reached(self._telemetry, opened.processor, payment)
-        if record is not None:
-            await self._cache.put(record)
-        return PaymentResult(outcome=PaymentOutcome.PENDING, payment=payment)
+            current = await uow.payments.lock(opened.payment.id)
+            assert current is not None  # payments are never deleted
+            if current.status is PaymentStatus.PENDING:
+                await self._finish(current, PaymentOutcome.PENDING)
+                await uow.commit()
+                _reached(self._telemetry, opened.processor, current)
+        return PaymentResult(outcome=_outcome_of(current), payment=current)
 
     async def _cancel(self, actor: Actor, opened: _Open) -> None:
         """Nothing reached the gateway: fail the payment, give the hold back, free the key."""
@@ -611,7 +620,9 @@ class SettlePendingPayments(Settlement):
                 result = await self._gateway.charge(
                     ChargeRequest(
                         processor=kinds[payment.processor_id],
-                        idempotency_key=_gateway_key(payment.agency_id, payment.idempotency_key),
+                        idempotency_key=_gateway_key(
+                            payment.agency_id, payment.idempotency_key, payment.id
+                        ),
                         amount=payment.amount,
                         currency=payment.currency,
                         payment_method=payment.payment_method,
@@ -859,7 +870,7 @@ def _refund_request(payment: Payment, refund: Refund, processor: ProcessorKind) 
     assert payment.gateway_reference is not None  # completed payments carry one
     return RefundRequest(
         processor=processor,
-        idempotency_key=_gateway_key(refund.agency_id, _refund_key(refund)),
+        idempotency_key=_gateway_key(refund.agency_id, _refund_key(refund), refund.id),
         charge_reference=payment.gateway_reference,
         amount=refund.amount,
     )

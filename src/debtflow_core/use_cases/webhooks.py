@@ -71,7 +71,9 @@ class ApplyGatewayEvent(Settlement):
     - ``payment_intent.succeeded`` completes a pending payment;
     - ``payment_intent.payment_failed`` fails a pending payment and gives its hold back;
     - ``charge.refunded`` records whatever part of the refunded total we do not know of
-      yet (a refund made at the gateway directly, or whose answer we lost).
+      yet (a refund made at the gateway directly, or whose answer we lost); on a payment
+      still pending it first completes the payment, as only a charge that went through
+      can be refunded.
 
     A platform task, run by the workers.
     """
@@ -102,6 +104,11 @@ class ApplyGatewayEvent(Settlement):
         actor = Actor.system(payment.agency_id)
         reference = event.reference or payment.gateway_reference or ""
         if event.type is GatewayEventType.CHARGE_REFUNDED:
+            if payment.status is PaymentStatus.PENDING:
+                # Only a charge that went through is refunded: its answer (the gateway's,
+                # or its succeeded event) is late or lost, and this says it all the same.
+                succeeded = ChargeResult(outcome=ChargeOutcome.SUCCEEDED, reference=reference)
+                await self.settle_once(actor, payment.id, succeeded)
             return await self._reconcile_refunds(actor, event, payment)
         if payment.status is not PaymentStatus.PENDING:
             return "ignored"

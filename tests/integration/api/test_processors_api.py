@@ -69,8 +69,10 @@ async def test_each_processor_charges_through_its_own_gateway(
 
         assert by_stripe.status_code == by_sandbox.status_code == 201
         agency_id = alpha.admin.agency_id
-        assert stripe_emulator.performed(f"{agency_id}:via-stripe") == 1
-        assert stripe_emulator.performed(f"{agency_id}:via-sandbox") == 0
+        stripe_key = f"{agency_id}:via-stripe:{by_stripe.json()['id']}"
+        sandbox_key = f"{agency_id}:via-sandbox:{by_sandbox.json()['id']}"
+        assert stripe_emulator.performed(stripe_key) == 1
+        assert stripe_emulator.performed(sandbox_key) == 0
         assert by_stripe.json()["gateway_reference"].startswith("pi_")
         assert "_sandbox_" in by_sandbox.json()["gateway_reference"]
         ready = (await client.get("/ready")).json()

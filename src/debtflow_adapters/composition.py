@@ -172,7 +172,11 @@ from debtflow_core.use_cases.users import (
     GetUser,
     ListUsers,
 )
-from debtflow_core.use_cases.webhooks import ApplyGatewayEvent, ReceiveGatewayEvent
+from debtflow_core.use_cases.webhooks import (
+    ApplyGatewayEvent,
+    ReceiveGatewayEvent,
+    ResumeGatewayEvents,
+)
 
 
 class SettingsProvider(Provider):
@@ -547,6 +551,7 @@ class UseCaseProvider(Provider):
         QueuePlacementUpload,
         ImportQueuedRun,
         ResumeStalledImports,
+        ResumeGatewayEvents,
         CreateFileSource,
         ListFileSources,
         GetFileSource,

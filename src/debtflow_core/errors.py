@@ -35,6 +35,11 @@ class ValidationFailed(DomainError):
         self.field = field
 
 
+class Deferred(DomainError):
+    """Not yet: what this needs has not happened. A worker's task that raises it is tried
+    again later."""
+
+
 class GatewayUnavailable(DomainError):
     """An external gateway gave no answer; the caller may retry later.
 

@@ -376,6 +376,33 @@ async def test_gateway_events_are_recorded_once_and_marked_processed(uow_factory
     assert (done.outcome, done.processed_at) == ("refunded", T0 + SECOND)
 
 
+async def test_unapplied_events_are_listed_oldest_first_within_their_window(uow_factory, ledger):
+    def received(id_: str, seconds: int) -> GatewayEvent:
+        return GatewayEvent(
+            id=id_,
+            type=GatewayEventType.PAYMENT_SUCCEEDED,
+            payment_id=uuid.uuid4(),
+            reference=None,
+            received_at=T0 + seconds * SECOND,
+        )
+
+    async with uow_factory() as uow:
+        for id_, seconds in [("evt_c", 3), ("evt_a", 1), ("evt_b", 2), ("evt_old", 0)]:
+            await uow.gateway_events.record(received(id_, seconds))
+        await uow.gateway_events.record(received("evt_late", 9))
+        await uow.gateway_events.mark_processed("evt_b", "completed", T0 + 5 * SECOND)
+        await uow.commit()
+
+    async def unapplied(limit: int = 10) -> list[str]:
+        async with uow_factory() as uow:
+            return await uow.gateway_events.unapplied(
+                received_before=T0 + 5 * SECOND, received_after=T0, limit=limit
+            )
+
+    assert await unapplied() == ["evt_a", "evt_c"]
+    assert await unapplied(limit=1) == ["evt_a"]
+
+
 async def test_a_locked_payment_reads_like_get(uow_factory, ledger):
     """Taking turns under the lock is tested where it matters, on PostgreSQL, in
     tests/integration/api/test_webhooks_api.py (events applied at the same moment)."""

@@ -176,6 +176,7 @@ async def test_the_scheduler_finds_the_scheduled_tasks_and_their_crons():
         payment_tasks.SETTLE_PENDING_PAYMENTS: "*/5 * * * *",
         payment_tasks.SETTLE_PENDING_REFUNDS: "*/5 * * * *",
         payment_tasks.PURGE_IDEMPOTENCY_KEYS: "17 * * * *",
+        payment_tasks.RESUME_GATEWAY_EVENTS: "*/10 * * * *",
         export_tasks.QUEUE_NIGHTLY_EXPORTS: "30 0 * * *",
         export_tasks.PURGE_EXPORTS: "45 3 * * *",
         export_tasks.FAIL_STALLED_EXPORTS: "50 * * * *",

@@ -10,13 +10,14 @@ import pytest
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
 from debtflow_core.domain.payment import PaymentStatus, RefundStatus
-from debtflow_core.errors import GatewayUnavailable, ValidationFailed
+from debtflow_core.errors import Deferred, GatewayUnavailable, ValidationFailed
 from debtflow_core.ports.payment_gateway import RefundRequest, RefundResult
 from debtflow_core.use_cases.payments import NewRefund, RefundPayment, SettlePendingRefunds
 from debtflow_core.use_cases.webhooks import (
     APPLY_GATEWAY_EVENT,
     ApplyGatewayEvent,
     ReceiveGatewayEvent,
+    ResumeGatewayEvents,
 )
 from tests.unit.conftest import CountingGateway
 
@@ -176,28 +177,64 @@ async def test_a_refund_whose_answer_was_lost_is_completed_once_by_its_webhook(h
     assert await shop.balance() == 10_000  # given back once
 
 
-async def test_a_refund_event_completes_pending_refunds_it_covers_and_records_the_rest(hooks):
+async def test_a_refund_event_completes_the_pending_refunds_its_total_covers_exactly(hooks):
     shop, receive, apply, queue, event = hooks
     world = shop.world
     paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=5_000))).payment
     shop.gateway.failing = True
     refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
-    first = await refund.execute(shop.alpha.admin, "r1", paid.id, NewRefund(amount=1_000))
-    second = await refund.execute(shop.alpha.admin, "r2", paid.id, NewRefund(amount=2_000))
-    assert {first.refund.status, second.refund.status} == {RefundStatus.PENDING}
+    for key, amount in (("r1", 1_000), ("r2", 2_000)):
+        await refund.execute(shop.alpha.admin, key, paid.id, NewRefund(amount=amount))
 
-    # The gateway made the first, not yet the second, and 500 more from its dashboard.
     await receive.execute(
-        event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=1_500), "valid"
+        event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=3_000), "valid"
     )
     [(_, args)] = queue.jobs
+
     assert await apply.execute(args["event_id"]) == "refunded"
     async with world.uow as uow:
         refunds = await uow.payments.refunds(paid.id)
     assert [(r.amount, r.status) for r in refunds] == [
         (1_000, RefundStatus.COMPLETED),
-        (2_000, RefundStatus.PENDING),
-        (500, RefundStatus.COMPLETED),
+        (2_000, RefundStatus.COMPLETED),
     ]
+    assert await shop.balance() == 10_000 - 5_000 + 3_000
+
+
+async def test_a_total_that_cannot_tell_pending_refunds_apart_waits_for_their_answers(hooks):
+    """Two refunds without answers, of which the gateway made only the second: its total
+    (2,000) would match the first (1,000) and a dashboard refund of 1,000 as well."""
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=5_000))).payment
+    shop.gateway.failing = True
+    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
+    for key, amount in (("r1", 1_000), ("r2", 2_000)):
+        await refund.execute(shop.alpha.admin, key, paid.id, NewRefund(amount=amount))
+    await receive.execute(
+        event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=2_000), "valid"
+    )
+    [(_, args)] = queue.jobs
+
+    with pytest.raises(Deferred):
+        await apply.execute(args["event_id"])
+    assert world.store.gateway_events[args["event_id"]].processed_at is None
+    assert await shop.balance() == 10_000 - 5_000  # nothing given back on a guess
+
+    # The recovery task asks the gateway about each refund (it makes the first now).
+    shop.gateway.failing = False
+    world.clock.advance(timedelta(minutes=10))
+    recovery = SettlePendingRefunds(world.uow, world.clock, shop.cache, shop.gateway)
+    assert await recovery.execute() == 2
+    sweep = ResumeGatewayEvents(world.uow, queue, world.clock)
+    assert await sweep.execute() == 1
+    assert queue.jobs[-1] == (APPLY_GATEWAY_EVENT, {"event_id": args["event_id"]})
+    assert await apply.execute(args["event_id"]) == "ignored"  # the answers said it all
+    assert await sweep.execute() == 0  # applied now
+
+    await receive.execute(  # later, 500 more from the gateway's dashboard
+        event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=3_500), "valid"
+    )
+    assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refunded"
     assert world.store.payments[paid.id].refunded_amount == 3_500
-    assert await shop.balance() == 10_000 - 5_000 + 1_500
+    assert await shop.balance() == 10_000 - 5_000 + 3_500

@@ -766,6 +766,16 @@ class InMemoryGatewayEventRepository(GatewayEventRepository):
     async def get(self, id_: str) -> GatewayEvent | None:
         return self._events.get(id_)
 
+    async def unapplied(
+        self, *, received_before: datetime, received_after: datetime, limit: int
+    ) -> list[str]:
+        waiting = sorted(
+            (e.received_at, e.id)
+            for e in self._events.values()
+            if e.processed_at is None and received_after < e.received_at < received_before
+        )
+        return [id_ for _, id_ in waiting[:limit]]
+
     async def mark_processed(self, id_: str, outcome: str, at: datetime) -> str | None:
         before = self._events.get(id_)
         if before is None or before.processed_at is not None:

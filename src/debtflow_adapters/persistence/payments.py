@@ -20,6 +20,7 @@ from debtflow_adapters.persistence.statements import (
     write_lock_on_sqlite,
 )
 from debtflow_adapters.persistence.tables import (
+    UNAPPLIED_EVENT,
     accounts,
     gateway_events,
     idempotency_keys,
@@ -352,6 +353,19 @@ class SqlGatewayEventRepository(GatewayEventRepository):
         return await first(
             self._connection, sa.select(gateway_events).where(gateway_events.c.id == id_), _event
         )
+
+    async def unapplied(
+        self, *, received_before: datetime, received_after: datetime, limit: int
+    ) -> list[str]:
+        c = gateway_events.c
+        waiting = (
+            sa.select(c.id)
+            .where(UNAPPLIED_EVENT, c.received_at > received_after)
+            .where(c.received_at < received_before)
+            .order_by(c.received_at, c.id)
+            .limit(limit)
+        )
+        return list(await self._connection.scalars(waiting))
 
     async def mark_processed(self, id_: str, outcome: str, at: datetime) -> str | None:
         marked = await self._connection.execute(

@@ -286,6 +286,18 @@ gateway_events = sa.Table(
     sa.Index("ix_gateway_events_payment", "payment_id"),
 )
 
+UNAPPLIED_EVENT = sa.text("processed_at IS NULL")
+"""The events the sweep hands the workers again, and the predicate of the partial index
+that serves it (written out, as :data:`UNFINISHED_UPLOAD` is)."""
+
+sa.Index(
+    "ix_gateway_events_unapplied",
+    gateway_events.c.received_at,
+    gateway_events.c.id,
+    postgresql_where=UNAPPLIED_EVENT,
+    sqlite_where=UNAPPLIED_EVENT,
+)
+
 import_runs = sa.Table(
     "import_runs",
     metadata,

@@ -28,6 +28,13 @@ class GatewayEventRepository(Protocol):
 
     async def get(self, id_: str) -> GatewayEvent | None: ...
 
+    async def unapplied(
+        self, *, received_before: datetime, received_after: datetime, limit: int
+    ) -> list[str]:
+        """The ids of events not processed yet, received between ``received_after`` and
+        ``received_before``, oldest first, at most ``limit``."""
+        ...
+
     async def mark_processed(self, id_: str, outcome: str, at: datetime) -> str | None:
         """Record the outcome of processing the event, unless one is recorded already
         (the same event processed twice at once): the first stays. Returns the outcome

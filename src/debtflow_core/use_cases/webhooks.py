@@ -8,10 +8,12 @@ after a later one changes nothing twice.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from debtflow_core.actor import Actor
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
 from debtflow_core.domain.payment import Payment, PaymentStatus, RefundStatus
-from debtflow_core.errors import NotFound
+from debtflow_core.errors import Deferred, NotFound
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.gateway_events import WebhookVerifier
 from debtflow_core.ports.idempotency import IdempotencyCache
@@ -27,6 +29,10 @@ from debtflow_core.use_cases.payments import (
 
 APPLY_GATEWAY_EVENT = "debtflow.apply_gateway_event"
 """The worker task that applies a stored event; its one argument is ``event_id``."""
+
+RESUMED_WITHIN = timedelta(days=3)
+"""How long after its receipt an event left unapplied is handed to the workers again: as
+long as Stripe itself retries a delivery. Past that, an operator looks at it."""
 
 
 class ReceiveGatewayEvent:
@@ -125,11 +131,17 @@ class ApplyGatewayEvent(Settlement):
         return settled.payment.status if moved else "ignored"
 
     async def _reconcile_refunds(self, actor: Actor, event: GatewayEvent, payment: Payment) -> str:
-        """Bring the payment's refunds up to the total the gateway says it refunded: first
-        complete our pending refunds that total covers, oldest first (their answer was
-        lost, or is on its way; this is it), then record what the completed refunds still
-        fall short of as a refund made at the gateway (its dashboard, say). A stale event,
-        with a smaller total, changes nothing."""
+        """Bring the payment's refunds up to the total the gateway says it refunded.
+
+        With none of ours pending, what the completed refunds fall short of is a refund
+        made at the gateway (its dashboard, say), recorded as such. With some pending
+        (their answers lost, or on their way), a total that covers them all completes them
+        all; any other total cannot tell which of them the gateway made, so the event is
+        :class:`Deferred`: the recovery task asks the gateway about each pending refund,
+        and the event, applied again (its task's retries, then
+        :class:`ResumeGatewayEvents`), records what is then left over. A total that adds
+        nothing to the completed refunds (a stale event) changes nothing.
+        """
         # Under the payment's lock: the same event run twice at once (delivery is at least
         # once), or two refund events, must not both count what is missing.
         refunded = event.amount_refunded or 0
@@ -141,22 +153,56 @@ class ApplyGatewayEvent(Settlement):
             if current is None or current.status is not PaymentStatus.COMPLETED:
                 return "ignored"
             refunds = await uow.payments.refunds(current.id)
-            counted = sum(r.amount for r in refunds if r.status is RefundStatus.COMPLETED)
-            for refund in refunds:
-                if refund.status is RefundStatus.PENDING and counted + refund.amount <= refunded:
+            missing = refunded - sum(
+                r.amount for r in refunds if r.status is RefundStatus.COMPLETED
+            )
+            pending = [r for r in refunds if r.status is RefundStatus.PENDING]
+            if missing <= 0:
+                return "ignored"
+            if pending and missing != sum(r.amount for r in pending):
+                raise Deferred(
+                    f"a refunded total of {refunded} cannot tell which of the payment's "
+                    f"{len(pending)} pending refunds the gateway made"
+                )
+            if pending:
+                for refund in pending:
                     _, record = await complete_pending_refund(
                         uow, actor, current, refund, reference, now
                     )
                     records.append(record)
-                    counted += refund.amount
-            # A refund is one amount at the gateway, so what is left over is none of ours.
-            missing = refunded - counted
-            if missing > 0 and await uow.payments.reserve_refund(current.id, missing):
+            elif await uow.payments.reserve_refund(current.id, missing):
                 await record_refund(uow, actor, current, missing, reference, now)
-            elif not records:
-                return "ignored"
+            else:
+                return "ignored"  # more than the payment has left: no refund of this charge
             await uow.commit()
         for record in records:
             if record is not None:
                 await self._cache.put(record)
         return "refunded"
+
+
+class ResumeGatewayEvents:
+    """Hand the workers again the stored events still unapplied ``older_than`` after their
+    receipt: one :class:`Deferred` past its task's last retry (refunds of its payment still
+    waiting for the gateway's word), one whose job was lost. Applying is idempotent, so an
+    event still waiting in a backed-up queue may go twice. Events received more than
+    :data:`RESUMED_WITHIN` ago are left alone. A scheduled platform task; returns how many
+    it handed over.
+    """
+
+    def __init__(self, uow: UnitOfWork, queue: JobQueue, clock: Clock) -> None:
+        self._uow = uow
+        self._queue = queue
+        self._clock = clock
+
+    async def execute(self, older_than: timedelta = timedelta(minutes=10), batch: int = 100) -> int:
+        now = self._clock.now()
+        async with self._uow as uow:
+            waiting = await uow.gateway_events.unapplied(
+                received_before=now - older_than,
+                received_after=now - RESUMED_WITHIN,
+                limit=batch,
+            )
+        for event_id in waiting:
+            await self._queue.enqueue(APPLY_GATEWAY_EVENT, event_id=event_id)
+        return len(waiting)

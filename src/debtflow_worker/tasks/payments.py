@@ -17,13 +17,18 @@ from debtflow_core.use_cases.payments import (
     SettlePendingPayments,
     SettlePendingRefunds,
 )
-from debtflow_core.use_cases.webhooks import APPLY_GATEWAY_EVENT, ApplyGatewayEvent
+from debtflow_core.use_cases.webhooks import (
+    APPLY_GATEWAY_EVENT,
+    ApplyGatewayEvent,
+    ResumeGatewayEvents,
+)
 
 log = logging.getLogger("debtflow.worker")
 
 SETTLE_PENDING_PAYMENTS = "debtflow.settle_pending_payments"
 SETTLE_PENDING_REFUNDS = "debtflow.settle_pending_refunds"
 PURGE_IDEMPOTENCY_KEYS = "debtflow.purge_idempotency_keys"
+RESUME_GATEWAY_EVENTS = "debtflow.resume_gateway_events"
 
 
 @async_shared_broker.task(task_name=APPLY_GATEWAY_EVENT, **{RETRY_LABEL: True})
@@ -65,3 +70,12 @@ async def purge_idempotency_keys(use: FromDishka[PurgeIdempotencyKeys]) -> int:
     purged = await use.execute()
     log.info("purged %d expired idempotency keys", purged)
     return purged
+
+
+@async_shared_broker.task(task_name=RESUME_GATEWAY_EVENTS, schedule=[{"cron": "*/10 * * * *"}])
+@inject(patch_module=True)
+async def resume_gateway_events(use: FromDishka[ResumeGatewayEvents]) -> int:
+    """Hand the workers again the gateway events still unapplied ten minutes on."""
+    resumed = await use.execute()
+    log.info("handed %d unapplied gateway events to the workers again", resumed)
+    return resumed

@@ -285,11 +285,18 @@ class ReadinessProvider(Provider):
         return readiness
 
 
+def redis_client(url: str) -> Redis:
+    """A client that gives up on a Redis that does not answer, as on one that is down:
+    what Redis serves here (login throttling, the idempotency keys' fast path, readiness)
+    then goes on without it rather than hang."""
+    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+
+
 def _redis_answers(url: str) -> Callable[[], Awaitable[None]]:
     """A ping on a connection of its own: the broker's are busy waiting for jobs."""
 
     async def ping() -> None:
-        async with Redis.from_url(url) as client:
+        async with redis_client(url) as client:
             await client.ping()
 
     return ping
@@ -328,7 +335,7 @@ class SharedStateProvider(Provider):
         if settings.redis_url is None:
             yield None
             return
-        client = Redis.from_url(settings.redis_url)
+        client = redis_client(settings.redis_url)
         yield client
         await client.aclose()
 

@@ -22,6 +22,7 @@ from litestar.types import ExceptionHandlersMap
 
 from debtflow_core.errors import (
     Conflict,
+    Deferred,
     DomainError,
     GatewayRefused,
     GatewayUnavailable,
@@ -69,6 +70,7 @@ _DOMAIN: dict[type[DomainError], tuple[int, str, str]] = {
     StorageUnavailable: (503, "unavailable", "A service we depend on is unavailable"),
     SourceUnavailable: (503, "unavailable", "A service we depend on is unavailable"),
     SourceFileChanged: (503, "unavailable", "A service we depend on is unavailable"),
+    Deferred: (503, "unavailable", "Not yet: try again later"),
 }
 """Every domain error's answer; a subclass takes the first of its classes found here."""
 

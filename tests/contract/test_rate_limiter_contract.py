@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as redis
 
+from debtflow_adapters.composition import redis_client
 from debtflow_adapters.memory import FixedClock, InMemoryRateLimiter
 from debtflow_adapters.redis.rate_limiter import RedisRateLimiter
 from debtflow_core.ports.rate_limiter import RateLimiter
@@ -54,6 +56,23 @@ async def test_the_memory_limiter_forgets_windows_that_have_ended():
 
     assert await limiter.hit("caller-0", limit=1, window=timedelta(minutes=15)) == 0
     assert len(limiter._windows) == 1  # the other 99 callers' ended windows are gone
+
+
+async def test_a_redis_that_never_answers_lets_attempts_through_in_seconds():
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the request, answers nothing, until the client leaves
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = redis_client(f"redis://127.0.0.1:{port}/0")
+    limiter = RedisRateLimiter(client, FixedClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    try:
+        async with asyncio.timeout(10):
+            assert await limiter.hit("login:client:1", limit=1, window=WINDOW) == 0
+    finally:
+        await client.aclose()
+        server.close()
 
 
 async def test_a_broken_redis_lets_attempts_through():

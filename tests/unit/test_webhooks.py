@@ -9,7 +9,7 @@ import pytest
 
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
-from debtflow_core.domain.payment import PaymentStatus, RefundStatus
+from debtflow_core.domain.payment import Payment, PaymentStatus, RefundStatus
 from debtflow_core.errors import Deferred, GatewayUnavailable, ValidationFailed
 from debtflow_core.ports.payment_gateway import RefundRequest, RefundResult
 from debtflow_core.use_cases.payments import NewRefund, RefundPayment, SettlePendingRefunds
@@ -177,14 +177,21 @@ async def test_a_refund_whose_answer_was_lost_is_completed_once_by_its_webhook(h
     assert await shop.balance() == 10_000  # given back once
 
 
-async def test_a_refund_event_completes_the_pending_refunds_its_total_covers_exactly(hooks):
-    shop, receive, apply, queue, event = hooks
+async def paid_with_two_refunds_unanswered(shop) -> Payment:
+    """A payment of 5,000 with refunds of 1,000 and 2,000 that the gateway never answered."""
     world = shop.world
     paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=5_000))).payment
     shop.gateway.failing = True
     refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
     for key, amount in (("r1", 1_000), ("r2", 2_000)):
         await refund.execute(shop.alpha.admin, key, paid.id, NewRefund(amount=amount))
+    return paid
+
+
+async def test_a_refund_event_completes_the_pending_refunds_its_total_covers_exactly(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = await paid_with_two_refunds_unanswered(shop)
 
     await receive.execute(
         event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=3_000), "valid"
@@ -206,11 +213,7 @@ async def test_a_total_that_cannot_tell_pending_refunds_apart_waits_for_their_an
     (2,000) would match the first (1,000) and a dashboard refund of 1,000 as well."""
     shop, receive, apply, queue, event = hooks
     world = shop.world
-    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=5_000))).payment
-    shop.gateway.failing = True
-    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
-    for key, amount in (("r1", 1_000), ("r2", 2_000)):
-        await refund.execute(shop.alpha.admin, key, paid.id, NewRefund(amount=amount))
+    paid = await paid_with_two_refunds_unanswered(shop)
     await receive.execute(
         event(GatewayEventType.CHARGE_REFUNDED, paid.id, amount_refunded=2_000), "valid"
     )

@@ -3,10 +3,13 @@ from __future__ import annotations
 import enum
 import posixpath
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from uuid import UUID
 
 import msgspec
+
+from debtflow_core.ids import new_id
 
 
 class ImportStatus(enum.StrEnum):
@@ -162,6 +165,39 @@ class ImportRun(msgspec.Struct, frozen=True, kw_only=True):
     delimiter: str = ","
     column_mapping: dict[str, str] = msgspec.field(default_factory=dict)
     progressed_at: datetime | None = None
+
+    @classmethod
+    def queued(
+        cls,
+        *,
+        agency_id: UUID,
+        file_source_id: UUID | None,
+        file_name: str,
+        sha256: str,
+        storage_key: str | None,
+        at: datetime,
+        delimiter: str,
+        column_mapping: Mapping[str, str],
+    ) -> ImportRun:
+        """A new run of a file, queued at ``at``: nothing of it read yet."""
+        return cls(
+            id=new_id(),
+            agency_id=agency_id,
+            file_source_id=file_source_id,
+            file_name=file_name,
+            sha256=sha256,
+            storage_key=storage_key,
+            status=ImportStatus.QUEUED,
+            rows_read=0,
+            rows_created=0,
+            rows_updated=0,
+            rows_failed=0,
+            created_at=at,
+            started_at=None,
+            finished_at=None,
+            delimiter=delimiter,
+            column_mapping=dict(column_mapping),
+        )
 
     def reopened_as(self, anew: ImportRun) -> ImportRun:
         """``anew``, a run of the same content not stored, in the place of this one: it

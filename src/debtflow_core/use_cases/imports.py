@@ -24,7 +24,6 @@ from debtflow_core.domain.imports import (
     ImportStatus,
 )
 from debtflow_core.errors import Conflict, NotFound, ValidationFailed
-from debtflow_core.ids import new_id
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.placement import (
     COLUMNS,
@@ -123,23 +122,15 @@ class ImportPlacementFile:
         require_admin(actor)
         scan = command.scan or await asyncio.to_thread(scan_file, command.path)
         now = self._clock.now()
-        asked = ImportRun(
-            id=new_id(),
+        asked = ImportRun.queued(
             agency_id=actor.agency_id,
             file_source_id=command.file_source_id,
             file_name=command.file_name,
             sha256=scan.sha256,
             storage_key=command.storage_key,
-            status=ImportStatus.QUEUED,
-            rows_read=0,
-            rows_created=0,
-            rows_updated=0,
-            rows_failed=0,
-            created_at=now,
-            started_at=None,
-            finished_at=None,
+            at=now,
             delimiter=command.delimiter,
-            column_mapping=dict(command.column_mapping),
+            column_mapping=command.column_mapping,
         )
         run = await self._runs.add_or_get(asked)
         if command.may_reopen:
@@ -580,23 +571,15 @@ class QueuePlacementUpload:
         scan = await asyncio.to_thread(scan_file, upload.path)
         now = self._clock.now()
         name = _base_name(upload.file_name)
-        new = ImportRun(
-            id=new_id(),
+        new = ImportRun.queued(
             agency_id=actor.agency_id,
             file_source_id=None,
             file_name=name,
             sha256=scan.sha256,
             storage_key=upload_key(actor.agency_id, now.strftime("%Y/%m/%d"), scan.sha256, name),
-            status=ImportStatus.QUEUED,
-            rows_read=0,
-            rows_created=0,
-            rows_updated=0,
-            rows_failed=0,
-            created_at=now,
-            started_at=None,
-            finished_at=None,
+            at=now,
             delimiter=upload.delimiter,
-            column_mapping=dict(upload.column_mapping),
+            column_mapping=upload.column_mapping,
         )
         run, reopened = await _read_anew(
             self._runs, self._uow, actor, await self._runs.add_or_get(new), new

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import timedelta
@@ -144,6 +145,23 @@ async def test_sign_in_fields_have_bounded_lengths(api, alpha):
         assert response.status_code == 400, response.text
     refresh = await api.client.post("/v1/auth/refresh", json={"refresh_token": "r" * 257})
     assert refresh.status_code == 400
+
+
+async def test_two_refreshes_at_once_with_one_token_revoke_the_session(api, alpha):
+    pair = await api.sign_in("readonly@alpha.example")
+    body = {"refresh_token": pair["refresh_token"]}
+
+    answers = await asyncio.gather(
+        api.client.post("/v1/auth/refresh", json=body),
+        api.client.post("/v1/auth/refresh", json=body),
+    )
+
+    assert sorted(a.status_code for a in answers) == [200, 401]
+    [won] = [a.json() for a in answers if a.status_code == 200]
+    me = await api.client.get("/v1/me", headers=bearer(won["access_token"]))
+    assert me.status_code == 401  # the reuse revoked the whole session
+    again = await api.client.post("/v1/auth/refresh", json={"refresh_token": won["refresh_token"]})
+    assert again.status_code == 401
 
 
 async def test_sign_in_attempts_are_rate_limited_with_retry_after(api, alpha):

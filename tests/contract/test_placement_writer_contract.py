@@ -9,7 +9,7 @@ import pytest
 
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.debtor import ContactPreferences, Phone, PostalAddress
-from debtflow_core.domain.imports import ImportRowError, ImportRun
+from debtflow_core.domain.imports import ImportRowError, ImportRun, currency_kept
 from debtflow_core.errors import Conflict
 from debtflow_core.placement import PlacementRow
 from debtflow_core.ports.accounts import AccountQuery
@@ -179,6 +179,40 @@ async def test_an_account_named_again_by_the_same_run_supersedes_the_earlier_lin
     stored = await ports.runs.get(run.agency_id, run.id)
     assert stored.rows_read == stored.rows_created + stored.rows_updated + stored.rows_failed
     assert [e.line for e in await ports.runs.errors(run.id, after_line=None, limit=10)] == [2]
+
+
+async def test_a_row_cannot_move_another_runs_account_to_another_currency(ports):
+    first_run = await started_run(ports)
+    await ports.writer.write(
+        batch(first_run, [placement_row(2, "A-1", debtor_id="D-1", first_name="Ada")])
+    )
+    second = await ports.runs.add_or_get(new_run(first_run.agency_id, sha256="c" * 64))
+    second = await ports.runs.start(second.id, attempt=0, at=T0)
+    rows = [
+        placement_row(2, "A-1", debtor_id="D-1", first_name="Eve", currency="EUR"),
+        placement_row(3, "A-2", currency="EUR"),
+    ]
+
+    outcome = await ports.writer.write(batch(second, rows, minutes=5))
+
+    assert (outcome.created, outcome.updated, outcome.failed) == (1, 0, 1)
+    assert outcome.failures == [currency_kept(2, "EUR", "USD")]
+    assert "the account is in USD" in outcome.failures[0].reason
+    accounts, debtors = await accounts_of(ports, first_run)
+    kept = accounts["A-1"]
+    assert (kept.currency, kept.updated_at) == ("USD", T0)
+    assert debtors[kept.debtor_id].first_name == "Ada"  # the refused row wrote nothing
+    assert accounts["A-2"].currency == "EUR"
+    stored = await ports.runs.get(second.agency_id, second.id)
+    assert (stored.rows_created, stored.rows_failed) == (1, 1)
+
+    # The run's own account may change currency at a later line: the later line wins.
+    outcome = await ports.writer.write(
+        batch(second, [placement_row(4, "A-2", currency="USD")], minutes=6)
+    )
+    assert [(f.line, f.column) for f in outcome.failures] == [(3, "account_id")]  # superseded
+    accounts, _ = await accounts_of(ports, first_run)
+    assert accounts["A-2"].currency == "USD"
 
 
 async def test_the_batch_errors_are_stored_and_counted(ports):

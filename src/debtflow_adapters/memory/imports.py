@@ -12,7 +12,13 @@ from debtflow_adapters.batch_order import BatchOrder
 from debtflow_adapters.memory.unit_of_work import InMemoryStore
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone
-from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus, superseded
+from debtflow_core.domain.imports import (
+    ImportRowError,
+    ImportRun,
+    ImportStatus,
+    currency_kept,
+    superseded,
+)
 from debtflow_core.errors import Conflict, NotFound
 from debtflow_core.ids import new_id
 from debtflow_core.placement import PlacementRow
@@ -176,6 +182,10 @@ class InMemoryPlacementWriter(PlacementWriter):
             await my_turn()
             return self._apply(batch)
 
+    def _written_by(self, account: Account, run_id: UUID) -> bool:
+        origin = self._imports.provenance.get(account.id)
+        return origin is not None and origin[0] == run_id
+
     def _apply(self, batch: PlacementBatch) -> BatchOutcome:
         run = self._imports.runs.get(batch.run_id)
         if run is None or run.attempt != batch.attempt:
@@ -190,13 +200,21 @@ class InMemoryPlacementWriter(PlacementWriter):
             for a in self._store.accounts.values()
             if a.agency_id == batch.agency_id
         }
+        failures: list[ImportRowError] = []
+        rows = []
         for row in batch.rows:
+            existing = accounts.get(row.account_id)
+            ours = existing is not None and self._written_by(existing, batch.run_id)
+            if existing is not None and not ours and existing.currency != row.currency:
+                failures.append(currency_kept(row.line, row.currency, existing.currency))
+            else:
+                rows.append(row)
+        for row in rows:
             debtor = _debtor(row, debtors.get(row.debtor_id), batch)
             debtors[row.debtor_id] = debtor
             self._store.debtors[debtor.id] = debtor
         created = updated = 0
-        failures: list[ImportRowError] = []
-        for row in batch.rows:
+        for row in rows:
             existing = accounts.get(row.account_id)
             account = _account(row, existing, debtors[row.debtor_id].id, batch)
             self._store.accounts[account.id] = account

@@ -7,7 +7,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 import msgspec
@@ -32,7 +32,13 @@ from debtflow_adapters.persistence.tables import (
     import_runs,
 )
 from debtflow_core.domain.debtor import ContactPreferences, Phone
-from debtflow_core.domain.imports import ImportRowError, ImportRun, ImportStatus, superseded
+from debtflow_core.domain.imports import (
+    ImportRowError,
+    ImportRun,
+    ImportStatus,
+    currency_kept,
+    superseded,
+)
 from debtflow_core.errors import Conflict, NotFound
 from debtflow_core.ids import new_id
 from debtflow_core.placement import PlacementRow
@@ -236,6 +242,18 @@ class _Refused(Exception):
     """The database refused the rows of a merge (not the connection failing)."""
 
 
+class _Merged(NamedTuple):
+    """What a merge did: accounts created, updated (superseded ones included), the
+    (earlier line, line) of each account this run had written before, and the (line,
+    currency, the account's currency) of each row left out for naming another currency
+    than its existing account's."""
+
+    created: int
+    updated: int
+    earlier: list[tuple[int, int]]
+    refused: list[tuple[int, str, str]]
+
+
 class _SqlPlacementWriter(PlacementWriter, ABC):
     """The batch protocol both databases share: stage the rows, wait for the run's batch
     before to end, fence the run, merge the rows (all at once, or one by one in savepoints
@@ -277,16 +295,15 @@ class _SqlPlacementWriter(PlacementWriter, ABC):
         if fenced.first() is None:
             raise _taken_over(batch.run_id)
         failures: list[ImportRowError] = []
-        created = updated = 0
-        earlier: list[tuple[int, int]] = []
+        merges: list[_Merged] = []
         if batch.rows and not one_by_one:
-            created, updated, earlier = await self._merge(connection, batch, batch.rows)
+            merges.append(await self._merge(connection, batch, batch.rows))
         elif batch.rows:
             for row in batch.rows:
                 try:
                     async with connection.begin_nested():
                         await self._stage(connection, [row])
-                        c, u, e = await self._merge(connection, batch, [row])
+                        merges.append(await self._merge(connection, batch, [row]))
                 except _Refused as error:
                     failures.append(
                         ImportRowError(
@@ -296,8 +313,10 @@ class _SqlPlacementWriter(PlacementWriter, ABC):
                             value=None,
                         )
                     )
-                    continue
-                created, updated, earlier = created + c, updated + u, earlier + e
+        created = sum(merged.created for merged in merges)
+        updated = sum(merged.updated for merged in merges)
+        earlier = [pair for merged in merges for pair in merged.earlier]
+        failures.extend(currency_kept(*row) for merged in merges for row in merged.refused)
         failures.extend(superseded(line, by) for line, by in earlier)
         errors = [*batch.errors, *failures]
         if errors:
@@ -333,10 +352,10 @@ class _SqlPlacementWriter(PlacementWriter, ABC):
     @abstractmethod
     async def _merge(
         self, connection: AsyncConnection, batch: PlacementBatch, rows: Sequence[PlacementRow]
-    ) -> tuple[int, int, list[tuple[int, int]]]:
-        """Upsert ``rows``, which :meth:`_stage` was given: accounts created, updated
-        (superseded ones included), and the (earlier line, line) of each account this run
-        had written before. Raises _Refused when the database refuses the rows."""
+    ) -> _Merged:
+        """Upsert ``rows``, which :meth:`_stage` was given, but those that would change the
+        currency of an account another run or the API made. Raises _Refused when the
+        database refuses the rows."""
 
 
 def _phones(row: PlacementRow) -> list[dict[str, str]]:
@@ -407,13 +426,28 @@ _STAGING_TYPES = (
 )
 _COPY = f"COPY placement_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
-# One statement: the debtors' upsert hands their ids to the accounts' upsert; ``earlier``
-# reads the accounts as they were before it (a statement sees one snapshot), which finds
-# those this run already wrote from an earlier line: one unique-index probe per row (OFFSET
-# 0 keeps the planner, blind to the unanalysed staging table, from scanning the agency's
-# accounts instead). ``xmax = 0`` marks a row inserted rather than updated.
+# One statement: the debtors' upsert hands their ids to the accounts' upsert. ``found``
+# reads the rows' existing accounts as they were before it (a statement sees one
+# snapshot): one unique-index probe per row (OFFSET 0 keeps the planner, blind to the
+# unanalysed staging table, from scanning the agency's accounts instead). From them,
+# ``refused``: the rows that would move an account another run or the API made to another
+# currency, left out of both upserts; ``earlier``: the accounts this run already wrote from
+# an earlier line. ``xmax = 0`` marks a row inserted rather than updated.
 _MERGE = f"""
-WITH merged_debtors AS (
+WITH found AS (
+    SELECT s.line, s.currency, a.currency AS kept, a.import_run_id, a.import_line
+    FROM placement_staging s
+    CROSS JOIN LATERAL (
+        SELECT currency, import_run_id, import_line FROM accounts
+        WHERE agency_id = %(agency)s AND external_id = s.account_id
+        OFFSET 0
+    ) a
+), refused AS (
+    SELECT line, currency, kept FROM found
+    WHERE currency <> kept AND import_run_id IS DISTINCT FROM %(run)s
+), earlier AS (
+    SELECT import_line AS line, line AS by_line FROM found WHERE import_run_id = %(run)s
+), merged_debtors AS (
     INSERT INTO debtors AS d (
         id, agency_id, external_id, first_name, last_name, date_of_birth, phones, emails,
         address, contact_preferences, created_at, updated_at
@@ -422,7 +456,8 @@ WITH merged_debtors AS (
         new_debtor, %(agency)s, debtor_id, first_name, last_name, date_of_birth,
         phones::jsonb, emails::jsonb, address::jsonb, '{_NO_CONTACT_LIMITS}'::jsonb,
         %(at)s, %(at)s
-    FROM placement_staging
+    FROM placement_staging s
+    WHERE NOT EXISTS (SELECT FROM refused r WHERE r.line = s.line)
     ORDER BY debtor_id, line DESC
     ON CONFLICT (agency_id, external_id) DO UPDATE SET
         first_name = excluded.first_name,
@@ -433,15 +468,6 @@ WITH merged_debtors AS (
         address = excluded.address,
         updated_at = excluded.updated_at
     RETURNING id, external_id
-), earlier AS (
-    SELECT a.import_line AS line, s.line AS by_line
-    FROM placement_staging s
-    CROSS JOIN LATERAL (
-        SELECT import_line FROM accounts
-        WHERE agency_id = %(agency)s AND external_id = s.account_id
-            AND import_run_id = %(run)s
-        OFFSET 0
-    ) a
 ), merged_accounts AS (
     INSERT INTO accounts AS a (
         id, agency_id, debtor_id, external_id, original_creditor, currency, placed_balance,
@@ -456,6 +482,7 @@ WITH merged_debtors AS (
         %(run)s, s.line
     FROM placement_staging s
     JOIN merged_debtors d ON d.external_id = s.debtor_id
+    WHERE NOT EXISTS (SELECT FROM refused r WHERE r.line = s.line)
     ON CONFLICT (agency_id, external_id) DO UPDATE SET
         debtor_id = excluded.debtor_id,
         original_creditor = excluded.original_creditor,
@@ -474,7 +501,8 @@ WITH merged_debtors AS (
 SELECT
     (SELECT count(*) FILTER (WHERE created) FROM merged_accounts),
     (SELECT count(*) FILTER (WHERE NOT created) FROM merged_accounts),
-    (SELECT coalesce(array_agg(ARRAY[line, by_line]), '{{}}') FROM earlier)
+    (SELECT coalesce(array_agg(ARRAY[line, by_line]), '{{}}') FROM earlier),
+    (SELECT coalesce(array_agg(ARRAY[line::text, currency, kept]), '{{}}') FROM refused)
 """
 
 
@@ -503,19 +531,24 @@ class PostgresPlacementWriter(_SqlPlacementWriter):
 
     async def _merge(
         self, connection: AsyncConnection, batch: PlacementBatch, rows: Sequence[PlacementRow]
-    ) -> tuple[int, int, list[tuple[int, int]]]:
+    ) -> _Merged:
         driver = await _driver(connection)
         with _reported(_MERGE):
             async with driver.cursor() as cursor:
                 await cursor.execute(
                     _MERGE, {"agency": batch.agency_id, "run": batch.run_id, "at": batch.at}
                 )
-                created, updated, earlier = cast(
-                    tuple[int, int, list[list[int]]], await cursor.fetchone()
+                created, updated, earlier, refused = cast(
+                    tuple[int, int, list[list[int]], list[list[str]]], await cursor.fetchone()
                 )
                 if len(rows) < len(batch.rows):  # one by one: the next row stages alone
                     await cursor.execute("DELETE FROM placement_staging")
-        return created, updated, [(line, by) for line, by in earlier]
+        return _Merged(
+            created,
+            updated,
+            [(line, by) for line, by in earlier],
+            [(int(line), currency, kept) for line, currency, kept in refused],
+        )
 
 
 @contextlib.contextmanager
@@ -573,7 +606,7 @@ class SqlitePlacementWriter(_SqlPlacementWriter):
 
     async def _merge(
         self, connection: AsyncConnection, batch: PlacementBatch, rows: Sequence[PlacementRow]
-    ) -> tuple[int, int, list[tuple[int, int]]]:
+    ) -> _Merged:
         try:
             return await self._upsert(connection, batch, rows)
         except (IntegrityError, DataError) as error:
@@ -581,16 +614,27 @@ class SqlitePlacementWriter(_SqlPlacementWriter):
 
     async def _upsert(
         self, connection: AsyncConnection, batch: PlacementBatch, rows: Sequence[PlacementRow]
-    ) -> tuple[int, int, list[tuple[int, int]]]:
-        account_ids = [row.account_id for row in rows]
+    ) -> _Merged:
+        a = accounts.c
         existing = {
             r.external_id: r
             for r in await connection.execute(
-                sa.select(accounts.c.external_id, accounts.c.import_run_id, accounts.c.import_line)
-                .where(accounts.c.agency_id == batch.agency_id)
-                .where(accounts.c.external_id.in_(account_ids))
+                sa.select(a.external_id, a.currency, a.import_run_id, a.import_line)
+                .where(a.agency_id == batch.agency_id)
+                .where(a.external_id.in_([row.account_id for row in rows]))
             )
         }
+        refused = []
+        for row in rows:
+            found = existing.get(row.account_id)
+            if found and found.import_run_id != batch.run_id and found.currency != row.currency:
+                refused.append((row.line, row.currency, found.currency))
+                del existing[row.account_id]  # an account named once in a batch
+        if refused:
+            left_out = {line for line, _, _ in refused}
+            rows = [row for row in rows if row.line not in left_out]
+            if not rows:
+                return _Merged(0, 0, [], refused)
         latest = {row.debtor_id: row for row in rows}
         insert_debtor = sqlite.insert(debtors)
         await connection.execute(
@@ -689,7 +733,7 @@ class SqlitePlacementWriter(_SqlPlacementWriter):
             for row in rows
             if row.account_id in existing and existing[row.account_id].import_run_id == batch.run_id
         ]
-        return len(rows) - len(existing), len(existing), earlier
+        return _Merged(len(rows) - len(existing), len(existing), earlier, refused)
 
 
 def make_placement_writer(engine: AsyncEngine) -> PlacementWriter:

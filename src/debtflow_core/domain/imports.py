@@ -125,6 +125,17 @@ def superseded(line: int, by_line: int) -> ImportRowError:
     )
 
 
+def currency_kept(line: int, currency: str, kept: str) -> ImportRowError:
+    """The error of a row that names an existing account in another currency than the
+    account's: its balance, payments and refunds are counted in its own."""
+    return ImportRowError(
+        line=line,
+        column="currency",
+        reason=f"the account is in {kept}; a placement cannot change an account's currency",
+        value=currency,
+    )
+
+
 class ImportRun(msgspec.Struct, frozen=True, kw_only=True):
     """One import of one placement file, with its outcome counts and timings.
 

@@ -47,14 +47,17 @@ class PlacementWriter(Protocol):
     last row's fields win) and account (keyed by ``account_id``), stores the batch's errors
     and failures against the run, adds the counts to the run and moves its ``lines_done`` to
     the batch's. A created debtor gets no contact limits; an updated one keeps them. An
-    updated account is re-linked to the row's debtor and takes the row's creditor, currency,
-    balance and dates; its current balance moves by exactly as much as its placed balance
+    updated account is re-linked to the row's debtor and takes the row's creditor, balance
+    and dates; its current balance moves by exactly as much as its placed balance
     changed, unclamped: payments taken, and the holds of pending ones, stay taken, so a hold
     given back later lands on the new balance, and a balance below zero is a credit owed to
     the debtor, as after an overpayment. Its status, collector and placement time stay.
 
     An account this run already wrote from an earlier line is overwritten and counted once:
-    the earlier line becomes a failure ("superseded"). If the store refuses the batch as a
+    the earlier line becomes a failure ("superseded"). A row that names an account another
+    import or the API made, in another currency than that account's, writes nothing (not
+    its debtor either) and fails (:func:`~debtflow_core.domain.imports.currency_kept`):
+    an account's money is counted in one currency. If the store refuses the batch as a
     whole, each row is retried on its own so that only the guilty rows fail. Raises
     :class:`~debtflow_core.errors.Conflict`, writing nothing, when the run's attempt is
     no longer ``batch.attempt``.

@@ -182,10 +182,6 @@ class InMemoryPlacementWriter(PlacementWriter):
             await my_turn()
             return self._apply(batch)
 
-    def _written_by(self, account: Account, run_id: UUID) -> bool:
-        origin = self._imports.provenance.get(account.id)
-        return origin is not None and origin[0] == run_id
-
     def _apply(self, batch: PlacementBatch) -> BatchOutcome:
         run = self._imports.runs.get(batch.run_id)
         if run is None or run.attempt != batch.attempt:
@@ -204,11 +200,12 @@ class InMemoryPlacementWriter(PlacementWriter):
         rows = []
         for row in batch.rows:
             existing = accounts.get(row.account_id)
-            ours = existing is not None and self._written_by(existing, batch.run_id)
-            if existing is not None and not ours and existing.currency != row.currency:
-                failures.append(currency_kept(row.line, row.currency, existing.currency))
-            else:
+            if existing is None or existing.currency == row.currency:
                 rows.append(row)
+            elif self._imports.provenance.get(existing.id, (None,))[0] == batch.run_id:
+                rows.append(row)  # an account this run made: the later line wins
+            else:
+                failures.append(currency_kept(row.line, row.currency, existing.currency))
         for row in rows:
             debtor = _debtor(row, debtors.get(row.debtor_id), batch)
             debtors[row.debtor_id] = debtor

@@ -11,7 +11,12 @@ from debtflow_adapters.memory.telemetry import InMemoryTelemetry
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayRefused, GatewayUnavailable
-from debtflow_core.ports.payment_gateway import ChargeOutcome, ChargeRequest, RefundRequest
+from debtflow_core.ports.payment_gateway import (
+    ChargeLookup,
+    ChargeOutcome,
+    ChargeRequest,
+    RefundRequest,
+)
 
 # The adapters ignore it: choosing the gateway by kind is ProcessorGateways's job.
 KIND = ProcessorKind.SANDBOX
@@ -156,3 +161,19 @@ async def test_a_refusal_while_half_open_closes_it():
     with pytest.raises(GatewayRefused):
         await gateway.refund(refund())
     assert await gateway.state() == "closed"
+
+
+async def test_lookups_count_and_are_held_by_the_open_breaker_like_charges():
+    inner = Flaky()
+    gateway = CircuitBreakerGateway(inner, threshold=2, reset_seconds=60)
+    paid = await gateway.charge(request())
+    lookup = ChargeLookup(processor=KIND, reference=paid.reference)
+    inner.failing = True
+    for _ in range(2):
+        with pytest.raises(GatewayUnavailable):
+            await gateway.look_up(lookup)
+    assert await gateway.state() == "opened"
+    inner.failing = False
+    with pytest.raises(GatewayUnavailable) as fast:
+        await gateway.look_up(lookup)
+    assert not fast.value.request_sent

@@ -20,8 +20,10 @@ from debtflow_adapters.stripe.gateway import StripeGateway
 from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayRefused, GatewayUnavailable
 from debtflow_core.ports.payment_gateway import (
+    ChargeLookup,
     ChargeOutcome,
     ChargeRequest,
+    ChargeResult,
     PaymentGateway,
     RefundRequest,
 )
@@ -94,6 +96,27 @@ async def test_a_payment_awaiting_its_bank_is_processing(gateway):
     assert result.reference.startswith("pi_")
 
 
+async def test_a_charge_is_looked_up_by_its_reference(gateway):
+    paid = await gateway.charge(charge())
+    assert await gateway.look_up(ChargeLookup(processor=KIND, reference=paid.reference)) == paid
+
+
+async def test_a_payment_left_processing_is_found_ended_once_its_bank_answered(gateway, request):
+    pending = await gateway.charge(charge(method="pm_card_processing"))
+    lookup = ChargeLookup(processor=KIND, reference=pending.reference)
+    if isinstance(gateway, StripeGateway):
+        assert await gateway.look_up(lookup) == pending
+        request.getfixturevalue("stripe_emulator").clear(pending.reference)
+    assert await gateway.look_up(lookup) == ChargeResult(
+        outcome=ChargeOutcome.SUCCEEDED, reference=pending.reference
+    )
+
+
+async def test_looking_up_a_charge_the_gateway_never_made_is_refused(gateway):
+    with pytest.raises(GatewayRefused):
+        await gateway.look_up(ChargeLookup(processor=KIND, reference="pi_unknown"))
+
+
 @pytest.mark.parametrize("method", ["pm_card_visa", "pm_card_chargeDeclined"])
 async def test_a_repeated_key_answers_the_first_result_without_charging_again(
     gateway, method, request
@@ -144,9 +167,11 @@ async def test_no_answer_is_gateway_unavailable_with_the_outcome_unknown(gateway
     if isinstance(gateway, SandboxGateway):
         gateway.failing = True
     else:
-        request.getfixturevalue("stripe_emulator").fail_next(2)
+        request.getfixturevalue("stripe_emulator").fail_next(3)
     with pytest.raises(GatewayUnavailable) as charging:
         await gateway.charge(charge("charge-2"))
+    with pytest.raises(GatewayUnavailable) as looking_up:
+        await gateway.look_up(ChargeLookup(processor=KIND, reference=paid.reference))
     with pytest.raises(GatewayUnavailable) as refunding:
         await gateway.refund(
             RefundRequest(
@@ -157,6 +182,7 @@ async def test_no_answer_is_gateway_unavailable_with_the_outcome_unknown(gateway
             )
         )
     assert charging.value.request_sent
+    assert not isinstance(looking_up.value, GatewayRefused)
     assert refunding.value.request_sent
 
 
@@ -242,6 +268,22 @@ async def test_a_card_asking_for_3d_secure_is_declined(stripe_gateway):
     assert result.outcome is ChargeOutcome.DECLINED
     assert result.decline_code == "authentication_required"
     assert result.reference.startswith("pi_")
+
+
+async def test_a_payment_its_bank_declined_after_processing_is_found_declined(
+    stripe_gateway, stripe_emulator
+):
+    pending = await stripe_gateway.charge(charge(method="pm_card_processing"))
+    stripe_emulator.clear(pending.reference, declined_by="pm_card_chargeDeclinedInsufficientFunds")
+    found = await stripe_gateway.look_up(ChargeLookup(processor=KIND, reference=pending.reference))
+    assert found == ChargeResult(
+        outcome=ChargeOutcome.DECLINED,
+        reference=pending.reference,
+        decline_code="insufficient_funds",
+        message="Your card has insufficient funds.",
+    )
+    [_, asked] = stripe_emulator.received
+    assert asked.path == f"/v1/payment_intents/{pending.reference}"
 
 
 async def test_a_charge_stripe_refuses_as_invalid_is_declined(stripe_gateway):

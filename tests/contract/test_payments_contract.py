@@ -115,6 +115,30 @@ async def balance(uow_factory, account: Account) -> int:
         return (await uow.accounts.get(account.id)).current_balance
 
 
+async def test_the_recovery_list_keeps_old_payments_the_gateway_accepted_and_pages(
+    uow_factory, ledger
+):
+    _, _, account, processor = ledger
+    forgotten = payment(account, processor, 1)  # too old to ask again under its key
+    processing = payment(account, processor, 2, gateway_reference="pi_2")
+    recent = payment(account, processor, 30)
+    also_processing = payment(account, processor, 31, gateway_reference="pi_31")
+    too_new = payment(account, processor, 59)
+    done = payment(account, processor, 32, status=PaymentStatus.COMPLETED, gateway_reference="pi_9")
+    async with uow_factory() as uow:
+        for each in (forgotten, processing, recent, also_processing, too_new, done):
+            await uow.payments.add(each)
+        await uow.commit()
+    before, after = T0 + timedelta(minutes=50), T0 + timedelta(minutes=10)
+    async with uow_factory() as uow:
+        everything = await uow.payments.pending_since(before, 10, after=after)
+        first_page = await uow.payments.pending_since(before, 2, after=after)
+        position = PaymentPosition(first_page[-1].created_at, first_page[-1].id)
+        second_page = await uow.payments.pending_since(before, 2, after=after, following=position)
+    assert everything == [processing, recent, also_processing]
+    assert (first_page, second_page) == ([processing, recent], [also_processing])
+
+
 async def test_balance_adjustments_respect_the_floor_and_roll_back(uow_factory, ledger):
     _, _, account, _ = ledger
     async with uow_factory() as uow:

@@ -128,7 +128,8 @@ async def test_settle_waits_for_the_configured_delay_then_settles_once(shop: Sho
 
     settled = await shop.run(GetPayment, shop.actor, payment.id)
     assert settled.status is PaymentStatus.COMPLETED
-    assert shop.bank.calls == {f"{shop.actor.agency_id}:slow-1:{payment.id}": 2}
+    assert shop.bank.calls == {f"{shop.actor.agency_id}:slow-1:{payment.id}": 1}
+    assert shop.bank.looked_up == {payment.gateway_reference: 1}
 
 
 async def test_purge_removes_expired_keys_only(shop: Shop):

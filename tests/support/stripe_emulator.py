@@ -1,13 +1,15 @@
 """A small Stripe API on 127.0.0.1, so that tests cross real HTTP through the real SDK.
 
-It serves the two calls the Stripe gateway makes, ``POST /v1/payment_intents`` and
-``POST /v1/refunds``, with Stripe's JSON shapes, status codes and error bodies. Like Stripe
+It serves the calls the Stripe gateway makes, ``POST /v1/payment_intents``,
+``GET /v1/payment_intents/{id}`` and ``POST /v1/refunds``, with Stripe's JSON shapes, status
+codes and error bodies. Like Stripe
 it checks the secret key, decodes the SDK's form bodies (``metadata[a]=b``) and keeps
 idempotency: a repeated ``Idempotency-Key`` replays the first answer with
 ``Idempotent-Replayed: true``, and the key with other parameters is a 400
 ``idempotency_error``. Payment methods behave like Stripe's test payment methods
-(:data:`OUTCOMES`). Tests break it on purpose (``fail_next``, ``hang``) and ask
-``performed(key)`` how often a request was really carried out.
+(:data:`OUTCOMES`). Tests break it on purpose (``fail_next``, ``hang``), ask
+``performed(key)`` how often a request was really carried out, and end a PaymentIntent left
+processing as its bank would (``clear``).
 
 Only what the gateway needs is there: a PaymentIntent is always created and confirmed at
 once, whatever ``confirm`` says; the tests check separately what the gateway sends.
@@ -118,6 +120,47 @@ class StripeEmulator:
         """How many times a request under this key was carried out; replays do not count."""
         with self._lock:
             return self._performed[idempotency_key]
+
+    def clear(self, intent_id: str, *, declined_by: str | None = None) -> None:
+        """The bank's answer to a PaymentIntent left processing: it succeeds, or, declined
+        like the payment method ``declined_by`` of :data:`OUTCOMES`, it goes back to
+        ``requires_payment_method`` with the card error as its ``last_payment_error``, as
+        Stripe's do. Nobody is told: a webhook is the test's to send."""
+        with self._lock:
+            intent = self._intents[intent_id]
+            assert intent["status"] == "processing", intent["status"]
+            if declined_by is None:
+                intent.update(status="succeeded", amount_received=intent["amount"])
+                return
+            code, decline_code, message = OUTCOMES[declined_by]
+            intent["status"] = "requires_payment_method"
+            intent["last_payment_error"] = {
+                "type": "card_error",
+                "code": code,
+                "decline_code": decline_code,
+                "message": message,
+            }
+
+    def retrieve(self, path: str, *, authorization: str | None) -> Answer:
+        """``GET``: a PaymentIntent as it stands now."""
+        with self._lock:
+            self.received.append(Received(path, None, {}))
+            if self._failures:
+                return _failure(self._failures.pop(0))
+            if authorization != f"Bearer {self.api_key}":
+                return _error(401, "invalid_request_error", "Invalid API Key provided.")
+            prefix = "/v1/payment_intents/"
+            intent = (
+                self._intents.get(path.removeprefix(prefix)) if path.startswith(prefix) else None
+            )
+            if intent is None:
+                return _error(
+                    404,
+                    "invalid_request_error",
+                    f"No such payment_intent: '{path.removeprefix(prefix)}'",
+                    code="resource_missing",
+                )
+            return Answer(200, dict(intent))
 
     def answer(
         self, path: str, *, authorization: str | None, idempotency_key: str | None, form: str
@@ -276,6 +319,12 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
+    def do_GET(self) -> None:
+        path = self.path.partition("?")[0]
+        self._send(
+            self.server.emulator.retrieve(path, authorization=self.headers.get("Authorization"))
+        )
+
     def do_POST(self) -> None:
         form = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
         answer = self.server.emulator.answer(
@@ -284,6 +333,9 @@ class _Handler(BaseHTTPRequestHandler):
             idempotency_key=self.headers.get("Idempotency-Key"),
             form=form,
         )
+        self._send(answer)
+
+    def _send(self, answer: Answer) -> None:
         payload = json.dumps(answer.body).encode()
         self.send_response(answer.status)
         self.send_header("Content-Type", "application/json")

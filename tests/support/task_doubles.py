@@ -10,6 +10,7 @@ from dishka import Provider, Scope, provide
 from debtflow_adapters.sandbox.gateway import SandboxGateway
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.payment_gateway import (
+    ChargeLookup,
     ChargeOutcome,
     ChargeRequest,
     ChargeResult,
@@ -18,18 +19,23 @@ from debtflow_core.ports.payment_gateway import (
 
 
 class SlowBank(SandboxGateway):
-    """Answers "processing" to a key's first charge and "succeeded" after; counts charges."""
+    """Answers "processing" to every charge, as a bank that confirms later; looked up, a
+    charge has succeeded. Counts the charges by key and the lookups by reference."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: Counter[str] = Counter()
+        self.looked_up: Counter[str] = Counter()
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         self.calls[request.idempotency_key] += 1
-        outcome = ChargeOutcome.PROCESSING
-        if self.calls[request.idempotency_key] > 1:
-            outcome = ChargeOutcome.SUCCEEDED
-        return ChargeResult(outcome=outcome, reference=f"pi_{request.idempotency_key[-6:]}")
+        return ChargeResult(
+            outcome=ChargeOutcome.PROCESSING, reference=f"pi_{request.idempotency_key[-6:]}"
+        )
+
+    async def look_up(self, lookup: ChargeLookup) -> ChargeResult:
+        self.looked_up[lookup.reference] += 1
+        return ChargeResult(outcome=ChargeOutcome.SUCCEEDED, reference=lookup.reference)
 
 
 class Overrides(Provider):

@@ -22,6 +22,7 @@ from debtflow_core.errors import (
     ValidationFailed,
 )
 from debtflow_core.ports.payment_gateway import (
+    ChargeLookup,
     ChargeOutcome,
     ChargeRequest,
     ChargeResult,
@@ -557,6 +558,85 @@ async def test_recovery_goes_on_past_a_payment_the_gateway_still_gives_no_answer
     assert statuses == {
         stuck.payment.id: PaymentStatus.PENDING,
         later.payment.id: PaymentStatus.COMPLETED,
+    }
+
+
+async def test_recovery_looks_up_a_payment_left_processing_whatever_its_age(shop):
+    pending = await shop.pay.execute(
+        shop.alpha.collector, "slow", shop.payment(amount=1_000, method="pm_card_processing")
+    )
+    calls = shop.gateway.calls
+    shop.world.clock.advance(timedelta(hours=30))  # past the key's lifetime; no webhook came
+    assert await shop.settle.execute() == 1
+    assert shop.gateway.calls == calls  # looked up, not charged again under its key
+    settled = shop.world.store.payments[pending.payment.id]
+    assert settled.status is PaymentStatus.COMPLETED
+    assert settled.gateway_reference == pending.payment.gateway_reference
+    assert await shop.balance() == 9_000
+    replay = await shop.pay.execute(
+        shop.alpha.collector, "slow", shop.payment(amount=1_000, method="pm_card_processing")
+    )
+    assert replay.outcome is PaymentOutcome.COMPLETED
+
+
+class BankDeclines(CountingGateway):
+    """The bank declines every payment left processing, once asked where it stands."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked_up: list[str] = []
+
+    async def look_up(self, lookup: ChargeLookup) -> ChargeResult:
+        self.looked_up.append(lookup.reference)
+        return ChargeResult(
+            outcome=ChargeOutcome.DECLINED,
+            reference=lookup.reference,
+            decline_code="insufficient_funds",
+            message="declined by the bank",
+        )
+
+
+async def test_a_payment_its_bank_declined_after_processing_fails_and_gives_the_hold_back(shop):
+    pending = await shop.pay.execute(
+        shop.alpha.collector, "slow", shop.payment(amount=1_000, method="pm_card_processing")
+    )
+    world = shop.world
+    gateway = BankDeclines()
+    recovery = SettlePendingPayments(world.uow, world.clock, shop.cache, gateway, world.telemetry)
+    world.clock.advance(timedelta(minutes=10))
+    assert await recovery.execute() == 1
+    assert gateway.looked_up == [pending.payment.gateway_reference]
+    failed = world.store.payments[pending.payment.id]
+    assert (failed.status, failed.failure_code) == (PaymentStatus.FAILED, "insufficient_funds")
+    assert await shop.balance() == 10_000
+
+
+async def test_recovery_goes_through_every_stuck_payment_a_batch_at_a_time(shop):
+    still = [
+        await shop.pay.execute(
+            shop.alpha.collector, f"slow-{n}", shop.payment(amount=100, method="pm_card_processing")
+        )
+        for n in range(3)
+    ]
+    shop.gateway.failing = True
+    unanswered = await shop.pay.execute(shop.alpha.collector, "lost", shop.payment(amount=100))
+    shop.gateway.failing = False
+
+    class StillProcessing(CountingGateway):
+        async def look_up(self, lookup: ChargeLookup) -> ChargeResult:
+            return ChargeResult(outcome=ChargeOutcome.PROCESSING, reference=lookup.reference)
+
+    world = shop.world
+    recovery = SettlePendingPayments(
+        world.uow, world.clock, shop.cache, StillProcessing(), world.telemetry
+    )
+    world.clock.advance(timedelta(minutes=10))
+    # The older three, whose banks have not answered yet, fill the first two batches.
+    assert await recovery.execute(batch=2) == 1
+    statuses = {p.id: p.status for p in world.store.payments.values()}
+    assert statuses == {
+        **{p.payment.id: PaymentStatus.PENDING for p in still},
+        unanswered.payment.id: PaymentStatus.COMPLETED,
     }
 
 

@@ -10,6 +10,7 @@ from purgatory.domain.model import OpenedState
 
 from debtflow_core.errors import GatewayRefused, GatewayUnavailable
 from debtflow_core.ports.payment_gateway import (
+    ChargeLookup,
     ChargeRequest,
     ChargeResult,
     PaymentGateway,
@@ -59,6 +60,9 @@ class CircuitBreakerGateway(PaymentGateway):
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         return await self._guarded(self._gateway.charge, request)
+
+    async def look_up(self, lookup: ChargeLookup) -> ChargeResult:
+        return await self._guarded(self._gateway.look_up, lookup)
 
     async def refund(self, request: RefundRequest) -> RefundResult:
         return await self._guarded(self._gateway.refund, request)

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from debtflow_core.domain.payment_processor import ProcessorKind
 from debtflow_core.errors import GatewayUnavailable
 from debtflow_core.ports.payment_gateway import (
+    ChargeLookup,
     ChargeRequest,
     ChargeResult,
     PaymentGateway,
@@ -30,6 +31,9 @@ class ProcessorGateways(PaymentGateway, ProcessorKinds):
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         return await self._gateway(request.processor).charge(request)
+
+    async def look_up(self, lookup: ChargeLookup) -> ChargeResult:
+        return await self._gateway(lookup.processor).look_up(lookup)
 
     async def refund(self, request: RefundRequest) -> RefundResult:
         return await self._gateway(request.processor).refund(request)

@@ -42,6 +42,7 @@ from debtflow_core.ports.payments import (
     Opened,
     Opening,
     Payable,
+    PaymentPosition,
     PaymentQuery,
     PaymentRepository,
     Settling,
@@ -652,12 +653,21 @@ class InMemoryPaymentRepository(PaymentRepository):
         )
 
     async def pending_since(
-        self, before: datetime, limit: int, *, after: datetime
+        self,
+        before: datetime,
+        limit: int,
+        *,
+        after: datetime,
+        following: PaymentPosition | None = None,
     ) -> list[Payment]:
+        start = (following.created_at, following.id) if following is not None else None
         stuck = [
             p
             for p in self._table.rows()
-            if p.status is PaymentStatus.PENDING and after < p.created_at < before
+            if p.status is PaymentStatus.PENDING
+            and p.created_at < before
+            and (p.created_at > after or p.gateway_reference is not None)
+            and (start is None or (p.created_at, p.id) > start)
         ]
         return sorted(stuck, key=lambda p: (p.created_at, p.id))[:limit]
 

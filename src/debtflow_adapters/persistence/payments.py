@@ -39,6 +39,7 @@ from debtflow_core.ports.payments import (
     Opened,
     Opening,
     Payable,
+    PaymentPosition,
     PaymentQuery,
     PaymentRepository,
     Settling,
@@ -206,17 +207,21 @@ class SqlPaymentRepository(PaymentRepository):
         return [_payment(row) for row in rows]
 
     async def pending_since(
-        self, before: datetime, limit: int, *, after: datetime
+        self,
+        before: datetime,
+        limit: int,
+        *,
+        after: datetime,
+        following: PaymentPosition | None = None,
     ) -> list[Payment]:
-        statement = (
-            sa.select(payments)
-            .where(
-                payments.c.status == PaymentStatus.PENDING,
-                payments.c.created_at > after,
-                payments.c.created_at < before,
-            )
-            .order_by(payments.c.created_at, payments.c.id)
-            .limit(limit)
+        statement = sa.select(payments).where(
+            payments.c.status == PaymentStatus.PENDING,
+            payments.c.created_at < before,
+            sa.or_(payments.c.created_at > after, payments.c.gateway_reference.is_not(None)),
+        )
+        start = (following.created_at, following.id) if following is not None else None
+        statement = keyset_page(
+            statement, (payments.c.created_at, payments.c.id), start, limit, descending=False
         )
         return [_payment(row) for row in await self._connection.execute(statement)]
 

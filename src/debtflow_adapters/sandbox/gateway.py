@@ -3,8 +3,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from debtflow_core.errors import GatewayUnavailable
+from debtflow_core.errors import GatewayRefused, GatewayUnavailable
 from debtflow_core.ports.payment_gateway import (
+    ChargeLookup,
     ChargeOutcome,
     ChargeRequest,
     ChargeResult,
@@ -23,7 +24,8 @@ DECLINES = {
     "pm_card_chargeDeclinedExpiredCard": ("expired_card", "Your card has expired."),
 }
 PROCESSING = "pm_card_processing"
-"""Accepted but not final, like a payment awaiting its bank: confirmed later."""
+"""Accepted but not final, like a payment awaiting its bank: confirmed later, by a webhook
+or when it is looked up."""
 
 
 def _reference(prefix: str, idempotency_key: str) -> str:
@@ -33,7 +35,7 @@ def _reference(prefix: str, idempotency_key: str) -> str:
 
 class SandboxGateway(PaymentGateway):
     """Charges nothing and answers by payment method: any ``pm_…`` succeeds, except the
-    declines in :data:`DECLINES` and :data:`PROCESSING`.
+    declines in :data:`DECLINES` and :data:`PROCESSING`, which succeeds when looked up.
 
     ``latency`` delays every answer; ``failing`` makes every call raise
     GatewayUnavailable, as a gateway that times out would, to rehearse outages.
@@ -57,6 +59,15 @@ class SandboxGateway(PaymentGateway):
         if request.payment_method == PROCESSING:
             return ChargeResult(outcome=ChargeOutcome.PROCESSING, reference=reference)
         return ChargeResult(outcome=ChargeOutcome.SUCCEEDED, reference=reference)
+
+    async def look_up(self, lookup: ChargeLookup) -> ChargeResult:
+        """Only a charge left processing is ever looked up, and the sandbox's bank has
+        cleared it by then. The sandbox keeps no state, so any reference of its own is
+        such a charge."""
+        await self._answer()
+        if not lookup.reference.startswith("pi_sandbox_"):
+            raise GatewayRefused(f"the sandbox gateway made no charge {lookup.reference!r}")
+        return ChargeResult(outcome=ChargeOutcome.SUCCEEDED, reference=lookup.reference)
 
     async def refund(self, request: RefundRequest) -> RefundResult:
         await self._answer()

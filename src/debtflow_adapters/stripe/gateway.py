@@ -7,6 +7,7 @@ import stripe
 
 from debtflow_core.errors import GatewayRefused, GatewayUnavailable
 from debtflow_core.ports.payment_gateway import (
+    ChargeLookup,
     ChargeOutcome,
     ChargeRequest,
     ChargeResult,
@@ -34,7 +35,8 @@ class StripeGateway(PaymentGateway):
 
     A charge is SUCCEEDED when the PaymentIntent is ``succeeded``, PROCESSING while it is
     in a :data:`NOT_FINAL` status, and DECLINED otherwise, with the card error's
-    ``decline_code`` (else its ``code``). A charge Stripe refuses as invalid (a payment
+    ``decline_code`` (else its ``code``); :meth:`look_up` retrieves the PaymentIntent and
+    answers alike. A charge Stripe refuses as invalid (a payment
     method that does not exist, an amount below Stripe's minimum) is DECLINED too, with
     the error's code: Stripe answered, nothing was charged, and asking again cannot help.
 
@@ -43,7 +45,8 @@ class StripeGateway(PaymentGateway):
     under this key, which is our bug). A rejected API key or permission raises it with
     ``request_sent=False``: Stripe did nothing, and the payment should not wait to be
     charged whenever someone fixes the configuration. A refund refused as invalid (already
-    refunded, more than is left) raises its subclass GatewayRefused: Stripe did nothing,
+    refunded, more than is left), or a lookup of a PaymentIntent Stripe does not know,
+    raises its subclass GatewayRefused: Stripe did nothing,
     and answered, so a circuit breaker does not count it against Stripe, as it does a
     rejected key (every call would fail alike).
 
@@ -94,27 +97,14 @@ class StripeGateway(PaymentGateway):
             return _declined(error)
         except stripe.StripeError as error:
             raise _unavailable("charge", error) from error
-        if intent.status == "succeeded":
-            return ChargeResult(outcome=ChargeOutcome.SUCCEEDED, reference=intent.id)
-        if intent.status in NOT_FINAL:
-            return ChargeResult(outcome=ChargeOutcome.PROCESSING, reference=intent.id)
-        if intent.status == "requires_action":
-            # The card asks for 3-D Secure, which a charge made on the server cannot show
-            # the debtor; Stripe declines such charges made off-session with this code.
-            return ChargeResult(
-                outcome=ChargeOutcome.DECLINED,
-                reference=intent.id,
-                decline_code="authentication_required",
-                message="The card requires authentication, which this payment cannot ask for.",
-            )
-        # Confirmed at creation, a PaymentIntent reaches no other status in practice; any
-        # other (requires_payment_method, canceled) means that nothing was taken.
-        return ChargeResult(
-            outcome=ChargeOutcome.DECLINED,
-            reference=intent.id,
-            decline_code=intent.status,
-            message=f"Stripe left the payment {intent.status}.",
-        )
+        return _result(intent)
+
+    async def look_up(self, lookup: ChargeLookup) -> ChargeResult:
+        try:
+            intent = await self._client.v1.payment_intents.retrieve_async(lookup.reference)
+        except stripe.StripeError as error:
+            raise _unavailable("lookup", error) from error
+        return _result(intent)
 
     async def refund(self, request: RefundRequest) -> RefundResult:
         try:
@@ -142,6 +132,34 @@ def _stripe_key(key: str) -> str:
     if len(key) <= 255 and key.isascii():
         return key
     return f"sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _result(intent: stripe.PaymentIntent) -> ChargeResult:
+    if intent.status == "succeeded":
+        return ChargeResult(outcome=ChargeOutcome.SUCCEEDED, reference=intent.id)
+    if intent.status in NOT_FINAL:
+        return ChargeResult(outcome=ChargeOutcome.PROCESSING, reference=intent.id)
+    if intent.status == "requires_action":
+        # The card asks for 3-D Secure, which a charge made on the server cannot show
+        # the debtor; Stripe declines such charges made off-session with this code.
+        return ChargeResult(
+            outcome=ChargeOutcome.DECLINED,
+            reference=intent.id,
+            decline_code="authentication_required",
+            message="The card requires authentication, which this payment cannot ask for.",
+        )
+    # Confirmed at creation, a PaymentIntent reaches no other status but by failing (its
+    # bank refused a payment left processing: requires_payment_method, with the error) or
+    # by being canceled: nothing was taken.
+    # Stripe leaves out an error's fields that do not apply (a decline code but for cards).
+    error = intent.last_payment_error
+    code = getattr(error, "decline_code", None) or getattr(error, "code", None)
+    return ChargeResult(
+        outcome=ChargeOutcome.DECLINED,
+        reference=intent.id,
+        decline_code=code or intent.status,
+        message=getattr(error, "message", None) or f"Stripe left the payment {intent.status}.",
+    )
 
 
 def _declined(error: stripe.CardError | stripe.InvalidRequestError) -> ChargeResult:

@@ -38,6 +38,12 @@ class ChargeResult(msgspec.Struct, frozen=True, kw_only=True):
     message: str | None = None
 
 
+class ChargeLookup(msgspec.Struct, frozen=True, kw_only=True):
+    processor: ProcessorKind
+    reference: str
+    """The gateway's id of a charge it accepted: a :class:`ChargeResult`'s reference."""
+
+
 class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
     processor: ProcessorKind
     idempotency_key: str
@@ -69,5 +75,11 @@ class PaymentGateway(Protocol):
     """
 
     async def charge(self, request: ChargeRequest) -> ChargeResult: ...
+
+    async def look_up(self, lookup: ChargeLookup) -> ChargeResult:
+        """Where a charge the gateway accepted stands now, by its reference: how a charge
+        left PROCESSING learns its end when no webhook told us. Calling ``charge`` again
+        cannot: the gateway answers a repeated key with its first answer, PROCESSING."""
+        ...
 
     async def refund(self, request: RefundRequest) -> RefundResult: ...

@@ -122,10 +122,17 @@ class PaymentRepository(Protocol):
     async def list(self, query: PaymentQuery) -> list[Payment]: ...
 
     async def pending_since(
-        self, before: datetime, limit: int, *, after: datetime
+        self,
+        before: datetime,
+        limit: int,
+        *,
+        after: datetime,
+        following: PaymentPosition | None = None,
     ) -> list[Payment]:
-        """Payments still pending that were created between ``after`` and ``before``,
-        oldest first, across agencies: the recovery task's work list."""
+        """Payments still pending that were created before ``before``, oldest first, across
+        agencies: the recovery task's work list. Of those created at ``after`` or earlier,
+        only the ones the gateway accepted (with a reference, which can be looked up).
+        ``following`` pages on: the payments after that one."""
         ...
 
     async def reserve_refund(self, id_: UUID, amount: int) -> bool:

@@ -54,6 +54,7 @@ from debtflow_core.ports.idempotency import (
 )
 from debtflow_core.ports.payment_gateway import (
     KEYS_REMEMBERED,
+    ChargeLookup,
     ChargeOutcome,
     ChargeRequest,
     ChargeResult,
@@ -97,9 +98,10 @@ class PaymentResult(msgspec.Struct, frozen=True, kw_only=True):
 
 ASKED_AGAIN_FOR = KEYS_REMEMBERED - timedelta(hours=1)
 """How long after its request the recovery tasks ask the gateway again about a payment or a
-refund, with an hour to spare: later the gateway may have forgotten the key, and asking
-again would charge or refund a second time. Older ones are left to the gateway's webhook or
-to an operator (docs/operations.md)."""
+refund it never answered, with an hour to spare: later the gateway may have forgotten the
+key, and asking again would charge or refund a second time. Older ones are left to the
+gateway's webhook or to an operator (docs/operations.md). A payment the gateway accepted is
+looked up by its reference, whatever its age."""
 
 
 def validate_idempotency_key(key: str) -> str:
@@ -585,9 +587,14 @@ class ListPayments:
 
 
 class SettlePendingPayments(Settlement):
-    """Settle payments left pending longer than ``older_than`` (a crash between phases, a
-    gateway that never answered): ask the gateway again under the same key, which answers
-    without charging twice, and apply its answer. A scheduled platform task.
+    """Settle payments left pending longer than ``older_than``, and apply the gateway's
+    answer. A payment the gateway never answered (a crash between phases, a timeout) is
+    asked about again under its key, which answers without charging twice. A payment the
+    gateway accepted but left processing is looked up by its reference: asked again under
+    its key, the gateway would repeat its first answer, processing, however the charge
+    ended, and a lost webhook would leave the payment pending for good. A scheduled
+    platform task; it goes through every such payment, ``batch`` at a time, so that those
+    still without an end do not hold back the others.
 
     Returns how many payments it settled (completed or failed).
     """
@@ -604,41 +611,54 @@ class SettlePendingPayments(Settlement):
         self._gateway = gateway
 
     async def execute(self, older_than: timedelta = timedelta(minutes=5), batch: int = 100) -> int:
-        async with self._uow as uow:
-            now = self._clock.now()
-            stuck = await uow.payments.pending_since(
-                now - older_than, batch, after=now - ASKED_AGAIN_FOR
-            )
-            kinds = {
-                processor.id: processor.kind
-                for agency_id in {payment.agency_id for payment in stuck}
-                for processor in await uow.payment_processors.list(agency_id)
-            }
+        now = self._clock.now()
         settled = 0
-        for payment in stuck:
-            try:
-                result = await self._gateway.charge(
-                    ChargeRequest(
-                        processor=kinds[payment.processor_id],
-                        idempotency_key=_gateway_key(
-                            payment.agency_id, payment.idempotency_key, payment.id
-                        ),
-                        amount=payment.amount,
-                        currency=payment.currency,
-                        payment_method=payment.payment_method,
-                        description=f"DebtFlow payment {payment.id}",
-                        payment_id=payment.id,
-                    )
+        following = None
+        while True:
+            async with self._uow as uow:
+                stuck = await uow.payments.pending_since(
+                    now - older_than, batch, after=now - ASKED_AGAIN_FOR, following=following
                 )
-            except GatewayUnavailable:
-                # Only this payment, perhaps (a gateway may repeat a stored error under its
-                # key); an open breaker fails the rest fast without calling the gateway.
-                continue
-            outcome = await self.settle(
-                Actor.system(payment.agency_id), payment.id, result, kinds[payment.processor_id]
+                kinds = {
+                    processor.id: processor.kind
+                    for agency_id in {payment.agency_id for payment in stuck}
+                    for processor in await uow.payment_processors.list(agency_id)
+                }
+            for payment in stuck:
+                processor = kinds[payment.processor_id]
+                try:
+                    result = await self._ask(payment, processor)
+                except GatewayUnavailable:
+                    # Only this payment, perhaps (a gateway may repeat a stored error under
+                    # its key); an open breaker fails the rest fast without calling it.
+                    continue
+                outcome = await self.settle(
+                    Actor.system(payment.agency_id), payment.id, result, processor
+                )
+                settled += outcome.outcome is not PaymentOutcome.PENDING
+            if len(stuck) < batch:
+                return settled
+            following = PaymentPosition(stuck[-1].created_at, stuck[-1].id)
+
+    async def _ask(self, payment: Payment, processor: ProcessorKind) -> ChargeResult:
+        if payment.gateway_reference is not None:
+            # Only an answer of the gateway's leaves a pending payment its reference.
+            return await self._gateway.look_up(
+                ChargeLookup(processor=processor, reference=payment.gateway_reference)
             )
-            settled += outcome.outcome is not PaymentOutcome.PENDING
-        return settled
+        return await self._gateway.charge(
+            ChargeRequest(
+                processor=processor,
+                idempotency_key=_gateway_key(
+                    payment.agency_id, payment.idempotency_key, payment.id
+                ),
+                amount=payment.amount,
+                currency=payment.currency,
+                payment_method=payment.payment_method,
+                description=f"DebtFlow payment {payment.id}",
+                payment_id=payment.id,
+            )
+        )
 
 
 class PurgeIdempotencyKeys:

@@ -276,7 +276,8 @@ def _parser() -> argparse.ArgumentParser:
             metavar="N",
             type=_flag(parse_workers),
             help=f"how many processes serve requests (default: DEBTFLOW_HTTP_WORKERS, else "
-            f"{Settings.http_workers})",
+            f"{Settings.http_workers}); more than one share the sign-in throttle only "
+            "through DEBTFLOW_REDIS_URL",
         )
         server.add_argument(
             "--forwarded-allow-ips",
@@ -604,6 +605,16 @@ def _run_server(settings: Settings) -> None:
             "signed with a random key and stop working when the server restarts; set it to "
             "a secret of 32 bytes or more, e.g. from: python -c 'import secrets; "
             "print(secrets.token_urlsafe(48))'",
+            file=sys.stderr,
+        )
+    if settings.redis_url is None and settings.http_workers > 1:
+        workers = settings.http_workers
+        print(
+            f"debtflow: warning: DEBTFLOW_REDIS_URL is not set, so each of the {workers} "
+            "server processes throttles sign-ins on its own, counting only the attempts it "
+            f"answers, and a client gets up to {workers} times as many before it is refused; "
+            "set it to a Redis server they all share (redis://HOST:PORT/DB), or serve with "
+            "one worker",
             file=sys.stderr,
         )
     if (

@@ -388,6 +388,46 @@ def test_the_server_believes_forwarded_headers_only_from_the_proxies_configured(
     assert (options["proxy_headers"], options["forwarded_allow_ips"]) == (True, trusted)
 
 
+REDIS_WARNING = (
+    "debtflow: warning: DEBTFLOW_REDIS_URL is not set, so each of the {0} server processes "
+    "throttles sign-ins on its own, counting only the attempts it answers, and a client gets "
+    "up to {0} times as many before it is refused; set it to a Redis server they all share "
+    "(redis://HOST:PORT/DB), or serve with one worker\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("command_line", "env", "workers", "warned"),
+    [
+        ("serve --workers 2", {}, 2, True),
+        ("serve", {"DEBTFLOW_HTTP_WORKERS": "3"}, 3, True),
+        ("demo --workers 4", {}, 4, True),
+        ("serve --workers 2", {"DEBTFLOW_REDIS_URL": "redis://127.0.0.1:6379/0"}, 2, False),
+        ("serve", {}, 1, False),
+        ("serve --workers 1", {"DEBTFLOW_HTTP_WORKERS": "2"}, 1, False),
+    ],
+)
+def test_several_server_workers_without_redis_are_warned_of_their_separate_throttles(
+    served: list[dict[str, object]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command_line: str,
+    env: dict[str, str],
+    workers: int,
+    warned: bool,
+) -> None:
+    """Without Redis each server process keeps its own sign-in counters (the in-process
+    rate limiter), so N processes let a client try N times the limit."""
+    monkeypatch.chdir(tmp_path)
+    outcome = Cli(f"sqlite:///{tmp_path / 'debtflow.db'}")(
+        command_line, env={"DEBTFLOW_JWT_SECRET": "s" * 32, **env}
+    )
+
+    assert (outcome.status, outcome.err) == (0, REDIS_WARNING.format(workers) if warned else "")
+    [options] = served
+    assert options["workers"] == workers
+
+
 def test_the_module_runs_as_a_program_without_tracebacks(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("DEBTFLOW_")}
     env |= {"PYTHONPATH": str(SRC), "DEBTFLOW_DATABASE_URL": UNREACHABLE}

@@ -1,19 +1,36 @@
-"""Alembic migrations: every revision goes up, down and up again, and head is the schema."""
+"""Alembic migrations: every revision goes up, down and up again, head is the schema, and
+the data migrations do to data written before them what the code does now."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
+from uuid import UUID, uuid4
 
+import msgspec
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from debtflow_adapters.persistence import alembic_config, create_engine, downgrade, upgrade
-from debtflow_adapters.persistence.tables import include_name, metadata
+from debtflow_adapters.persistence.tables import (
+    accounts,
+    agencies,
+    debtors,
+    include_name,
+    metadata,
+    users,
+)
+from debtflow_adapters.persistence.unit_of_work import SqlUnitOfWork
+from debtflow_core.actor import Actor
+from debtflow_core.auditing import audit_entry
+from debtflow_core.domain.audit import AuditEntry
+from debtflow_core.ports.audit_log import AuditQuery
 
 T = TypeVar("T")
 
@@ -75,3 +92,157 @@ async def test_head_is_exactly_the_tables_module(empty_database_url):
         return compare_metadata(context, metadata)
 
     assert await inspect(empty_database_url, differences) == []
+
+
+PLACED = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+NIL = UUID(int=0)
+# Which partitions hold the entries that migration 0013 wrote (PostgreSQL).
+RELEASE_PARTITIONS = (
+    "SELECT DISTINCT tableoid::regclass::text FROM audit_log WHERE action = 'account.unassigned'"
+)
+
+
+def this_month() -> str:
+    """The name of this month's audit log partition (PostgreSQL)."""
+    return f"audit_log_{datetime.now(UTC):y%Ym%m}"
+
+
+async def seed_assignments(
+    connection: AsyncConnection,
+    agency_id: UUID,
+    staff: list[tuple[UUID, str, str, bool]],
+    held: dict[str, tuple[UUID, UUID | None]],
+) -> None:
+    """An agency with its users (id, name, role, active) and one debtor, whose accounts
+    (name: id, collector) were all placed and last changed at PLACED; ``closed`` ones are
+    closed, the others active."""
+    await connection.execute(
+        sa.insert(agencies), {"id": agency_id, "slug": "acme", "name": "Acme", "created_at": PLACED}
+    )
+    await connection.execute(
+        sa.insert(users),
+        [
+            {
+                "id": id_,
+                "agency_id": agency_id,
+                "email": f"{name}@acme.example",
+                "full_name": name,
+                "role": role,
+                "password_hash": "not a hash",
+                "active": active,
+                "created_at": PLACED,
+            }
+            for id_, name, role, active in staff
+        ],
+    )
+    debtor_id = uuid4()
+    await connection.execute(
+        sa.insert(debtors),
+        {
+            "id": debtor_id,
+            "agency_id": agency_id,
+            "first_name": "Dee",
+            "last_name": "Btor",
+            "phones": [],
+            "emails": [],
+            "contact_preferences": {},
+            "created_at": PLACED,
+            "updated_at": PLACED,
+        },
+    )
+    await connection.execute(
+        sa.insert(accounts),
+        [
+            {
+                "id": id_,
+                "agency_id": agency_id,
+                "debtor_id": debtor_id,
+                "external_id": name,
+                "original_creditor": "Bank",
+                "currency": "USD",
+                "placed_balance": 1000,
+                "current_balance": 1000,
+                "status": "closed" if "closed" in name else "active",
+                "assigned_collector_id": collector,
+                "placed_at": PLACED,
+                "updated_at": PLACED,
+            }
+            for name, (id_, collector) in held.items()
+        ],
+    )
+
+
+async def test_0013_unassigns_the_accounts_of_users_who_can_no_longer_work_them(
+    empty_database_url,
+):
+    """Deactivating a collector or changing their role did not unassign their accounts
+    before, so a database can hold such assignments: the migration releases them as the
+    use cases do now, and audits each the same way (by the platform: no actor)."""
+    url = empty_database_url
+    await upgrade(url, "0012")
+    agency_id, carla, dan, ann = uuid4(), uuid4(), uuid4(), uuid4()
+    staff = [
+        (carla, "carla", "collector", True),
+        (dan, "dan", "collector", False),  # deactivated
+        (ann, "ann", "agency_admin", True),  # a collector once
+    ]
+    collectors = {"carla": carla, "dan": dan, "dan-closed": dan, "ann": ann, "nobody": None}
+    held = {name: (uuid4(), collector) for name, collector in collectors.items()}
+    engine = create_engine(url)
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        async with engine.begin() as connection:
+            await seed_assignments(connection, agency_id, staff, held)
+            if postgres:
+                # This month's partition missing, as on a database the daily task has not
+                # reached yet: the migration creates it rather than fill the default one.
+                await connection.execute(
+                    sa.text(f"ALTER TABLE audit_log DETACH PARTITION {this_month()}")
+                )
+                await connection.execute(sa.text(f"DROP TABLE {this_month()}"))
+        started = datetime.now(UTC)
+        await upgrade(url, "0013")
+        finished = datetime.now(UTC)
+
+        uow = SqlUnitOfWork(engine)
+        async with uow:
+            after = {name: await uow.accounts.get(id_) for name, (id_, _) in held.items()}
+            entries = await uow.audit_log.query(AuditQuery(agency_id=agency_id))
+        if postgres:
+            async with engine.connect() as connection:
+                partitions = set(await connection.scalars(sa.text(RELEASE_PARTITIONS)))
+    finally:
+        await engine.dispose()
+
+    released = ["dan", "dan-closed", "ann"]
+    assert {name: account.assigned_collector_id for name, account in after.items()} == {
+        name: None if name in released else collector for name, collector in collectors.items()
+    }
+    [at] = {entry.occurred_at for entry in entries}
+    assert started <= at <= finished
+    assert {name: account.updated_at for name, account in after.items()} == {
+        name: at if name in released else PLACED for name in collectors
+    }
+    # What the use cases' release writes for each account, but for its id.
+    expected = [
+        audit_entry(
+            Actor.system(agency_id),
+            "account.unassigned",
+            entity_id=after[name].id,
+            before=msgspec.structs.replace(after[name], assigned_collector_id=collectors[name]),
+            after=after[name],
+            at=at,
+        )
+        for name in released
+    ]
+    assert sorted(
+        (msgspec.structs.replace(entry, id=NIL) for entry in entries), key=by_entity
+    ) == sorted((msgspec.structs.replace(entry, id=NIL) for entry in expected), key=by_entity)
+    assert len({entry.id for entry in entries}) == 3
+    assert {entry.id.version for entry in entries} == {7}  # time-ordered, as new_id makes them
+    if postgres:
+        assert partitions == {this_month()}
+
+
+def by_entity(entry: AuditEntry) -> UUID:
+    return entry.entity_id

@@ -279,6 +279,12 @@ async def test_a_pending_refund_is_completed_or_removed(uow_factory, ledger):
         await uow.payments.remove_refund(third.id)  # not committed: kept
     async with uow_factory() as uow:
         assert await uow.payments.refunds(paid.id) == [completed, third]
+        await uow.payments.fail_refund(first.id)
+        await uow.payments.fail_refund(third.id)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert [r.status for r in await uow.payments.refunds(paid.id)] == [RefundStatus.FAILED] * 2
+        assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 10, after=T0) == []
 
 
 def record(agency: Agency, key: str, **kw) -> IdempotencyRecord:
@@ -398,6 +404,23 @@ async def test_gateway_events_are_recorded_once_and_marked_processed(uow_factory
         done = await uow.gateway_events.get("evt_1")
     assert (marked, again) == ("refunded", "refunded")
     assert (done.outcome, done.processed_at) == ("refunded", T0 + SECOND)
+
+
+async def test_a_failed_refund_event_keeps_our_refund_id(uow_factory, ledger):
+    event = GatewayEvent(
+        id="evt_9",
+        type=GatewayEventType.REFUND_FAILED,
+        payment_id=uuid.uuid4(),
+        reference="re_1",
+        refund_id=uuid.uuid4(),
+        decline_code="expired_or_canceled_card",
+        received_at=T0,
+    )
+    async with uow_factory() as uow:
+        assert await uow.gateway_events.record(event)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.gateway_events.get("evt_9") == event
 
 
 async def test_unapplied_events_are_listed_oldest_first_within_their_window(uow_factory, ledger):

@@ -21,10 +21,23 @@ def event(
     *,
     event_id: str | None = None,
     amount_refunded: int = 0,
+    refund_id: UUID | None = None,
 ) -> dict[str, Any]:
+    """``reference``: the PaymentIntent's id, or the refund's for ``refund.failed``."""
     metadata = {} if payment_id is None else {"debtflow_payment_id": str(payment_id)}
-    if type_ == "charge.refunded":
+    if type_ == "refund.failed":
+        if refund_id is not None:
+            metadata["debtflow_refund_id"] = str(refund_id)
         obj: dict[str, Any] = {
+            "id": reference,
+            "object": "refund",
+            "status": "failed",
+            "failure_reason": "expired_or_canceled_card",
+            "payment_intent": "pi_test",
+            "metadata": metadata,
+        }
+    elif type_ == "charge.refunded":
+        obj = {
             "id": "ch_test",
             "object": "charge",
             "payment_intent": reference,

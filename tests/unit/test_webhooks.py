@@ -8,10 +8,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
+from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
 from debtflow_core.domain.payment import Payment, PaymentStatus, RefundStatus
 from debtflow_core.errors import Deferred, GatewayUnavailable, ValidationFailed
 from debtflow_core.ports.payment_gateway import RefundRequest, RefundResult
+from debtflow_core.use_cases.accounts import GetAccount
+from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.payments import NewRefund, RefundPayment, SettlePendingRefunds
 from debtflow_core.use_cases.webhooks import (
     APPLY_GATEWAY_EVENT,
@@ -47,9 +50,8 @@ def hooks(shop):
             id=f"evt_{uuid.uuid4().hex[:12]}",
             type=type_,
             payment_id=payment_id,
-            reference="pi_123",
             received_at=shop.world.clock.now(),
-            **kw,
+            **{"reference": "pi_123", **kw},
         )
         verifier.events[made.id.encode()] = made
         return made.id.encode()
@@ -241,3 +243,72 @@ async def test_a_total_that_cannot_tell_pending_refunds_apart_waits_for_their_an
     assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refunded"
     assert world.store.payments[paid.id].refunded_amount == 3_500
     assert await shop.balance() == 10_000 - 5_000 + 3_500
+
+
+async def test_a_completed_refund_that_failed_later_is_taken_back_off_the_balance(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "all", shop.payment(amount=10_000))).payment
+    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
+    made = (await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=4_000))).refund
+    assert await shop.balance() == 4_000  # owed again, so active again
+    failed = event(
+        GatewayEventType.REFUND_FAILED,
+        paid.id,
+        refund_id=made.id,
+        decline_code="expired_or_canceled_card",
+    )
+    for payload in (failed, failed):
+        await receive.execute(payload, "valid")
+
+    outcomes = [await apply.execute(args["event_id"]) for _, args in queue.jobs]
+
+    assert outcomes == ["refund_failed", "refund_failed"]  # applied once
+    assert world.store.refunds[made.id].status is RefundStatus.FAILED
+    assert world.store.payments[paid.id].refunded_amount == 0
+    account = await world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
+    assert (account.current_balance, account.status) == (0, AccountStatus.PAID_IN_FULL)
+    replay = await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=4_000))
+    assert replay.replayed and replay.refund.status is RefundStatus.FAILED
+    entries = await world.use(QueryAuditLog).execute(
+        shop.alpha.admin, AuditFilters(entity_id=paid.id)
+    )
+    assert entries.items[0].action == "payment.refund_failed"
+    again = await refund.execute(shop.alpha.admin, "r2", paid.id, NewRefund())
+    assert again.refund.amount == 10_000  # the failed amount is refundable again
+
+
+async def test_a_pending_refund_that_failed_gives_nothing_back_and_is_never_completed(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = await paid_with_two_refunds_unanswered(shop)
+    shop.gateway.failing = False
+    first = min(world.store.refunds.values(), key=lambda r: r.amount)
+    await receive.execute(
+        event(GatewayEventType.REFUND_FAILED, paid.id, refund_id=first.id, reference="re_9"),
+        "valid",
+    )
+    assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refund_failed"
+    assert world.store.payments[paid.id].refunded_amount == 2_000  # the other stays reserved
+    assert await shop.balance() == 5_000
+
+    world.clock.advance(timedelta(minutes=10))
+    recovery = SettlePendingRefunds(world.uow, world.clock, shop.cache, shop.gateway)
+    assert await recovery.execute() == 1  # the other one only
+    assert world.store.refunds[first.id].status is RefundStatus.FAILED
+    assert await shop.balance() == 7_000
+
+
+async def test_a_failed_refund_found_by_its_reference_and_one_not_ours_is_ignored(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
+    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
+    made = (await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())).refund
+    by_reference = event(GatewayEventType.REFUND_FAILED, paid.id, reference=made.gateway_reference)
+    unknown = event(GatewayEventType.REFUND_FAILED, paid.id, reference="re_elsewhere")
+    for payload in (unknown, by_reference):
+        await receive.execute(payload, "valid")
+    outcomes = [await apply.execute(args["event_id"]) for _, args in queue.jobs]
+    assert outcomes == ["ignored", "refund_failed"]
+    assert await shop.balance() == 10_000 - 4_000

@@ -685,6 +685,11 @@ class InMemoryPaymentRepository(PaymentRepository):
             )
             self._refunds.put(id_, completed)
 
+    async def fail_refund(self, id_: UUID) -> None:
+        refund = self._refunds.get(id_)
+        if refund is not None:
+            self._refunds.put(id_, msgspec.structs.replace(refund, status=RefundStatus.FAILED))
+
     async def remove_refund(self, id_: UUID) -> None:
         refund = self._refunds.get(id_)
         if refund is not None and refund.status is RefundStatus.PENDING:

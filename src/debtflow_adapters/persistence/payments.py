@@ -253,6 +253,11 @@ class SqlPaymentRepository(PaymentRepository):
             .values(status=RefundStatus.COMPLETED, gateway_reference=reference, completed_at=at)
         )
 
+    async def fail_refund(self, id_: UUID) -> None:
+        await self._connection.execute(
+            sa.update(refunds).where(refunds.c.id == id_).values(status=RefundStatus.FAILED)
+        )
+
     async def remove_refund(self, id_: UUID) -> None:
         await self._connection.execute(
             sa.delete(refunds).where(refunds.c.id == id_, refunds.c.status == RefundStatus.PENDING)
@@ -339,6 +344,7 @@ def _event(row: Row[Any]) -> GatewayEvent:
         decline_code=row.decline_code,
         message=row.message,
         amount_refunded=row.amount_refunded,
+        refund_id=row.refund_id,
         received_at=row.received_at,
         processed_at=row.processed_at,
         outcome=row.outcome,

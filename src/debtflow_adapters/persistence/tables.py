@@ -280,6 +280,7 @@ gateway_events = sa.Table(
     sa.Column("decline_code", sa.String(64), nullable=True),
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("amount_refunded", sa.BigInteger, nullable=True),
+    sa.Column("refund_id", sa.Uuid, nullable=True),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("processed_at", UTCDateTime, nullable=True),
     sa.Column("outcome", sa.String(32), nullable=True),

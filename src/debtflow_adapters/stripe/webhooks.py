@@ -26,14 +26,16 @@ class _Error(msgspec.Struct):
 
 
 class _Object(msgspec.Struct):
-    """The fields DebtFlow reads of a PaymentIntent (``payment_intent.*``) or a Charge
-    (``charge.refunded``); Stripe copies a PaymentIntent's metadata onto its charges."""
+    """The fields DebtFlow reads of a PaymentIntent (``payment_intent.*``), a Charge
+    (``charge.refunded``) or a Refund (``refund.failed``); Stripe copies a PaymentIntent's
+    metadata onto its charges, and a refund has the metadata it was made with."""
 
     id: str
     metadata: dict[str, str] = {}
     payment_intent: str | None = None
     amount_refunded: int | None = None
     last_payment_error: _Error | None = None
+    failure_reason: str | None = None
 
 
 class _Data(msgspec.Struct):
@@ -54,9 +56,10 @@ class StripeWebhookVerifier(WebhookVerifier):
     ``time.time()``: the SDK's own check is switched off (``tolerance=0``) and done here,
     :data:`TOLERANCE` either way, so a delivery signed in the future is refused too.
 
-    ``payment_intent.succeeded``, ``payment_intent.payment_failed`` and ``charge.refunded``
-    become events; any other genuine type is ``None``. Our payment id comes from the
-    ``debtflow_payment_id`` metadata the gateway put on the PaymentIntent.
+    ``payment_intent.succeeded``, ``payment_intent.payment_failed``, ``charge.refunded``
+    and ``refund.failed`` become events; any other genuine type is ``None``. Our payment
+    id comes from the ``debtflow_payment_id`` metadata the gateway put on the
+    PaymentIntent or the refund, our refund's id from the refund's ``debtflow_refund_id``.
     """
 
     def __init__(self, secret: str) -> None:
@@ -104,6 +107,10 @@ def _translate(event: _Event, received_at: datetime) -> GatewayEvent:
     if type_ is GatewayEventType.CHARGE_REFUNDED:
         reference = obj.payment_intent or obj.id
         fields["amount_refunded"] = obj.amount_refunded or 0
+    elif type_ is GatewayEventType.REFUND_FAILED:
+        reference = obj.id
+        fields["refund_id"] = _our_id(obj.metadata.get("debtflow_refund_id"))
+        fields["decline_code"] = obj.failure_reason
     else:
         reference = obj.id
         error = obj.last_payment_error
@@ -113,15 +120,16 @@ def _translate(event: _Event, received_at: datetime) -> GatewayEvent:
     return GatewayEvent(
         id=event.id,
         type=type_,
-        payment_id=_payment_id(obj.metadata.get("debtflow_payment_id")),
+        payment_id=_our_id(obj.metadata.get("debtflow_payment_id")),
         reference=reference,
         received_at=received_at,
         **fields,
     )
 
 
-def _payment_id(raw: str | None) -> UUID | None:
-    """Ours, or ``None`` for a charge DebtFlow did not make (or metadata someone edited)."""
+def _our_id(raw: str | None) -> UUID | None:
+    """Ours, or ``None`` for a charge or refund DebtFlow did not make (or metadata someone
+    edited)."""
     try:
         return None if raw is None else UUID(raw)
     except ValueError:

@@ -13,6 +13,7 @@ class GatewayEventType(enum.StrEnum):
     PAYMENT_SUCCEEDED = "payment_intent.succeeded"
     PAYMENT_FAILED = "payment_intent.payment_failed"
     CHARGE_REFUNDED = "charge.refunded"
+    REFUND_FAILED = "refund.failed"
 
 
 class GatewayEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -21,6 +22,9 @@ class GatewayEvent(msgspec.Struct, frozen=True, kw_only=True):
     ``payment_id`` is ours, sent to the gateway as metadata with the charge, so that an
     event finds its payment even when the charge's answer never reached us.
     ``amount_refunded`` is the charge's refunded total so far (``charge.refunded``).
+    A ``refund.failed`` event's ``reference`` is the refund's, ``refund_id`` ours (sent
+    with the refund as metadata, like the payment's id), and ``decline_code`` the
+    gateway's reason.
     """
 
     id: str
@@ -30,6 +34,7 @@ class GatewayEvent(msgspec.Struct, frozen=True, kw_only=True):
     decline_code: str | None = None
     message: str | None = None
     amount_refunded: int | None = None
+    refund_id: UUID | None = None
     received_at: datetime
     processed_at: datetime | None = None
     outcome: str | None = None

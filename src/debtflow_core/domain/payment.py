@@ -70,6 +70,9 @@ class Payment(msgspec.Struct, frozen=True, kw_only=True):
 class RefundStatus(enum.StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
+    FAILED = "failed"
+    """The gateway reported later that the money never reached the debtor (a closed card,
+    say): nothing was given back, and the amount is refundable again."""
 
 
 class Refund(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,8 +84,9 @@ class Refund(msgspec.Struct, frozen=True, kw_only=True):
     It is completed (at ``completed_at``) when the gateway's answer comes: to the request
     itself, to the recovery task asking again under the same ``idempotency_key``, or by
     the gateway's webhook. Only the request removes one, when its call certainly reached
-    no gateway or was refused. Refunds learned from the webhook alone (made at the
-    gateway, not through us) have no key.
+    no gateway or was refused. The gateway's webhook may later report it ``failed``.
+    Refunds learned from the webhook alone (made at the gateway, not through us) have no
+    key.
     """
 
     id: UUID

@@ -49,6 +49,9 @@ class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_key: str
     charge_reference: str
     amount: int
+    payment_id: UUID | None = None
+    refund_id: UUID | None = None
+    """Ours; the gateway repeats them in its webhooks (a refund that fails later)."""
 
 
 class RefundResult(msgspec.Struct, frozen=True, kw_only=True):

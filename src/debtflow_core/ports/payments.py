@@ -149,6 +149,10 @@ class PaymentRepository(Protocol):
         """Mark a pending refund completed at ``at``, with the gateway's reference."""
         ...
 
+    async def fail_refund(self, id_: UUID) -> None:
+        """Mark a refund failed: the gateway reported that nothing was given back."""
+        ...
+
     async def remove_refund(self, id_: UUID) -> None:
         """Delete a pending refund that the gateway certainly never made."""
         ...

@@ -269,23 +269,26 @@ class Settlement:
             audit_entry(actor, action, entity_id=payment.id, before=payment, after=after, at=now)
         )
         if after.status is PaymentStatus.COMPLETED:
-            await self._mark_paid_in_full(actor, payment.account_id, now)
+            await _mark_paid_in_full(uow, actor, payment.account_id, now)
         else:
             await _give_back(uow, actor, payment.account_id, payment.amount, now)
         return after
-
-    async def _mark_paid_in_full(self, actor: Actor, account_id: UUID, now: datetime) -> None:
-        # Locked after the payment, the order every settlement takes: an account closed or
-        # disputed meanwhile is judged as it is now, and its change is not written over.
-        account = await self._uow.accounts.lock(account_id)
-        if account is None or account.current_balance != 0 or account.status not in COLLECTING:
-            return
-        await move_account(self._uow, actor, account, AccountStatus.PAID_IN_FULL, now)
 
     async def _finish(self, payment: Payment, outcome: PaymentOutcome) -> IdempotencyRecord | None:
         return await self._uow.idempotency.finish(
             payment.agency_id, payment.idempotency_key, outcome, msgspec.to_builtins(payment)
         )
+
+
+async def _mark_paid_in_full(
+    uow: UnitOfWork, actor: Actor, account_id: UUID, now: datetime
+) -> None:
+    # Locked after the payment, the order every settlement takes: an account closed or
+    # disputed meanwhile is judged as it is now, and its change is not written over.
+    account = await uow.accounts.lock(account_id)
+    if account is None or account.current_balance != 0 or account.status not in COLLECTING:
+        return
+    await move_account(uow, actor, account, AccountStatus.PAID_IN_FULL, now)
 
 
 def _outcome_of(payment: Payment) -> PaymentOutcome:
@@ -893,6 +896,8 @@ def _refund_request(payment: Payment, refund: Refund, processor: ProcessorKind) 
         idempotency_key=_gateway_key(refund.agency_id, _refund_key(refund), refund.id),
         charge_reference=payment.gateway_reference,
         amount=refund.amount,
+        payment_id=payment.id,
+        refund_id=refund.id,
     )
 
 
@@ -947,6 +952,40 @@ async def complete_pending_refund(
     answer = msgspec.to_builtins(RefundResult(refund=completed, payment=payment))
     record = await uow.idempotency.finish(refund.agency_id, _refund_key(refund), "refunded", answer)
     return completed, record
+
+
+async def fail_refund(
+    uow: UnitOfWork, actor: Actor, payment: Payment, refund: Refund, now: datetime
+) -> IdempotencyRecord | None:
+    """Inside the caller's unit of work, with ``payment`` locked: the gateway reports that
+    ``refund`` failed, so nothing went back to the debtor. Its amount is refundable again;
+    a completed one takes back off the balance what it gave back (an account left at zero
+    is paid in full again), a pending one gave nothing back yet. A refund made through us
+    answers its key's replays as it now stands. Returns that record, to cache once
+    committed."""
+    failed = msgspec.structs.replace(refund, status=RefundStatus.FAILED)
+    await uow.payments.fail_refund(refund.id)
+    released = await uow.payments.reserve_refund(payment.id, -refund.amount)
+    assert released  # a refund's amount stays reserved on its payment until it fails
+    await uow.audit_log.add(
+        audit_entry(
+            actor,
+            "payment.refund_failed",
+            entity_id=payment.id,
+            before=refund,
+            after=failed,
+            at=now,
+        )
+    )
+    if refund.status is RefundStatus.COMPLETED:
+        await uow.accounts.adjust_balance(payment.account_id, -refund.amount, floor=None)
+        await _mark_paid_in_full(uow, actor, payment.account_id, now)
+    if refund.idempotency_key is None:
+        return None
+    after = await uow.payments.get(payment.id)
+    assert after is not None  # payments are never deleted
+    answer = msgspec.to_builtins(RefundResult(refund=failed, payment=after))
+    return await uow.idempotency.finish(refund.agency_id, refund.idempotency_key, "failed", answer)
 
 
 async def record_refund(

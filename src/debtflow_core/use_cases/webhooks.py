@@ -24,6 +24,7 @@ from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.payments import (
     Settlement,
     complete_pending_refund,
+    fail_refund,
     record_refund,
 )
 
@@ -79,7 +80,9 @@ class ApplyGatewayEvent(Settlement):
     - ``charge.refunded`` records whatever part of the refunded total we do not know of
       yet (a refund made at the gateway directly, or whose answer we lost); on a payment
       still pending it first completes the payment, as only a charge that went through
-      can be refunded.
+      can be refunded;
+    - ``refund.failed`` marks the refund failed, makes its amount refundable again and,
+      if it was completed, takes it back off the balance.
 
     A platform task, run by the workers.
     """
@@ -109,6 +112,8 @@ class ApplyGatewayEvent(Settlement):
     async def _dispatch(self, event: GatewayEvent, payment: Payment) -> str:
         actor = Actor.system(payment.agency_id)
         reference = event.reference or payment.gateway_reference or ""
+        if event.type is GatewayEventType.REFUND_FAILED:
+            return await self._fail_refund(actor, event, payment)
         if event.type is GatewayEventType.CHARGE_REFUNDED:
             if payment.status is PaymentStatus.PENDING:
                 # Only a charge that went through is refunded: its answer (the gateway's,
@@ -179,6 +184,30 @@ class ApplyGatewayEvent(Settlement):
             if record is not None:
                 await self._cache.put(record)
         return "refunded"
+
+    async def _fail_refund(self, actor: Actor, event: GatewayEvent, payment: Payment) -> str:
+        """Undo a refund the gateway reports failed: found by our id (its metadata), else
+        by the gateway's reference. One already failed, or none of ours (made at the
+        gateway before it told us our ids), is left as it is."""
+        async with self._uow as uow:
+            current = await uow.payments.lock(payment.id)
+            assert current is not None  # payments are never deleted
+            refund = next(
+                (
+                    r
+                    for r in await uow.payments.refunds(current.id)
+                    if r.id == event.refund_id
+                    or (r.gateway_reference is not None and r.gateway_reference == event.reference)
+                ),
+                None,
+            )
+            if refund is None or refund.status is RefundStatus.FAILED:
+                return "ignored"
+            record = await fail_refund(uow, actor, current, refund, self._clock.now())
+            await uow.commit()
+        if record is not None:
+            await self._cache.put(record)
+        return "refund_failed"
 
 
 class ResumeGatewayEvents:

@@ -88,7 +88,8 @@ class WebhookController(Controller):
         operation_id="receiveStripeWebhook",
         summary="Receive a Stripe webhook",
         description=f"{ReceiveGatewayEvent.__doc__}\n\nThe events acted on: "
-        "`payment_intent.succeeded`, `payment_intent.payment_failed`, `charge.refunded`; "
+        "`payment_intent.succeeded`, `payment_intent.payment_failed`, `charge.refunded`, "
+        "`refund.failed`; "
         "others are acknowledged and ignored. Not found (404) while no webhook secret is "
         "configured (`DEBTFLOW_STRIPE_WEBHOOK_SECRET`).",
         status_code=HTTP_200_OK,

@@ -21,7 +21,12 @@ from tests.integration.api.conftest import START, Api, TestAdapters, make_settin
 from tests.support.stripe_events import SECRET, event, signed
 
 URL = "/v1/webhooks/stripe"
-KNOWN = {"payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded"}
+KNOWN = {
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+    "refund.failed",
+}
 
 
 @pytest.fixture
@@ -141,6 +146,32 @@ async def test_refund_events_count_once_and_success_after_refund_is_ignored(shop
     assert (await settled(api, alpha, payment))["refunded_amount"] == 1_000
     balance = await api.client.get(f"/v1/accounts/{account.id}", headers=alpha.headers["admin"])
     assert balance.json()["current_balance"] == 8_500
+
+
+async def test_a_refund_that_failed_later_is_taken_back_and_its_replay_says_so(shop):
+    api, alpha, processor, account = shop
+    payment = await pending_payment(api, alpha, processor, account)
+    await deliver(
+        api, event("payment_intent.succeeded", payment["id"], payment["gateway_reference"])
+    )
+    refund_url = f"/v1/payments/{payment['id']}/refunds"
+    headers = {**alpha.headers["admin"], "Idempotency-Key": "r1"}
+    made = await api.client.post(refund_url, headers=headers, json={"amount": 1_000})
+    assert made.status_code == 201, made.text
+    refund = made.json()["refund"]
+
+    failed = event(
+        "refund.failed", payment["id"], refund["gateway_reference"], refund_id=UUID(refund["id"])
+    )
+    assert (await deliver(api, failed)).status_code == 200
+
+    assert (await stored(api, failed["id"])).outcome == "refund_failed"
+    assert (await settled(api, alpha, payment))["refunded_amount"] == 0
+    balance = await api.client.get(f"/v1/accounts/{account.id}", headers=alpha.headers["admin"])
+    assert balance.json()["current_balance"] == 7_500
+    replay = await api.client.post(refund_url, headers=headers, json={"amount": 1_000})
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["refund"]["status"] == "failed"
 
 
 @pytest.mark.parametrize(

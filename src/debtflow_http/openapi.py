@@ -28,17 +28,20 @@ _WHEN = {
     413: "The request body is larger than this route accepts.",
     422: "The input breaks a business rule; `errors` names the field.",
     429: "Too many attempts; retry after the seconds in the Retry-After header.",
-    503: "A service we depend on (the database, object storage) is unavailable; retry later.",
+    503: "A service we depend on (the database, object storage, the payment gateway) is "
+    "unavailable or busy; retry after the seconds in the Retry-After header, if any.",
 }
 
 
 def errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """Problem+json response documentation for each of ``statuses``."""
+    """Problem+json response documentation for each of ``statuses``, and for the 503 of a
+    database that cannot serve the request now, which any route that reads or writes may
+    answer."""
     return {
         status: ResponseSpec(
             data_container=Problem, description=_WHEN[status], media_type=PROBLEM_JSON
         )
-        for status in statuses
+        for status in sorted({*statuses, 503})
     }
 
 

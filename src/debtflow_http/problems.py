@@ -14,12 +14,15 @@ import traceback
 from typing import Any
 
 import msgspec
+import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.serialization import decode_json
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import SQLAlchemyError
 
+from debtflow_adapters.persistence.database import is_transient
 from debtflow_core.errors import (
     Conflict,
     Deferred,
@@ -198,6 +201,30 @@ def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[P
     )
 
 
+def _database_error(request: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
+    """A database that is unreachable or busy, or a transaction it gave up (a deadlock, a
+    lock that timed out), is a 503 the client may retry: the transaction was rolled back
+    (what the request committed before it, as a payment's first phase, stays, and its
+    idempotency key replays it). Any other database error is ours."""
+    if not is_transient(error):
+        return _unexpected(request, error)
+    log.warning("the database could not serve a request", extra={"error": _cause(error)})
+    return problem_response(
+        request,
+        503,
+        "unavailable",
+        "A service we depend on is unavailable",
+        "the database is busy or unreachable; try again shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _cause(error: BaseException) -> str:
+    """The driver's error class (SQLAlchemy's wraps it): never its text, which may quote
+    the statement."""
+    return type(getattr(error, "orig", None) or error).__name__
+
+
 def _undecodable(request: Request[Any, Any, Any], error: UnicodeDecodeError) -> Response[Problem]:
     # Litestar decodes a multipart part without a filename as UTF-8, and raises if it is not.
     return problem_response(
@@ -220,6 +247,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UnicodeDecodeError: _undecodable,
     RecursionError: _too_deep,
     DomainError: _domain_error,
+    SQLAlchemyError: _database_error,
+    psycopg.Error: _database_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected,

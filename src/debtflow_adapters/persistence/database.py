@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import select
+import sqlite3
 from typing import Any
 
+import psycopg
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -119,3 +122,29 @@ def _configure_sqlite(dbapi_connection: Any, _connection_record: Any) -> None:
 
 def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a database error may clear if the same request is made again shortly: the
+    server unreachable, restarting or out of connections, the pool out of connections, a
+    transaction lost to a deadlock or a serialization conflict, a lock or statement that
+    timed out, or SQLite's file busy. Errors of the statement itself (a constraint, bad
+    SQL) are not: asked again, they fail again."""
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig
+    if isinstance(error, psycopg.OperationalError):
+        # No SQLSTATE: the connection failed before or without the server's word.
+        return error.sqlstate is None or error.sqlstate.startswith(_TRANSIENT_SQLSTATES)
+    return isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode in _SQLITE_BUSY
+
+
+_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "53", "55P03", "57")
+"""Connection exceptions, a serialization failure, a deadlock, insufficient resources (too
+many connections), a lock not available (``lock_timeout``), operator intervention (a
+shutdown, ``statement_timeout``)."""
+
+_SQLITE_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})

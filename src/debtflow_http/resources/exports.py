@@ -103,12 +103,12 @@ class ExportController(Controller):
         "`Location` names it.",
         status_code=HTTP_202_ACCEPTED,
         responses={
+            **errors(400, 401, 403, 422),
             HTTP_202_ACCEPTED: ResponseSpec(
                 data_container=Export,
                 description="The export, queued for the workers.",
                 examples=[Example(summary="Queued", value=_QUEUED)],
             ),
-            **errors(400, 401, 403, 422),
         },
     )
     async def request_export(
@@ -141,13 +141,13 @@ class ExportController(Controller):
         summary="One export, with its download link once it has succeeded",
         description=GetExport.__doc__,
         responses={
+            **errors(400, 401, 403, 404),
             HTTP_200_OK: ResponseSpec(
                 data_container=ExportWithLink,
                 description="The export; `download_url` downloads its CSV file until "
                 "`download_expires_at` (`DEBTFLOW_EXPORT_LINK_SECONDS`).",
                 examples=[Example(summary="Succeeded", value=_SUCCEEDED)],
             ),
-            **errors(400, 401, 403, 404),
         },
     )
     async def get_export(

@@ -147,11 +147,11 @@ class FileSourceController(Controller):
         summary="Fetch a source's files now",
         description=PollFileSource.__doc__,
         responses={
+            **errors(400, 401, 403, 404, 409),
             HTTP_202_ACCEPTED: ResponseSpec(
                 data_container=PollRequested,
                 description="The poll is queued; its files become import runs (GET /v1/imports).",
             ),
-            **errors(400, 401, 403, 404, 409),
         },
     )
     async def poll_source(

@@ -153,11 +153,11 @@ class ImportController(Controller):
         "every error at once as a streamed CSV download (`line,column,reason,value`, the "
         "values redacted as stored) instead of a JSON page.",
         responses={
+            **errors(400, 401, 404, 422),
             HTTP_200_OK: ResponseSpec(
                 data_container=Page[ImportRowError],
                 description="A page of errors, or (as CSV) all of them.",
             ),
-            **errors(400, 401, 404, 422),
         },
         operation_class=AlsoCsv,
     )
@@ -207,11 +207,11 @@ class ImportController(Controller):
         "body is `multipart/form-data`; beyond `DEBTFLOW_MAX_UPLOAD_BYTES` it is a 413.",
         status_code=HTTP_202_ACCEPTED,
         responses={
+            **errors(400, 401, 403, 413, 422, 503),
             HTTP_200_OK: ResponseSpec(
                 data_container=ImportRun,
                 description="The same content was uploaded before: its run, nothing queued.",
             ),
-            **errors(400, 401, 403, 413, 422, 503),
         },
     )
     @inject

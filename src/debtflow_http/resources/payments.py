@@ -136,6 +136,7 @@ class PaymentController(Controller):
         description=MakePayment.__doc__,
         before_request=refuse_card_numbers,
         responses={
+            **errors(400, 401, 403, 404, 409, 422),
             HTTP_202_ACCEPTED: ResponseSpec(
                 data_container=Payment,
                 description="The gateway has not confirmed yet; the payment is pending.",
@@ -147,9 +148,9 @@ class PaymentController(Controller):
             HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
                 data_container=Problem,
                 media_type=PROBLEM_JSON,
-                description="The gateway's circuit breaker is open; retry after Retry-After.",
+                description="The gateway's circuit breaker is open, or the database is busy "
+                "or unreachable; retry after Retry-After.",
             ),
-            **errors(400, 401, 403, 404, 409, 422),
         },
         response_headers=[LOCATION],
     )
@@ -203,6 +204,7 @@ class PaymentController(Controller):
         summary="Refund a payment",
         description=RefundPayment.__doc__,
         responses={
+            **errors(400, 401, 403, 404, 409, 422),
             HTTP_202_ACCEPTED: ResponseSpec(
                 data_container=Refunded,
                 description="The gateway has not answered: the refund is `pending`, its amount "
@@ -213,10 +215,10 @@ class PaymentController(Controller):
                 data_container=Problem,
                 media_type=PROBLEM_JSON,
                 description="The gateway could not be reached: nothing was refunded, and the "
-                "key is free to retry later. (A gateway that refuses the refund, as for a "
-                "payment already refunded at the gateway, is a 409.)",
+                "key is free to retry later. Or the database is busy or unreachable: retry "
+                "under the same key, which replays what was done. (A gateway that refuses the "
+                "refund, as for a payment already refunded at the gateway, is a 409.)",
             ),
-            **errors(400, 401, 403, 404, 409, 422),
         },
     )
     async def refund_payment(

@@ -207,28 +207,6 @@ async def test_stripe_is_sent_a_confirmed_card_payment_under_our_key(
     }
 
 
-async def test_stripe_is_told_our_payment_and_refund_ids_for_its_webhooks(
-    stripe_gateway, stripe_emulator
-):
-    paid = await stripe_gateway.charge(charge("c"))
-    payment_id, refund_id = uuid.uuid4(), uuid.uuid4()
-    await stripe_gateway.refund(
-        RefundRequest(
-            processor=KIND,
-            idempotency_key="r",
-            charge_reference=paid.reference,
-            amount=100,
-            payment_id=payment_id,
-            refund_id=refund_id,
-        )
-    )
-    assert stripe_emulator.received[-1].params["metadata"] == {
-        "idempotency_key": "r",
-        "debtflow_payment_id": str(payment_id),
-        "debtflow_refund_id": str(refund_id),
-    }
-
-
 async def test_stripe_is_told_our_payment_id_for_its_webhooks(stripe_gateway, stripe_emulator):
     payment_id = uuid.uuid4()
     await stripe_gateway.charge(msgspec.structs.replace(charge("c"), payment_id=payment_id))

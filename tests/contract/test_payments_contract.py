@@ -279,11 +279,14 @@ async def test_a_pending_refund_is_completed_or_removed(uow_factory, ledger):
         await uow.payments.remove_refund(third.id)  # not committed: kept
     async with uow_factory() as uow:
         assert await uow.payments.refunds(paid.id) == [completed, third]
-        await uow.payments.fail_refund(first.id)
-        await uow.payments.fail_refund(third.id)
+        await uow.payments.fail_refund(first.id, T0 + timedelta(days=3))
+        await uow.payments.fail_refund(third.id, T0 + timedelta(days=4))
         await uow.commit()
     async with uow_factory() as uow:
-        assert [r.status for r in await uow.payments.refunds(paid.id)] == [RefundStatus.FAILED] * 2
+        assert [(r.status, r.failed_at) for r in await uow.payments.refunds(paid.id)] == [
+            (RefundStatus.FAILED, T0 + timedelta(days=3)),
+            (RefundStatus.FAILED, T0 + timedelta(days=4)),
+        ]
         assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 10, after=T0) == []
 
 
@@ -406,15 +409,16 @@ async def test_gateway_events_are_recorded_once_and_marked_processed(uow_factory
     assert (done.outcome, done.processed_at) == ("refunded", T0 + SECOND)
 
 
-async def test_a_failed_refund_event_keeps_our_refund_id(uow_factory, ledger):
+async def test_a_failed_refund_event_keeps_its_key_and_time(uow_factory, ledger):
     event = GatewayEvent(
         id="evt_9",
         type=GatewayEventType.REFUND_FAILED,
         payment_id=uuid.uuid4(),
         reference="re_1",
-        refund_id=uuid.uuid4(),
+        refund_key=f"{uuid.uuid4()}:r-1:{uuid.uuid4()}",
         decline_code="expired_or_canceled_card",
         received_at=T0,
+        created_at=T0 - SECOND,
     )
     async with uow_factory() as uow:
         assert await uow.gateway_events.record(event)

@@ -22,6 +22,7 @@ from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import SqlUnitOfWork
 from debtflow_adapters.persistence.imports import SqlImportRunRepository
 from debtflow_adapters.persistence.reports import SqlReportReader
+from debtflow_core.actor import Actor
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.activity import ActivityType
 from debtflow_core.domain.imports import ImportStatus
@@ -30,6 +31,7 @@ from debtflow_core.domain.user import Role
 from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.ports.reports import ReportReader
 from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.use_cases.payments import fail_refund
 from debtflow_core.use_cases.reports import (
     AGING_BUCKETS,
     AgeBalances,
@@ -353,3 +355,18 @@ async def test_a_refund_counts_on_the_day_it_completed_and_not_while_pending(sto
     seeder.at(datetime(2026, 4, 1, 0, 10, tzinfo=UTC))
     assert await seeder.settle_refunds() == 1
     assert (await refunded(march), await refunded(april)) == (0, 10_000)
+
+    async def recovered() -> int:
+        report = await MeasureRecovery(reader).execute(alpha.admin, march)
+        return sum(line.collected for line in report.by_creditor)
+
+    assert await recovered() == 20_000
+    failed_at = datetime(2026, 4, 9, 12, 0, tzinfo=UTC)  # the gateway reports it failed
+    async with uow_factory() as uow:
+        payment = await uow.payments.lock(paid.id)
+        [made] = await uow.payments.refunds(paid.id)
+        actor = Actor.system(alpha.admin.agency_id)
+        await fail_refund(uow, actor, payment, made, failed_at, failed_at)
+        await uow.commit()
+    assert (await refunded(march), await refunded(april)) == (0, 0)  # nothing was given back
+    assert await recovered() == 30_000

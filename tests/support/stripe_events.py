@@ -21,13 +21,13 @@ def event(
     *,
     event_id: str | None = None,
     amount_refunded: int = 0,
-    refund_id: UUID | None = None,
+    refund_key: str | None = None,
 ) -> dict[str, Any]:
-    """``reference``: the PaymentIntent's id, or the refund's for ``refund.failed``."""
+    """``reference``: the PaymentIntent's id, or the refund's for ``refund.failed``, whose
+    metadata holds only the key the refund was made under (``payment_id`` is not used)."""
     metadata = {} if payment_id is None else {"debtflow_payment_id": str(payment_id)}
     if type_ == "refund.failed":
-        if refund_id is not None:
-            metadata["debtflow_refund_id"] = str(refund_id)
+        metadata = {} if refund_key is None else {"idempotency_key": refund_key}
         obj: dict[str, Any] = {
             "id": reference,
             "object": "refund",

@@ -26,6 +26,7 @@ from debtflow_core.ports.payment_gateway import (
     ChargeOutcome,
     ChargeRequest,
     ChargeResult,
+    PaymentGateway,
     RefundRequest,
     RefundResult,
 )
@@ -37,6 +38,7 @@ from debtflow_core.use_cases.payments import (
     MakePayment,
     NewRefund,
     PaymentOutcome,
+    PurgeIdempotencyKeys,
     RefundPayment,
     Settlement,
     SettlePendingPayments,
@@ -573,10 +575,6 @@ async def test_recovery_looks_up_a_payment_left_processing_whatever_its_age(shop
     assert settled.status is PaymentStatus.COMPLETED
     assert settled.gateway_reference == pending.payment.gateway_reference
     assert await shop.balance() == 9_000
-    replay = await shop.pay.execute(
-        shop.alpha.collector, "slow", shop.payment(amount=1_000, method="pm_card_processing")
-    )
-    assert replay.outcome is PaymentOutcome.COMPLETED
 
 
 class BankDeclines(CountingGateway):
@@ -636,6 +634,68 @@ async def test_recovery_goes_through_every_stuck_payment_a_batch_at_a_time(shop)
     statuses = {p.id: p.status for p in world.store.payments.values()}
     assert statuses == {
         **{p.payment.id: PaymentStatus.PENDING for p in still},
+        unanswered.payment.id: PaymentStatus.COMPLETED,
+    }
+
+
+async def test_settling_a_payment_days_later_leaves_its_reused_key_to_the_new_request(shop):
+    world = shop.world
+    old = await shop.pay.execute(
+        shop.alpha.collector, "k", shop.payment(amount=1_000, method="pm_card_processing")
+    )
+    world.clock.advance(timedelta(hours=25))
+    assert await PurgeIdempotencyKeys(world.uow, world.clock).execute() == 1
+    new = await shop.pay.execute(shop.alpha.collector, "k", shop.payment(amount=500))
+    assert await shop.settle.execute() == 1  # the old one, looked up
+    assert world.store.payments[old.payment.id].status is PaymentStatus.COMPLETED
+    shop.cache._records.clear()  # the database's record answers alike
+    replay = await shop.pay.execute(shop.alpha.collector, "k", shop.payment(amount=500))
+    assert replay.replayed and replay.payment == new.payment
+
+
+async def test_a_payment_whose_key_ran_out_during_a_long_run_is_not_charged_again(shop):
+    world = shop.world
+    processing = await shop.pay.execute(
+        shop.alpha.collector, "slow", shop.payment(amount=100, method="pm_card_processing")
+    )
+    world.clock.advance(timedelta(minutes=1))
+    shop.gateway.failing = True
+    unanswered = await shop.pay.execute(shop.alpha.collector, "lost", shop.payment(amount=100))
+    shop.gateway.failing = False
+
+    class SlowLookups(CountingGateway):
+        async def look_up(self, lookup: ChargeLookup) -> ChargeResult:
+            world.clock.advance(timedelta(minutes=5))  # the bank takes its time
+            return ChargeResult(outcome=ChargeOutcome.PROCESSING, reference=lookup.reference)
+
+    gateway = SlowLookups()
+    recovery = SettlePendingPayments(world.uow, world.clock, shop.cache, gateway, world.telemetry)
+    world.clock.advance(timedelta(hours=22, minutes=58))  # the unanswered one: 2 minutes left
+    assert await recovery.execute() == 0
+    assert gateway.calls == 0  # asked again after 23 hours, its key might charge twice
+    assert world.store.payments[unanswered.payment.id].status is PaymentStatus.PENDING
+    assert world.store.payments[processing.payment.id].status is PaymentStatus.PENDING
+
+
+async def test_a_gateway_that_cannot_look_charges_up_leaves_them_to_its_webhooks(shop):
+    processing = await shop.pay.execute(
+        shop.alpha.collector, "slow", shop.payment(amount=100, method="pm_card_processing")
+    )
+    shop.gateway.failing = True
+    unanswered = await shop.pay.execute(shop.alpha.collector, "lost", shop.payment(amount=100))
+
+    class Older(CountingGateway):
+        """A gateway written before lookups: the port's own look_up."""
+
+        look_up = PaymentGateway.look_up
+
+    world = shop.world
+    recovery = SettlePendingPayments(world.uow, world.clock, shop.cache, Older(), world.telemetry)
+    world.clock.advance(timedelta(minutes=10))
+    assert await recovery.execute() == 1
+    statuses = {p.id: p.status for p in world.store.payments.values()}
+    assert statuses == {
+        processing.payment.id: PaymentStatus.PENDING,
         unanswered.payment.id: PaymentStatus.COMPLETED,
     }
 

@@ -50,19 +50,19 @@ def test_a_refund_carries_the_refunded_total_and_its_payment_intent():
     )
 
 
-def test_a_failed_refund_names_our_refund_the_gateways_and_the_reason():
-    refund_id = uuid.uuid4()
-    made = event("refund.failed", PAYMENT, "re_123", event_id="evt_2", refund_id=refund_id)
+def test_a_failed_refund_names_its_key_the_gateways_reference_and_the_reason():
+    key = f"{uuid.uuid4()}:r-1:{uuid.uuid4()}"
+    made = event("refund.failed", None, "re_123", event_id="evt_2", refund_key=key)
     assert verify(made) == GatewayEvent(
         id="evt_2",
         type=GatewayEventType.REFUND_FAILED,
-        payment_id=PAYMENT,
+        payment_id=None,
         reference="re_123",
-        refund_id=refund_id,
+        refund_key=key,
         decline_code="expired_or_canceled_card",
         received_at=NOW,
     )
-    assert verify(event("refund.failed", None, "re_elsewhere")).refund_id is None
+    assert verify(event("refund.failed", None, "re_elsewhere")).refund_key is None
 
 
 def test_a_charge_we_did_not_make_has_no_payment():

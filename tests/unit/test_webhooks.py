@@ -10,7 +10,7 @@ import pytest
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
-from debtflow_core.domain.payment import Payment, PaymentStatus, RefundStatus
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund, RefundStatus
 from debtflow_core.errors import Deferred, GatewayUnavailable, ValidationFailed
 from debtflow_core.ports.payment_gateway import RefundRequest, RefundResult
 from debtflow_core.use_cases.accounts import GetAccount
@@ -23,6 +23,15 @@ from debtflow_core.use_cases.webhooks import (
     ResumeGatewayEvents,
 )
 from tests.unit.conftest import CountingGateway
+
+CHARGE_REFUNDED = GatewayEventType.CHARGE_REFUNDED
+REFUND_FAILED = GatewayEventType.REFUND_FAILED
+SECOND = timedelta(seconds=1)
+
+
+def key_of(refund: Refund) -> str:
+    """The key a refund was sent to the gateway under, which its events repeat."""
+    return f"{refund.agency_id}:{refund.idempotency_key}:{refund.id}"
 
 
 class Verifier:
@@ -252,18 +261,14 @@ async def test_a_completed_refund_that_failed_later_is_taken_back_off_the_balanc
     refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
     made = (await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=4_000))).refund
     assert await shop.balance() == 4_000  # owed again, so active again
-    failed = event(
-        GatewayEventType.REFUND_FAILED,
-        paid.id,
-        refund_id=made.id,
-        decline_code="expired_or_canceled_card",
-    )
-    for payload in (failed, failed):
+    failed = dict(refund_key=key_of(made), decline_code="expired_or_canceled_card")
+    # Two deliveries of the failure under distinct ids, as Stripe may send.
+    for payload in (event(REFUND_FAILED, None, **failed), event(REFUND_FAILED, None, **failed)):
         await receive.execute(payload, "valid")
 
     outcomes = [await apply.execute(args["event_id"]) for _, args in queue.jobs]
 
-    assert outcomes == ["refund_failed", "refund_failed"]  # applied once
+    assert outcomes == ["refund_failed", "ignored"]
     assert world.store.refunds[made.id].status is RefundStatus.FAILED
     assert world.store.payments[paid.id].refunded_amount == 0
     account = await world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
@@ -284,10 +289,7 @@ async def test_a_pending_refund_that_failed_gives_nothing_back_and_is_never_comp
     paid = await paid_with_two_refunds_unanswered(shop)
     shop.gateway.failing = False
     first = min(world.store.refunds.values(), key=lambda r: r.amount)
-    await receive.execute(
-        event(GatewayEventType.REFUND_FAILED, paid.id, refund_id=first.id, reference="re_9"),
-        "valid",
-    )
+    await receive.execute(event(REFUND_FAILED, None, refund_key=key_of(first)), "valid")
     assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refund_failed"
     assert world.store.payments[paid.id].refunded_amount == 2_000  # the other stays reserved
     assert await shop.balance() == 5_000
@@ -299,16 +301,66 @@ async def test_a_pending_refund_that_failed_gives_nothing_back_and_is_never_comp
     assert await shop.balance() == 7_000
 
 
-async def test_a_failed_refund_found_by_its_reference_and_one_not_ours_is_ignored(hooks):
+async def test_a_failure_event_for_no_refund_of_ours_is_noted_and_dropped(hooks):
     shop, receive, apply, queue, event = hooks
     world = shop.world
     paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
     refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
     made = (await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())).refund
-    by_reference = event(GatewayEventType.REFUND_FAILED, paid.id, reference=made.gateway_reference)
-    unknown = event(GatewayEventType.REFUND_FAILED, paid.id, reference="re_elsewhere")
-    for payload in (unknown, by_reference):
-        await receive.execute(payload, "valid")
+    forged = f"{made.agency_id}:other:{made.id}"  # names our refund, under another key
+    for key in (None, "dashboard", f"{made.agency_id}:r:{uuid.uuid4()}", forged):
+        await receive.execute(event(REFUND_FAILED, None, refund_key=key), "valid")
     outcomes = [await apply.execute(args["event_id"]) for _, args in queue.jobs]
-    assert outcomes == ["ignored", "refund_failed"]
-    assert await shop.balance() == 10_000 - 4_000
+    assert outcomes == ["unknown_payment"] * 3 + ["ignored"]
+    assert world.store.refunds[made.id].status is RefundStatus.COMPLETED
+
+
+async def test_a_refunded_total_told_before_a_refund_failed_does_not_give_it_back_again(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=5_000))).payment
+    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
+    made = (await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=4_000))).refund
+    told = world.clock.now()
+    stale = event(CHARGE_REFUNDED, paid.id, amount_refunded=4_000, created_at=told)
+    failed = event(
+        REFUND_FAILED, None, refund_key=key_of(made), created_at=told + timedelta(hours=2)
+    )
+    # After the failure, the charge's total is what was refunded since: 1,000 at the dashboard.
+    later = event(
+        CHARGE_REFUNDED, paid.id, amount_refunded=1_000, created_at=told + timedelta(hours=3)
+    )
+    for payload in (failed, stale, later):  # the stale total arrives after the failure
+        await receive.execute(payload, "valid")
+
+    outcomes = [await apply.execute(args["event_id"]) for _, args in queue.jobs]
+
+    assert outcomes == ["refund_failed", "ignored", "refunded"]
+    assert world.store.payments[paid.id].refunded_amount == 1_000
+    assert await shop.balance() == 10_000 - 5_000 + 1_000
+
+
+async def test_a_deferred_total_applied_after_one_of_its_refunds_failed_counts_it_once(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = await paid_with_two_refunds_unanswered(shop)  # 1,000 and 2,000 pending
+    shop.gateway.failing = False
+    large = max(world.store.refunds.values(), key=lambda r: r.amount)
+    told = world.clock.now()
+    await receive.execute(
+        event(CHARGE_REFUNDED, paid.id, amount_refunded=2_000, created_at=told), "valid"
+    )
+    deferred = queue.jobs[-1][1]["event_id"]
+    with pytest.raises(Deferred):
+        await apply.execute(deferred)
+    await receive.execute(
+        event(REFUND_FAILED, None, refund_key=key_of(large), created_at=told + SECOND), "valid"
+    )
+    assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refund_failed"
+    world.clock.advance(timedelta(minutes=10))
+    recovery = SettlePendingRefunds(world.uow, world.clock, shop.cache, shop.gateway)
+    assert await recovery.execute() == 1  # the small one, completed
+
+    assert await apply.execute(deferred) == "ignored"  # its 2,000 was the failed refund's
+    assert world.store.payments[paid.id].refunded_amount == 1_000
+    assert await shop.balance() == 10_000 - 5_000 + 1_000

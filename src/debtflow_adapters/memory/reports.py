@@ -13,7 +13,7 @@ from debtflow_adapters.memory.unit_of_work import InMemoryStore
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.activity import ActivityType
 from debtflow_core.domain.imports import ImportStatus
-from debtflow_core.domain.payment import Payment, PaymentStatus
+from debtflow_core.domain.payment import Payment, PaymentStatus, RefundStatus
 from debtflow_core.domain.user import Role
 from debtflow_core.ports.reports import (
     ActivityTally,
@@ -90,7 +90,8 @@ class InMemoryReportReader(ReportReader):
             (1, payments[r.payment_id], r.amount, r.completed_at)
             for r in self._store.refunds.values()
             if r.agency_id == agency_id
-            and r.completed_at is not None  # a pending refund has given nothing back yet
+            # A pending refund has given nothing back yet, a failed one never did.
+            and r.status is RefundStatus.COMPLETED
             and _within(r.completed_at, period)
         ]
         for side, payment, amount, at in taken + refunded:
@@ -144,7 +145,7 @@ class InMemoryReportReader(ReportReader):
                 collected[payment.account_id] += payment.amount
         for refund in self._store.refunds.values():
             account_id = self._store.payments[refund.payment_id].account_id
-            if account_id in placed and refund.completed_at is not None:
+            if account_id in placed and refund.status is RefundStatus.COMPLETED:
                 collected[account_id] -= refund.amount
         groups: dict[tuple[str, str, str], list[int]] = {}
         for account in placed.values():

@@ -685,10 +685,11 @@ class InMemoryPaymentRepository(PaymentRepository):
             )
             self._refunds.put(id_, completed)
 
-    async def fail_refund(self, id_: UUID) -> None:
+    async def fail_refund(self, id_: UUID, at: datetime) -> None:
         refund = self._refunds.get(id_)
         if refund is not None:
-            self._refunds.put(id_, msgspec.structs.replace(refund, status=RefundStatus.FAILED))
+            failed = msgspec.structs.replace(refund, status=RefundStatus.FAILED, failed_at=at)
+            self._refunds.put(id_, failed)
 
     async def remove_refund(self, id_: UUID) -> None:
         refund = self._refunds.get(id_)

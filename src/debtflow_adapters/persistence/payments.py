@@ -80,6 +80,7 @@ def _refund(row: Row[Any]) -> Refund:
         created_by=row.created_by,
         created_at=row.created_at,
         completed_at=row.completed_at,
+        failed_at=row.failed_at,
     )
 
 
@@ -253,9 +254,11 @@ class SqlPaymentRepository(PaymentRepository):
             .values(status=RefundStatus.COMPLETED, gateway_reference=reference, completed_at=at)
         )
 
-    async def fail_refund(self, id_: UUID) -> None:
+    async def fail_refund(self, id_: UUID, at: datetime) -> None:
         await self._connection.execute(
-            sa.update(refunds).where(refunds.c.id == id_).values(status=RefundStatus.FAILED)
+            sa.update(refunds)
+            .where(refunds.c.id == id_)
+            .values(status=RefundStatus.FAILED, failed_at=at)
         )
 
     async def remove_refund(self, id_: UUID) -> None:
@@ -344,7 +347,8 @@ def _event(row: Row[Any]) -> GatewayEvent:
         decline_code=row.decline_code,
         message=row.message,
         amount_refunded=row.amount_refunded,
-        refund_id=row.refund_id,
+        refund_key=row.refund_key,
+        created_at=row.created_at,
         received_at=row.received_at,
         processed_at=row.processed_at,
         outcome=row.outcome,

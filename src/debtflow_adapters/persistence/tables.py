@@ -247,6 +247,7 @@ refunds = sa.Table(
     sa.Column("created_by", sa.Uuid, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime, nullable=True),
+    sa.Column("failed_at", UTCDateTime, nullable=True),
     sa.Index("ix_refunds_payment_created", "payment_id", "created_at", "id"),
     sa.Index(
         "ix_refunds_pending_created",
@@ -280,7 +281,8 @@ gateway_events = sa.Table(
     sa.Column("decline_code", sa.String(64), nullable=True),
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("amount_refunded", sa.BigInteger, nullable=True),
-    sa.Column("refund_id", sa.Uuid, nullable=True),
+    sa.Column("refund_key", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=True),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("processed_at", UTCDateTime, nullable=True),
     sa.Column("outcome", sa.String(32), nullable=True),

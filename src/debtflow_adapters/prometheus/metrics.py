@@ -92,7 +92,7 @@ WEBHOOK_DELIVERIES = Counter(
 WEBHOOK_EVENTS = Counter(
     "debtflow_webhook_events",
     "Gateway events applied, by event type and outcome (completed, failed, refunded, "
-    "ignored, unknown_payment).",
+    "refund_failed, ignored, unknown_payment).",
     ["type", "outcome"],
 )
 BREAKER_STATE = Gauge(

@@ -112,7 +112,7 @@ class StripeGateway(PaymentGateway):
                 {
                     "payment_intent": request.charge_reference,
                     "amount": request.amount,
-                    "metadata": _refund_metadata(request),
+                    "metadata": {"idempotency_key": request.idempotency_key},
                 },
                 {"idempotency_key": _stripe_key(request.idempotency_key)},
             )
@@ -202,15 +202,6 @@ def _fields(call: str, error: stripe.StripeError) -> dict[str, object]:
         "code": error.code,
         "stripe_request_id": error.request_id,
     }
-
-
-def _refund_metadata(request: RefundRequest) -> dict[str, str]:
-    metadata = {"idempotency_key": request.idempotency_key}
-    if request.payment_id is not None:
-        metadata["debtflow_payment_id"] = str(request.payment_id)
-    if request.refund_id is not None:
-        metadata["debtflow_refund_id"] = str(request.refund_id)
-    return metadata
 
 
 def _charge_metadata(request: ChargeRequest) -> dict[str, str]:

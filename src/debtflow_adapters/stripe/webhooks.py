@@ -46,6 +46,7 @@ class _Event(msgspec.Struct):
     id: str
     type: str
     data: _Data
+    created: int | None = None
 
 
 class StripeWebhookVerifier(WebhookVerifier):
@@ -59,7 +60,7 @@ class StripeWebhookVerifier(WebhookVerifier):
     ``payment_intent.succeeded``, ``payment_intent.payment_failed``, ``charge.refunded``
     and ``refund.failed`` become events; any other genuine type is ``None``. Our payment
     id comes from the ``debtflow_payment_id`` metadata the gateway put on the
-    PaymentIntent or the refund, our refund's id from the refund's ``debtflow_refund_id``.
+    PaymentIntent; a refund's key from the ``idempotency_key`` metadata it was made with.
     """
 
     def __init__(self, secret: str) -> None:
@@ -109,7 +110,7 @@ def _translate(event: _Event, received_at: datetime) -> GatewayEvent:
         fields["amount_refunded"] = obj.amount_refunded or 0
     elif type_ is GatewayEventType.REFUND_FAILED:
         reference = obj.id
-        fields["refund_id"] = _our_id(obj.metadata.get("debtflow_refund_id"))
+        fields["refund_key"] = obj.metadata.get("idempotency_key")
         fields["decline_code"] = obj.failure_reason
     else:
         reference = obj.id
@@ -120,16 +121,16 @@ def _translate(event: _Event, received_at: datetime) -> GatewayEvent:
     return GatewayEvent(
         id=event.id,
         type=type_,
-        payment_id=_our_id(obj.metadata.get("debtflow_payment_id")),
+        payment_id=_payment_id(obj.metadata.get("debtflow_payment_id")),
         reference=reference,
         received_at=received_at,
+        created_at=None if event.created is None else datetime.fromtimestamp(event.created, UTC),
         **fields,
     )
 
 
-def _our_id(raw: str | None) -> UUID | None:
-    """Ours, or ``None`` for a charge or refund DebtFlow did not make (or metadata someone
-    edited)."""
+def _payment_id(raw: str | None) -> UUID | None:
+    """Ours, or ``None`` for a charge DebtFlow did not make (or metadata someone edited)."""
     try:
         return None if raw is None else UUID(raw)
     except ValueError:

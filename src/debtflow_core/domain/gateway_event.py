@@ -22,9 +22,9 @@ class GatewayEvent(msgspec.Struct, frozen=True, kw_only=True):
     ``payment_id`` is ours, sent to the gateway as metadata with the charge, so that an
     event finds its payment even when the charge's answer never reached us.
     ``amount_refunded`` is the charge's refunded total so far (``charge.refunded``).
-    A ``refund.failed`` event's ``reference`` is the refund's, ``refund_id`` ours (sent
-    with the refund as metadata, like the payment's id), and ``decline_code`` the
-    gateway's reason.
+    A ``refund.failed`` event's ``reference`` is the refund's, ``refund_key`` the key the
+    refund was sent to the gateway under (which the gateway keeps as its metadata, and
+    which names our refund), and ``decline_code`` the gateway's reason.
     """
 
     id: str
@@ -34,7 +34,10 @@ class GatewayEvent(msgspec.Struct, frozen=True, kw_only=True):
     decline_code: str | None = None
     message: str | None = None
     amount_refunded: int | None = None
-    refund_id: UUID | None = None
+    refund_key: str | None = None
+    created_at: datetime | None = None
+    """When the gateway made the event, by its clock (unknown for events stored before it
+    was recorded)."""
     received_at: datetime
     processed_at: datetime | None = None
     outcome: str | None = None

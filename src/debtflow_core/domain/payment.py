@@ -99,3 +99,6 @@ class Refund(msgspec.Struct, frozen=True, kw_only=True):
     created_by: UUID | None
     created_at: datetime
     completed_at: datetime | None
+    failed_at: datetime | None = None
+    """When the gateway says it failed, by the gateway's clock (its event's time), which
+    tells its later refund totals from those made before the failure."""

@@ -49,9 +49,6 @@ class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_key: str
     charge_reference: str
     amount: int
-    payment_id: UUID | None = None
-    refund_id: UUID | None = None
-    """Ours; the gateway repeats them in its webhooks (a refund that fails later)."""
 
 
 class RefundResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,7 +79,10 @@ class PaymentGateway(Protocol):
     async def look_up(self, lookup: ChargeLookup) -> ChargeResult:
         """Where a charge the gateway accepted stands now, by its reference: how a charge
         left PROCESSING learns its end when no webhook told us. Calling ``charge`` again
-        cannot: the gateway answers a repeated key with its first answer, PROCESSING."""
-        ...
+        cannot: the gateway answers a repeated key with its first answer, PROCESSING.
+
+        A gateway written before this method existed raises NotImplementedError here: its
+        charges left processing wait for its webhooks."""
+        raise NotImplementedError
 
     async def refund(self, request: RefundRequest) -> RefundResult: ...

@@ -149,8 +149,9 @@ class PaymentRepository(Protocol):
         """Mark a pending refund completed at ``at``, with the gateway's reference."""
         ...
 
-    async def fail_refund(self, id_: UUID) -> None:
-        """Mark a refund failed: the gateway reported that nothing was given back."""
+    async def fail_refund(self, id_: UUID, at: datetime) -> None:
+        """Mark a refund failed at ``at``: the gateway reported that nothing was given
+        back."""
         ...
 
     async def remove_refund(self, id_: UUID) -> None:

@@ -113,6 +113,21 @@ def validate_idempotency_key(key: str) -> str:
     return key
 
 
+async def _cached(
+    cache: IdempotencyCache, clock: Clock, agency_id: UUID, key: str
+) -> IdempotencyRecord | None:
+    """The cached answer under ``key``, unless it is past its time: the key may have been
+    purged and claimed anew since, which the database knows and a cache may not."""
+    record = await cache.get(agency_id, key)
+    return record if record is not None and record.expires_at > clock.now() else None
+
+
+def _key_still_own(claimed_at: datetime, now: datetime) -> bool:
+    """Whether a key claimed at ``claimed_at`` is certainly still the claimant's: past its
+    24 hours it may have been purged and claimed again by another request."""
+    return now < claimed_at + IDEMPOTENCY_TTL
+
+
 def _fingerprint(operation: str, command: msgspec.Struct) -> str:
     return hashlib.sha256(operation.encode() + b"\0" + msgspec.json.encode(command)).hexdigest()
 
@@ -125,6 +140,20 @@ def _gateway_key(agency_id: UUID, key: str, row_id: UUID) -> str:
     may come back for another request, which the gateway would answer with the first
     one's stored result."""
     return f"{agency_id}:{key}:{row_id}"
+
+
+def row_of_gateway_key(gateway_key: str) -> UUID | None:
+    """The row id that :func:`_gateway_key` put last, or ``None`` for another key."""
+    try:
+        return UUID(gateway_key.rpartition(":")[2])
+    except ValueError:
+        return None
+
+
+def made_under(refund: Refund, gateway_key: str) -> bool:
+    """Whether ``refund`` was sent to the gateway under ``gateway_key``."""
+    own = refund.idempotency_key
+    return own is not None and _gateway_key(refund.agency_id, own, refund.id) == gateway_key
 
 
 def stored_response(
@@ -235,7 +264,10 @@ class Settlement:
                 found = await uow.payment_processors.get(after.processor_id)
                 processor = None if found is None else found.kind
             outcome = _outcome_of(after)
-            record = await self._finish(after, outcome)
+            record = None
+            # A payment looked up days later may have lost its key to another request.
+            if _key_still_own(after.created_at, now):
+                record = await self._finish(after, outcome)
             await uow.commit()
         if moved:
             _reached(self._telemetry, processor or "unknown", after)
@@ -269,26 +301,23 @@ class Settlement:
             audit_entry(actor, action, entity_id=payment.id, before=payment, after=after, at=now)
         )
         if after.status is PaymentStatus.COMPLETED:
-            await _mark_paid_in_full(uow, actor, payment.account_id, now)
+            await self._mark_paid_in_full(actor, payment.account_id, now)
         else:
             await _give_back(uow, actor, payment.account_id, payment.amount, now)
         return after
+
+    async def _mark_paid_in_full(self, actor: Actor, account_id: UUID, now: datetime) -> None:
+        # Locked after the payment, the order every settlement takes: an account closed or
+        # disputed meanwhile is judged as it is now, and its change is not written over.
+        account = await self._uow.accounts.lock(account_id)
+        if account is None or account.current_balance != 0 or account.status not in COLLECTING:
+            return
+        await move_account(self._uow, actor, account, AccountStatus.PAID_IN_FULL, now)
 
     async def _finish(self, payment: Payment, outcome: PaymentOutcome) -> IdempotencyRecord | None:
         return await self._uow.idempotency.finish(
             payment.agency_id, payment.idempotency_key, outcome, msgspec.to_builtins(payment)
         )
-
-
-async def _mark_paid_in_full(
-    uow: UnitOfWork, actor: Actor, account_id: UUID, now: datetime
-) -> None:
-    # Locked after the payment, the order every settlement takes: an account closed or
-    # disputed meanwhile is judged as it is now, and its change is not written over.
-    account = await uow.accounts.lock(account_id)
-    if account is None or account.current_balance != 0 or account.status not in COLLECTING:
-        return
-    await move_account(uow, actor, account, AccountStatus.PAID_IN_FULL, now)
 
 
 def _outcome_of(payment: Payment) -> PaymentOutcome:
@@ -350,7 +379,7 @@ class MakePayment(Settlement):
                 field="payment_method",
             )
         fingerprint = _fingerprint("payment", command)
-        cached = await self._cache.get(actor.agency_id, key)
+        cached = await _cached(self._cache, self._clock, actor.agency_id, key)
         if cached is not None and may_replay_unread(actor, _made_by(cached)):
             return replay(cached, fingerprint, self._telemetry)
         opened = await self._open(actor, key, fingerprint, command)
@@ -628,12 +657,17 @@ class SettlePendingPayments(Settlement):
                     for processor in await uow.payment_processors.list(agency_id)
                 }
             for payment in stuck:
+                unanswered = payment.gateway_reference is None
+                if unanswered and payment.created_at <= self._clock.now() - ASKED_AGAIN_FOR:
+                    continue  # its key's time ran out while the run looked up older ones
                 processor = kinds[payment.processor_id]
                 try:
                     result = await self._ask(payment, processor)
                 except GatewayUnavailable:
                     # Only this payment, perhaps (a gateway may repeat a stored error under
                     # its key); an open breaker fails the rest fast without calling it.
+                    continue
+                except NotImplementedError:  # a gateway that cannot look charges up
                     continue
                 outcome = await self.settle(
                     Actor.system(payment.agency_id), payment.id, result, processor
@@ -725,7 +759,7 @@ class RefundPayment:
     ) -> RefundResult:
         key = validate_idempotency_key(idempotency_key)
         fingerprint = _fingerprint(f"refund:{payment_id}", command)
-        cached = await self._cache.get(actor.agency_id, key)
+        cached = await _cached(self._cache, self._clock, actor.agency_id, key)
         if cached is not None and may_replay_unread(actor, made_by=None):  # admins only
             return _replay_refund(cached, fingerprint, self._telemetry)
         opened = await self._open(actor, key, fingerprint, payment_id, command)
@@ -896,8 +930,6 @@ def _refund_request(payment: Payment, refund: Refund, processor: ProcessorKind) 
         idempotency_key=_gateway_key(refund.agency_id, _refund_key(refund), refund.id),
         charge_reference=payment.gateway_reference,
         amount=refund.amount,
-        payment_id=payment.id,
-        refund_id=refund.id,
     )
 
 
@@ -955,16 +987,21 @@ async def complete_pending_refund(
 
 
 async def fail_refund(
-    uow: UnitOfWork, actor: Actor, payment: Payment, refund: Refund, now: datetime
+    uow: UnitOfWork,
+    actor: Actor,
+    payment: Payment,
+    refund: Refund,
+    failed_at: datetime,
+    now: datetime,
 ) -> IdempotencyRecord | None:
     """Inside the caller's unit of work, with ``payment`` locked: the gateway reports that
-    ``refund`` failed, so nothing went back to the debtor. Its amount is refundable again;
-    a completed one takes back off the balance what it gave back (an account left at zero
-    is paid in full again), a pending one gave nothing back yet. A refund made through us
-    answers its key's replays as it now stands. Returns that record, to cache once
-    committed."""
-    failed = msgspec.structs.replace(refund, status=RefundStatus.FAILED)
-    await uow.payments.fail_refund(refund.id)
+    ``refund`` failed (at ``failed_at``, by its clock), so nothing went back to the debtor.
+    Its amount is refundable again; a completed one takes back off the balance what it
+    gave back (an account left at zero is paid in full again), a pending one gave nothing
+    back yet. A refund made through us answers its key's replays as it now stands, while
+    the key is still its own. Returns that record, to cache once committed."""
+    failed = msgspec.structs.replace(refund, status=RefundStatus.FAILED, failed_at=failed_at)
+    await uow.payments.fail_refund(refund.id, failed_at)
     released = await uow.payments.reserve_refund(payment.id, -refund.amount)
     assert released  # a refund's amount stays reserved on its payment until it fails
     await uow.audit_log.add(
@@ -979,8 +1016,10 @@ async def fail_refund(
     )
     if refund.status is RefundStatus.COMPLETED:
         await uow.accounts.adjust_balance(payment.account_id, -refund.amount, floor=None)
-        await _mark_paid_in_full(uow, actor, payment.account_id, now)
-    if refund.idempotency_key is None:
+        account = await uow.accounts.lock(payment.account_id)
+        if account is not None and account.current_balance == 0 and account.status in COLLECTING:
+            await move_account(uow, actor, account, AccountStatus.PAID_IN_FULL, now)
+    if refund.idempotency_key is None or not _key_still_own(refund.created_at, now):
         return None
     after = await uow.payments.get(payment.id)
     assert after is not None  # payments are never deleted

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
-from debtflow_core.domain.payment import Payment, PaymentStatus, RefundStatus
+from debtflow_core.domain.payment import Payment, PaymentStatus, Refund, RefundStatus
 from debtflow_core.errors import Deferred, NotFound
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.gateway_events import WebhookVerifier
@@ -25,7 +25,9 @@ from debtflow_core.use_cases.payments import (
     Settlement,
     complete_pending_refund,
     fail_refund,
+    made_under,
     record_refund,
+    row_of_gateway_key,
 )
 
 APPLY_GATEWAY_EVENT = "debtflow.apply_gateway_event"
@@ -97,7 +99,7 @@ class ApplyGatewayEvent(Settlement):
             event = await uow.gateway_events.get(event_id)
             if event is None:
                 raise NotFound.of("gateway event", event_id)
-            payment = None if event.payment_id is None else await uow.payments.get(event.payment_id)
+            payment = await _payment_of(uow, event)
         if event.outcome is not None:
             return event.outcome
         outcome = "unknown_payment" if payment is None else await self._dispatch(event, payment)
@@ -158,9 +160,7 @@ class ApplyGatewayEvent(Settlement):
             if current is None or current.status is not PaymentStatus.COMPLETED:
                 return "ignored"
             refunds = await uow.payments.refunds(current.id)
-            missing = refunded - sum(
-                r.amount for r in refunds if r.status is RefundStatus.COMPLETED
-            )
+            missing = refunded - sum(r.amount for r in refunds if _counted(event, r))
             pending = [r for r in refunds if r.status is RefundStatus.PENDING]
             if missing <= 0:
                 return "ignored"
@@ -186,28 +186,46 @@ class ApplyGatewayEvent(Settlement):
         return "refunded"
 
     async def _fail_refund(self, actor: Actor, event: GatewayEvent, payment: Payment) -> str:
-        """Undo a refund the gateway reports failed: found by our id (its metadata), else
-        by the gateway's reference. One already failed, or none of ours (made at the
-        gateway before it told us our ids), is left as it is."""
+        """Undo a refund the gateway reports failed, found by the key it was made under.
+        One already failed, or none of ours, is left as it is."""
         async with self._uow as uow:
             current = await uow.payments.lock(payment.id)
             assert current is not None  # payments are never deleted
-            refund = next(
-                (
-                    r
-                    for r in await uow.payments.refunds(current.id)
-                    if r.id == event.refund_id
-                    or (r.gateway_reference is not None and r.gateway_reference == event.reference)
-                ),
-                None,
-            )
+            refunds = await uow.payments.refunds(current.id)
+            key = event.refund_key or ""
+            refund = next((r for r in refunds if made_under(r, key)), None)
             if refund is None or refund.status is RefundStatus.FAILED:
                 return "ignored"
-            record = await fail_refund(uow, actor, current, refund, self._clock.now())
+            now = self._clock.now()
+            failed_at = event.created_at or now
+            record = await fail_refund(uow, actor, current, refund, failed_at, now)
             await uow.commit()
         if record is not None:
             await self._cache.put(record)
         return "refund_failed"
+
+
+async def _payment_of(uow: UnitOfWork, event: GatewayEvent) -> Payment | None:
+    """The event's payment: by our id in the charge's metadata, or for a refund's event
+    through the refund its key names."""
+    if event.payment_id is not None:
+        return await uow.payments.get(event.payment_id)
+    refund_id = row_of_gateway_key(event.refund_key or "")
+    refund = None if refund_id is None else await uow.payments.refund(refund_id)
+    return None if refund is None else await uow.payments.get(refund.payment_id)
+
+
+def _counted(event: GatewayEvent, refund: Refund) -> bool:
+    """Whether the refunded total ``event`` tells includes ``refund``: a completed one
+    always; a failed one if the gateway told the total before the refund failed (a stale or
+    deferred event), which is taken to be so when either time is unknown. Counting it
+    otherwise would give its amount back again as a refund made at the gateway."""
+    if refund.status is RefundStatus.COMPLETED:
+        return True
+    if refund.status is not RefundStatus.FAILED:
+        return False
+    told, failed = event.created_at, refund.failed_at
+    return told is None or failed is None or told <= failed
 
 
 class ResumeGatewayEvents:

@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.status_codes import (
+    HTTP_200_OK,
     HTTP_201_CREATED,
     HTTP_202_ACCEPTED,
     HTTP_402_PAYMENT_REQUIRED,
@@ -211,6 +212,12 @@ class PaymentController(Controller):
                 "reserved, and the recovery task completes it once the gateway answers. Do not "
                 "send it again under another key; the same key replays the refund as it is.",
             ),
+            HTTP_200_OK: ResponseSpec(
+                data_container=Refunded,
+                description="The refund `failed` at the gateway after it was made (a replay, "
+                "or an answer that came late): nothing reached the debtor, and its amount may "
+                "be refunded again under a new key.",
+            ),
             HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
                 data_container=Problem,
                 media_type=PROBLEM_JSON,
@@ -232,9 +239,14 @@ class PaymentController(Controller):
         result = await use.execute(actor, idempotency_key, payment_id, data)
         headers = {"Idempotent-Replayed": "true"} if result.replayed else None
         body = Refunded(refund=result.refund, payment=result.payment)
-        pending = result.refund.status is RefundStatus.PENDING
-        status = HTTP_202_ACCEPTED if pending else HTTP_201_CREATED
-        return Response(body, status_code=status, headers=headers)
+        return Response(body, status_code=_REFUND_ANSWERS[result.refund.status], headers=headers)
+
+
+_REFUND_ANSWERS = {
+    RefundStatus.COMPLETED: HTTP_201_CREATED,
+    RefundStatus.PENDING: HTTP_202_ACCEPTED,
+    RefundStatus.FAILED: HTTP_200_OK,
+}
 
 
 class PaymentProcessorController(Controller):

@@ -160,9 +160,8 @@ async def test_a_refund_that_failed_later_is_taken_back_and_its_replay_says_so(s
     assert made.status_code == 201, made.text
     refund = made.json()["refund"]
 
-    failed = event(
-        "refund.failed", payment["id"], refund["gateway_reference"], refund_id=UUID(refund["id"])
-    )
+    key = f"{alpha.admin.agency_id}:r1:{refund['id']}"  # the refund's metadata at Stripe
+    failed = event("refund.failed", None, refund["gateway_reference"], refund_key=key)
     assert (await deliver(api, failed)).status_code == 200
 
     assert (await stored(api, failed["id"])).outcome == "refund_failed"
@@ -170,6 +169,7 @@ async def test_a_refund_that_failed_later_is_taken_back_and_its_replay_says_so(s
     balance = await api.client.get(f"/v1/accounts/{account.id}", headers=alpha.headers["admin"])
     assert balance.json()["current_balance"] == 7_500
     replay = await api.client.post(refund_url, headers=headers, json={"amount": 1_000})
+    assert replay.status_code == 200  # not 201: nothing was refunded
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["refund"]["status"] == "failed"
 

@@ -86,6 +86,9 @@ def upgrade() -> None:
     if not held:
         return
     now = datetime.now(UTC)
+    if connection.dialect.name == "postgresql":
+        # The database's clock, which also picks the month of the partition created below.
+        now = connection.execute(sa.text("SELECT now()")).scalar_one()
     connection.execute(
         sa.update(_accounts)
         .where(_accounts.c.assigned_collector_id.in_(_DEPARTED))

@@ -208,7 +208,11 @@ def _database_error(request: Request[Any, Any, Any], error: Exception) -> Respon
     idempotency key replays it). Any other database error is ours."""
     if not is_transient(error):
         return _unexpected(request, error)
-    log.warning("the database could not serve a request", extra={"error": _cause(error)})
+    log.warning(
+        "the database could not serve a request",
+        extra={"error": _cause(error), "sqlstate": _sqlstate(error)},
+        exc_info=error,
+    )
     return problem_response(
         request,
         503,
@@ -220,9 +224,12 @@ def _database_error(request: Request[Any, Any, Any], error: Exception) -> Respon
 
 
 def _cause(error: BaseException) -> str:
-    """The driver's error class (SQLAlchemy's wraps it): never its text, which may quote
-    the statement."""
+    """The driver's error class (SQLAlchemy's wraps it)."""
     return type(getattr(error, "orig", None) or error).__name__
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    return getattr(getattr(error, "orig", None) or error, "sqlstate", None)
 
 
 def _undecodable(request: Request[Any, Any, Any], error: UnicodeDecodeError) -> Response[Problem]:

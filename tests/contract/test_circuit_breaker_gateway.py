@@ -15,6 +15,7 @@ from debtflow_core.ports.payment_gateway import (
     ChargeLookup,
     ChargeOutcome,
     ChargeRequest,
+    PaymentGateway,
     RefundRequest,
 )
 
@@ -177,3 +178,16 @@ async def test_lookups_count_and_are_held_by_the_open_breaker_like_charges():
     with pytest.raises(GatewayUnavailable) as fast:
         await gateway.look_up(lookup)
     assert not fast.value.request_sent
+
+
+async def test_a_gateway_that_cannot_look_charges_up_does_not_open_the_breaker():
+    class Older(Flaky):
+        look_up = PaymentGateway.look_up  # written before lookups existed
+
+    inner = Older()
+    gateway = CircuitBreakerGateway(inner, threshold=2, reset_seconds=60)
+    for _ in range(3):
+        with pytest.raises(NotImplementedError):
+            await gateway.look_up(ChargeLookup(processor=KIND, reference="pi_1"))
+    assert await gateway.state() == "closed"
+    assert (await gateway.charge(request())).outcome is ChargeOutcome.SUCCEEDED

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.persistence import SqlUnitOfWork
+from debtflow_adapters.persistence.database import CommitUnconfirmed, is_transient
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.debtor import ContactPreferences, Debtor
 
@@ -106,3 +107,26 @@ async def test_a_database_error_never_quotes_the_statements_values(engine: Async
                 {"name": "Philomena Cartwright"},
             )
     assert "Philomena" not in str(failed.value)
+
+
+@pytest.mark.postgres
+async def test_a_commit_the_server_never_confirmed_is_not_a_failure_to_retry(
+    postgres_engine: AsyncEngine,
+):
+    uow = SqlUnitOfWork(postgres_engine)
+    with pytest.raises(CommitUnconfirmed) as caught:
+        async with uow:
+            await uow.agencies.add(agency("unconfirmed"))
+            async with postgres_engine.connect() as other:  # the server ends our session
+                await other.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+            await asyncio.sleep(0.2)
+            await uow.commit()
+    # What the database raised was a connection's failure, which alone would read as one
+    # to send again (a 503): its transaction may have been kept, for all the client knows.
+    assert is_transient(caught.value.__cause__)
+    assert not is_transient(caught.value)

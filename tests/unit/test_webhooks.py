@@ -15,7 +15,12 @@ from debtflow_core.errors import Deferred, GatewayUnavailable, ValidationFailed
 from debtflow_core.ports.payment_gateway import RefundRequest, RefundResult
 from debtflow_core.use_cases.accounts import GetAccount
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
-from debtflow_core.use_cases.payments import NewRefund, RefundPayment, SettlePendingRefunds
+from debtflow_core.use_cases.payments import (
+    NewRefund,
+    PurgeIdempotencyKeys,
+    RefundPayment,
+    SettlePendingRefunds,
+)
 from debtflow_core.use_cases.webhooks import (
     APPLY_GATEWAY_EVENT,
     ApplyGatewayEvent,
@@ -364,3 +369,23 @@ async def test_a_deferred_total_applied_after_one_of_its_refunds_failed_counts_i
     assert await apply.execute(deferred) == "ignored"  # its 2,000 was the failed refund's
     assert world.store.payments[paid.id].refunded_amount == 1_000
     assert await shop.balance() == 10_000 - 5_000 + 1_000
+
+
+async def test_a_refund_completed_days_later_leaves_its_reused_key_to_the_new_request(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
+    shop.gateway.failing = True
+    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
+    await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=1_000))  # pending
+    shop.gateway.failing = False
+    world.clock.advance(timedelta(hours=25))
+    assert await PurgeIdempotencyKeys(world.uow, world.clock).execute() == 2
+    new = await shop.pay.execute(shop.alpha.admin, "r", shop.payment(amount=500))
+
+    await receive.execute(event(CHARGE_REFUNDED, paid.id, amount_refunded=1_000), "valid")
+    assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refunded"
+
+    shop.cache._records.clear()  # the database's record answers alike
+    replay = await shop.pay.execute(shop.alpha.admin, "r", shop.payment(amount=500))
+    assert replay.replayed and replay.payment == new.payment

@@ -53,7 +53,10 @@ class CircuitBreakerGateway(PaymentGateway):
         self._gateway = gateway
         self._reset_seconds = reset_seconds
         self._breakers = AsyncCircuitBreakerFactory(
-            default_threshold=threshold, default_ttl=reset_seconds, exclude=[GatewayRefused]
+            default_threshold=threshold,
+            default_ttl=reset_seconds,
+            # Answers, not failures: a refusal, and a gateway that cannot look charges up.
+            exclude=[GatewayRefused, NotImplementedError],
         )
         if telemetry is not None:
             self._breakers.add_listener(_StateListener(name, telemetry))

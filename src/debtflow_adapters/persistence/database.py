@@ -124,12 +124,18 @@ def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
+class CommitUnconfirmed(Exception):
+    """The connection failed while committing: the transaction may or may not have been
+    kept, so the request must not be answered as one to simply send again."""
+
+
 def is_transient(error: BaseException) -> bool:
-    """Whether a database error may clear if the same request is made again shortly: the
-    server unreachable, restarting or out of connections, the pool out of connections, a
-    transaction lost to a deadlock or a serialization conflict, a lock or statement that
-    timed out, or SQLite's file busy. Errors of the statement itself (a constraint, bad
-    SQL) are not: asked again, they fail again."""
+    """Whether a database error may clear if the same request is made again shortly, its
+    transaction having been rolled back: the server unreachable, restarting or out of
+    connections, the pool out of connections, a transaction lost to a deadlock or a
+    serialization conflict, a lock that timed out, or SQLite's file busy. Errors of the
+    statement itself (a constraint, bad SQL, a statement timeout) are not: asked again,
+    they fail again."""
     if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
         return True
     if isinstance(error, sa_exc.DBAPIError):
@@ -138,13 +144,28 @@ def is_transient(error: BaseException) -> bool:
         error = error.orig
     if isinstance(error, psycopg.OperationalError):
         # No SQLSTATE: the connection failed before or without the server's word.
-        return error.sqlstate is None or error.sqlstate.startswith(_TRANSIENT_SQLSTATES)
-    return isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode in _SQLITE_BUSY
+        return error.sqlstate is None or error.sqlstate in _TRANSIENT_SQLSTATES
+    if isinstance(error, sqlite3.OperationalError):
+        return error.sqlite_errorcode & 0xFF in _SQLITE_BUSY  # the primary of extended codes
+    return False
 
 
-_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "53", "55P03", "57")
-"""Connection exceptions, a serialization failure, a deadlock, insufficient resources (too
-many connections), a lock not available (``lock_timeout``), operator intervention (a
-shutdown, ``statement_timeout``)."""
+_TRANSIENT_SQLSTATES = frozenset(
+    {
+        *("08000", "08001", "08003", "08004", "08006"),  # connection exceptions
+        *("40001", "40P01"),  # serialization failure, deadlock detected
+        "53300",  # too many connections
+        "55P03",  # lock not available (lock_timeout)
+        *("57P01", "57P02", "57P03"),  # shutting down, starting up
+    }
+)
 
 _SQLITE_BUSY = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
+def refused_commit(error: sa_exc.DBAPIError) -> bool:
+    """Whether a failed COMMIT was the server's refusal (a serialization failure, a
+    deferred constraint), which rolled the transaction back, rather than a connection that
+    failed with its outcome unknown."""
+    state = getattr(error.orig, "sqlstate", None)
+    return state is not None and state.startswith(("40", "23"))

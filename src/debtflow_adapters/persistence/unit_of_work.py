@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import sqlite3
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from debtflow_adapters.persistence import repositories as repos
+from debtflow_adapters.persistence.database import CommitUnconfirmed, refused_commit
 from debtflow_adapters.persistence.exports import SqlExportRepository
 from debtflow_adapters.persistence.file_sources import SqlFileSourceRepository
 from debtflow_adapters.persistence.payments import (
@@ -102,7 +105,12 @@ class SqlUnitOfWork(UnitOfWork):
         if not self._open:
             raise RuntimeError("commit outside of an open unit of work")
         assert self._connection is not None
-        await self._connection.commit()
+        try:
+            await self._connection.commit()
+        except DBAPIError as error:
+            if isinstance(error.orig, sqlite3.Error) or refused_commit(error):
+                raise
+            raise CommitUnconfirmed("the database did not confirm the commit") from error
         self._committed = True
 
     async def close(self) -> None:

@@ -974,13 +974,15 @@ async def complete_pending_refund(
 ) -> tuple[Refund, IdempotencyRecord | None]:
     """Inside the caller's unit of work, with ``payment`` locked: complete the pending
     ``refund`` (its amount is reserved on the payment already), give the amount back, and
-    store the answer under the refund's key for replays. The completed refund, and the
-    record to cache once committed."""
+    store the answer under the refund's key for replays while the key is still its own.
+    The completed refund, and the record to cache once committed."""
     completed = msgspec.structs.replace(
         refund, status=RefundStatus.COMPLETED, gateway_reference=reference, completed_at=now
     )
     await uow.payments.complete_refund(refund.id, reference, now)
     await _refunded(uow, actor, payment, completed, now)
+    if not _key_still_own(refund.created_at, now):  # a webhook may come days later
+        return completed, None
     answer = msgspec.to_builtins(RefundResult(refund=completed, payment=payment))
     record = await uow.idempotency.finish(refund.agency_id, _refund_key(refund), "refunded", answer)
     return completed, record

@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.memory import FixedClock
-from debtflow_adapters.persistence.database import is_transient
+from debtflow_adapters.persistence.database import is_transient, refused_commit
 from debtflow_http.app import create_app
 from tests.integration.api.conftest import START, Api, TestAdapters, make_settings
 
@@ -69,14 +69,18 @@ def test_errors_that_may_clear_are_told_from_those_that_would_fail_again(tmp_pat
     except sqlite3.OperationalError as missing:
         assert not is_transient(sa.exc.OperationalError("SELECT", {}, missing))
 
+    busy_snapshot = sqlite3.OperationalError("database is locked")
+    busy_snapshot.sqlite_errorcode = 517  # SQLITE_BUSY_SNAPSHOT: an extended code of BUSY
+    assert is_transient(sa.exc.OperationalError("UPDATE", {}, busy_snapshot))
+
     for error in (
         psycopg.OperationalError("connection failed: Connection refused"),
         psycopg.errors.DeadlockDetected(),
         psycopg.errors.SerializationFailure(),
         psycopg.errors.LockNotAvailable(),
-        psycopg.errors.QueryCanceled(),
         psycopg.errors.TooManyConnections(),
         psycopg.errors.AdminShutdown(),
+        psycopg.errors.CannotConnectNow(),
     ):
         assert is_transient(error), error
         assert is_transient(sa.exc.OperationalError("SELECT 1", {}, error)), error
@@ -84,8 +88,20 @@ def test_errors_that_may_clear_are_told_from_those_that_would_fail_again(tmp_pat
     for error in (
         psycopg.errors.UniqueViolation(),
         psycopg.errors.UndefinedTable(),
+        psycopg.errors.QueryCanceled(),  # a statement timeout: asked again, slow again
+        psycopg.errors.ProtocolViolation(),
         psycopg.errors.ProgramLimitExceeded(),
         psycopg.errors.ObjectNotInPrerequisiteState(),
     ):
         assert not is_transient(error), error
         assert not is_transient(sa.exc.IntegrityError("INSERT", {}, error)), error
+
+
+def test_a_commit_is_refused_by_the_server_or_unconfirmed():
+    def commit_failed(error: Exception) -> sa.exc.DBAPIError:
+        return sa.exc.OperationalError("COMMIT", {}, error)
+
+    assert refused_commit(commit_failed(psycopg.errors.SerializationFailure()))
+    assert refused_commit(commit_failed(psycopg.errors.ForeignKeyViolation()))
+    assert not refused_commit(commit_failed(psycopg.OperationalError("consuming input failed")))
+    assert not refused_commit(commit_failed(psycopg.errors.AdminShutdown()))

@@ -358,6 +358,21 @@ def agencies(tmp_path: Path) -> Path:
     return root
 
 
+async def test_local_lists_the_other_files_past_a_name_that_is_not_utf8(
+    agencies: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbound = os.fsencode(agencies / "acme" / "inbound")
+    with open(os.path.join(inbound, b"M\xe4rz.csv"), "wb") as file:  # as Windows might name it
+        file.write(b"x")
+    caplog.set_level(logging.INFO, logger="debtflow.local_source")
+
+    files = await LocalFileSourceReader(agencies).list_files(make_source(directory="acme/inbound"))
+
+    assert [file.name for file in files] == ["placements.csv"]
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert "b'M\\xe4rz.csv'" in warning and "not UTF-8" in warning
+
+
 @pytest.mark.parametrize(
     ("link", "target", "directory"),
     [

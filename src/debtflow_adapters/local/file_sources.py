@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fnmatch
+import logging
 import os
 import stat
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from pathlib import Path
 from debtflow_core.domain.imports import FileSource, local_path_parts
 from debtflow_core.errors import NotFound, SourceFileChanged, SourceUnavailable
 from debtflow_core.ports.file_sources import FileSourceReader, RemoteFile, is_plain_name
+
+log = logging.getLogger("debtflow.local_source")
 
 CHUNK_BYTES = 1024 * 1024
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -62,6 +65,15 @@ class LocalFileSourceReader(FileSourceReader):
                 ) from None
             for entry in entries:
                 if not fnmatch.fnmatchcase(entry.name, source.pattern):
+                    continue
+                if not _is_text(entry.name):
+                    log.warning(
+                        "local source %s: skipping %r in %r: its name is not UTF-8 (another "
+                        "encoding?); rename it to import it",
+                        source.id,
+                        os.fsencode(entry.name),
+                        source.directory,
+                    )
                     continue
                 try:
                     attributes = entry.stat(follow_symlinks=False)
@@ -195,3 +207,13 @@ def _exists(name: str, directory: int) -> bool:
 
 def _signature(attributes: os.stat_result) -> tuple[int, int, int]:
     return attributes.st_ino, attributes.st_size, attributes.st_mtime_ns
+
+
+def _is_text(name: str) -> bool:
+    """Whether a name from the disk was UTF-8: Python keeps other bytes as lone surrogates,
+    which no database column can hold."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

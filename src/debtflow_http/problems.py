@@ -14,15 +14,13 @@ import traceback
 from typing import Any
 
 import msgspec
-import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.serialization import decode_json
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import SQLAlchemyError
 
-from debtflow_adapters.persistence.database import is_transient
+from debtflow_adapters.persistence.database import DATABASE_ERRORS, is_transient
 from debtflow_core.errors import (
     Conflict,
     Deferred,
@@ -254,8 +252,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UnicodeDecodeError: _undecodable,
     RecursionError: _too_deep,
     DomainError: _domain_error,
-    SQLAlchemyError: _database_error,
-    psycopg.Error: _database_error,
+    **dict.fromkeys(DATABASE_ERRORS, _database_error),
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected,

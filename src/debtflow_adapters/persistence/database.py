@@ -124,6 +124,12 @@ def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa_exc.SQLAlchemyError, psycopg.Error)
+"""What the stores raise for a database's failure: SQLAlchemy's errors, and psycopg's own
+from the statements run on the driver directly (SQLite's reach callers wrapped by
+SQLAlchemy)."""
+
+
 class CommitUnconfirmed(Exception):
     """The connection failed while committing: the transaction may or may not have been
     kept, so the request must not be answered as one to simply send again."""

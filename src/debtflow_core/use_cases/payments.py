@@ -122,10 +122,23 @@ async def _cached(
     return record if record is not None and record.expires_at > clock.now() else None
 
 
-def _key_still_own(claimed_at: datetime, now: datetime) -> bool:
-    """Whether a key claimed at ``claimed_at`` is certainly still the claimant's: past its
-    24 hours it may have been purged and claimed again by another request."""
-    return now < claimed_at + IDEMPOTENCY_TTL
+async def _answer_under_key(
+    uow: UnitOfWork,
+    agency_id: UUID,
+    key: str,
+    claimed_at: datetime,
+    now: datetime,
+    outcome: str,
+    answer: msgspec.Struct,
+) -> IdempotencyRecord | None:
+    """Store ``answer`` for the replays of the request that claimed ``key`` at
+    ``claimed_at``, while the key is certainly still its own: past its 24 hours it may have
+    been purged and claimed by another request (an answer that comes days late: a lookup,
+    a webhook), whose record must not be written over. The record, to cache once
+    committed."""
+    if now >= claimed_at + IDEMPOTENCY_TTL:
+        return None
+    return await uow.idempotency.finish(agency_id, key, outcome, msgspec.to_builtins(answer))
 
 
 def _fingerprint(operation: str, command: msgspec.Struct) -> str:
@@ -264,10 +277,7 @@ class Settlement:
                 found = await uow.payment_processors.get(after.processor_id)
                 processor = None if found is None else found.kind
             outcome = _outcome_of(after)
-            record = None
-            # A payment looked up days later may have lost its key to another request.
-            if _key_still_own(after.created_at, now):
-                record = await self._finish(after, outcome)
+            record = await self._finish(after, outcome, now)
             await uow.commit()
         if moved:
             _reached(self._telemetry, processor or "unknown", after)
@@ -301,23 +311,36 @@ class Settlement:
             audit_entry(actor, action, entity_id=payment.id, before=payment, after=after, at=now)
         )
         if after.status is PaymentStatus.COMPLETED:
-            await self._mark_paid_in_full(actor, payment.account_id, now)
+            await _mark_paid_in_full(uow, actor, payment.account_id, now)
         else:
             await _give_back(uow, actor, payment.account_id, payment.amount, now)
         return after
 
-    async def _mark_paid_in_full(self, actor: Actor, account_id: UUID, now: datetime) -> None:
-        # Locked after the payment, the order every settlement takes: an account closed or
-        # disputed meanwhile is judged as it is now, and its change is not written over.
-        account = await self._uow.accounts.lock(account_id)
-        if account is None or account.current_balance != 0 or account.status not in COLLECTING:
-            return
-        await move_account(self._uow, actor, account, AccountStatus.PAID_IN_FULL, now)
-
-    async def _finish(self, payment: Payment, outcome: PaymentOutcome) -> IdempotencyRecord | None:
-        return await self._uow.idempotency.finish(
-            payment.agency_id, payment.idempotency_key, outcome, msgspec.to_builtins(payment)
+    async def _finish(
+        self, payment: Payment, outcome: PaymentOutcome, now: datetime
+    ) -> IdempotencyRecord | None:
+        return await _answer_under_key(
+            self._uow,
+            payment.agency_id,
+            payment.idempotency_key,
+            payment.created_at,
+            now,
+            outcome,
+            payment,
         )
+
+
+async def _mark_paid_in_full(
+    uow: UnitOfWork, actor: Actor, account_id: UUID, now: datetime
+) -> None:
+    """Mark the account paid in full if its balance is now zero and it is still being
+    collected. Locked after the payment, the order every settlement takes: an account
+    closed or disputed meanwhile is judged as it is now, and its change is not written
+    over."""
+    account = await uow.accounts.lock(account_id)
+    if account is None or account.current_balance != 0 or account.status not in COLLECTING:
+        return
+    await move_account(uow, actor, account, AccountStatus.PAID_IN_FULL, now)
 
 
 def _outcome_of(payment: Payment) -> PaymentOutcome:
@@ -528,7 +551,7 @@ class MakePayment(Settlement):
             current = await uow.payments.lock(opened.payment.id)
             assert current is not None  # payments are never deleted
             if current.status is PaymentStatus.PENDING:
-                await self._finish(current, PaymentOutcome.PENDING)
+                await self._finish(current, PaymentOutcome.PENDING, self._clock.now())
                 await uow.commit()
                 _reached(self._telemetry, opened.processor, current)
         return PaymentResult(outcome=_outcome_of(current), payment=current)
@@ -981,10 +1004,10 @@ async def complete_pending_refund(
     )
     await uow.payments.complete_refund(refund.id, reference, now)
     await _refunded(uow, actor, payment, completed, now)
-    if not _key_still_own(refund.created_at, now):  # a webhook may come days later
-        return completed, None
-    answer = msgspec.to_builtins(RefundResult(refund=completed, payment=payment))
-    record = await uow.idempotency.finish(refund.agency_id, _refund_key(refund), "refunded", answer)
+    answer = RefundResult(refund=completed, payment=payment)
+    record = await _answer_under_key(
+        uow, refund.agency_id, _refund_key(refund), refund.created_at, now, "refunded", answer
+    )
     return completed, record
 
 
@@ -1018,15 +1041,16 @@ async def fail_refund(
     )
     if refund.status is RefundStatus.COMPLETED:
         await uow.accounts.adjust_balance(payment.account_id, -refund.amount, floor=None)
-        account = await uow.accounts.lock(payment.account_id)
-        if account is not None and account.current_balance == 0 and account.status in COLLECTING:
-            await move_account(uow, actor, account, AccountStatus.PAID_IN_FULL, now)
-    if refund.idempotency_key is None or not _key_still_own(refund.created_at, now):
+        await _mark_paid_in_full(uow, actor, payment.account_id, now)
+    if refund.idempotency_key is None:
         return None
-    after = await uow.payments.get(payment.id)
-    assert after is not None  # payments are never deleted
-    answer = msgspec.to_builtins(RefundResult(refund=failed, payment=after))
-    return await uow.idempotency.finish(refund.agency_id, refund.idempotency_key, "failed", answer)
+    released_payment = msgspec.structs.replace(
+        payment, refunded_amount=payment.refunded_amount - refund.amount
+    )
+    answer = RefundResult(refund=failed, payment=released_payment)
+    return await _answer_under_key(
+        uow, refund.agency_id, refund.idempotency_key, refund.created_at, now, "failed", answer
+    )
 
 
 async def record_refund(

@@ -70,9 +70,9 @@ def test_the_lifecycle_refuses_every_move_it_does_not_list(start, target):
         account.transition_to(target, at=START)
 
 
-async def test_paid_in_full_needs_a_zero_balance(world, alpha):
+async def test_paid_in_full_needs_nothing_owed(world, alpha):
     owing = await world.account(alpha.admin, external_id="A-1", balance=500)
-    with pytest.raises(Conflict, match="balance is zero"):
+    with pytest.raises(Conflict, match="only when nothing is owed on it"):
         await world.use(ChangeAccountStatus).execute(
             alpha.admin, owing.id, AccountStatus.PAID_IN_FULL
         )

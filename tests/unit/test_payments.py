@@ -164,7 +164,27 @@ async def test_an_agency_may_allow_overpayment(shop):
     shop.world.store.agencies[agency_id] = msgspec.structs.replace(agency, allow_overpayment=True)
     result = await shop.pay.execute(shop.alpha.admin, "over", shop.payment(amount=12_000))
     assert result.outcome is PaymentOutcome.COMPLETED
-    assert await shop.balance() == -2_000
+    account = await shop.world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
+    # A credit of 2,000 is owed to the debtor: nothing is owed on the account.
+    assert (account.current_balance, account.status) == (-2_000, AccountStatus.PAID_IN_FULL)
+
+
+async def test_an_overpaid_account_stays_paid_in_full_until_money_is_owed_again(shop):
+    agency_id = shop.alpha.admin.agency_id
+    async with shop.world.uow as uow:
+        agency = await uow.agencies.get(agency_id)
+    shop.world.store.agencies[agency_id] = msgspec.structs.replace(agency, allow_overpayment=True)
+    refund = RefundPayment(
+        shop.world.uow, shop.world.clock, shop.cache, shop.gateway, shop.world.telemetry
+    )
+    paid = (await shop.pay.execute(shop.alpha.admin, "over", shop.payment(amount=12_000))).payment
+
+    await refund.execute(shop.alpha.admin, "credit", paid.id, NewRefund(amount=2_000))
+    account = await shop.world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
+    assert (account.current_balance, account.status) == (0, AccountStatus.PAID_IN_FULL)
+    await refund.execute(shop.alpha.admin, "more", paid.id, NewRefund(amount=1))
+    account = await shop.world.use(GetAccount).execute(shop.alpha.admin, shop.account.id)
+    assert (account.current_balance, account.status) == (1, AccountStatus.ACTIVE)
 
 
 async def test_reach_and_roles_apply_to_payments(shop):

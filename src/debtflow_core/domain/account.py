@@ -55,6 +55,6 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
         """Return this account in ``status``; raise :class:`Conflict` for a forbidden move."""
         if status not in ALLOWED_TRANSITIONS[self.status]:
             raise Conflict(f"an account cannot go from {self.status} to {status}")
-        if status == AccountStatus.PAID_IN_FULL and self.current_balance != 0:
-            raise Conflict("an account is paid in full only when its balance is zero")
+        if status == AccountStatus.PAID_IN_FULL and self.current_balance > 0:
+            raise Conflict("an account is paid in full only when nothing is owed on it")
         return msgspec.structs.replace(self, status=status, updated_at=at)

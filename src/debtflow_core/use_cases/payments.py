@@ -5,8 +5,8 @@ the amount is held off the account's balance (an atomic, floored decrement, so c
 payments can never take more than the balance) and the payment is written ``pending``
 with its audit entry. Phase 2: the gateway charges, with an idempotency key derived from
 the agency's. Phase 3, one transaction: the payment becomes ``completed`` (the account
-``paid_in_full`` at zero) or ``failed`` (the hold given back), and the response is stored
-under the key for replays.
+``paid_in_full`` once nothing is owed) or ``failed`` (the hold given back), and the
+response is stored under the key for replays.
 
 A crash between phases leaves the payment ``pending``: :class:`SettlePendingPayments`
 asks the gateway again with the same key, which answers without charging twice.
@@ -333,12 +333,12 @@ class Settlement:
 async def _mark_paid_in_full(
     uow: UnitOfWork, actor: Actor, account_id: UUID, now: datetime
 ) -> None:
-    """Mark the account paid in full if its balance is now zero and it is still being
-    collected. Locked after the payment, the order every settlement takes: an account
-    closed or disputed meanwhile is judged as it is now, and its change is not written
-    over."""
+    """Mark the account paid in full if nothing is owed on it now (a balance below zero is
+    an overpayment, a credit owed to the debtor) and it is still being collected. Locked
+    after the payment, the order every settlement takes: an account closed or disputed
+    meanwhile is judged as it is now, and its change is not written over."""
     account = await uow.accounts.lock(account_id)
-    if account is None or account.current_balance != 0 or account.status not in COLLECTING:
+    if account is None or account.current_balance > 0 or account.status not in COLLECTING:
         return
     await move_account(uow, actor, account, AccountStatus.PAID_IN_FULL, now)
 
@@ -439,13 +439,14 @@ class MakePayment(Settlement):
     ) -> PaymentResult | None:
         """Phase 3 in one step for a completed payment, if nothing changed it since phase 1
         wrote it (no webhook, no recovery came first) and the account cannot have reached
-        zero: its balance only falls by holds, so it is zero only if this payment's hold
-        or a later one made it so, and that payment's own phase 3 marks it paid in full.
+        zero: its balance only falls by holds, so it is zero or below only if this
+        payment's hold or a later one made it so, and that payment's own phase 3 marks it
+        paid in full.
         A declined payment gives its hold back, which may reopen an account another
         payment has since paid in full. ``None`` when these do not hold: :meth:`settle`
         does it the long way."""
         payment = opened.payment
-        if result.outcome is not ChargeOutcome.SUCCEEDED or opened.balance == 0:
+        if result.outcome is not ChargeOutcome.SUCCEEDED or opened.balance <= 0:
             return None
         now = self._clock.now()
         after = payment.complete(result.reference, at=now)

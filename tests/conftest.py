@@ -33,6 +33,12 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """A worker a core for ``-n auto``, at most four: each holds a PostgreSQL database, a
+    pool of connections and its own SSH, S3 and Stripe servers."""
+    return min(len(os.sched_getaffinity(0)), 4)
+
+
 def service_missing(reason: str) -> None:
     """Skip the test, or fail it on CI, where every service must be there."""
     if os.environ.get("CI") == "true":

@@ -713,10 +713,14 @@ def round_trips(postgres_engine, tmp_path):
 @pytest.mark.parametrize(
     "uow_factory", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
-async def test_on_postgresql_a_phase_is_one_round_trip(uow_factory, ledger, round_trips):
+async def test_on_postgresql_a_phase_is_one_round_trip(
+    uow_factory, ledger, round_trips, postgres_engine
+):
     # A phase's statement is a transaction of its own: no BEGIN, no COMMIT. The first
-    # payment on a connection also prepares the statements, a round trip each.
+    # payment on a connection also prepares the statements, a round trip each; the pool
+    # is emptied so that no earlier test's connection has prepared them already.
     _, _, account, processor = ledger
+    await postgres_engine.dispose()
     paid = []
 
     async def pay(minute: int) -> tuple[int, int]:

@@ -27,6 +27,8 @@ from tests.e2e.test_worker import SRC, Installation, _wait
 
 # A database of its own: the other e2e tests use 13.
 BROKER_URL = os.environ.get("DEBTFLOW_TEST_EXPORT_BROKER_URL", "redis://127.0.0.1:6379/11")
+# Tests that share a broker's queue run on one pytest-xdist worker, one after another.
+pytestmark = pytest.mark.xdist_group(BROKER_URL)
 JWT_SECRET = "e2e-export-secret-" + "x" * 32
 AS_OF = date(2026, 6, 30)
 BUCKETS = ("0-90", "91-180", "181-365", "1-2y", "over-2y", "unknown")

@@ -37,6 +37,8 @@ from tests.support.stripe_events import SECRET, event, signed
 
 SRC = Path(__file__).parents[2] / "src"
 BROKER_URL = os.environ.get("DEBTFLOW_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
+# Tests that share a broker's queue run on one pytest-xdist worker, one after another.
+pytestmark = pytest.mark.xdist_group(BROKER_URL)
 JWT_SECRET = "e2e-worker-secret-" + "x" * 32
 # Upper bounds, reached only on a machine busy with other work: a process starts in seconds.
 START_SECONDS = 60

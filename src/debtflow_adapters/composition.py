@@ -346,9 +346,9 @@ class SharedStateProvider(Provider):
         return RedisRateLimiter(redis_client, clock)
 
     @provide
-    def idempotency_cache(self, redis_client: Redis | None) -> IdempotencyCache:
+    def idempotency_cache(self, redis_client: Redis | None, clock: Clock) -> IdempotencyCache:
         if redis_client is None:
-            return InMemoryIdempotencyCache()
+            return InMemoryIdempotencyCache(clock)
         return RedisIdempotencyCache(redis_client)
 
 

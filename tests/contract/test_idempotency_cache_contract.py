@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as redis
 
+from debtflow_adapters.clock import SystemClock
+from debtflow_adapters.memory.clock import FixedClock
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
 from debtflow_core.ports.idempotency import IdempotencyCache, IdempotencyRecord, IdempotencyState
@@ -16,13 +18,13 @@ from debtflow_core.ports.idempotency import IdempotencyCache, IdempotencyRecord,
 @pytest.fixture(params=["memory", "redis"])
 def cache(request) -> IdempotencyCache:
     if request.param == "memory":
-        return InMemoryIdempotencyCache()
+        return InMemoryIdempotencyCache(SystemClock())
     client = request.getfixturevalue("redis_client")
     return RedisIdempotencyCache(client, prefix=f"test:{uuid.uuid4()}:")
 
 
-def record(agency_id: uuid.UUID, key: str) -> IdempotencyRecord:
-    now = datetime.now(UTC)
+def record(agency_id: uuid.UUID, key: str, now: datetime | None = None) -> IdempotencyRecord:
+    now = now or datetime.now(UTC)
     return IdempotencyRecord(
         agency_id=agency_id,
         key=key,
@@ -50,3 +52,26 @@ async def test_a_broken_redis_is_a_miss_never_an_error():
     await cache.put(record(uuid.uuid4(), "k"))
     assert await cache.get(uuid.uuid4(), "k") is None
     await client.aclose()
+
+
+async def test_a_record_past_its_time_is_not_kept(cache):
+    agency = uuid.uuid4()
+    await cache.put(record(agency, "old", datetime.now(UTC) - timedelta(hours=25)))
+    assert await cache.get(agency, "old") is None
+
+
+async def test_the_in_process_cache_forgets_records_as_they_expire():
+    clock = FixedClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    cache = InMemoryIdempotencyCache(clock)
+    agency = uuid.uuid4()
+    for n in range(3):
+        await cache.put(record(agency, f"day-1-{n}", clock.now()))
+    clock.advance(timedelta(hours=23))
+    await cache.put(record(agency, "day-2", clock.now()))
+    assert await cache.get(agency, "day-1-0") is not None
+
+    clock.advance(timedelta(hours=2))
+    assert await cache.get(agency, "day-1-0") is None
+    await cache.put(record(agency, "day-3", clock.now()))
+    # A server's memory holds only the records still live: the expired ones are dropped.
+    assert list(cache._records) == [(agency, "day-2"), (agency, "day-3")]

@@ -250,7 +250,7 @@ async def test_a_payment_completed_while_the_account_was_being_closed_leaves_it_
     pay = MakePayment(
         SqlUnitOfWork(scene.engine),
         scene.clock,
-        InMemoryIdempotencyCache(),
+        InMemoryIdempotencyCache(scene.clock),
         gateway,
         InMemoryTelemetry(),
     )

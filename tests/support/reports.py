@@ -90,7 +90,7 @@ class Seeder:
         self._import_runs = import_runs
         self._now = START
         self.clock = FixedClock(START)
-        self._cache = InMemoryIdempotencyCache()
+        self._cache = InMemoryIdempotencyCache(self.clock)
         self._gateway = SandboxGateway()
         self._keys = iter(range(1_000_000))
 

@@ -166,7 +166,7 @@ async def shop(world):
         alpha.admin, external_id="A-1", balance=10_000, collector=alpha.collector
     )
     gateway = CountingGateway()
-    cache = InMemoryIdempotencyCache()
+    cache = InMemoryIdempotencyCache(world.clock)
 
     class Shop:
         pay = MakePayment(world.uow, world.clock, cache, gateway, world.telemetry)

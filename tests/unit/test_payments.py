@@ -760,7 +760,7 @@ async def test_the_payment_that_paid_the_account_in_full_replays_from_the_databa
     paid = await shop.pay.execute(shop.alpha.collector, "all", shop.payment(amount=10_000))
     world = shop.world
     uncached = MakePayment(  # a process without the cache (Redis down, or restarted)
-        world.uow, world.clock, InMemoryIdempotencyCache(), shop.gateway, world.telemetry
+        world.uow, world.clock, InMemoryIdempotencyCache(world.clock), shop.gateway, world.telemetry
     )
     again = await uncached.execute(shop.alpha.collector, "all", shop.payment(amount=10_000))
     assert again.replayed and again.payment == paid.payment

@@ -37,10 +37,10 @@ US_STATES = frozenset(
 )
 """The US states, DC, the territories and the military codes, by their USPS codes."""
 
-_PHONE = re.compile(r"^\+?(?:[ ().\-]*\d){7,15}[ ().\-]*$")
+_PHONE = re.compile(r"\+?(?:[ ().\-]*\d){7,15}[ ().\-]*")
 # Deliberately loose: the mailbox is the final judge; this refuses what is surely wrong.
-_EMAIL = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
-_US_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
+_EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
+_US_ZIP = re.compile(r"\d{5}(-\d{4})?")
 _MAX_TIME_ZONE = 64  # IANA names are at most 30-odd characters
 
 PHONE_REASON = "must have 7 to 15 digits (+, spaces, dashes, dots and parentheses may go between)"
@@ -55,7 +55,7 @@ def phone_number(number: str, *, field: str) -> str:
     """``number`` trimmed: 7 to 15 digits, optionally after a ``+``, with spaces, dashes,
     dots or parentheses between them, at most :data:`MAX_PHONE` characters in all."""
     number = number.strip()
-    if len(number) > MAX_PHONE or not _PHONE.match(number):
+    if len(number) > MAX_PHONE or not _PHONE.fullmatch(number):
         raise ValidationFailed(PHONE_REASON, field=field)
     return number
 
@@ -63,7 +63,7 @@ def phone_number(number: str, *, field: str) -> str:
 def email_address(email: str, *, field: str) -> str:
     """``email`` trimmed: ``name@domain.tld`` without spaces, at most 254 characters."""
     email = email.strip()
-    if len(email) > MAX_EMAIL or not _EMAIL.match(email):
+    if len(email) > MAX_EMAIL or not _EMAIL.fullmatch(email):
         raise ValidationFailed(EMAIL_REASON, field=field)
     return email
 
@@ -91,7 +91,7 @@ def postal_code(code: str, *, country: str, field: str) -> str:
     """``code`` trimmed: at most :data:`MAX_POSTAL_CODE` characters and, in the US, a ZIP
     code (``12345`` or ``12345-6789``)."""
     code = require_text(code, field=field, max_length=MAX_POSTAL_CODE)
-    if country == "US" and not _US_ZIP.match(code):
+    if country == "US" and not _US_ZIP.fullmatch(code):
         raise ValidationFailed(US_ZIP_REASON, field=field)
     return code
 

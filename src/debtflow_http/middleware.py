@@ -13,7 +13,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
 # A caller's id is kept only if it is short and plain, so it can't forge log lines.
-_ACCEPTABLE_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+_ACCEPTABLE_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -44,7 +44,7 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"")
-        request_id = incoming.decode() if _ACCEPTABLE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming.decode() if _ACCEPTABLE_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from debtflow_core.domain.account import ALLOWED_TRANSITIONS, Account, AccountStatus
-from debtflow_core.domain.money import MAX_AMOUNT
+from debtflow_core.domain.money import MAX_AMOUNT, validate_currency
 from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.pagination import encode_cursor
 from debtflow_core.ports.accounts import AccountPosition, AccountSort
@@ -68,6 +68,13 @@ def test_the_lifecycle_refuses_every_move_it_does_not_list(start, target):
     )
     with pytest.raises(Conflict):
         account.transition_to(target, at=START)
+
+
+@pytest.mark.parametrize("code", ["usd", "US", "USDD", "US1", "USD\n", " USD", "ÉUR"])
+def test_a_currency_is_three_capital_letters_and_nothing_else(code):
+    # A code that differs by a newline would be a currency of its own in every report.
+    with pytest.raises(ValidationFailed, match="is not an ISO-4217 currency code"):
+        validate_currency(code)
 
 
 async def test_paid_in_full_needs_nothing_owed(world, alpha):

@@ -48,9 +48,10 @@ async def test_agencies_have_unique_valid_slugs(world):
     await world.agency("alpha")
     with pytest.raises(Conflict):
         await world.use(CreateAgency).execute(NewAgency(slug="alpha", name="Again"))
-    with pytest.raises(ValidationFailed) as caught:
-        await world.use(CreateAgency).execute(NewAgency(slug="Not A Slug", name="X"))
-    assert caught.value.field == "slug"
+    for slug in ["Not A Slug", "gamma\n", "-gamma"]:
+        with pytest.raises(ValidationFailed) as caught:
+            await world.use(CreateAgency).execute(NewAgency(slug=slug, name="X"))
+        assert caught.value.field == "slug"
 
 
 async def test_creating_users_validates_and_hashes(world):

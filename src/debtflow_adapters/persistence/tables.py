@@ -42,7 +42,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 JSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 # Partitions of audit_log that the database creates on its own (PostgreSQL only).
-_AUDIT_PARTITION = re.compile(r"^audit_log_(default|y\d{4}m\d{2})$")
+_AUDIT_PARTITION = re.compile(r"audit_log_(default|y\d{4}m\d{2})")
 
 metadata = sa.MetaData()
 
@@ -207,7 +207,7 @@ def include_name(name: str | None, type_: str, _parent_names: Any) -> bool:
 
     Pass it as ``include_name`` when comparing the database with ``metadata``.
     """
-    return not (type_ == "table" and name is not None and _AUDIT_PARTITION.match(name))
+    return not (type_ == "table" and name is not None and _AUDIT_PARTITION.fullmatch(name))
 
 
 payments = sa.Table(

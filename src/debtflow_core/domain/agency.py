@@ -8,12 +8,12 @@ import msgspec
 
 from debtflow_core.errors import ValidationFailed
 
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def validate_slug(slug: str) -> str:
     """Slugs name agencies in URLs and on the command line: lower-case letters, digits, dashes."""
-    if not _SLUG.match(slug):
+    if not _SLUG.fullmatch(slug):
         raise ValidationFailed(
             "a slug is 1-63 lower-case letters, digits or inner dashes", field="slug"
         )

@@ -6,7 +6,7 @@ import re
 
 from debtflow_core.errors import ValidationFailed
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 MAX_AMOUNT = 10**12
 """The largest amount of one account, payment or promise, in minor units: ten billion
@@ -16,7 +16,7 @@ room to add up nine million of them (the reports' totals) without overflowing.""
 
 def validate_currency(code: str, *, field: str = "currency") -> str:
     """Return ``code`` if it is shaped like an ISO-4217 code (three upper-case letters)."""
-    if not _CURRENCY.match(code):
+    if not _CURRENCY.fullmatch(code):
         raise ValidationFailed(f"{code!r} is not an ISO-4217 currency code", field=field)
     return code
 

@@ -10,7 +10,7 @@ import msgspec
 from debtflow_core.errors import ValidationFailed
 
 # Deliberately loose: the mailbox is the final judge; this rejects what is surely wrong.
-_EMAIL = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$")
+_EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
 
 
 EMAIL_TAKEN = "this email cannot be used for a new user"
@@ -38,7 +38,7 @@ def parse_role(value: str) -> Role:
 def normalize_email(email: str, *, field: str = "email") -> str:
     """Emails compare case-insensitively; we store them trimmed and lower-cased."""
     normalized = email.strip().lower()
-    if len(normalized) > 254 or not _EMAIL.match(normalized):
+    if len(normalized) > 254 or not _EMAIL.fullmatch(normalized):
         raise ValidationFailed(f"{email!r} is not an email address", field=field)
     return normalized
 

@@ -45,7 +45,7 @@ _HOST_KEY_TYPES = frozenset(
         "ecdsa-sha2-nistp521",
     }
 )
-_HOST = re.compile(r"^[A-Za-z0-9._:\-\[\]]{1,253}$")
+_HOST = re.compile(r"[A-Za-z0-9._:\-\[\]]{1,253}")
 # (name, lowest, highest) of the five cron fields, as the scheduler (pycron) reads them.
 _CRON_FIELDS = (
     ("minute", 0, 59),
@@ -54,7 +54,7 @@ _CRON_FIELDS = (
     ("month", 1, 12),
     ("day of week", 0, 6),
 )
-_CRON_ITEM = re.compile(r"^(?:(\*)|(\d+)(?:-(\d+))?)(?:/(\d+))?$")
+_CRON_ITEM = re.compile(r"(?:(\*)|(\d+)(?:-(\d+))?)(?:/(\d+))?")
 
 
 class NewFileSource(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -137,7 +137,7 @@ def check_cron(value: str) -> str:
         )
     for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
         for item in text.split(","):
-            match = _CRON_ITEM.match(item)
+            match = _CRON_ITEM.fullmatch(item)
             if match is None:
                 raise ValidationFailed(
                     f"the {name} field {text!r} is not valid cron", field="schedule"
@@ -294,7 +294,7 @@ def _checked(source: FileSource, agency_slug: str) -> FileSource:
         if not (getattr(source, name) or "").strip():
             raise ValidationFailed("an sftp source needs one", field=name)
     host = (source.host or "").strip()
-    if not _HOST.match(host):
+    if not _HOST.fullmatch(host):
         raise ValidationFailed("must be a host name or an IP address", field="host")
     secret_env = (source.secret_env or "").strip()
     if not is_agency_secret_name(secret_env, agency_slug):

@@ -92,7 +92,14 @@ async def test_paid_in_full_needs_nothing_owed(world, alpha):
 
 async def test_a_status_change_is_audited_with_before_and_after(world, alpha):
     account = await world.account(alpha.admin, external_id="A-1")
-    await world.use(ChangeAccountStatus).execute(alpha.admin, account.id, AccountStatus.CLOSED)
+    closed = await world.use(ChangeAccountStatus).execute(
+        alpha.admin, account.id, AccountStatus.CLOSED
+    )
+    # Sent again (its answer lost, say), the change is done already: nothing more happens.
+    again = await world.use(ChangeAccountStatus).execute(
+        alpha.admin, account.id, AccountStatus.CLOSED
+    )
+    assert again == closed
     page = await world.use(QueryAuditLog).execute(
         alpha.admin, AuditFilters(entity_type="account", entity_id=account.id)
     )

@@ -252,13 +252,17 @@ class ChangeAccountStatus(_AccountUseCase):
     """Move an account along its lifecycle. Agency admins only.
 
     Allowed moves are in :data:`debtflow_core.domain.account.ALLOWED_TRANSITIONS`; a
-    forbidden one is a Conflict and changes nothing.
+    forbidden one is a Conflict and changes nothing. Asking for the status the account
+    has already changes nothing either, so a client may resend a change it got no answer
+    to.
     """
 
     async def execute(self, actor: Actor, account_id: UUID, status: AccountStatus) -> Account:
         async with self._uow as uow:
             before = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
             require_admin(actor)
+            if before.status is status:
+                return before
             after = before.transition_to(status, at=self._clock.now())
             await self._save(actor, "account.status_changed", before, after)
         return after

@@ -202,8 +202,8 @@ async def test_debtors_round_trip_partial_updates_and_search(world):
             first_name=" Ada ",
             last_name="Lovelace",
             date_of_birth=date(1985, 12, 10),
-            phones=(Phone(number="+15555550100", kind=PhoneKind.MOBILE),),
-            emails=("ADA@example.com",),
+            phones=(Phone(number="+15555550100", kind=PhoneKind.MOBILE),) * 2,
+            emails=("ADA@example.com", "ada@example.com"),  # one address, kept once
             address=PostalAddress(
                 line1="1 Analytical Way",
                 city="Austin",
@@ -214,6 +214,7 @@ async def test_debtors_round_trip_partial_updates_and_search(world):
         ),
     )
     assert (created.first_name, created.emails) == ("Ada", ("ada@example.com",))
+    assert created.phones == (Phone(number="+15555550100", kind=PhoneKind.MOBILE),)
     with pytest.raises(Conflict):
         await world.use(CreateDebtor).execute(
             alpha.admin, NewDebtor(external_id="D-1", first_name="B", last_name="C")
@@ -261,6 +262,8 @@ async def test_debtors_round_trip_partial_updates_and_search(world):
         ({"phones": (Phone(number="+15555550100"), Phone(number=""))}, "phones[1].number"),
         ({"phones": (Phone(number="5" * 1_000_000),)}, "phones[0].number"),
         ({"emails": ("ada@example.com", "ada at example")}, "emails[1]"),
+        ({"emails": tuple(f"ada{n}@example.com" for n in range(11))}, "emails"),
+        ({"phones": tuple(Phone(number=f"+1555555{n:04}") for n in range(11))}, "phones"),
         (
             {
                 "address": PostalAddress(

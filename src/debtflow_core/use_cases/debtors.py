@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
@@ -20,14 +21,21 @@ from debtflow_core.ports.debtors import DebtorPosition, DebtorQuery
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.validation import optional_text, require_text
 
+MAX_CONTACTS = 10
+"""The most phones, and the most emails, one debtor has: more than any household needs, and
+a bound on what every read of the debtor and every audit entry of it carries."""
+
+Phones = Annotated[tuple[Phone, ...], Meta(max_length=MAX_CONTACTS)]
+Emails = Annotated[tuple[str, ...], Meta(max_length=MAX_CONTACTS)]
+
 
 class NewDebtor(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     first_name: str
     last_name: str
     external_id: str | None = None
     date_of_birth: date | None = None
-    phones: tuple[Phone, ...] = ()
-    emails: tuple[str, ...] = ()
+    phones: Phones = ()
+    emails: Emails = ()
     address: PostalAddress | None = None
     contact_preferences: ContactPreferences = ContactPreferences()
 
@@ -55,8 +63,8 @@ class DebtorChanges(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     first_name: str | UnsetType = UNSET
     last_name: str | UnsetType = UNSET
     date_of_birth: date | UnsetType | None = UNSET
-    phones: tuple[Phone, ...] | UnsetType = UNSET
-    emails: tuple[str, ...] | UnsetType = UNSET
+    phones: Phones | UnsetType = UNSET
+    emails: Emails | UnsetType = UNSET
     address: PostalAddress | UnsetType | None = UNSET
     contact_preferences: ContactPreferenceChanges | UnsetType = UNSET
 
@@ -88,19 +96,31 @@ def _preferences(
 
 
 def _emails(emails: tuple[str, ...]) -> tuple[str, ...]:
-    # Lower-cased: one address is one value, whatever case it came in.
+    # Lower-cased, and each kept once: one address is one value, whatever case it came in.
+    _at_most_max(emails, field="emails")
     return tuple(
-        email_address(email, field=f"emails[{i}]").lower() for i, email in enumerate(emails)
+        dict.fromkeys(
+            email_address(email, field=f"emails[{i}]").lower() for i, email in enumerate(emails)
+        )
     )
 
 
 def _phones(phones: tuple[Phone, ...]) -> tuple[Phone, ...]:
+    _at_most_max(phones, field="phones")
     return tuple(
-        msgspec.structs.replace(
-            phone, number=phone_number(phone.number, field=f"phones[{i}].number")
+        dict.fromkeys(
+            msgspec.structs.replace(
+                phone, number=phone_number(phone.number, field=f"phones[{i}].number")
+            )
+            for i, phone in enumerate(phones)
         )
-        for i, phone in enumerate(phones)
     )
+
+
+def _at_most_max(values: tuple[object, ...], *, field: str) -> None:
+    """The HTTP body's schema bounds these too; this holds for callers of the core."""
+    if len(values) > MAX_CONTACTS:
+        raise ValidationFailed(f"a debtor has at most {MAX_CONTACTS}", field=field)
 
 
 def _address(address: PostalAddress | None) -> PostalAddress | None:

@@ -506,6 +506,7 @@ async def test_malformed_inputs_are_named_as_the_client_wrote_them(api, alpha):
         ({**names, "bogus": 1}, "bogus"),
         ({**names, "first_name": 5}, "first_name"),
         ({"last_name": "Lovelace"}, "first_name"),
+        ({**names, "emails": ["ada@example.com"] * 11}, "emails"),
     ]
     for body, field in cases:
         response = await api.client.post("/v1/debtors", headers=admin, json=body)

@@ -20,8 +20,10 @@ from debtflow_adapters.prometheus.metrics import (
 
 _Series = tuple[Counter, Histogram]
 # The label children of each (method, route, status) seen, so that a request costs a dict
-# lookup rather than prometheus-client's label validation. Bounded: routes are templates.
+# lookup rather than prometheus-client's label validation. Bounded: routes are templates,
+# and a method is one of these or "OTHER" (anyone may send a request with a made-up one).
 _series: dict[tuple[str, str, int], _Series] = {}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def _series_of(method: str, route: str, status: int) -> _Series:
@@ -58,7 +60,8 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_status)
         finally:
             route = scope.get("path_template") or UNMATCHED_ROUTE
-            requests, duration = _series_of(scope["method"], route, status)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            requests, duration = _series_of(method, route, status)
             requests.inc()
             duration.observe(time.perf_counter() - started)
 

@@ -66,6 +66,7 @@ async def test_requests_are_counted_by_route_template_never_by_raw_path(api: Api
         assert found.status_code == 200
     missing = await api.client.get(f"/v1/accounts/{uuid.uuid4()}", headers=alpha.headers["admin"])
     nowhere = await api.client.get(f"/no/such/page/{account.id}")
+    brewed = await api.client.request("BREW", "/v1/accounts")
     after = await scrape(api)
 
     assert (missing.status_code, nowhere.status_code) == (404, 404)
@@ -83,6 +84,10 @@ async def test_requests_are_counted_by_route_template_never_by_raw_path(api: Api
         == 1
     )
     assert not [labels for _, labels in after.samples if str(account.id) in str(labels)]
+    brewing = {"method": "OTHER", "route": "unmatched", "status": "405"}
+    assert brewed.status_code == 405
+    assert after.since(before, "debtflow_http_requests_total", **brewing) == 1
+    assert not [labels for _, labels in after.samples if "BREW" in str(labels)]
 
 
 class Gateway(SandboxGateway):

@@ -10,6 +10,7 @@ from debtflow_core.domain.debtor import PostalAddress
 from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.use_cases.accounts import ChangeAccountStatus, GetAccount
 from debtflow_core.use_cases.activities import ListActivities, NewActivity, RecordActivity
+from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.debtors import (
     ContactPreferenceChanges,
     DebtorChanges,
@@ -52,6 +53,21 @@ async def test_cease_communication_flags_the_debtor_and_stops_outbound_contact(s
         a.type for a in (await world.use(ListActivities).execute(alpha.admin, account.id)).items
     ]
     assert kinds == [ActivityType.NOTE, ActivityType.CEASE_COMMUNICATION, ActivityType.CALL]
+
+
+async def test_a_second_cease_communication_request_is_recorded_but_changes_no_debtor(setup):
+    world, alpha, account = setup
+    record = world.use(RecordActivity)
+    for _ in range(2):
+        await record.execute(
+            alpha.collector, account.id, NewActivity(type=ActivityType.CEASE_COMMUNICATION)
+        )
+    entries = await world.use(QueryAuditLog).execute(
+        alpha.admin, AuditFilters(entity_type="debtor", entity_id=account.debtor_id)
+    )
+    assert [e.action for e in entries.items] == ["debtor.updated", "debtor.created"]
+    activities = await world.use(ListActivities).execute(alpha.admin, account.id)
+    assert len(activities.items) == 2
 
 
 async def test_an_edit_of_contact_preferences_never_lifts_cease_communication(setup):

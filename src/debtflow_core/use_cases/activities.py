@@ -146,7 +146,10 @@ class RecordActivity:
             )
             if kind is ActivityType.DISPUTE and account.status is AccountStatus.ACTIVE:
                 await move_account(uow, actor, account, AccountStatus.DISPUTED, now)
-            if kind is ActivityType.CEASE_COMMUNICATION:
+            if (
+                kind is ActivityType.CEASE_COMMUNICATION
+                and not debtor.contact_preferences.cease_communication
+            ):
                 ceased = msgspec.structs.replace(
                     debtor,
                     contact_preferences=msgspec.structs.replace(

@@ -380,6 +380,17 @@ def expected_order(accounts: list[Account], sort: AccountSort) -> list[uuid.UUID
     return [a.id for a in (keyed if sort is AccountSort.BALANCE_ASC else keyed[::-1])]
 
 
+async def test_a_credit_balance_is_found_below_zero(uow_factory, ledger):
+    a, *_ = ledger
+    async with uow_factory() as uow:
+        target = (await uow.accounts.list(AccountQuery(agency_id=a.id)))[0]
+        await uow.accounts.adjust_balance(target.id, -target.current_balance - 50, floor=None)
+        await uow.commit()
+    async with uow_factory() as uow:
+        credit = await uow.accounts.list(AccountQuery(agency_id=a.id, max_balance=-1))
+    assert [(acc.id, acc.current_balance) for acc in credit] == [(target.id, -50)]
+
+
 async def test_account_filters_each_and_combined(uow_factory, ledger):
     a, collector, _ada, alan, _accounts = ledger
 

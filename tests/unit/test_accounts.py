@@ -217,10 +217,26 @@ async def test_bad_cursors_and_limits_are_validation_errors(world, alpha):
         {"cursor": encode_cursor(AccountPosition(sort=AccountSort.NEWEST, id=uuid.uuid4()))},
         {"limit": 0},
         {"limit": 201},
-        {"filters": AccountFilters(min_balance=-5)},
+        {"filters": AccountFilters(min_balance=-MAX_AMOUNT - 1)},
+        {"filters": AccountFilters(max_balance=True)},
     ):
         with pytest.raises(ValidationFailed):
             await world.use(ListAccounts).execute(alpha.admin, **kwargs)
+
+
+async def test_credit_balances_are_found_below_zero(world, alpha):
+    owing = await world.account(alpha.admin, external_id="A-1", balance=100)
+    overpaid = await world.account(alpha.admin, external_id="A-2", balance=100)
+    async with world.uow as uow:
+        await uow.accounts.adjust_balance(overpaid.id, -300, floor=None)
+        await uow.commit()
+    list_ = world.use(ListAccounts)
+
+    async def ids(**filters):
+        return [a.id for a in (await list_.execute(alpha.admin, AccountFilters(**filters))).items]
+
+    assert await ids(max_balance=-1) == [overpaid.id]
+    assert await ids(min_balance=-200) == [overpaid.id, owing.id]
 
 
 async def test_assignment_round_trip(world, alpha):

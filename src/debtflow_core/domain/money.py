@@ -21,6 +21,18 @@ def validate_currency(code: str, *, field: str = "currency") -> str:
     return code
 
 
+def validate_balance(balance: int, *, field: str) -> int:
+    """Return ``balance`` if it is a whole number of minor units within :data:`MAX_AMOUNT`
+    either side of zero: below zero, a credit owed to the debtor (an overpayment)."""
+    if isinstance(balance, bool) or not isinstance(balance, int):
+        raise ValidationFailed("balances are whole numbers of minor units", field=field)
+    if abs(balance) > MAX_AMOUNT:
+        raise ValidationFailed(
+            f"must be from -{MAX_AMOUNT} to {MAX_AMOUNT} minor units", field=field
+        )
+    return balance
+
+
 def validate_amount(amount: int, *, field: str, allow_zero: bool = True) -> int:
     """Return ``amount`` if it is a non-negative (or positive) whole number of minor units,
     at most :data:`MAX_AMOUNT`."""

@@ -8,7 +8,7 @@ import msgspec
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.account import Account, AccountStatus
-from debtflow_core.domain.money import validate_amount, validate_currency
+from debtflow_core.domain.money import validate_amount, validate_balance, validate_currency
 from debtflow_core.errors import Conflict, ValidationFailed
 from debtflow_core.ids import new_id
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
@@ -178,7 +178,7 @@ class ListAccounts:
             raise ValidationFailed("the cursor names no position in its order", field="cursor")
         for field in ("min_balance", "max_balance"):
             if (bound := getattr(filters, field)) is not None:
-                validate_amount(bound, field=field)
+                validate_balance(bound, field=field)
         scope = collector_scope(actor)
         if scope is not None:
             if filters.unassigned or filters.collector_id not in (None, scope):

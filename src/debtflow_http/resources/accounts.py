@@ -32,6 +32,8 @@ from debtflow_http.openapi import errors, example
 from debtflow_http.resources.created import LOCATION, located
 from debtflow_http.resources.paging import Cursor, Limit
 
+BALANCE_BOUND = "Minor units, inclusive; below zero is a credit owed to the debtor"
+
 NewAccountBody = Annotated[
     NewAccount,
     example(
@@ -111,12 +113,8 @@ class AccountController(Controller):
         unassigned: Annotated[
             bool, QueryParameter(description="Only accounts with no collector")
         ] = False,
-        min_balance: Annotated[
-            int | None, QueryParameter(ge=0, description="Minor units, inclusive")
-        ] = None,
-        max_balance: Annotated[
-            int | None, QueryParameter(ge=0, description="Minor units, inclusive")
-        ] = None,
+        min_balance: Annotated[int | None, QueryParameter(description=BALANCE_BOUND)] = None,
+        max_balance: Annotated[int | None, QueryParameter(description=BALANCE_BOUND)] = None,
         text: Annotated[
             str | None,
             QueryParameter(

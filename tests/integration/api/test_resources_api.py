@@ -333,7 +333,7 @@ async def test_account_placement_and_list_errors(api, alpha):
         ({"limit": 0}, "limit"),
         ({"limit": 500}, "limit"),
         ({"status": "lost"}, "status"),
-        ({"min_balance": -3}, "min_balance"),
+        ({"min_balance": -(10**12) - 1}, "min_balance"),
         ({"cursor": "garbage"}, "cursor"),
         ({"collector_id": "nope"}, "collector_id"),
     ]:

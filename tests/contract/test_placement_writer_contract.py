@@ -9,7 +9,7 @@ import pytest
 
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.debtor import ContactPreferences, Phone, PostalAddress
-from debtflow_core.domain.imports import ImportRowError, ImportRun, currency_kept
+from debtflow_core.domain.imports import ImportRowError, ImportRun, currency_kept, superseded
 from debtflow_core.errors import Conflict
 from debtflow_core.placement import PlacementRow
 from debtflow_core.ports.accounts import AccountQuery
@@ -213,6 +213,43 @@ async def test_a_row_cannot_move_another_runs_account_to_another_currency(ports)
     assert [(f.line, f.column) for f in outcome.failures] == [(3, "account_id")]  # superseded
     accounts, _ = await accounts_of(ports, first_run)
     assert accounts["A-2"].currency == "USD"
+
+
+async def test_a_run_cannot_move_an_account_it_only_updated_to_another_currency(ports):
+    first_run = await started_run(ports)
+    await ports.writer.write(batch(first_run, [placement_row(2, "A-1", placed_balance=10_000)]))
+    second = await ports.runs.add_or_get(new_run(first_run.agency_id, sha256="c" * 64))
+    second = await ports.runs.start(second.id, attempt=0, at=T0)
+    await ports.writer.write(
+        batch(
+            second,
+            [placement_row(2, "A-1", placed_balance=10_000), placement_row(3, "A-2")],
+            minutes=5,
+        )
+    )
+
+    # Updating A-1 made this run its last writer, not its creator: its currency stays.
+    outcome = await ports.writer.write(
+        batch(
+            second,
+            [
+                placement_row(1003, "A-1", placed_balance=5_000, currency="EUR"),
+                placement_row(1004, "A-2", currency="EUR"),
+            ],
+            minutes=6,
+        )
+    )
+
+    assert (outcome.created, outcome.updated, outcome.failed) == (0, 0, 2)
+    assert outcome.failures == [currency_kept(1003, "EUR", "USD"), superseded(3, 1004)]
+    accounts, _ = await accounts_of(ports, first_run)
+    kept = accounts["A-1"]
+    assert (kept.currency, kept.placed_balance) == ("USD", 10_000)
+    assert kept.updated_at == T0 + timedelta(minutes=5)
+    assert accounts["A-2"].currency == "EUR"  # the run created A-2: the later line wins
+    stored = await ports.runs.get(second.agency_id, second.id)
+    assert (stored.rows_read, stored.rows_created, stored.rows_updated) == (4, 1, 1)
+    assert stored.rows_failed == 2
 
 
 async def test_the_batch_errors_are_stored_and_counted(ports):

@@ -37,11 +37,15 @@ class PlacementDates(msgspec.Struct, frozen=True):
 @dataclass
 class InMemoryImportStore:
     """Runs, their row errors and the accounts' import provenance, shared by the in-memory
-    run repository and placement writer. Make one per :class:`InMemoryStore`."""
+    run repository and placement writer. Make one per :class:`InMemoryStore`.
+
+    ``provenance`` holds the run and line that last wrote an account, ``placed_by`` the run
+    that created it: the only run that may change its currency."""
 
     runs: dict[UUID, ImportRun] = field(default_factory=dict)
     errors: dict[UUID, dict[int, ImportRowError]] = field(default_factory=dict)
     provenance: dict[UUID, tuple[UUID, int]] = field(default_factory=dict)
+    placed_by: dict[UUID, UUID] = field(default_factory=dict)
     dates: dict[UUID, PlacementDates] = field(default_factory=dict)
 
 
@@ -202,8 +206,8 @@ class InMemoryPlacementWriter(PlacementWriter):
             existing = accounts.get(row.account_id)
             if existing is None or existing.currency == row.currency:
                 rows.append(row)
-            elif self._imports.provenance.get(existing.id, (None,))[0] == batch.run_id:
-                rows.append(row)  # an account this run made: the later line wins
+            elif self._imports.placed_by.get(existing.id) == batch.run_id:
+                rows.append(row)  # an account this run created: the later line wins
             else:
                 failures.append(currency_kept(row.line, row.currency, existing.currency))
         for row in rows:
@@ -218,6 +222,7 @@ class InMemoryPlacementWriter(PlacementWriter):
             origin = self._imports.provenance.get(account.id) if existing else None
             if existing is None:
                 created += 1
+                self._imports.placed_by[account.id] = batch.run_id
             elif origin is not None and origin[0] == batch.run_id:
                 failures.append(superseded(origin[1], row.line))
             else:

@@ -354,8 +354,8 @@ class _SqlPlacementWriter(PlacementWriter, ABC):
         self, connection: AsyncConnection, batch: PlacementBatch, rows: Sequence[PlacementRow]
     ) -> _Merged:
         """Upsert ``rows``, which :meth:`_stage` was given, but those that would change the
-        currency of an account another run or the API made. Raises _Refused when the
-        database refuses the rows."""
+        currency of an account this run did not create. Raises _Refused when the database
+        refuses the rows."""
 
 
 def _phones(row: PlacementRow) -> list[dict[str, str]]:
@@ -430,23 +430,26 @@ _COPY = f"COPY placement_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN (FOR
 # reads the rows' existing accounts as they were before it (a statement sees one
 # snapshot): one unique-index probe per row (OFFSET 0 keeps the planner, blind to the
 # unanalysed staging table, from scanning the agency's accounts instead). From them,
-# ``refused``: the rows that would move an account another run or the API made to another
+# ``refused``: the rows that would move an account this run did not create to another
 # currency, left out of both upserts; ``earlier``: the accounts this run already wrote from
-# an earlier line. ``xmax = 0`` marks a row inserted rather than updated.
+# an earlier line, which a row not refused overwrites. ``xmax = 0`` marks a row inserted
+# rather than updated.
 _MERGE = f"""
 WITH found AS (
-    SELECT s.line, s.currency, a.currency AS kept, a.import_run_id, a.import_line
+    SELECT s.line, s.currency, a.currency AS kept, a.import_run_id, a.import_line,
+        a.placed_by_run_id
     FROM placement_staging s
     CROSS JOIN LATERAL (
-        SELECT currency, import_run_id, import_line FROM accounts
+        SELECT currency, import_run_id, import_line, placed_by_run_id FROM accounts
         WHERE agency_id = %(agency)s AND external_id = s.account_id
         OFFSET 0
     ) a
 ), refused AS (
     SELECT line, currency, kept FROM found
-    WHERE currency <> kept AND import_run_id IS DISTINCT FROM %(run)s
+    WHERE currency <> kept AND placed_by_run_id IS DISTINCT FROM %(run)s
 ), earlier AS (
-    SELECT import_line AS line, line AS by_line FROM found WHERE import_run_id = %(run)s
+    SELECT import_line AS line, line AS by_line FROM found f
+    WHERE import_run_id = %(run)s AND NOT EXISTS (SELECT FROM refused r WHERE r.line = f.line)
 ), merged_debtors AS (
     INSERT INTO debtors AS d (
         id, agency_id, external_id, first_name, last_name, date_of_birth, phones, emails,
@@ -473,13 +476,13 @@ WITH found AS (
         id, agency_id, debtor_id, external_id, original_creditor, currency, placed_balance,
         current_balance, charge_off_date, status, assigned_collector_id, placed_at,
         updated_at, first_delinquency_date, itemization_date, last_payment_date,
-        import_run_id, import_line
+        import_run_id, import_line, placed_by_run_id
     )
     SELECT
         s.new_account, %(agency)s, d.id, s.account_id, s.original_creditor, s.currency,
         s.placed_balance, s.placed_balance, s.charge_off_date, 'active', NULL, %(at)s,
         %(at)s, s.first_delinquency_date, s.itemization_date, s.last_payment_date,
-        %(run)s, s.line
+        %(run)s, s.line, %(run)s
     FROM placement_staging s
     JOIN merged_debtors d ON d.external_id = s.debtor_id
     WHERE NOT EXISTS (SELECT FROM refused r WHERE r.line = s.line)
@@ -619,7 +622,9 @@ class SqlitePlacementWriter(_SqlPlacementWriter):
         existing = {
             r.external_id: r
             for r in await connection.execute(
-                sa.select(a.external_id, a.currency, a.import_run_id, a.import_line)
+                sa.select(
+                    a.external_id, a.currency, a.import_run_id, a.import_line, a.placed_by_run_id
+                )
                 .where(a.agency_id == batch.agency_id)
                 .where(a.external_id.in_([row.account_id for row in rows]))
             )
@@ -627,7 +632,7 @@ class SqlitePlacementWriter(_SqlPlacementWriter):
         refused = []
         for row in rows:
             found = existing.get(row.account_id)
-            if found and found.import_run_id != batch.run_id and found.currency != row.currency:
+            if found and found.placed_by_run_id != batch.run_id and found.currency != row.currency:
                 refused.append((row.line, row.currency, found.currency))
                 del existing[row.account_id]  # an account named once in a batch
         if refused:
@@ -724,6 +729,7 @@ class SqlitePlacementWriter(_SqlPlacementWriter):
                     "last_payment_date": row.last_payment_date,
                     "import_run_id": batch.run_id,
                     "import_line": row.line,
+                    "placed_by_run_id": batch.run_id,
                 }
                 for row in rows
             ],

@@ -114,6 +114,9 @@ accounts = sa.Table(
     # import finds an account named twice in one file.
     sa.Column("import_run_id", sa.Uuid, nullable=True),
     sa.Column("import_line", sa.Integer, nullable=True),
+    # The import run that created the account (None for the API's): the only run that may
+    # change its currency, as a later line of its file.
+    sa.Column("placed_by_run_id", sa.Uuid, nullable=True),
     sa.UniqueConstraint("agency_id", "external_id", name="uq_accounts_agency_external_id"),
     sa.Index("ix_accounts_agency_placed", "agency_id", "placed_at", "id"),
     sa.Index("ix_accounts_agency_status_placed", "agency_id", "status", "placed_at", "id"),

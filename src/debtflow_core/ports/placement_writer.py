@@ -54,13 +54,14 @@ class PlacementWriter(Protocol):
     the debtor, as after an overpayment. Its status, collector and placement time stay.
 
     An account this run already wrote from an earlier line is overwritten and counted once:
-    the earlier line becomes a failure ("superseded"). A row that names an account another
-    import or the API made, in another currency than that account's, writes nothing (not
-    its debtor either) and fails (:func:`~debtflow_core.domain.imports.currency_kept`):
-    an account's money is counted in one currency. If the store refuses the batch as a
-    whole, each row is retried on its own so that only the guilty rows fail. Raises
-    :class:`~debtflow_core.errors.Conflict`, writing nothing, when the run's attempt is
-    no longer ``batch.attempt``.
+    the earlier line becomes a failure ("superseded"). A row that names an account this run
+    did not create (another import or the API made it, even if this run has updated it
+    since), in another currency than that account's, writes nothing (not its debtor either)
+    and fails (:func:`~debtflow_core.domain.imports.currency_kept`): an account's money is
+    counted in one currency. If the store refuses the batch as a whole, each row is retried
+    on its own so that only the guilty rows fail. Raises
+    :class:`~debtflow_core.errors.Conflict`, writing nothing, when the run's attempt is no
+    longer ``batch.attempt``.
     """
 
     async def write(self, batch: PlacementBatch) -> BatchOutcome: ...

@@ -10,6 +10,8 @@ from datetime import timedelta
 import msgspec
 import pytest
 
+from debtflow_adapters.local.object_storage import LocalObjectStorage
+from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import (
     FixedClock,
     InMemoryImportRuns,
@@ -23,6 +25,7 @@ from debtflow_core.actor import Actor
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import FileSource, FileSourceKind, ImportStatus
 from debtflow_core.errors import NotFound, SourceUnavailable
+from debtflow_core.ports.object_storage import ObjectStorage
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
 from debtflow_core.use_cases.imports import (
     SOURCE_QUIET_PERIOD,
@@ -47,7 +50,7 @@ class LoggingWriter(PlacementWriter):
 
 
 class Setup:
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes], storage: ObjectStorage | None = None) -> None:
         self.log: list[str] = []
         self.store, self.imports = InMemoryStore(), InMemoryImportStore()
         self.agency = Agency(id=uuid.uuid4(), slug="acme", name="Acme", created_at=T0)
@@ -55,7 +58,7 @@ class Setup:
         self.actor = Actor.system(self.agency.id)
         self.runs = InMemoryImportRuns(self.imports)
         self.source_files = FakeFileSource(files)
-        self.storage = FakeObjectStorage(self.log)
+        self.storage = FakeObjectStorage(self.log) if storage is None else storage
         self.source = FileSource(
             id=uuid.uuid4(),
             agency_id=self.agency.id,
@@ -230,3 +233,20 @@ async def test_a_failed_file_imports_at_the_next_poll_once_the_source_reads_it_o
 
     assert (run.id, run.status, run.rows_created) == (failed.id, ImportStatus.SUCCEEDED, 3)
     assert set(setup.source_files.archived) == {"semi.csv"}
+
+
+async def test_a_long_file_name_is_backed_up_under_a_shortened_key_and_imported(tmp_path):
+    clock = FixedClock(T0)
+    links = SignedLinks(b"k" * 32, base_url="http://debtflow.test", clock=clock)
+    storage = LocalObjectStorage(tmp_path / "objects", links)
+    name = "台" * 80 + ".csv"  # 244 bytes: a legal file name, too long after the hash
+    setup = Setup({"a.csv": placement_text(2, start=3).encode(), name: GOOD}, storage)
+
+    before, long = await setup.fetch.execute(setup.actor, setup.source)
+
+    assert (long.file_name, long.status) == (name, ImportStatus.SUCCEEDED)
+    assert long.storage_key is not None
+    segment = long.storage_key.rsplit("/", 1)[1]
+    assert segment == f"{long.sha256}-{'台' * 63}"  # 254 bytes: whole characters only
+    assert await storage.exists(long.storage_key)
+    assert before.status == ImportStatus.SUCCEEDED

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from debtflow_adapters.local.object_storage import LocalObjectStorage
+from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import (
     FixedClock,
     InMemoryImportRuns,
@@ -192,6 +194,25 @@ async def test_the_run_is_named_by_the_files_last_path_component_without_control
     queued = await setup.queue.execute(setup.admin, upload)
 
     assert queued.run.file_name == "bc.csv"
+
+
+async def test_a_long_file_name_is_shortened_in_the_key_to_fit_local_storage(setup, tmp_path):
+    links = SignedLinks(b"k" * 32, base_url="http://debtflow.test", clock=setup.clock)
+    storage = LocalObjectStorage(tmp_path / "objects", links)
+    queue = QueuePlacementUpload(
+        setup.runs, storage, setup.jobs, InMemoryUnitOfWork(setup.store), setup.clock
+    )
+    name = "a" * 250 + ".csv"
+    upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name=name)
+
+    queued = await queue.execute(setup.admin, upload)
+
+    key = queued.run.storage_key
+    assert queued.run.file_name == name
+    assert key is not None
+    assert len(key.rsplit("/", 1)[1]) == 255
+    assert key.endswith(f"{queued.run.sha256}-{'a' * 190}")
+    assert await storage.exists(key)
 
 
 async def test_only_an_agency_admin_uploads(setup, tmp_path):

@@ -361,9 +361,21 @@ class CheckPlacementFile:
         )
 
 
+_KEY_SEGMENT_BYTES = 255
+"""The longest segment of a backup's key: a file name's limit on local storage (and on
+most file systems)."""
+
+
+def _hashed_name(sha256: str, name: str) -> str:
+    """``{sha256}-{name}``, the name cut to whole characters within
+    :data:`_KEY_SEGMENT_BYTES` of UTF-8: the hash alone tells one content from another."""
+    return f"{sha256}-{name}".encode()[:_KEY_SEGMENT_BYTES].decode(errors="ignore")
+
+
 def backup_key(source: FileSource, day: str, sha256: str, name: str) -> str:
-    """Where a fetched file is backed up: ``{agency}/{source}/{YYYY/MM/DD}/{sha256}-{name}``."""
-    return f"{source.agency_id}/{source.id}/{day}/{sha256}-{name}"
+    """Where a fetched file is backed up: ``{agency}/{source}/{YYYY/MM/DD}/{sha256}-{name}``
+    (a long name shortened to keep the last segment within 255 bytes)."""
+    return f"{source.agency_id}/{source.id}/{day}/{_hashed_name(sha256, name)}"
 
 
 class FetchPlacementFiles:
@@ -480,8 +492,8 @@ _UNSAFE_IN_KEY = re.compile(r"[^A-Za-z0-9._-]")
 def upload_key(agency_id: uuid.UUID, day: str, sha256: str, name: str) -> str:
     """Where an uploaded file is backed up: as :func:`backup_key`, with ``uploads`` in the
     source's place: ``{agency}/uploads/{YYYY/MM/DD}/{sha256}-{name}`` (``name`` reduced to
-    letters, digits, ``.``, ``_`` and ``-``)."""
-    return f"{agency_id}/uploads/{day}/{sha256}-{_UNSAFE_IN_KEY.sub('_', name)}"
+    letters, digits, ``.``, ``_`` and ``-``, and shortened as there)."""
+    return f"{agency_id}/uploads/{day}/{_hashed_name(sha256, _UNSAFE_IN_KEY.sub('_', name))}"
 
 
 class UploadedFile(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,7 +24,7 @@ from debtflow_adapters.memory.telemetry import InMemoryTelemetry
 from debtflow_core.actor import Actor
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import FileSource, FileSourceKind, ImportStatus
-from debtflow_core.errors import NotFound, SourceUnavailable
+from debtflow_core.errors import NotFound, SourceUnavailable, StorageUnavailable
 from debtflow_core.ports.object_storage import ObjectStorage
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
 from debtflow_core.use_cases.imports import (
@@ -250,3 +250,80 @@ async def test_a_long_file_name_is_backed_up_under_a_shortened_key_and_imported(
     assert segment == f"{long.sha256}-{'台' * 63}"  # 254 bytes: whole characters only
     assert await storage.exists(long.storage_key)
     assert before.status == ImportStatus.SUCCEEDED
+
+
+async def test_a_file_that_cannot_be_downloaded_is_skipped_and_the_next_file_imports(
+    caplog: pytest.LogCaptureFixture,
+):
+    setup = Setup({"a.csv": GOOD, "b.csv": placement_text(2, start=3).encode()})
+    setup.source_files.unreadable = {"a.csv"}  # mode 0600, another user's
+
+    (run,) = await setup.fetch.execute(setup.actor, setup.source)
+
+    assert (run.file_name, run.status) == ("b.csv", ImportStatus.SUCCEEDED)
+    assert set(setup.source_files.files) == {"a.csv"}
+    assert len(setup.storage.objects) == 1
+    assert [record.levelname for record in caplog.records if "'a.csv'" in record.getMessage()] == [
+        "WARNING"
+    ]
+    setup.source_files.unreadable.clear()
+    (later,) = await setup.fetch.execute(setup.actor, setup.source)
+    assert (later.file_name, later.status) == ("a.csv", ImportStatus.SUCCEEDED)
+
+
+async def test_a_file_that_cannot_be_archived_does_not_stop_the_next_file():
+    setup = Setup({"a.csv": GOOD, "b.csv": placement_text(2, start=3).encode()})
+    setup.source_files.unarchivable = {"a.csv"}
+
+    first, second = await setup.fetch.execute(setup.actor, setup.source)
+
+    assert (first.file_name, first.status) == ("a.csv", ImportStatus.SUCCEEDED)
+    assert (second.file_name, second.status) == ("b.csv", ImportStatus.SUCCEEDED)
+    assert set(setup.source_files.archived) == {"b.csv"}
+    assert set(setup.source_files.files) == {"a.csv"}
+    assert len(setup.store.accounts) == 3 + 2
+
+
+async def test_a_file_whose_backup_is_refused_is_skipped_while_the_storage_answers():
+    class RefusesOneKey(FakeObjectStorage):
+        async def put_file(self, key: str, source, *, content_type: str) -> None:
+            if key.endswith("-a.csv"):
+                raise StorageUnavailable("object storage could not be used")
+            await super().put_file(key, source, content_type=content_type)
+
+    files = {"a.csv": GOOD, "b.csv": placement_text(2, start=3).encode()}
+    setup = Setup(files, RefusesOneKey([]))
+
+    (run,) = await setup.fetch.execute(setup.actor, setup.source)
+
+    assert (run.file_name, run.status) == ("b.csv", ImportStatus.SUCCEEDED)
+    assert [entry for entry in setup.log if entry.startswith("write")] == ["write 2 rows"]
+    assert set(setup.source_files.files) == {"a.csv"}
+
+
+async def test_a_source_that_goes_down_after_the_listing_ends_the_poll():
+    setup = Setup({"a.csv": GOOD, "b.csv": placement_text(2, start=3).encode()})
+    download = setup.source_files.download
+
+    async def down_now(source, name, destination):
+        setup.source_files.down = True
+        await download(source, name, destination)
+
+    setup.source_files.download = down_now  # type: ignore[method-assign]
+
+    with pytest.raises(SourceUnavailable):
+        await setup.fetch.execute(setup.actor, setup.source)
+
+    assert setup.imports.runs == {}
+
+
+async def test_storage_that_is_down_ends_the_poll_before_anything_is_parsed():
+    storage = FakeObjectStorage([])
+    storage.down = True
+    setup = Setup({"a.csv": GOOD, "b.csv": placement_text(2, start=3).encode()}, storage)
+
+    with pytest.raises(StorageUnavailable):
+        await setup.fetch.execute(setup.actor, setup.source)
+
+    assert setup.imports.runs == {}
+    assert setup.source_files.downloads == ["a.csv"]

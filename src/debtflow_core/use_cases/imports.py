@@ -23,7 +23,14 @@ from debtflow_core.domain.imports import (
     ImportRun,
     ImportStatus,
 )
-from debtflow_core.errors import Conflict, NotFound, ValidationFailed
+from debtflow_core.errors import (
+    Conflict,
+    NotFound,
+    SourceFileChanged,
+    SourceUnavailable,
+    StorageUnavailable,
+    ValidationFailed,
+)
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.placement import (
     COLUMNS,
@@ -390,11 +397,17 @@ class FetchPlacementFiles:
     imported twice), and archived on the source once its run succeeded or partially failed.
     A file whose run failed stays where it is, and its run says why; once the source reads
     files otherwise (its delimiter or column mapping changed), the next poll imports it
-    anew, if the run had written nothing. A file the source no
-    longer has, or whose name it cannot serve (``NotFound`` from the reader), is logged and
-    skipped: the others are still fetched. Source errors
-    (:class:`~debtflow_core.errors.SourceUnavailable`, ``SourceFileChanged``) propagate
-    for the caller to retry; a file imported before the error stays imported.
+    anew, if the run had written nothing.
+
+    One file never stops the others: a file the source no longer has, or whose name it
+    cannot serve (``NotFound`` from the reader), one that cannot be downloaded (we may not
+    read it, it changed while read) or backed up, is logged and skipped, and a later poll
+    tries it again; a file imported but not archived keeps its run. The ports do not say
+    whether such an error is the file's or the whole source's, so after one the source is
+    listed again (or the storage checked): when that fails too,
+    :class:`~debtflow_core.errors.SourceUnavailable` (or ``StorageUnavailable``) ends the
+    poll for the caller to retry, as when the first listing fails; a file imported before
+    the error stays imported.
     """
 
     def __init__(
@@ -441,19 +454,27 @@ class FetchPlacementFiles:
     async def _fetch(
         self, actor: Actor, source: FileSource, remote: RemoteFile
     ) -> ImportRun | None:
-        """Import one listed file; ``None`` when the source no longer has it (or cannot
-        serve its name)."""
+        """Import one listed file; ``None`` when it was skipped (see the class)."""
         with tempfile.TemporaryDirectory(prefix="debtflow-import-") as directory:
             path = Path(directory) / "placement.csv"
             try:
                 await self._reader.download(source, remote.name, path)
+                scan = await asyncio.to_thread(scan_file, path)
+                day = self._clock.now().strftime("%Y/%m/%d")
+                key = backup_key(source, day, scan.sha256, remote.name)
+                await self._storage.put_file(key, path, content_type="text/csv")
             except NotFound as error:
                 log.warning("file source %s: skipping %r: %s", source.id, remote.name, error.detail)
                 return None
-            scan = await asyncio.to_thread(scan_file, path)
-            day = self._clock.now().strftime("%Y/%m/%d")
-            key = backup_key(source, day, scan.sha256, remote.name)
-            await self._storage.put_file(key, path, content_type="text/csv")
+            except (SourceUnavailable, SourceFileChanged, StorageUnavailable) as error:
+                await self._check_usable(source, error)
+                log.warning(
+                    "file source %s: skipping %r until a later poll: %s",
+                    source.id,
+                    remote.name,
+                    error.detail,
+                )
+                return None
             run = await self._import_file.execute(
                 actor,
                 ImportFile(
@@ -477,7 +498,24 @@ class FetchPlacementFiles:
                     remote.name,
                     error.detail,
                 )
+            except SourceUnavailable as error:
+                await self._check_usable(source, error)
+                log.warning(
+                    "file source %s: %r was imported but could not be archived (a later "
+                    "poll tries again): %s",
+                    source.id,
+                    remote.name,
+                    error.detail,
+                )
         return run
+
+    async def _check_usable(self, source: FileSource, error: Exception) -> None:
+        """Raise when the source or the storage fails as a whole, as it did for one file:
+        the poll ends, to be retried. A file that changed while read says nothing of them."""
+        if isinstance(error, SourceUnavailable):
+            await self._reader.list_files(source)
+        elif isinstance(error, StorageUnavailable):
+            await self._storage.check()
 
 
 IMPORT_PLACEMENT_FILE = "debtflow.import_placement_file"

@@ -40,6 +40,16 @@ async def test_a_run_is_stored_once_per_agency_and_content(ports):
     assert await ports.runs.get(agency.id, first.id) == first
 
 
+async def test_a_run_is_found_by_its_agency_and_content(ports):
+    alpha, beta = await ports.agency("alpha"), await ports.agency("beta")
+    assert await ports.runs.get_by_content(alpha.id, "a" * 64) is None
+    run = await ports.runs.add_or_get(new_run(alpha.id, sha256="a" * 64))
+
+    assert await ports.runs.get_by_content(alpha.id, "a" * 64) == run
+    assert await ports.runs.get_by_content(alpha.id, "b" * 64) is None
+    assert await ports.runs.get_by_content(beta.id, "a" * 64) is None
+
+
 async def test_the_same_content_in_another_agency_is_another_run(ports):
     alpha, beta = await ports.agency("alpha"), await ports.agency("beta")
     a = await ports.runs.add_or_get(new_run(alpha.id))

@@ -17,7 +17,8 @@ enough before T0 for a poll to take them."""
 
 
 class FakeFileSource(FileSourceReader):
-    """A drop directory of ``files`` (name to bytes); archived files move to ``archived``.
+    """A drop directory of ``files`` (name to bytes); archived files move to ``archived``
+    (when the source has an archive directory).
     ``down`` makes every call raise SourceUnavailable. ``modified`` gives a file another
     modification time than :data:`SETTLED`; the names in ``vanished`` are listed, but gone
     by the time they are downloaded. The files in ``unreadable`` cannot be downloaded, those
@@ -56,6 +57,8 @@ class FakeFileSource(FileSourceReader):
 
     async def archive(self, source: FileSource, name: str) -> None:
         self._reach()
+        if source.archive_directory is None:
+            return
         if name not in self.files:
             raise NotFound(f"the file {name!r} is not on the source")
         if name in self.unarchivable:

@@ -30,6 +30,7 @@ from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, P
 from debtflow_core.use_cases.imports import (
     SOURCE_QUIET_PERIOD,
     FetchPlacementFiles,
+    ImportFile,
     ImportPlacementFile,
 )
 from tests.support.file_fakes import FakeFileSource, FakeObjectStorage
@@ -79,17 +80,15 @@ class Setup:
             created_at=T0,
         )
         self.clock = clock = FixedClock(T0)
-        self.fetch = FetchPlacementFiles(
-            self.source_files,
-            self.storage,
-            ImportPlacementFile(
-                self.runs,
-                LoggingWriter(InMemoryPlacementWriter(self.store, self.imports), self.log),
-                InMemoryUnitOfWork(self.store),
-                clock,
-                InMemoryTelemetry(),
-            ),
+        self.import_file = ImportPlacementFile(
+            self.runs,
+            LoggingWriter(InMemoryPlacementWriter(self.store, self.imports), self.log),
+            InMemoryUnitOfWork(self.store),
             clock,
+            InMemoryTelemetry(),
+        )
+        self.fetch = FetchPlacementFiles(
+            self.source_files, self.storage, self.runs, self.import_file, clock
         )
 
 
@@ -327,3 +326,53 @@ async def test_storage_that_is_down_ends_the_poll_before_anything_is_parsed():
 
     assert setup.imports.runs == {}
     assert setup.source_files.downloads == ["a.csv"]
+
+
+async def test_a_file_left_in_the_drop_is_not_backed_up_again_at_the_next_polls():
+    setup = Setup({"a.csv": GOOD})
+    source = msgspec.structs.replace(setup.source, archive_directory=None)
+
+    (first,) = await setup.fetch.execute(setup.actor, source)
+    for _ in range(3):
+        setup.clock.advance(timedelta(days=1))
+        assert await setup.fetch.execute(setup.actor, source) == [first]
+
+    assert first.status == ImportStatus.SUCCEEDED
+    assert [entry for entry in setup.log if entry.startswith("put")] == [f"put {first.storage_key}"]
+    assert list(setup.storage.objects) == [first.storage_key]
+    assert set(setup.source_files.files) == {"a.csv"}
+
+
+async def test_a_known_content_whose_backup_is_missing_is_backed_up_under_its_runs_key():
+    setup = Setup({"semi.csv": placement_text(3).replace(",", ";").encode()})
+    source = msgspec.structs.replace(setup.source, archive_directory=None)
+    (failed,) = await setup.fetch.execute(setup.actor, source)
+    setup.storage.objects.clear()  # lost, or never stored: an upload whose storage was down
+    setup.clock.advance(timedelta(days=1))
+
+    (run,) = await setup.fetch.execute(setup.actor, msgspec.structs.replace(source, delimiter=";"))
+
+    assert (run.id, run.status, run.storage_key) == (
+        failed.id,
+        ImportStatus.SUCCEEDED,
+        failed.storage_key,
+    )
+    assert list(setup.storage.objects) == [failed.storage_key]
+
+
+async def test_content_imported_without_a_backup_is_backed_up_once(tmp_path):
+    setup = Setup({"a.csv": GOOD})
+    source = msgspec.structs.replace(setup.source, archive_directory=None)
+    (tmp_path / "a.csv").write_bytes(GOOD)
+    # As the command line imports: no backup.
+    imported = await setup.import_file.execute(
+        setup.actor, ImportFile(path=tmp_path / "a.csv", file_name="a.csv")
+    )
+
+    for _ in range(3):
+        setup.clock.advance(timedelta(days=1))
+        assert await setup.fetch.execute(setup.actor, source) == [imported]
+
+    day = imported.created_at.strftime("%Y/%m/%d")
+    key = f"{setup.agency.id}/{setup.source.id}/{day}/{imported.sha256}-a.csv"
+    assert list(setup.storage.objects) == [key]

@@ -56,9 +56,8 @@ class InMemoryImportRuns(ImportRunRepository):
         self._store = store
 
     async def add_or_get(self, run: ImportRun) -> ImportRun:
-        for stored in self._store.runs.values():
-            if stored.agency_id == run.agency_id and stored.sha256 == run.sha256:
-                return stored
+        if (stored := await self.get_by_content(run.agency_id, run.sha256)) is not None:
+            return stored
         stored = msgspec.structs.replace(run, progressed_at=run.created_at)
         self._store.runs[run.id] = stored
         self._store.errors[run.id] = {}
@@ -116,6 +115,12 @@ class InMemoryImportRuns(ImportRunRepository):
     async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None:
         run = self._store.runs.get(run_id)
         return run if run is not None and run.agency_id == agency_id else None
+
+    async def get_by_content(self, agency_id: UUID, sha256: str) -> ImportRun | None:
+        for run in self._store.runs.values():
+            if run.agency_id == agency_id and run.sha256 == sha256:
+                return run
+        return None
 
     async def list(
         self,

@@ -173,6 +173,17 @@ class SqlImportRunRepository(ImportRunRepository):
             ).first()
         return None if row is None else _run(row)
 
+    async def get_by_content(self, agency_id: UUID, sha256: str) -> ImportRun | None:
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(*_RUN_COLUMNS).where(
+                        import_runs.c.agency_id == agency_id, import_runs.c.sha256 == sha256
+                    )
+                )
+            ).first()
+        return None if row is None else _run(row)
+
     async def list(
         self,
         agency_id: UUID,

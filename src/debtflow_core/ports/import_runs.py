@@ -63,6 +63,11 @@ class ImportRunRepository(Protocol):
 
     async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None: ...
 
+    async def get_by_content(self, agency_id: UUID, sha256: str) -> ImportRun | None:
+        """The agency's run for the content ``sha256`` (the one :meth:`add_or_get` would
+        return), if it has one."""
+        ...
+
     async def list(
         self,
         agency_id: UUID,

@@ -395,6 +395,9 @@ class FetchPlacementFiles:
     recent). Each other file is downloaded to a temporary file, backed up to object storage
     under :func:`backup_key` before it is parsed, imported (content already imported is not
     imported twice), and archived on the source once its run succeeded or partially failed.
+    Content that has a run already keeps that run's backup, made again only if it is
+    missing: a file left in the drop (a source without an archive directory) is not stored
+    anew at every poll.
     A file whose run failed stays where it is, and its run says why; once the source reads
     files otherwise (its delimiter or column mapping changed), the next poll imports it
     anew, if the run had written nothing.
@@ -414,11 +417,13 @@ class FetchPlacementFiles:
         self,
         reader: FileSourceReader,
         storage: ObjectStorage,
+        runs: ImportRunRepository,
         import_file: ImportPlacementFile,
         clock: Clock,
     ) -> None:
         self._reader = reader
         self._storage = storage
+        self._runs = runs
         self._import_file = import_file
         self._clock = clock
 
@@ -460,9 +465,7 @@ class FetchPlacementFiles:
             try:
                 await self._reader.download(source, remote.name, path)
                 scan = await asyncio.to_thread(scan_file, path)
-                day = self._clock.now().strftime("%Y/%m/%d")
-                key = backup_key(source, day, scan.sha256, remote.name)
-                await self._storage.put_file(key, path, content_type="text/csv")
+                key = await self._back_up(source, remote.name, scan.sha256, path)
             except NotFound as error:
                 log.warning("file source %s: skipping %r: %s", source.id, remote.name, error.detail)
                 return None
@@ -508,6 +511,22 @@ class FetchPlacementFiles:
                     error.detail,
                 )
         return run
+
+    async def _back_up(self, source: FileSource, name: str, sha256: str, path: Path) -> str:
+        """The key of the file's backup: new content's is stored now; known content keeps
+        its run's, stored again only when it is missing."""
+        known = await self._runs.get_by_content(source.agency_id, sha256)
+        if known is None:
+            key = backup_key(source, self._clock.now().strftime("%Y/%m/%d"), sha256, name)
+        else:
+            # A run imported without a backup (from the command line) gets one, under a key
+            # of its own day: one copy, however many polls find the file.
+            day = known.created_at.strftime("%Y/%m/%d")
+            key = known.storage_key or backup_key(source, day, sha256, name)
+            if await self._storage.exists(key):
+                return key
+        await self._storage.put_file(key, path, content_type="text/csv")
+        return key
 
     async def _check_usable(self, source: FileSource, error: Exception) -> None:
         """Raise when the source or the storage fails as a whole, as it did for one file:

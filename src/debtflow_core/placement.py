@@ -192,29 +192,35 @@ class PlacementFileRejected(ValidationFailed):
 
 class FileScan(msgspec.Struct, frozen=True, kw_only=True):
     """What one pass over a file's bytes found: its SHA-256 and size, and ``problem`` when
-    it cannot be a placement file (not UTF-8, a quote never closed, empty)."""
+    it cannot be a placement file (not UTF-8, a quote never closed, empty). Quoting depends
+    on the delimiter: ``delimiter`` is the one the quotes were followed with."""
 
     sha256: str
     size: int
     problem: str | None
+    delimiter: str
 
 
-def scan_file(path: Path) -> FileScan:
+def scan_file(path: Path, *, delimiter: str = ",") -> FileScan:
     """Hash the file and check, in the same pass and in constant memory, that it decodes as
-    UTF-8 and that its double quotes pair up (RFC 4180 quoting holds an even number)."""
+    UTF-8 and that no quoted field is left open at its end, as the reader would find it
+    with ``delimiter``."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    size = quotes = 0
+    quoting = _Quoting(delimiter)
+    size = 0
     problem: str | None = None
     with path.open("rb") as file:
         while chunk := file.read(_SCAN_CHUNK):
             digest.update(chunk)
             if problem is None:
                 try:
-                    decoder.decode(chunk)
+                    text = decoder.decode(chunk)
                 except UnicodeDecodeError as error:
                     problem = _not_utf8(error, size)
-                quotes += chunk.count(b'"')
+                else:
+                    # The reader decodes with utf-8-sig: a byte-order mark is not a field.
+                    quoting.feed(text if size else text.removeprefix("\ufeff"))
             size += len(chunk)
     if problem is None:
         try:
@@ -223,9 +229,84 @@ def scan_file(path: Path) -> FileScan:
             problem = _not_utf8(error, size - len(error.object) + error.start)
     if problem is None and size == 0:
         problem = "the file is empty: a placement file starts with a header row"
-    if problem is None and quotes % 2:
-        problem = "a quoted field is never closed (unbalanced double quote)"
-    return FileScan(sha256=digest.hexdigest(), size=size, problem=problem)
+    if problem is None and quoting.state is _QUOTED:
+        problem = "a quoted field is never closed (a double quote opens it and none ends it)"
+    return FileScan(sha256=digest.hexdigest(), size=size, problem=problem, delimiter=delimiter)
+
+
+# Where CSV text stands between two characters, as the csv module's reader sees it.
+_BOUNDARY = 0  # at the start of a field (or of a record)
+_FIELD = 1  # inside an unquoted field: a quote there is a literal character
+_QUOTED = 2  # inside a quoted field
+_CLOSING = 3  # just after a quote inside a quoted field: a doubled quote or its end
+_SKIPPING = 4  # a strict reader refused the line here: the rest of it is dropped
+
+
+class _Quoting:
+    """Follows text fed in pieces through the csv module's quoting rules for the reader's
+    dialect (doubled quotes, strict), keeping only its ``state``: a quote opens a field only
+    at the field's start, and a quoted field's closing quote followed by anything but a
+    delimiter or line break makes the reader refuse the rest of that line.
+
+    Quote-free text costs one ``str.find``; runs of well-formed fields, quoted or not, are
+    matched by one regular expression, so a file quoting every field stays fast too.
+    """
+
+    def __init__(self, delimiter: str) -> None:
+        self.state = _BOUNDARY
+        self._separators = delimiter + "\r\n"
+        d = re.escape(delimiter)
+        self._fields = re.compile(
+            rf'(?:(?:"[^"]*+(?:""[^"]*+)*+"|[^"{d}\r\n][^{d}\r\n]*+)?[{d}\r\n])*+'
+        )
+        self._quoted = re.compile(r'[^"]*+(?:""[^"]*+)*+')
+        self._line_end = re.compile(r"[\r\n]")
+
+    def feed(self, text: str) -> None:
+        state, position, end, separators = self.state, 0, len(text), self._separators
+        while position < end:
+            if state == _QUOTED:
+                position = _stop(self._quoted, text, position)
+                if position == end:
+                    break
+                state, position = _CLOSING, position + 1
+            elif state == _CLOSING:
+                if text[position] == '"':
+                    state, position = _QUOTED, position + 1
+                elif text[position] in separators:
+                    state, position = _BOUNDARY, position + 1
+                else:
+                    state = _SKIPPING
+            elif state == _SKIPPING:
+                found = self._line_end.search(text, position)
+                if found is None:
+                    break
+                state, position = _BOUNDARY, found.end()
+            else:
+                quote = text.find('"', position)
+                if quote < 0:
+                    state = _BOUNDARY if text[-1] in separators else _FIELD
+                    break
+                opens = text[quote - 1] in separators if quote > position else state == _BOUNDARY
+                if not opens:
+                    state, position = _FIELD, quote + 1
+                    continue
+                position = _stop(self._fields, text, quote)
+                if position == end:
+                    state = _BOUNDARY
+                elif text[position] == '"':
+                    state, position = _QUOTED, position + 1
+                else:  # an unquoted field running to the end of the text
+                    state = _FIELD
+                    break
+        self.state = state
+
+
+def _stop(pattern: re.Pattern[str], text: str, position: int) -> int:
+    """Where ``pattern``, which also matches nothing, stops matching ``text`` at ``position``."""
+    found = pattern.match(text, position)
+    assert found is not None
+    return found.end()
 
 
 def _not_utf8(error: UnicodeDecodeError, offset: int) -> str:

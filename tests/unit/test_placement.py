@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import io
+import random
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+import debtflow_core.placement as placement
 from debtflow_core.contact_data import COUNTRY_REASON, EMAIL_REASON, PHONE_REASON
 from debtflow_core.domain.imports import ImportRowError
 from debtflow_core.placement import (
@@ -248,13 +251,73 @@ def test_latin1_bytes_fail_the_scan(tmp_path):
         list(PlacementReader(stream))
 
 
-def test_an_unbalanced_quote_fails_the_scan_and_the_reader(tmp_path):
-    text = f'{HEADER}\nA-1,Ada,Lovelace,"NW,1.00\nA-2,Ada,Lovelace,NW,1.00\n'
-    path = tmp_path / "quote.csv"
+UNCLOSED = "a quoted field is never closed (a double quote opens it and none ends it)"
+
+
+def scan_text(tmp_path: Path, text: str, **options) -> str | None:
+    path = tmp_path / "scanned.csv"
     path.write_text(text, encoding="utf-8")
-    assert scan_file(path).problem == "a quoted field is never closed (unbalanced double quote)"
+    return scan_file(path, **options).problem
+
+
+def test_an_unclosed_quote_fails_the_scan_and_the_reader(tmp_path):
+    text = f'{HEADER}\nA-1,Ada,Lovelace,"NW,1.00\nA-2,Ada,Lovelace,NW,1.00\n'
+    assert scan_text(tmp_path, text) == UNCLOSED
     with pytest.raises(PlacementFileRejected, match="opened on line 2 is never closed"):
         read(text)
+
+
+def test_a_stray_inch_mark_in_an_unquoted_field_is_kept(tmp_path):
+    text = f'{HEADER}\nA-1,Ada,Lovelace,Best Buy 32" TV,1.00\nA-2,Ada,Lovelace,NW,2.00\n'
+    assert scan_text(tmp_path, text) is None
+    first, second = read(text)[1]
+    assert (first.original_creditor, second.account_id) == ('Best Buy 32" TV', "A-2")
+
+
+def test_an_unclosed_quote_after_a_stray_one_is_still_refused_up_front(tmp_path):
+    text = (
+        f'{HEADER}\nA-1,Ada,Lovelace,Best Buy 32" TV,1.00\n'
+        'A-2,Ada,Lovelace,"NW,2.00\nA-3,Ada,Lovelace,NW,3.00\n'
+    )
+    assert scan_text(tmp_path, text) == UNCLOSED
+
+
+def test_the_scan_follows_quotes_with_the_files_delimiter(tmp_path):
+    # Read with ";", the quote after the comma is inside the field "NW,"...
+    text = f'{HEADER.replace(",", ";")}\nA-1;Ada;Lovelace;NW,"Bank;1.00\n'
+    assert scan_text(tmp_path, text, delimiter=";") is None
+    assert only(read(text, delimiter=";")[1]).original_creditor == 'NW,"Bank'
+    # ... but read with ",", it opens a field that never closes.
+    assert scan_text(tmp_path, text) == UNCLOSED
+
+
+def test_a_line_the_reader_refuses_after_a_closing_quote_opens_no_field(tmp_path):
+    # Strict, the reader drops the rest of a line whose quoted field is followed by text.
+    text = f'{HEADER}\nA-1,Ada,"Love"lace,"NW,1.00\nA-2,Ada,Lovelace,NW,2.00\n'
+    assert scan_text(tmp_path, text) is None
+    error, row = read(text)[1]
+    assert (error.line, row.account_id) == (2, "A-2")
+
+
+def test_the_scan_agrees_with_the_reader_on_quotes_left_open(tmp_path, monkeypatch):
+    # Tiny chunks, so that quotes, delimiters and characters fall across them.
+    monkeypatch.setattr(placement, "_SCAN_CHUNK", 3)
+    rng = random.Random(4180)
+    for _ in range(500):
+        delimiter = rng.choice([",", ";", "\t", "§"])
+        alphabet = ['"', '"', delimiter, delimiter, "a", "é", " ", "\n", "\r"]
+        text = "".join(rng.choices(alphabet, k=rng.randrange(1, 25)))
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+        left_open = False
+        while True:
+            try:
+                next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                left_open = str(error) == "unexpected end of data"
+        problem = scan_text(tmp_path, text, delimiter=delimiter)
+        assert (problem == UNCLOSED) is left_open, (delimiter, text)
 
 
 def test_the_scan_hashes_the_bytes(tmp_path):

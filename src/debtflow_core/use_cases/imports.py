@@ -64,10 +64,10 @@ log = logging.getLogger("debtflow.imports")
 class ImportFile(msgspec.Struct, frozen=True, kw_only=True):
     """A local placement file to import: already downloaded and backed up by the caller,
     which names its backup in ``storage_key``. ``scan`` is the file's :func:`scan_file`
-    when the caller has it already (it is made otherwise). ``may_reopen``: whether a failed
-    run of the content is reopened when this reads the file otherwise (not for the worker
-    of a queued run, which reads as the run says, and might otherwise undo a newer
-    reopening)."""
+    when the caller has it already (made anew when the run reads with another delimiter).
+    ``may_reopen``: whether a failed run of the content is reopened when this reads the file
+    otherwise (not for the worker of a queued run, which reads as the run says, and might
+    otherwise undo a newer reopening)."""
 
     path: Path
     file_name: str
@@ -127,7 +127,7 @@ class ImportPlacementFile:
         self, actor: Actor, command: ImportFile, progress: Progress | None = None
     ) -> ImportRun:
         require_admin(actor)
-        scan = command.scan or await asyncio.to_thread(scan_file, command.path)
+        scan = await _scanned(command.path, command.delimiter, command.scan)
         now = self._clock.now()
         asked = ImportRun.queued(
             agency_id=actor.agency_id,
@@ -146,6 +146,7 @@ class ImportPlacementFile:
             return run
         started = await self._runs.start(run.id, attempt=run.attempt, at=self._clock.now())
         await self._audit(actor, "import_run.started", run, started)
+        scan = await _scanned(command.path, started.delimiter, scan)
         if scan.problem is not None:
             return await self._finish(actor, started, failure_reason=scan.problem)
         try:
@@ -299,6 +300,13 @@ async def _read_anew(
     return reopened, True
 
 
+async def _scanned(path: Path, delimiter: str, scan: FileScan | None) -> FileScan:
+    """``scan`` when it followed the file's quotes with ``delimiter``, else a new scan."""
+    if scan is not None and scan.delimiter == delimiter:
+        return scan
+    return await asyncio.to_thread(scan_file, path, delimiter=delimiter)
+
+
 def _parser(
     path: Path, delimiter: str, column_mapping: Mapping[str, str], *, skip_through: int = 0
 ) -> PlacementParser:
@@ -338,7 +346,7 @@ class CheckPlacementFile:
         *,
         max_errors: int = 100,
     ) -> PlacementCheck:
-        scan = command.scan or await asyncio.to_thread(scan_file, command.path)
+        scan = await _scanned(command.path, command.delimiter, command.scan)
         ignored: tuple[str, ...] = ()
         errors: list[ImportRowError] = []
         read = failed = 0
@@ -464,7 +472,7 @@ class FetchPlacementFiles:
             path = Path(directory) / "placement.csv"
             try:
                 await self._reader.download(source, remote.name, path)
-                scan = await asyncio.to_thread(scan_file, path)
+                scan = await asyncio.to_thread(scan_file, path, delimiter=source.delimiter)
                 key = await self._back_up(source, remote.name, scan.sha256, path)
             except NotFound as error:
                 log.warning("file source %s: skipping %r: %s", source.id, remote.name, error.detail)
@@ -637,7 +645,7 @@ class QueuePlacementUpload:
     async def execute(self, actor: Actor, upload: UploadedFile) -> QueuedUpload:
         require_admin(actor)
         _check_options(upload.delimiter, upload.column_mapping)
-        scan = await asyncio.to_thread(scan_file, upload.path)
+        scan = await asyncio.to_thread(scan_file, upload.path, delimiter=upload.delimiter)
         now = self._clock.now()
         name = _base_name(upload.file_name)
         new = ImportRun.queued(

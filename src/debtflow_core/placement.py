@@ -13,6 +13,7 @@ import codecs
 import csv
 import hashlib
 import re
+from collections import deque
 from collections.abc import Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -344,19 +345,42 @@ def redact(column: str | None, value: str | None) -> str | None:
     return value if len(value) <= 64 else f"{value[:61]}..."
 
 
-def _bounded_lines(stream: TextIO, too_long: list[int]) -> Iterator[str]:
-    """The stream's lines, each at most :data:`MAX_LINE` characters: a longer line is skipped
-    to its end (never held whole) and stands as an empty line whose number lands in
-    ``too_long``."""
-    number = 0
-    while line := stream.readline(MAX_LINE):
-        number += 1
-        if len(line) == MAX_LINE and not line.endswith("\n"):
-            while (rest := stream.readline(MAX_LINE)) and not rest.endswith("\n"):
-                pass
-            too_long.append(number)
-            line = "\n"
-        yield line
+class _BoundedLines:
+    """The stream's lines for the csv reader, each at most :data:`MAX_LINE` characters.
+
+    A longer line is read through to its end (never held whole), its number lands in
+    ``too_long``, and the reader gets a short stand-in that leaves it where the whole line
+    would have: inside a quoted field or not, so the lines after it read as they are. The
+    reader sets ``record_end``, the last line of the last record it returned: a line after
+    it starts a record, and any other continues a quoted field.
+    """
+
+    def __init__(self, stream: TextIO, delimiter: str) -> None:
+        self.too_long: deque[int] = deque()
+        self.record_end = 0
+        self._stream = stream
+        self._delimiter = delimiter
+
+    def __iter__(self) -> Iterator[str]:
+        number = 0
+        while line := self._stream.readline(MAX_LINE):
+            number += 1
+            if len(line) == MAX_LINE and line[-1] not in "\r\n":
+                line = self._stand_in(line, quoted=self.record_end < number - 1)
+                self.too_long.append(number)
+            yield line
+
+    def _stand_in(self, start: str, *, quoted: bool) -> str:
+        quoting = _Quoting(self._delimiter)
+        quoting.state = _QUOTED if quoted else _BOUNDARY
+        piece = start
+        while piece:
+            quoting.feed(piece)
+            if piece[-1] in "\r\n":
+                break
+            piece = self._stream.readline(MAX_LINE)
+        # A quote ends the quoted field the line began in, or opens one the line leaves open.
+        return '"\n' if (quoting.state == _QUOTED) != quoted else "\n"
 
 
 class PlacementReader:
@@ -383,10 +407,8 @@ class PlacementReader:
                 field="delimiter",
             )
         csv.field_size_limit(MAX_LINE)
-        self._too_long: list[int] = []
-        self._reader = csv.reader(
-            _bounded_lines(stream, self._too_long), delimiter=delimiter, strict=True
-        )
+        self._lines = _BoundedLines(stream, delimiter)
+        self._reader = csv.reader(self._lines, delimiter=delimiter, strict=True)
         header = self._next_record()
         if header is None or not any(cell.strip() for cell in header):
             raise PlacementFileRejected("the file is empty: it has no header row")
@@ -410,19 +432,24 @@ class PlacementReader:
 
     def _next_record(self) -> list[str] | None:
         try:
-            return next(self._reader)
+            record = next(self._reader)
         except StopIteration:
             return None
         except csv.Error as error:
             raise PlacementFileRejected(f"line {self._reader.line_num}: {error}") from None
         except UnicodeDecodeError as error:
             raise PlacementFileRejected(_not_utf8(error, 0)) from None
+        self._lines.record_end = self._reader.line_num
+        if self._lines.too_long:
+            raise PlacementFileRejected(f"the header is longer than {MAX_LINE} characters")
+        return record
 
     def __iter__(self) -> Iterator[PlacementRow | ImportRowError]:
-        reader, width, positions = self._reader, self._width, self._positions
-        too_long = self._too_long
+        reader, width, positions, lines = self._reader, self._width, self._positions, self._lines
+        too_long = lines.too_long
         line = reader.line_num
         while True:
+            problem = None
             try:
                 record = next(reader)
             except StopIteration:
@@ -432,21 +459,18 @@ class PlacementReader:
                     raise PlacementFileRejected(
                         f"a quoted field opened on line {line + 1} is never closed"
                     ) from None
-                yield ImportRowError(line=line + 1, column=None, reason=str(error), value=None)
-                line = reader.line_num
-                continue
+                record, problem = [], str(error)
             except UnicodeDecodeError as error:
                 raise PlacementFileRejected(_not_utf8(error, 0)) from None
             start, line = line + 1, reader.line_num
+            lines.record_end = line
+            if too_long and too_long[0] <= line:
+                yield _too_long(start, line, too_long)
+                continue
+            if problem is not None:
+                yield ImportRowError(line=start, column=None, reason=problem, value=None)
+                continue
             if not record:
-                if too_long and too_long[0] == start:
-                    too_long.pop(0)
-                    yield ImportRowError(
-                        line=start,
-                        column=None,
-                        reason=f"the line is longer than {MAX_LINE} characters",
-                        value=None,
-                    )
                 continue
             if len(record) != width:
                 yield ImportRowError(
@@ -463,6 +487,21 @@ class PlacementReader:
                 continue
             record.append("")
             yield _validate(start, [record[p] or None for p in positions])
+
+
+def _too_long(start: int, end: int, too_long: deque[int]) -> ImportRowError:
+    """The error of the row on lines ``start`` to ``end``, the first of ``too_long`` among
+    them, which leave ``too_long``."""
+    first = too_long.popleft()
+    while too_long and too_long[0] <= end:
+        too_long.popleft()
+    where = "the line" if first == start else f"its line {first}"
+    return ImportRowError(
+        line=start,
+        column=None,
+        reason=f"{where} is longer than {MAX_LINE} characters",
+        value=None,
+    )
 
 
 def _validate(line: int, cells: list[str | None]) -> PlacementRow | ImportRowError:

@@ -351,6 +351,47 @@ def test_a_line_longer_than_the_limit_is_skipped_as_a_row_error():
     assert (row.line, row.account_id) == (3, "A-2")
 
 
+def test_a_line_too_long_inside_a_quoted_field_fails_its_row_and_later_ones_are_reported(
+    monkeypatch,
+):
+    monkeypatch.setattr(placement, "MAX_LINE", 120)
+    long = "y" * 200
+    _, items = read(
+        f'{HEADER}\nA-1,Ada,Lovelace,"North\n{long}\nwind",1.00\n'  # lines 2 to 4
+        "A-2,Ada,Lovelace,NW,2.00\n"
+        f"A-3,Ada,Lovelace,{long},3.00\n"
+        "A-4,Ada,Lovelace,NW,4.00\n"
+    )
+    first, second, third, fourth = items
+    assert (first.line, first.reason) == (2, "its line 3 is longer than 120 characters")
+    assert (second.line, second.account_id) == (5, "A-2")
+    assert (third.line, third.reason) == (6, "the line is longer than 120 characters")
+    assert (fourth.line, fourth.account_id) == (7, "A-4")
+
+
+def test_a_line_too_long_that_opens_a_quoted_field_fails_the_lines_the_field_spans(
+    monkeypatch,
+):
+    monkeypatch.setattr(placement, "MAX_LINE", 120)
+    _, items = read(
+        f'{HEADER}\nA-1,Ada,Lovelace,"North{"y" * 200}\nwind",1.00\nA-2,Ada,Lovelace,NW,2.00\n'
+    )
+    error, row = items
+    assert (error.line, error.reason) == (2, "the line is longer than 120 characters")
+    assert (row.line, row.account_id) == (4, "A-2")
+
+
+def test_a_line_too_long_that_closes_a_quoted_field_leaves_the_next_rows_whole(monkeypatch):
+    monkeypatch.setattr(placement, "MAX_LINE", 120)
+    _, items = read(
+        f'{HEADER}\nA-1,Ada,Lovelace,"North\n{"y" * 200}wind",1.00\n'
+        "A-2,Ada,Lovelace,NW,2.00\nA-3,Ada,Lovelace,NW,3.00\n"
+    )
+    error, *rows = items
+    assert (error.line, error.reason) == (2, "its line 3 is longer than 120 characters")
+    assert [(row.line, row.account_id) for row in rows] == [(4, "A-2"), (5, "A-3")]
+
+
 def test_line_numbers_count_physical_lines_across_quoted_line_breaks():
     _, items = read(f'{HEADER}\nA-1,Ada,Lovelace,"North\nwind",1.00\n\nA-2,Ada,Lovelace,NW,x\n')
     row, error = items

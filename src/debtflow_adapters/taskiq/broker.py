@@ -53,7 +53,16 @@ def make_broker(settings: Settings) -> AsyncBroker:
     if settings.broker_url is None:
         broker = InMemoryBroker()
     else:
-        broker = ListQueueBroker(settings.broker_url, queue_name=QUEUE).with_result_backend(
+        broker = ListQueueBroker(
+            settings.broker_url,
+            queue_name=QUEUE,
+            # A worker waits for its next job in one BRPOP without a timeout, which must
+            # outlast redis-py's default socket timeout (5 s since redis 8): past it the
+            # client raises, and taskiq restarts the worker process, killing its running
+            # tasks. Keepalive probes still find a peer that went away.
+            socket_timeout=None,
+            socket_keepalive=True,
+        ).with_result_backend(
             RedisAsyncResultBackend(settings.broker_url, result_ex_time=RESULT_SECONDS)
         )
     return broker.with_middlewares(

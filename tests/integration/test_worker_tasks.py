@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 from dishka import AsyncContainer
-from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask
+from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask, TaskiqMessage
 from taskiq.kicker import AsyncKicker
 from taskiq.serializers import PickleSerializer
 from taskiq_redis import ListRedisScheduleSource
@@ -25,7 +25,7 @@ import debtflow_worker.tasks.payments as payment_tasks
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.memory import FixedClock
 from debtflow_adapters.settings import Settings
-from debtflow_adapters.taskiq import make_scheduler
+from debtflow_adapters.taskiq import make_broker, make_scheduler
 from debtflow_adapters.taskiq.file_source_schedule import FileSourceSchedule
 from debtflow_adapters.taskiq.retries import GIVE_UP_LABEL, RETRY_LABEL, RetryMiddleware
 from debtflow_core.actor import Actor
@@ -257,6 +257,17 @@ async def test_hopeless_errors_and_tasks_without_the_label_are_not_retried(retry
     await AsyncKicker("test.once", broker, {}).kiq()
     await _settle(broker)
     assert calls == {"hopeless": 1, "once": 1}
+
+
+def test_retries_back_off_doubling_up_to_ten_minutes():
+    [policy] = [m for m in make_broker(Settings()).middlewares if isinstance(m, RetryMiddleware)]
+    message = TaskiqMessage(task_id="t", task_name="test.flaky", labels={}, args=[], kwargs={})
+    # SmartRetryMiddleware numbers the retries of a job from 1 and retries while the number
+    # is below its attempts.
+    delays = [policy.make_delay(message, retry) for retry in range(1, policy.default_retry_count)]
+    assert [int(delay) for delay in delays] == [30, 60, 120, 240, 480]
+    assert all(0 <= delay % 1 < 1 for delay in delays)  # the jitter, under a second
+    assert int(policy.make_delay(message, 9)) == 600
 
 
 async def test_with_a_broker_a_retry_waits_in_redis_for_the_scheduler(redis_client):

@@ -31,7 +31,9 @@ RETRIES_PREFIX = "debtflow:retries"
 RESULT_SECONDS = 3600
 """How long Redis keeps a task's result: long enough to look at, short enough to vanish."""
 
-RETRY_ATTEMPTS = 5
+RETRY_ATTEMPTS = 6
+"""A retried task runs at most this often: retried after 30 s, 1, 2, 4 and 8 minutes, so
+an outage of a quarter of an hour is outlasted."""
 RETRY_DELAY_SECONDS = 30
 RETRY_MAX_DELAY_SECONDS = 600
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 from taskiq import SmartRetryMiddleware, TaskiqMessage, TaskiqResult
@@ -43,6 +44,16 @@ class RetryMiddleware(SmartRetryMiddleware):
         super().__init__(**options)
         # Held so that the event loop does not collect a retry waiting in this process.
         self._waiting: set[asyncio.Task[None]] = set()
+
+    def make_delay(self, message: TaskiqMessage, retries: int) -> float:
+        """With ``use_delay_exponent``, the base delay doubled at each retry (30 s, 60 s,
+        120 s… for a base of 30 s) up to ``max_delay_exponent``; plus up to a second of
+        jitter with ``use_jitter``. SmartRetryMiddleware's own backoff grows only linearly
+        (the base times the retry's number), so a few minutes' outage used every attempt up."""
+        delay = float(message.labels.get("delay", self.default_delay))
+        if self.use_delay_exponent:
+            delay = min(delay * 2 ** (retries - 1), self.max_delay_exponent)
+        return delay + random.random() if self.use_jitter else delay
 
     def is_retry_on_error(self, message: TaskiqMessage) -> bool:
         task = self.broker.find_task(message.task_name)

@@ -363,6 +363,11 @@ def _storage_url(raw: str) -> str:
             f"{redact(raw)!r} is not a storage URL: use file:DIR, file:///ABSOLUTE/DIR,"
             " s3://BUCKET or memory://"
         )
+    if parts.scheme == "s3" and parts.path.strip("/"):
+        raise ValueError(
+            f"{redact(raw)!r} names a path in the bucket: keys are stored from the bucket's"
+            " root, so use s3://BUCKET (a bucket of DebtFlow's own)"
+        )
     if parts.scheme == "file" and not (parts.netloc + parts.path):
         raise ValueError(f"{raw!r} names no directory: use file:DIR or file:///ABSOLUTE/DIR")
     return raw

@@ -329,9 +329,10 @@ def test_bad_storage_and_source_settings_are_named(tmp_path) -> None:
         "DEBTFLOW_SOURCES_ROOT",
         "DEBTFLOW_SFTP_TIMEOUT_SECONDS",
     }
-    for url in ("s3://", "file:", "memory"):
+    for url in ("s3://", "file:", "memory", "s3://bucket/debtflow/prod"):
         with pytest.raises(SettingsError):
             Settings.from_env({"DEBTFLOW_STORAGE_URL": url})
+    assert Settings.from_env({"DEBTFLOW_STORAGE_URL": "s3://bucket/"}).storage_url
 
 
 def test_export_settings_default_and_are_read() -> None:

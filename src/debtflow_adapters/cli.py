@@ -662,22 +662,35 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
         "--wait-tasks-timeout",
         str(WAIT_FOR_TASKS_SECONDS),
         "--no-configure-logging",  # debtflow_worker.app logs JSON lines itself
+        *_taskiq_log_level(settings),
     )
 
 
 def _scheduler(settings: Settings, args: argparse.Namespace) -> None:
     _require_broker(settings, "scheduler")
-    asyncio.run(_schedule())
+    asyncio.run(_schedule(settings))
 
 
-async def _schedule() -> None:
+def _taskiq_log_level(settings: Settings) -> tuple[str, str]:
+    """taskiq's command lines set the level of its own logger (INFO unless told)."""
+    return ("--log-level", settings.log_level.upper())
+
+
+async def _schedule(settings: Settings) -> None:
     """taskiq's scheduler loop, stopped cleanly by SIGTERM or SIGINT: its own command line
     leaves SIGTERM to kill the process. A restarted scheduler skips the minute it starts
     in, which it may have sent already before it stopped."""
     loop = asyncio.get_running_loop()
     running = asyncio.create_task(
         run_scheduler(
-            SchedulerArgs.from_cli([WORKER_SCHEDULER, "--skip-first-run", "--no-configure-logging"])
+            SchedulerArgs.from_cli(
+                [
+                    WORKER_SCHEDULER,
+                    "--skip-first-run",
+                    "--no-configure-logging",
+                    *_taskiq_log_level(settings),
+                ]
+            )
         )
     )
     for signal_ in (signal.SIGTERM, signal.SIGINT):

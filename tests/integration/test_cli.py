@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
+from taskiq.cli.scheduler.args import SchedulerArgs
 
 from debtflow_adapters.cli import main
 from debtflow_adapters.composition import make_container
@@ -458,3 +459,25 @@ def test_the_in_process_scheduler_is_refused_with_several_server_workers(tmp_pat
         "DEBTFLOW_IN_PROCESS_SCHEDULER: not with 2 server workers, each of which would send "
         "every scheduled job; serve with one worker",
     )
+
+
+def test_taskiq_logs_at_debtflows_log_level(sqlite_url: str, monkeypatch: pytest.MonkeyPatch):
+    """taskiq's command lines set its logger to their own --log-level, INFO unless told:
+    DEBTFLOW_LOG_LEVEL must reach them, or a worker logs a line for every job whatever it
+    was set to."""
+    levels: list[str] = []
+
+    async def scheduler(args: SchedulerArgs) -> None:
+        levels.append(args.log_level.name)
+
+    def worker(*arguments: str) -> None:
+        levels.append(arguments[arguments.index("--log-level") + 1])
+
+    monkeypatch.setattr("debtflow_adapters.cli.run_scheduler", scheduler)
+    monkeypatch.setattr("debtflow_adapters.cli._run_taskiq", worker)
+    monkeypatch.setenv("DEBTFLOW_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("DEBTFLOW_BROKER_URL", "redis://127.0.0.1:6379/9")
+    monkeypatch.setenv("DEBTFLOW_LOG_LEVEL", "warning")
+    # In this thread, not Cli's: the scheduler handles SIGTERM, which only the main one may.
+    assert [_main(["scheduler"]), _main(["worker"])] == [0, 0]
+    assert levels == ["WARNING", "WARNING"]

@@ -333,9 +333,14 @@ def _redis_url(raw: str) -> str:
         _ = parts.port  # raises ValueError unless the port is a number in 0-65535
     except ValueError as error:
         raise ValueError(f"{redact(raw)!r} is not a Redis URL: {error}") from None
-    if parts.scheme not in _REDIS_SCHEMES or not parts.hostname:
+    # redis-py takes a database that is not a number for database 0, where another
+    # setting's data may be.
+    database = parts.path.strip("/")
+    numbered = not database or (database.isascii() and database.isdigit())
+    if parts.scheme not in _REDIS_SCHEMES or not parts.hostname or not numbered:
         raise ValueError(
             f"{redact(raw)!r} is not a Redis URL: use redis://HOST[:PORT][/DB] or rediss://…"
+            " (DB a number)"
         )
     return raw
 

@@ -135,6 +135,7 @@ def test_redis_urls_are_accepted(url: str) -> None:
         ("DEBTFLOW_REDIS_URL", "http://cache", "'http://cache' is not a Redis URL"),
         ("DEBTFLOW_REDIS_URL", "redis://", "'redis://' is not a Redis URL"),
         ("DEBTFLOW_REDIS_URL", "redis://cache:port", "'redis://cache:port' is not a Redis URL"),
+        ("DEBTFLOW_BROKER_URL", "redis://cache:6379/l", "'redis://cache:6379/l' is not a Redis"),
         ("DEBTFLOW_REDIS_URL", " ", "is empty"),
     ],
 )

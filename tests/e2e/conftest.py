@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -15,9 +17,14 @@ from tests.support.stripe_emulator import stripe_emulator  # noqa: F401
 
 
 def empty_queue_on(broker_url: str) -> Iterator[str]:
-    """``broker_url``, its job queue emptied before and after the test: a fixture's body.
-    Each test module uses a Redis database of its own, so that they never take each
-    other's jobs."""
+    """``broker_url`` with this pytest-xdist worker's own database, its job queue emptied
+    before and after the test: a fixture's body. Each test module starts from a Redis
+    database of its own, and each worker (up to four) adds its number to it, so that tests
+    running at once never take each other's jobs."""
+    parts = urlsplit(broker_url)
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    database = int(parts.path.strip("/") or 0) + worker
+    broker_url = urlunsplit(parts._replace(path=f"/{database}"))
     client = redis.Redis.from_url(broker_url)
     try:
         client.ping()

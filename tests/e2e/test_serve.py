@@ -8,6 +8,7 @@ file, while the two-worker server gets one prepared with ``migrate`` and ``seed-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -65,6 +66,7 @@ def _start(directory: Path, env: dict[str, str], *args: str) -> Server:
             env=env,
             stdout=out,
             stderr=err,
+            start_new_session=True,  # a process group of its own, killed whole at the end
         )
     return Server(process, f"http://127.0.0.1:{port}", directory)
 
@@ -98,9 +100,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         yield Servers(*started)
     finally:
         for server in started:
-            if server.process.poll() is None:
-                server.process.kill()
-                server.process.wait()
+            with contextlib.suppress(ProcessLookupError):  # the server's workers too
+                os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
 
 
 def _wait_until_healthy(server: Server) -> None:

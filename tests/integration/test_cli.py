@@ -274,7 +274,7 @@ def test_malformed_settings_are_all_named_in_one_line() -> None:
         "DEBTFLOW_DATABASE_URL: 'foo://app:***@db/x' is not a database URL: unsupported "
         "database 'foo'; expected sqlite:///PATH or postgresql://USER@HOST/DATABASE, or "
         "memory://; DEBTFLOW_REDIS_URL: 'http://c' is not a Redis URL: use "
-        "redis://HOST[:PORT][/DB] or rediss://…",
+        "redis://HOST[:PORT][/DB] or rediss://… (DB a number)",
     )
 
 

@@ -11,8 +11,8 @@ from debtflow_adapters.settings import Settings
 from debtflow_adapters.taskiq.broker import QUEUE, make_broker
 from tests.conftest import service_missing
 
-# A database of its own: the queue's name is the product's, and other tests use theirs.
-BROKER_URL = os.environ.get("DEBTFLOW_TEST_IDLE_BROKER_URL", "redis://127.0.0.1:6379/9")
+# A database of its own: the queue's name is the product's, and the e2e tests use 8 to 15.
+BROKER_URL = os.environ.get("DEBTFLOW_TEST_IDLE_BROKER_URL", "redis://127.0.0.1:6379/7")
 IDLE_SECONDS = 6  # past redis-py's default socket timeout, 5 s
 
 

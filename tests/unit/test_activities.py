@@ -7,7 +7,7 @@ import pytest
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.activity import ActivityType, PromiseToPay
 from debtflow_core.domain.debtor import PostalAddress
-from debtflow_core.errors import Conflict, ValidationFailed
+from debtflow_core.errors import Conflict, PermissionDenied, ValidationFailed
 from debtflow_core.use_cases.accounts import ChangeAccountStatus, GetAccount
 from debtflow_core.use_cases.activities import ListActivities, NewActivity, RecordActivity
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
@@ -78,13 +78,14 @@ async def test_an_edit_of_contact_preferences_never_lifts_cease_communication(se
     update = world.use(UpdateDebtor)
     for actor, flags in [
         (alpha.admin, ContactPreferenceChanges(do_not_call=True)),
-        (alpha.collector, ContactPreferenceChanges(do_not_call=False)),
+        (alpha.admin, ContactPreferenceChanges(do_not_call=False)),
         (alpha.collector, ContactPreferenceChanges(cease_communication=True)),
     ]:
         debtor = await update.execute(
-            actor, account.debtor_id, DebtorChanges(last_name="King", contact_preferences=flags)
+            actor, account.debtor_id, DebtorChanges(contact_preferences=flags)
         )
         assert debtor.contact_preferences.cease_communication
+    await update.execute(alpha.admin, account.debtor_id, DebtorChanges(last_name="King"))
     with pytest.raises(ValidationFailed, match="cannot be lifted") as refused:
         await update.execute(
             alpha.admin,
@@ -100,6 +101,38 @@ async def test_an_edit_of_contact_preferences_never_lifts_cease_communication(se
     debtor = await world.use(GetDebtor).execute(alpha.admin, account.debtor_id)
     assert (debtor.last_name, debtor.contact_preferences.cease_communication) == ("King", True)
     assert not debtor.contact_preferences.do_not_mail  # the refused edit changed nothing
+
+
+async def test_a_collector_corrects_contact_points_and_stops_channels_but_no_more(setup):
+    world, alpha, account = setup
+    update = world.use(UpdateDebtor)
+    stop_calls = ContactPreferenceChanges(do_not_call=True)
+    debtor = await update.execute(
+        alpha.collector,
+        account.debtor_id,
+        # The name sent as it is stored is no change: a client may send the whole debtor.
+        DebtorChanges(
+            last_name="Lovelace", emails=("ada@example.com",), contact_preferences=stop_calls
+        ),
+    )
+    assert (debtor.emails, debtor.contact_preferences.do_not_call) == (("ada@example.com",), True)
+    for changes, refused in [
+        (DebtorChanges(last_name="Byron"), "change a debtor's last_name"),
+        (DebtorChanges(date_of_birth=date(1990, 1, 1)), "change a debtor's date_of_birth"),
+        (
+            DebtorChanges(contact_preferences=ContactPreferenceChanges(do_not_call=False)),
+            "lift do_not_call",
+        ),
+    ]:
+        with pytest.raises(PermissionDenied, match=refused):
+            await update.execute(alpha.collector, account.debtor_id, changes)
+    assert await world.use(GetDebtor).execute(alpha.admin, account.debtor_id) == debtor
+    lifted = await update.execute(
+        alpha.admin,
+        account.debtor_id,
+        DebtorChanges(contact_preferences=ContactPreferenceChanges(do_not_call=False)),
+    )
+    assert not lifted.contact_preferences.do_not_call
 
 
 async def test_an_edit_does_not_set_cease_communication_without_the_activity(setup):

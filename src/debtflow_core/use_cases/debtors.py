@@ -11,7 +11,8 @@ from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.contact_data import birth_date, email_address, phone_number, postal_address
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone, PostalAddress
-from debtflow_core.errors import NotFound, ValidationFailed
+from debtflow_core.domain.user import Role
+from debtflow_core.errors import NotFound, PermissionDenied, ValidationFailed
 from debtflow_core.ids import new_id
 from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import collector_scope, in_agency, require_admin, require_writer
@@ -123,6 +124,23 @@ def _at_most_max(values: tuple[object, ...], *, field: str) -> None:
         raise ValidationFailed(f"a debtor has at most {MAX_CONTACTS}", field=field)
 
 
+_IDENTITY = ("first_name", "last_name", "date_of_birth")
+_DO_NOT_CONTACT = ("do_not_call", "do_not_email", "do_not_text", "do_not_mail")
+
+
+def _within_a_collectors_reach(before: Debtor, after: Debtor) -> None:
+    """Refuse a collector's edit of who the debtor is, or one lifting a do-not-contact flag
+    (see :class:`UpdateDebtor`); a value sent unchanged is no edit."""
+    for name in _IDENTITY:
+        if getattr(after, name) != getattr(before, name):
+            raise PermissionDenied(f"only an agency admin may change a debtor's {name}")
+    for flag in _DO_NOT_CONTACT:
+        if getattr(before.contact_preferences, flag) and not getattr(
+            after.contact_preferences, flag
+        ):
+            raise PermissionDenied(f"only an agency admin may lift {flag}")
+
+
 def _address(address: PostalAddress | None) -> PostalAddress | None:
     return None if address is None else postal_address(address, field="address")
 
@@ -208,6 +226,12 @@ class UpdateDebtor:
     ``cease_communication`` flag is set by recording a ``cease_communication`` activity and
     is never lifted by an edit: sending it with another value than the stored one is
     refused (422).
+
+    A collector corrects how the debtor is reached (phones, emails, address) and may stop
+    a channel (set a do-not-contact flag the debtor asked for on the phone); who the
+    debtor is (names, birth date) and lifting a do-not-contact flag are for agency admins
+    (PermissionDenied), so that a request not to be called cannot be undone by whoever
+    works the account.
     """
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
@@ -238,6 +262,8 @@ class UpdateDebtor:
                     before.contact_preferences, changes.contact_preferences
                 )
             after = msgspec.structs.replace(before, **updates, updated_at=now)
+            if actor.role is Role.COLLECTOR:
+                _within_a_collectors_reach(before, after)
             if msgspec.structs.replace(after, updated_at=before.updated_at) == before:
                 return before
             await uow.debtors.update(after)

@@ -228,7 +228,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/v1/debtors/{debtor_id:uuid}"): Rule(ALL, 200, "debtor"),
     ("PATCH", "/v1/debtors/{debtor_id:uuid}"): Rule(
-        WRITERS, 200, "debtor", body=lambda s: {"last_name": "Changed"}
+        WRITERS, 200, "debtor", body=lambda s: {"emails": ["changed@example.com"]}
     ),
     ("GET", "/v1/accounts"): Rule(ALL, 200),
     ("POST", "/v1/accounts"): Rule(ADMIN, 201, body=_new_account),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import logging
 import os
 import secrets
@@ -469,6 +470,20 @@ async def test_sftp_refuses_a_server_whose_host_key_is_not_the_pinned_one(
     assert "did not match" in refused.value.detail
     assert fingerprint(sshd.host_key) in refused.value.detail
     assert not destination.exists()
+
+
+async def test_sftp_refuses_a_server_without_a_key_of_the_pinned_type_naming_both(
+    sshd: SshServer, sftp: Drop, tmp_path: Path
+) -> None:
+    rsa = paramiko.RSAKey.from_private_key(io.StringIO(sshd.rsa_key))  # the server has none
+    pinned = f"{rsa.get_name()} {rsa.get_base64()}"
+
+    with pytest.raises(SourceUnavailable) as refused:
+        await sftp.reader.list_files(sftp.source(host_key=pinned))
+
+    assert "did not match" in refused.value.detail
+    assert fingerprint(sshd.host_key) in refused.value.detail
+    assert rsa.fingerprint in refused.value.detail
 
 
 @pytest.mark.parametrize("host_key", [None, "", "ssh-ed25519", "ssh-ed25519 not-base64!"])

@@ -586,6 +586,7 @@ async def test_the_purge_deletes_old_exports_and_their_files_and_is_idempotent(d
     assert not await desk.storage.exists(old.storage_key)
     assert await desk.stored(alpha.admin.agency_id, never_ran.id) is None
     assert await desk.storage.exists(recent.storage_key)
+    assert (await desk.audit(alpha.admin.agency_id)).count("export.purged") == 2
 
 
 async def test_exports_whose_job_was_lost_are_failed_a_day_later_once(desk, alpha):

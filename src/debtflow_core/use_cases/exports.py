@@ -472,9 +472,10 @@ class QueueNightlyExports:
 
 class PurgeExpiredExports:
     """Delete the exports older than the retention (:class:`ExportPolicy`, counted from
-    their request), whatever their status: their files, then their records. A scheduled
-    platform task; returns how many it deleted. Idempotent: a file already gone is no
-    error, and a second run finds nothing left to delete."""
+    their request), whatever their status: their files, then their records, each record's
+    deletion audited (``export.purged``). A scheduled platform task; returns how many it
+    deleted. Idempotent: a file already gone is no error, and a second run finds nothing
+    left to delete."""
 
     def __init__(
         self,
@@ -499,6 +500,16 @@ class PurgeExpiredExports:
                 async with self._uow as uow:
                     if await uow.exports.delete(export.id):
                         purged += 1
+                        await uow.audit_log.add(
+                            audit_entry(
+                                Actor.system(export.agency_id),
+                                "export.purged",
+                                entity_id=export.id,
+                                before=export,
+                                after=None,
+                                at=self._clock.now(),
+                            )
+                        )
                     await uow.commit()
         return purged
 

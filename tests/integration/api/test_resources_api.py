@@ -375,9 +375,20 @@ async def test_activities_are_recorded_and_listed(api, alpha):
     assert_problem(await api.client.post(url, headers=collector, json={"type": "call"}), 409)
 
     debtor_url = f"/v1/debtors/{account.debtor_id}"
+    # A collector may stop a channel; only an agency admin may open it again.
+    stopped = await api.client.patch(
+        debtor_url, headers=collector, json={"contact_preferences": {"do_not_call": True}}
+    )
+    assert stopped.status_code == 200, stopped.text
+    assert_problem(
+        await api.client.patch(
+            debtor_url, headers=collector, json={"contact_preferences": {"do_not_call": False}}
+        ),
+        403,
+    )
     for who, body in [  # the OpenAPI example, then flags left as they were
         ("admin", {"last_name": "King", "contact_preferences": {"do_not_call": True}}),
-        ("collector", {"contact_preferences": {"do_not_call": False}}),
+        ("admin", {"contact_preferences": {"do_not_call": False}}),
     ]:
         edited = await api.client.patch(debtor_url, headers=alpha.headers[who], json=body)
         assert edited.status_code == 200, edited.text

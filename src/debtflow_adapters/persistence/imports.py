@@ -163,25 +163,15 @@ class SqlImportRunRepository(ImportRunRepository):
         return run
 
     async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None:
-        async with self._engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    sa.select(*_RUN_COLUMNS).where(
-                        import_runs.c.id == run_id, import_runs.c.agency_id == agency_id
-                    )
-                )
-            ).first()
-        return None if row is None else _run(row)
+        return await self._one(import_runs.c.id == run_id, import_runs.c.agency_id == agency_id)
 
     async def get_by_content(self, agency_id: UUID, sha256: str) -> ImportRun | None:
+        return await self._one(import_runs.c.agency_id == agency_id, import_runs.c.sha256 == sha256)
+
+    async def _one(self, *conditions: sa.ColumnElement[bool]) -> ImportRun | None:
         async with self._engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    sa.select(*_RUN_COLUMNS).where(
-                        import_runs.c.agency_id == agency_id, import_runs.c.sha256 == sha256
-                    )
-                )
-            ).first()
+            statement = sa.select(*_RUN_COLUMNS).where(*conditions)
+            row = (await connection.execute(statement)).first()
         return None if row is None else _run(row)
 
     async def list(

@@ -252,8 +252,9 @@ class Summary(NamedTuple):
 async def summarize(request: AsyncContainer, agency: Agency) -> Summary:
     """Count what the agency holds, reading through the use cases like any other client."""
     system = Actor.system(agency.id)
-    users = await (await request.get(ListUsers)).execute(system)
+    list_users = await request.get(ListUsers)
     search, accounts = await request.get(SearchDebtors), await request.get(ListAccounts)
+    users = await _all_pages(partial(list_users.execute, system, limit=MAX_LIMIT))
     list_activities = await request.get(ListActivities)
     debtors = await _all_pages(partial(search.execute, system, limit=MAX_LIMIT))
     placed = await _all_pages(partial(accounts.execute, system, limit=MAX_LIMIT))

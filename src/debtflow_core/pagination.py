@@ -51,13 +51,15 @@ def decode_cursor(cursor: str, type_: type[P]) -> P:
 
 def _check_storable(value: object) -> None:
     """Refuse what no stored row holds: a time without a UTC offset or out of range in UTC,
-    an integer beyond 64 bits."""
+    an integer beyond 64 bits, a text with a NUL character (PostgreSQL stores none)."""
     if isinstance(value, datetime):
         if value.utcoffset() is None:
             raise ValueError("a time without a UTC offset")
         value.astimezone(UTC)  # OverflowError outside the years 1-9999 in UTC
     elif isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise OverflowError("an integer beyond 64 bits")
+    elif isinstance(value, str) and "\x00" in value:
+        raise ValueError("a text with a NUL character")
 
 
 def paginate(rows: list[T], limit: int, position_of: Callable[[T], msgspec.Struct]) -> Page[T]:

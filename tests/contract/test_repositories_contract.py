@@ -30,6 +30,7 @@ from debtflow_core.ports.accounts import AccountPosition, AccountQuery, AccountS
 from debtflow_core.ports.activities import ActivityPosition, ActivityQuery
 from debtflow_core.ports.audit_log import AuditPosition, AuditQuery
 from debtflow_core.ports.debtors import DebtorPosition, DebtorQuery
+from debtflow_core.ports.users import UserPosition, UserQuery
 
 T0 = datetime(2026, 5, 17, 8, 30, 15, 123456, tzinfo=UTC)
 
@@ -157,8 +158,8 @@ async def test_users_round_trip_update_and_unique_email(uow_factory, tenant):
     async with uow_factory() as uow:
         assert await uow.users.get(collector.id) == collector
         assert await uow.users.get_by_email("admin@alpha.example") == admin
-        assert await uow.users.list(a.id) == [admin, collector]
-        assert await uow.users.list(uuid.uuid4()) == []
+        assert await uow.users.list(UserQuery(agency_id=a.id)) == [admin, collector]
+        assert await uow.users.list(UserQuery(agency_id=uuid.uuid4())) == []
         changed = msgspec.structs.replace(collector, role=Role.READONLY, active=False)
         await uow.users.update(changed)
         await uow.commit()
@@ -168,6 +169,49 @@ async def test_users_round_trip_update_and_unique_email(uow_factory, tenant):
         async with uow_factory() as uow:
             await uow.users.add(user(a.id, "admin@alpha.example"))
             await uow.commit()
+
+
+async def test_users_list_filters_orders_by_code_point_and_pages(uow_factory, tenant):
+    """By code point, as Python sorts: a locale's collation would put "ab" before "a.c"
+    (punctuation counts last) and "émile" next to "e", and move the pages' boundaries."""
+    a, grace = tenant  # a collector
+    other = agency("beta")
+    dot = user(a.id, "a.c@alpha.example", Role.AGENCY_ADMIN)
+    underscore = user(a.id, "a_b@alpha.example", Role.READONLY)
+    plain = user(a.id, "ab@alpha.example")
+    accented = user(a.id, "émile@alpha.example", Role.READONLY)
+    last = user(a.id, "zoe@alpha.example")
+    gone = msgspec.structs.replace(user(a.id, "eve@alpha.example"), active=False)
+    stranger = user(other.id, "aa@beta.example", Role.AGENCY_ADMIN)
+    async with uow_factory() as uow:
+        await uow.agencies.add(other)
+        for u in (accented, last, plain, dot, gone, underscore, stranger):
+            await uow.users.add(u)
+        await uow.commit()
+
+    async def emails(**kw):
+        async with uow_factory() as uow:
+            return [u.email for u in await uow.users.list(UserQuery(agency_id=a.id, **kw))]
+
+    by_code_point = [dot, underscore, plain, gone, grace, last, accented]
+    assert await emails() == [u.email for u in by_code_point]
+    assert await emails(limit=3) == [dot.email, underscore.email, plain.email]
+    after = UserPosition(plain.email)
+    assert await emails(after=after, limit=3) == [gone.email, grace.email, last.email]
+    assert await emails(after=UserPosition(accented.email)) == []
+    assert await emails(after=UserPosition("b")) == [
+        gone.email,
+        grace.email,
+        last.email,
+        accented.email,
+    ]
+    assert await emails(role=Role.COLLECTOR) == [plain.email, gone.email, grace.email, last.email]
+    assert await emails(role=Role.READONLY, after=UserPosition("a")) == [
+        underscore.email,
+        accented.email,
+    ]
+    assert await emails(active=False) == [gone.email]
+    assert await emails(active=True, role=Role.COLLECTOR, after=after) == [grace.email, last.email]
 
 
 async def test_debtors_keep_every_field(uow_factory, tenant):

@@ -36,6 +36,7 @@ from debtflow_core.ports.activities import ActivityQuery
 from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.payments import PaymentQuery
 from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.ports.users import UserQuery
 from debtflow_core.use_cases.accounts import (
     AssignCollector,
     ChangeAccountStatus,
@@ -265,7 +266,7 @@ class Seeder:
     async def rows(self, agency_id: UUID) -> Rows:
         uow = self._uow_factory()
         async with uow:
-            users = await uow.users.list(agency_id)
+            users = await uow.users.list(UserQuery(agency_id=agency_id, limit=10_000))
             accounts = await uow.accounts.list(AccountQuery(agency_id=agency_id, limit=10_000))
             payments = await uow.payments.list(PaymentQuery(agency_id=agency_id, limit=10_000))
             refunds = [r for p in payments for r in await uow.payments.refunds(p.id)]

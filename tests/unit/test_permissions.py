@@ -133,7 +133,7 @@ async def test_nothing_crosses_agencies_even_for_an_admin(scene):
         for acc in (await world.use(ListAccounts).execute(a.admin)).items
     )
     users = await world.use(ListUsers).execute(a.admin)
-    assert {u.agency_id for u in users} == {a.admin.agency_id}
+    assert {u.agency_id for u in users.items} == {a.admin.agency_id}
     entries = await world.use(QueryAuditLog).execute(a.admin)
     assert {e.agency_id for e in entries.items} == {a.admin.agency_id}
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import date
+import uuid
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -8,6 +9,9 @@ from debtflow_core.actor import Actor
 from debtflow_core.domain.debtor import ContactPreferences, Phone, PhoneKind, PostalAddress
 from debtflow_core.domain.user import Role
 from debtflow_core.errors import Conflict, PermissionDenied, ValidationFailed
+from debtflow_core.pagination import encode_cursor
+from debtflow_core.ports.debtors import DebtorPosition
+from debtflow_core.ports.users import UserPosition
 from debtflow_core.use_cases.accounts import (
     AccountFilters,
     AssignCollector,
@@ -190,7 +194,49 @@ async def test_users_see_themselves_and_admins_see_everyone(world):
     alpha = await world.agency("alpha")
     me = await world.use(GetUser).execute(alpha.collector, alpha.collector.user_id)
     assert me.role is Role.COLLECTOR
-    assert len(await world.use(ListUsers).execute(alpha.admin)) == 4
+    assert len((await world.use(ListUsers).execute(alpha.admin)).items) == 4
+
+
+async def test_users_are_listed_by_email_a_page_at_a_time(world):
+    alpha = await world.agency("alpha")
+    await world.agency("beta")
+    list_ = world.use(ListUsers)
+    seen, cursor = [], None
+    while True:
+        page = await list_.execute(alpha.admin, limit=3, cursor=cursor)
+        assert len(page.items) <= 3
+        seen += [u.email for u in page.items]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert seen == sorted(
+        f"{n}@alpha.example" for n in ("admin", "collector", "colleague", "readonly")
+    )
+    collectors = await list_.execute(alpha.admin, role="collector")
+    assert [u.email for u in collectors.items] == [
+        "colleague@alpha.example",
+        "collector@alpha.example",
+    ]
+    await world.use(DeactivateUser).execute(alpha.admin, alpha.collector.user_id)
+    gone = await list_.execute(alpha.admin, active=False)
+    assert [u.id for u in gone.items] == [alpha.collector.user_id]
+    kept = await list_.execute(alpha.admin, role=Role.COLLECTOR, active=True)
+    assert [u.email for u in kept.items] == ["colleague@alpha.example"]
+
+
+async def test_bad_user_list_inputs_are_validation_errors(world):
+    alpha = await world.agency("alpha")
+    debtors_cursor = encode_cursor(DebtorPosition(datetime.now(UTC), uuid.uuid4()))
+    for kwargs, field in (
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": debtors_cursor}, "cursor"),
+        ({"cursor": encode_cursor(UserPosition("a\x00b@alpha.example"))}, "cursor"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"role": "boss"}, "role"),
+    ):
+        with pytest.raises(ValidationFailed) as caught:
+            await world.use(ListUsers).execute(alpha.admin, **kwargs)
+        assert caught.value.field == field
 
 
 async def test_debtors_round_trip_partial_updates_and_search(world):

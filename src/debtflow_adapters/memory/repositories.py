@@ -49,7 +49,7 @@ from debtflow_core.ports.payments import (
 )
 from debtflow_core.ports.sessions import PurgedSessions, SessionRepository
 from debtflow_core.ports.unit_of_work import UnitOfWork
-from debtflow_core.ports.users import UserRepository
+from debtflow_core.ports.users import UserQuery, UserRepository
 
 T = TypeVar("T")
 
@@ -113,10 +113,16 @@ class InMemoryUserRepository(UserRepository):
     async def get_by_email(self, email: str) -> User | None:
         return next((u for u in self._table.rows() if u.email == email), None)
 
-    async def list(self, agency_id: UUID) -> list[User]:
-        return sorted(
-            (u for u in self._table.rows() if u.agency_id == agency_id), key=lambda u: u.email
-        )
+    async def list(self, query: UserQuery) -> list[User]:
+        def matches(u: User) -> bool:
+            return (
+                u.agency_id == query.agency_id
+                and (query.role is None or u.role == query.role)
+                and (query.active is None or u.active == query.active)
+                and (query.after is None or u.email > query.after.email)
+            )
+
+        return sorted(filter(matches, self._table.rows()), key=lambda u: u.email)[: query.limit]
 
     async def update(self, user: User) -> None:
         stored = self._table.get(user.id)

@@ -53,7 +53,7 @@ from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
 from debtflow_core.ports.debtors import DebtorQuery, DebtorRepository
 from debtflow_core.ports.payment_processors import PaymentProcessorRepository
 from debtflow_core.ports.sessions import PurgedSessions, SessionRepository
-from debtflow_core.ports.users import UserRepository
+from debtflow_core.ports.users import UserQuery, UserRepository
 
 T = TypeVar("T")
 
@@ -64,6 +64,16 @@ def _contains_text(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement
 
 
 _debtor_full_name = debtors.c.first_name + " " + debtors.c.last_name
+
+
+def _by_code_point(
+    connection: AsyncConnection, column: sa.ColumnElement[str]
+) -> sa.ColumnElement[str]:
+    """``column`` compared and ordered by code point, as Python compares strings: the port
+    promises one order everywhere, and a locale's collation (en_US, say, which skips
+    punctuation at first) would move rows and the pages' boundaries. PostgreSQL's "C"
+    collation compares the UTF-8 bytes, as SQLite does unless told otherwise."""
+    return column.collate("C") if connection.dialect.name == "postgresql" else column
 
 
 def _columns(table: sa.Table, entity: type[msgspec.Struct]) -> tuple[sa.Column[Any], ...]:
@@ -257,12 +267,16 @@ class SqlUserRepository(UserRepository):
         statement = sa.select(*_USER_COLUMNS).where(users.c.email == email)
         return await first(self._connection, statement, _user)
 
-    async def list(self, agency_id: UUID) -> list[User]:
-        statement = sa.select(*_USER_COLUMNS).where(users.c.agency_id == agency_id)
-        result = await self._connection.execute(statement)
-        # Sorted here, not by the database: collations differ between databases and locales,
-        # and the port promises one order everywhere.
-        return sorted(map(_user, result), key=lambda user: user.email)
+    async def list(self, query: UserQuery) -> list[User]:
+        statement = sa.select(*_USER_COLUMNS).where(users.c.agency_id == query.agency_id)
+        if query.role is not None:
+            statement = statement.where(users.c.role == query.role)
+        if query.active is not None:
+            statement = statement.where(users.c.active == query.active)
+        email = _by_code_point(self._connection, users.c.email)
+        after = (query.after.email,) if query.after else None
+        statement = keyset_page(statement, (email,), after, query.limit, descending=False)
+        return [_user(row) for row in await self._connection.execute(statement)]
 
     async def update(self, user: User) -> None:
         await self._connection.execute(

@@ -11,10 +11,12 @@ from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.user import EMAIL_TAKEN, Role, User, normalize_email, parse_role
 from debtflow_core.errors import Conflict, PermissionDenied, ValidationFailed
 from debtflow_core.ids import new_id
+from debtflow_core.pagination import Page, decode_cursor, paginate, validate_limit
 from debtflow_core.policy import in_agency, require_admin
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.password_hasher import PasswordHasher
 from debtflow_core.ports.unit_of_work import UnitOfWork
+from debtflow_core.ports.users import UserPosition, UserQuery
 from debtflow_core.validation import require_text
 
 MIN_PASSWORD_LENGTH = 10
@@ -83,15 +85,34 @@ class CreateUser:
 
 
 class ListUsers:
-    """The users of the actor's agency, by email. Agency admins only."""
+    """The users of the actor's agency by email, a page at a time; only those with ``role``,
+    or only the active (``active=true``) or deactivated (``active=false``) ones, when asked.
+    Agency admins only."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
 
-    async def execute(self, actor: Actor) -> list[User]:
+    async def execute(
+        self,
+        actor: Actor,
+        *,
+        role: Role | None = None,
+        active: bool | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[User]:
         require_admin(actor)
+        limit = validate_limit(limit)
+        query = UserQuery(
+            agency_id=actor.agency_id,
+            role=None if role is None else parse_role(role),
+            active=active,
+            after=decode_cursor(cursor, UserPosition) if cursor else None,
+            limit=limit + 1,
+        )
         async with self._uow as uow:
-            return await uow.users.list(actor.agency_id)
+            rows = await uow.users.list(query)
+        return paginate(rows, limit, lambda user: UserPosition(user.email))
 
 
 class GetUser:

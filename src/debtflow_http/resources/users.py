@@ -7,11 +7,12 @@ from uuid import UUID
 import msgspec
 from dishka import FromDishka
 from litestar import Controller, Response, get, patch, post
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.user import Role, User
+from debtflow_core.pagination import Page
 from debtflow_core.use_cases.users import (
     ChangeUserRole,
     CreateUser,
@@ -23,6 +24,7 @@ from debtflow_core.use_cases.users import (
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
 from debtflow_http.resources.created import LOCATION, located
+from debtflow_http.resources.paging import Cursor, Limit
 
 NewUserBody = Annotated[
     NewUser,
@@ -62,10 +64,6 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class UserList(msgspec.Struct, frozen=True):
-    items: list[UserView]
-
-
 class RoleChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     role: Role
 
@@ -89,10 +87,24 @@ class UserController(Controller):
         operation_id="listUsers",
         summary="List the agency's users",
         description=ListUsers.__doc__,
-        responses=errors(401, 403),
+        responses=errors(400, 401, 403, 422),
     )
-    async def list_users(self, actor: FromDishka[Actor], use: FromDishka[ListUsers]) -> UserList:
-        return UserList([UserView.of(u) for u in await use.execute(actor)])
+    async def list_users(
+        self,
+        actor: FromDishka[Actor],
+        use: FromDishka[ListUsers],
+        role: Annotated[
+            Role | None, QueryParameter(description="Only users with this role")
+        ] = None,
+        active: Annotated[
+            bool | None,
+            QueryParameter(description="`true`: only active users; `false`: only deactivated ones"),
+        ] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[UserView]:
+        page = await use.execute(actor, role=role, active=active, limit=limit, cursor=cursor)
+        return Page(items=[UserView.of(u) for u in page.items], next_cursor=page.next_cursor)
 
     @post(
         "/",

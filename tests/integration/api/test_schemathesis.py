@@ -177,6 +177,7 @@ def _edge_cases(ids: dict[str, list[str]]) -> list[tuple[str, str, dict[str, Any
             {"query": {"cursor": _forged_cursor(occurred_at="2026-03-02T09:00:00", id=NO_ID)}},
             422,
         ),
+        ("GET", "/v1/users", {"query": {"cursor": _forged_cursor(email=NUL)}}, 422),
         (
             "POST",
             "/v1/users",

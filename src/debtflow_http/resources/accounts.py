@@ -29,7 +29,7 @@ from debtflow_core.use_cases.activities import ListActivities, NewActivity, Reco
 from debtflow_core.use_cases.payments import ListPayments
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
-from debtflow_http.resources.created import LOCATION, located
+from debtflow_http.resources.created import Located, located
 from debtflow_http.resources.paging import Cursor, Limit
 
 BALANCE_BOUND = "Minor units, inclusive; below zero is a credit owed to the debtor"
@@ -142,7 +142,7 @@ class AccountController(Controller):
         summary="Place an account",
         description=PlaceAccount.__doc__,
         responses=errors(400, 401, 403, 409, 422),
-        response_headers=[LOCATION],
+        operation_class=Located,
     )
     async def place_account(
         self, data: NewAccountBody, actor: FromDishka[Actor], use: FromDishka[PlaceAccount]

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
 from litestar import Response
-from litestar.datastructures import ResponseHeader
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIResponse, Operation, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.status_codes import HTTP_201_CREATED
+
+from debtflow_http.problems import PROBLEM_JSON
 
 T = TypeVar("T")
 
-LOCATION = ResponseHeader(
-    name="Location",
+_LOCATION = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING),
     description="The path of what the request made: read it there from now on.",
-    documentation_only=True,
+    required=True,
 )
-"""For the route's ``response_headers``, so that the OpenAPI document shows the header."""
 
 
 def located(
@@ -23,3 +26,21 @@ def located(
 ) -> Response[T]:
     """``body`` with ``status`` and a ``Location`` header of ``location``."""
     return Response(body, status_code=status, headers={"Location": location, **(headers or {})})
+
+
+@dataclass
+class Located(Operation):
+    """An operation whose handler answers through :func:`located`: ``operation_class=Located``.
+
+    Each of its answers but a problem carries ``Location``, whatever the status, and is
+    documented so here. Litestar documents a route's ``response_headers`` on its own status
+    only, and not even there once a ``ResponseSpec`` describes that status, as it does to
+    give an example; a ``ResponseSpec`` has no headers.
+    """
+
+    def __post_init__(self) -> None:
+        for response in (self.responses or {}).values():
+            if isinstance(response, OpenAPIResponse) and PROBLEM_JSON not in (
+                response.content or {}
+            ):
+                response.headers = {**(response.headers or {}), "Location": _LOCATION}

@@ -20,7 +20,7 @@ from debtflow_core.use_cases.debtors import (
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
-from debtflow_http.resources.created import LOCATION, located
+from debtflow_http.resources.created import Located, located
 from debtflow_http.resources.paging import Cursor, Limit
 
 NewDebtorBody = Annotated[
@@ -85,7 +85,7 @@ class DebtorController(Controller):
         summary="Add a debtor",
         description=CreateDebtor.__doc__,
         responses=errors(400, 401, 403, 409, 422),
-        response_headers=[LOCATION],
+        operation_class=Located,
     )
     async def create_debtor(
         self, data: NewDebtorBody, actor: FromDishka[Actor], use: FromDishka[CreateDebtor]

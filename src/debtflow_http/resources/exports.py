@@ -27,7 +27,7 @@ from debtflow_core.use_cases.exports import (
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
-from debtflow_http.resources.created import located
+from debtflow_http.resources.created import Located, located
 from debtflow_http.resources.paging import Cursor, Limit
 
 _ID = "9a7b5c3d-1e2f-4a6b-8c0d-2e4f6a8b0c1d"
@@ -102,6 +102,7 @@ class ExportController(Controller):
         description=f"{RequestExport.__doc__}\n\nAnswers 202 with the queued export; "
         "`Location` names it.",
         status_code=HTTP_202_ACCEPTED,
+        operation_class=Located,
         responses={
             **errors(400, 401, 403, 422),
             HTTP_202_ACCEPTED: ResponseSpec(

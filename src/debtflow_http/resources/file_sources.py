@@ -27,7 +27,7 @@ from debtflow_core.use_cases.file_sources import (
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
-from debtflow_http.resources.created import LOCATION, located
+from debtflow_http.resources.created import Located, located
 
 NewFileSourceBody = Annotated[
     NewFileSource,
@@ -88,7 +88,7 @@ class FileSourceController(Controller):
         summary="Add a file source",
         description=CreateFileSource.__doc__,
         responses=errors(400, 401, 403, 409, 422),
-        response_headers=[LOCATION],
+        operation_class=Located,
     )
     async def create_source(
         self, data: NewFileSourceBody, actor: FromDishka[Actor], use: FromDishka[CreateFileSource]

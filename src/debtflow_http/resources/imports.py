@@ -45,7 +45,7 @@ from debtflow_core.use_cases.imports import (
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import AlsoCsv, errors
-from debtflow_http.resources.created import LOCATION, located
+from debtflow_http.resources.created import Located, located
 from debtflow_http.resources.paging import Cursor, Limit
 
 _CHUNK = 1024 * 1024
@@ -206,7 +206,7 @@ class ImportController(Controller):
         "(`Location` names it), or 200 with the earlier run when the content had one. The "
         "body is `multipart/form-data`; beyond `DEBTFLOW_MAX_UPLOAD_BYTES` it is a 413.",
         status_code=HTTP_202_ACCEPTED,
-        response_headers=[LOCATION],
+        operation_class=Located,
         responses={
             **errors(400, 401, 403, 413, 422, 503),
             HTTP_200_OK: ResponseSpec(

@@ -40,7 +40,7 @@ from debtflow_core.use_cases.payments import (
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
 from debtflow_http.problems import PROBLEM_JSON, Problem
-from debtflow_http.resources.created import LOCATION, located
+from debtflow_http.resources.created import Located, located
 from debtflow_http.resources.paging import Cursor, Limit
 from debtflow_http.strict_bodies import decode_strictly
 
@@ -153,7 +153,7 @@ class PaymentController(Controller):
                 "or unreachable; retry after Retry-After.",
             ),
         },
-        response_headers=[LOCATION],
+        operation_class=Located,
     )
     async def make_payment(
         self,

@@ -23,7 +23,7 @@ from debtflow_core.use_cases.users import (
 )
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
-from debtflow_http.resources.created import LOCATION, located
+from debtflow_http.resources.created import Located, located
 from debtflow_http.resources.paging import Cursor, Limit
 
 NewUserBody = Annotated[
@@ -112,7 +112,7 @@ class UserController(Controller):
         summary="Add a user",
         description=CreateUser.__doc__,
         responses=errors(400, 401, 403, 409, 422),
-        response_headers=[LOCATION],
+        operation_class=Located,
     )
     async def create_user(
         self, data: NewUserBody, actor: FromDishka[Actor], use: FromDishka[CreateUser]

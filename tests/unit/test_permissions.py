@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, Self
+from uuid import UUID
+
 import pytest
 
+from debtflow_adapters.memory import InMemoryStore, InMemoryUnitOfWork
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.activity import ActivityType
 from debtflow_core.domain.user import Role
@@ -29,6 +34,30 @@ from debtflow_core.use_cases.debtors import (
 from debtflow_core.use_cases.users import ChangeUserRole, CreateUser, ListUsers, NewUser
 
 NOTE = NewActivity(type=ActivityType.NOTE, note="called back later")
+
+
+class LockRecordingUnitOfWork(InMemoryUnitOfWork):
+    """An in-memory unit of work that records each lock taken through it, by repository."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        super().__init__(store)
+        self.locked: list[str] = []
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        for name, repository in vars(self).items():
+            if callable(getattr(repository, "lock", None)):
+                repository.lock = self._recording(name, repository.lock)
+        return self
+
+    def _recording(
+        self, name: str, lock: Callable[[UUID], Awaitable[Any]]
+    ) -> Callable[[UUID], Awaitable[Any]]:
+        async def recorded(id_: UUID) -> Any:
+            self.locked.append(name)
+            return await lock(id_)
+
+        return recorded
 
 
 @pytest.fixture
@@ -153,3 +182,28 @@ async def test_only_admins_manage_users_and_read_the_audit_log(scene):
             await world.use(ListUsers).execute(actor)
         with pytest.raises(PermissionDenied):
             await world.use(QueryAuditLog).execute(actor)
+
+
+async def test_a_caller_refused_an_assignment_takes_no_lock(scene):
+    """The locks an assignment takes make changes to the agency's users and to the account
+    wait: a caller who may not assign is refused before taking any."""
+    world, a, _, mine, theirs, foreign = scene
+    uow = LockRecordingUnitOfWork(world.store)
+    assign, unassign = AssignCollector(uow, world.clock), UnassignCollector(uow, world.clock)
+    refused = [
+        (a.collector, mine, PermissionDenied),
+        (a.readonly, mine, PermissionDenied),
+        (a.collector, theirs, NotFound),  # out of reach: NotFound before the role is judged
+        (a.admin, foreign, NotFound),
+    ]
+    for actor, account, refusal in refused:
+        with pytest.raises(refusal):
+            await assign.execute(actor, account.id, a.colleague.user_id)
+        with pytest.raises(refusal):
+            await unassign.execute(actor, account.id)
+    assert uow.locked == []
+    # An admin's assignment still locks the agency, then the account, as user changes do.
+    await assign.execute(a.admin, mine.id, a.colleague.user_id)
+    assert uow.locked == ["agencies", "accounts"]
+    await unassign.execute(a.admin, mine.id)
+    assert uow.locked == ["agencies", "accounts", "accounts"]

@@ -86,6 +86,14 @@ class _AccountUseCase:
         )
         await self._uow.commit()
 
+    async def _refuse_all_but_admins(self, actor: Actor, account_id: UUID) -> None:
+        """Refuse, before any lock is taken, an actor who may not change the account: a
+        refused caller makes no change wait. Reach is judged first, as everywhere (out of
+        reach is NotFound whatever the role), on the account as committed; the change then
+        reads it again under its lock."""
+        reachable_account(actor, await self._uow.accounts.get(account_id), account_id)
+        require_admin(actor)
+
 
 class PlaceAccount(_AccountUseCase):
     """Place a new account with the agency for one of its debtors. Agency admins only.
@@ -211,9 +219,9 @@ class AssignCollector(_AccountUseCase):
 
     async def execute(self, actor: Actor, account_id: UUID, collector_id: UUID) -> Account:
         async with self._uow as uow:
+            await self._refuse_all_but_admins(actor, account_id)
             await uow.agencies.lock(actor.agency_id)  # first, as changes to users take it
             before = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
-            require_admin(actor)
             collector = await uow.users.get(collector_id)
             if (
                 collector is None
@@ -237,8 +245,8 @@ class UnassignCollector(_AccountUseCase):
 
     async def execute(self, actor: Actor, account_id: UUID) -> Account:
         async with self._uow as uow:
+            await self._refuse_all_but_admins(actor, account_id)
             before = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
-            require_admin(actor)
             if before.assigned_collector_id is None:
                 return before
             after = msgspec.structs.replace(

@@ -184,12 +184,14 @@ async def test_only_admins_manage_users_and_read_the_audit_log(scene):
             await world.use(QueryAuditLog).execute(actor)
 
 
-async def test_a_caller_refused_an_assignment_takes_no_lock(scene):
-    """The locks an assignment takes make changes to the agency's users and to the account
-    wait: a caller who may not assign is refused before taking any."""
+async def test_a_caller_refused_an_account_change_takes_no_lock(scene):
+    """The locks an assignment or a status change takes make changes to the agency's users
+    and to the account wait: a caller who may not make the change is refused before taking
+    any."""
     world, a, _, mine, theirs, foreign = scene
     uow = LockRecordingUnitOfWork(world.store)
     assign, unassign = AssignCollector(uow, world.clock), UnassignCollector(uow, world.clock)
+    change_status = ChangeAccountStatus(uow, world.clock)
     refused = [
         (a.collector, mine, PermissionDenied),
         (a.readonly, mine, PermissionDenied),
@@ -201,9 +203,13 @@ async def test_a_caller_refused_an_assignment_takes_no_lock(scene):
             await assign.execute(actor, account.id, a.colleague.user_id)
         with pytest.raises(refusal):
             await unassign.execute(actor, account.id)
+        with pytest.raises(refusal):
+            await change_status.execute(actor, account.id, AccountStatus.DISPUTED)
     assert uow.locked == []
     # An admin's assignment still locks the agency, then the account, as user changes do.
     await assign.execute(a.admin, mine.id, a.colleague.user_id)
     assert uow.locked == ["agencies", "accounts"]
     await unassign.execute(a.admin, mine.id)
     assert uow.locked == ["agencies", "accounts", "accounts"]
+    await change_status.execute(a.admin, mine.id, AccountStatus.DISPUTED)
+    assert uow.locked == ["agencies", "accounts", "accounts", "accounts"]

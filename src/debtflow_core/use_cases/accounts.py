@@ -267,8 +267,8 @@ class ChangeAccountStatus(_AccountUseCase):
 
     async def execute(self, actor: Actor, account_id: UUID, status: AccountStatus) -> Account:
         async with self._uow as uow:
+            await self._refuse_all_but_admins(actor, account_id)
             before = reachable_account(actor, await uow.accounts.lock(account_id), account_id)
-            require_admin(actor)
             if before.status is status:
                 return before
             after = before.transition_to(status, at=self._clock.now())

@@ -2,8 +2,9 @@
 
 The debtor API (:mod:`debtflow_core.use_cases.debtors`) and placement files
 (:mod:`debtflow_core.placement`) check phones, emails, countries, states and postal codes
-with these same functions, so neither stores what the other refuses. Each returns the value
-as it is kept (trimmed, codes in upper case) or raises
+with these same functions, so neither stores what the other refuses nor stores a value
+otherwise. Each returns the value as it is kept (trimmed, codes in upper case, emails in
+lower case) or raises
 :class:`~debtflow_core.errors.ValidationFailed` naming ``field``.
 """
 
@@ -61,11 +62,13 @@ def phone_number(number: str, *, field: str) -> str:
 
 
 def email_address(email: str, *, field: str) -> str:
-    """``email`` trimmed: ``name@domain.tld`` without spaces, at most 254 characters."""
+    """``email`` trimmed and in lower case: ``name@domain.tld`` without spaces, at most 254
+    characters. One address is one value whatever case it came in, so that the debtor API
+    and placement files store it alike and a list keeps it once."""
     email = email.strip()
     if len(email) > MAX_EMAIL or not _EMAIL.fullmatch(email):
         raise ValidationFailed(EMAIL_REASON, field=field)
-    return email
+    return email.lower()
 
 
 def country_code(code: str, *, field: str) -> str:

@@ -573,7 +573,10 @@ def _contact_data(
         state = state_code(state, country=country, field="state")
         zip_code = postal_code(zip_code, country=country, field="zip")
     phones = tuple(phone_number(number, field="phones") for number in _split(row.phones))
-    emails = tuple(email_address(email, field="emails") for email in _split(row.emails))
+    # Each address once, as the debtor API keeps them.
+    emails = tuple(
+        dict.fromkeys(email_address(email, field="emails") for email in _split(row.emails))
+    )
     return country, state, zip_code, phones, emails
 
 

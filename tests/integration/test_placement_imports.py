@@ -15,6 +15,7 @@ from debtflow_core.domain.user import Role
 from debtflow_core.errors import NotFound, PermissionDenied
 from debtflow_core.ports.audit_log import AuditQuery
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
+from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor
 from debtflow_core.use_cases.imports import (
     CheckPlacementFile,
     GetImportRun,
@@ -268,3 +269,19 @@ async def test_runs_and_their_errors_are_listed_a_page_at_a_time(ports, admin, t
         await GetImportRun(ports.runs).execute(stranger, runs[1].id)
     with pytest.raises(NotFound):
         await errors.execute(stranger, runs[1].id)
+
+
+async def test_an_import_stores_a_debtors_emails_as_the_debtor_api_does(ports, admin, tmp_path):
+    emails = ("Ada@Example.COM", "ada@example.com", " Bob@Example.com ")
+    row = f'A-1,D-1,Ada,Lovelace,Northwind,1.00,USD,,TX,Austin,1 Main St,78701,"{";".join(emails)}"'
+    text = f"{HEADER},emails\r\n{row}\r\n"
+    run = await importer(ports).execute(admin, write(tmp_path, text))
+    created = await CreateDebtor(ports.uow(), FixedClock(T0)).execute(
+        admin, NewDebtor(first_name="Ada", last_name="Lovelace", emails=emails)
+    )
+
+    assert run.status == ImportStatus.SUCCEEDED
+    async with ports.uow() as uow:
+        imported = await uow.debtors.get_by_external_id(admin.agency_id, "D-1")
+    assert imported is not None
+    assert imported.emails == created.emails == ("ada@example.com", "bob@example.com")

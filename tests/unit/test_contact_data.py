@@ -55,8 +55,8 @@ def test_a_phone_number_with_its_separators_is_at_most_40_characters():
     refused(phone_number, "(" * 34 + "5550100")
 
 
-def test_emails_look_like_an_address_and_keep_their_case():
-    assert email_address(" Ada@Example.com ", field="f") == "Ada@Example.com"
+def test_emails_look_like_an_address_and_are_kept_in_lower_case():
+    assert email_address(" Ada@Example.com ", field="f") == "ada@example.com"
     for email in ["x", "a@b", "a b@c.d", "a@b@c.d", "a\x00@b.c", "", f"{'a' * 250}@b.co"]:
         assert refused(email_address, email).detail == "must look like name@example.com"
 

@@ -183,6 +183,15 @@ def test_phones_emails_and_codes_are_kept_trimmed():
     assert (row.state, row.zip, row.country) == ("75", "75001", "FR")
 
 
+def test_emails_are_kept_as_the_debtor_api_keeps_them_in_lower_case_each_once():
+    _, items = read(
+        f"{HEADER},emails\n"
+        'A-1,Ada,Lovelace,NW,1.00," Ada@Example.COM ; bob@example.com;ada@example.com"\n'
+    )
+    row = only(items)
+    assert row.emails == ("ada@example.com", "bob@example.com")
+
+
 def test_a_missing_required_value_is_a_row_error():
     _, items = read(f"{HEADER}\nA-1,,Lovelace,NW,1.00\nA-2,  ,Lovelace,NW,1.00\n")
     assert [(e.line, e.column, e.reason) for e in items] == [

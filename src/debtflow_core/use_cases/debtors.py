@@ -97,12 +97,9 @@ def _preferences(
 
 
 def _emails(emails: tuple[str, ...]) -> tuple[str, ...]:
-    # Lower-cased, and each kept once: one address is one value, whatever case it came in.
     _at_most_max(emails, field="emails")
     return tuple(
-        dict.fromkeys(
-            email_address(email, field=f"emails[{i}]").lower() for i, email in enumerate(emails)
-        )
+        dict.fromkeys(email_address(email, field=f"emails[{i}]") for i, email in enumerate(emails))
     )
 
 

@@ -1,10 +1,11 @@
 """The task ``debtflow.import_placement_file``, sent by name to an in-process broker with the
 real container and the retry policy (short delays): retried while storage is down, never for
-a missing backup, and a bad file fails its run without a retry."""
+a missing backup or a malformed id, and a bad file fails its run without a retry."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from dishka import AsyncContainer, Provider, Scope, provide
 from dishka.integrations.taskiq import setup_dishka
+from prometheus_client import REGISTRY
 from taskiq import InMemoryBroker
 from taskiq.kicker import AsyncKicker
 
@@ -90,7 +92,11 @@ class Worker:
         task, arguments = jobs.jobs.pop()
         assert task == IMPORT_PLACEMENT_FILE
         assert arguments == {"run_id": str(run.id), "agency_id": str(run.agency_id)}
-        await AsyncKicker(task, self.broker, {}).kiq(**arguments)
+        await self.kick(**arguments)
+
+    async def kick(self, **arguments: Any) -> None:
+        """Send the task with ``arguments``, and let it and its retries run."""
+        await AsyncKicker(IMPORT_PLACEMENT_FILE, self.broker, {}).kiq(**arguments)
         for _ in range(50):
             await self.broker.wait_all()
             await asyncio.sleep(0.02)
@@ -153,6 +159,37 @@ async def test_a_missing_backup_is_not_retried(worker, tmp_path):
     still = await worker.run(GetImportRun, worker.admin, run.id)
     assert still.status == ImportStatus.QUEUED
     assert storage.downloads == 1
+
+
+def retries() -> float:
+    return (
+        REGISTRY.get_sample_value("debtflow_tasks_retried_total", {"task": IMPORT_PLACEMENT_FILE})
+        or 0.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"), [("agency_id", "acme"), ("run_id", "12345"), ("run_id", None)]
+)
+async def test_a_malformed_id_fails_the_job_at_once_and_says_so(
+    worker, tmp_path, caplog, argument, value
+):
+    run = await worker.upload(tmp_path / "may.csv", placement_text(2))
+    storage = await worker.storage()
+    retried = retries()
+
+    with caplog.at_level(logging.WARNING, logger="debtflow.worker"):
+        await worker.kick(
+            **{"run_id": str(run.id), "agency_id": str(run.agency_id), argument: value}
+        )
+
+    assert retries() == retried  # a poison message: running it again cannot succeed
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "debtflow.worker"]
+    assert IMPORT_PLACEMENT_FILE in logged and "not retried" in logged
+    assert f"{argument} must be a UUID, not {value!r}" in logged
+    still = await worker.run(GetImportRun, worker.admin, run.id)
+    assert still.status == ImportStatus.QUEUED
+    assert storage.downloads == 0
 
 
 async def test_a_job_sent_twice_imports_once(worker, tmp_path):

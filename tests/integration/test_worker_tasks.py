@@ -4,6 +4,7 @@ of ``debtflow serve`` without a broker), their schedules, and the retry policy."
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 from dishka import AsyncContainer
+from prometheus_client import REGISTRY
 from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask, TaskiqMessage
 from taskiq.kicker import AsyncKicker
 from taskiq.serializers import PickleSerializer
@@ -31,11 +33,12 @@ from debtflow_adapters.taskiq.retries import GIVE_UP_LABEL, RETRY_LABEL, RetryMi
 from debtflow_core.actor import Actor
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.payment import PaymentStatus
-from debtflow_core.errors import NotFound
+from debtflow_core.errors import NotFound, ValidationFailed
 from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.use_cases.accounts import NewAccount, PlaceAccount
 from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor
+from debtflow_core.use_cases.exports import RUN_EXPORT
 from debtflow_core.use_cases.file_sources import (
     POLL_FILE_SOURCE,
     CreateFileSource,
@@ -164,6 +167,46 @@ async def test_the_job_queue_runs_tasks_in_this_process_without_a_broker(shop: S
     assert isinstance(broker, InMemoryBroker)
     await broker.wait_all()
     assert (await shop.run(GetPayment, shop.actor, payment.id)).status is PaymentStatus.COMPLETED
+
+
+ID = str(uuid.uuid4())
+
+
+@pytest.mark.parametrize(
+    ("task", "arguments", "malformed"),
+    [
+        (POLL_FILE_SOURCE, {"source_id": "inbox"}, "source_id"),
+        (import_tasks.IMPORT_PLACEMENT_FILE, {"run_id": ID, "agency_id": "acme"}, "agency_id"),
+        (import_tasks.IMPORT_PLACEMENT_FILE, {"run_id": 42, "agency_id": ID}, "run_id"),
+        (RUN_EXPORT, {"export_id": f"{ID}-x", "agency_id": ID}, "export_id"),
+        (RUN_EXPORT, {"export_id": ID, "agency_id": None}, "agency_id"),
+        (
+            export_tasks.ABANDON_EXPORT,
+            {"export_id": ID, "agency_id": ID, "attempts": "six"},
+            "attempts",
+        ),
+    ],
+)
+async def test_a_task_given_a_malformed_argument_fails_at_once_naming_it(
+    shop: Shop, caplog: pytest.LogCaptureFixture, task, arguments, malformed
+):
+    broker = await shop.container.get(AsyncBroker)
+    assert isinstance(broker, InMemoryBroker)
+    retried = REGISTRY.get_sample_value("debtflow_tasks_retried_total", {"task": task}) or 0.0
+
+    with caplog.at_level(logging.WARNING, logger="debtflow.worker"):
+        sent = await AsyncKicker(task_name=task, broker=broker, labels={}).kiq(**arguments)
+        result = await sent.wait_result(timeout=10)
+
+    assert isinstance(result.error, ValidationFailed)
+    assert result.error.field == malformed
+    # A poison message: the same arguments fail the same way, so it is not sent again.
+    assert (
+        REGISTRY.get_sample_value("debtflow_tasks_retried_total", {"task": task}) or 0.0
+    ) == retried
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "debtflow.worker"]
+    assert f"task {task}" in logged and "not retried" in logged
+    assert f"{malformed} must be" in logged
 
 
 async def test_the_scheduler_finds_the_scheduled_tasks_and_their_crons():

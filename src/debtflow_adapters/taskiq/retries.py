@@ -30,7 +30,8 @@ class RetryMiddleware(SmartRetryMiddleware):
     Whether a task may be retried is read from the task as the worker registered it, not
     from the message: jobs are sent by name (see :class:`TaskiqJobQueue`), so the message
     carries none of the task's labels. A NotFound or ValidationFailed is not retried (the
-    same arguments fail the same way). After ``default_retry_count`` attempts the job is
+    same arguments fail the same way: a malformed message, an id that is no UUID, is one of
+    those, see :mod:`debtflow_worker.arguments`). After ``default_retry_count`` attempts the job is
     dropped with a warning, and its give-up task sent if it names one (:data:`GIVE_UP_LABEL`);
     nothing waits on it, so it never blocks the queue.
 
@@ -63,7 +64,12 @@ class RetryMiddleware(SmartRetryMiddleware):
         self, message: TaskiqMessage, result: TaskiqResult[Any], exception: BaseException
     ) -> None:
         if isinstance(exception, _HOPELESS):
-            log.warning("task %s failed for good: %s", message.task_name, exception)
+            log.warning(
+                "task %s failed for good, not retried (job %s): %s",
+                message.task_name,
+                message.task_id,
+                exception,
+            )
             return
         # Read before the retry is sent: sending it counts the attempt in these labels.
         attempts = int(message.labels.get("_retries", 0)) + 1

@@ -6,7 +6,6 @@ logs."""
 from __future__ import annotations
 
 import logging
-import uuid
 
 from dishka.integrations.taskiq import FromDishka, inject
 from taskiq import async_shared_broker
@@ -20,6 +19,7 @@ from debtflow_core.use_cases.exports import (
     QueueNightlyExports,
     RunExport,
 )
+from debtflow_worker.arguments import count_argument, id_argument
 
 log = logging.getLogger("debtflow.worker")
 
@@ -38,7 +38,9 @@ ABANDON_EXPORT = "debtflow.abandon_export"
 @inject(patch_module=True)
 async def run_export(export_id: str, agency_id: str, use: FromDishka[RunExport]) -> str:
     """Compute the export ``export_id`` of agency ``agency_id`` and store its CSV file."""
-    export = await use.execute(uuid.UUID(agency_id), uuid.UUID(export_id))
+    export = await use.execute(
+        id_argument("agency_id", agency_id), id_argument("export_id", export_id)
+    )
     log.info("export %s (%s): %s, %s rows", export.id, export.kind, export.status, export.rows)
     return str(export.status)
 
@@ -51,7 +53,11 @@ async def abandon_export(
     export_id: str, agency_id: str, attempts: int, use: FromDishka[AbandonExport]
 ) -> str:
     """Fail the export ``export_id`` of agency ``agency_id`` after ``attempts`` failed runs."""
-    export = await use.execute(uuid.UUID(agency_id), uuid.UUID(export_id), attempts)
+    export = await use.execute(
+        id_argument("agency_id", agency_id),
+        id_argument("export_id", export_id),
+        count_argument("attempts", attempts),
+    )
     log.warning("export %s abandoned after %d attempts: %s", export.id, attempts, export.status)
     return str(export.status)
 

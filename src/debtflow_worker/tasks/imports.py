@@ -5,19 +5,18 @@ core use case and returns a summary for the result backend and the logs."""
 from __future__ import annotations
 
 import logging
-import uuid
 
 from dishka.integrations.taskiq import FromDishka, inject
 from taskiq import async_shared_broker
 
 from debtflow_adapters.taskiq.retries import RETRY_LABEL
-from debtflow_core.errors import ValidationFailed
 from debtflow_core.use_cases.file_sources import POLL_FILE_SOURCE, FetchFileSource
 from debtflow_core.use_cases.imports import (
     IMPORT_PLACEMENT_FILE,
     ImportQueuedRun,
     ResumeStalledImports,
 )
+from debtflow_worker.arguments import id_argument
 
 log = logging.getLogger("debtflow.worker")
 
@@ -33,24 +32,21 @@ RESUME_STALLED_IMPORTS = "debtflow.resume_stalled_imports"
 async def poll_file_source(source_id: str, use: FromDishka[FetchFileSource]) -> dict[str, str]:
     """Fetch and import every file waiting in one source; the status of each file's run
     by run id (a file whose content was imported before gives that earlier run)."""
-    try:
-        id_ = uuid.UUID(source_id)
-    except ValueError:
-        raise ValidationFailed("not a file source id", field="source_id") from None
-    runs = await use.execute(id_)
+    runs = await use.execute(id_argument("source_id", source_id))
     log.info("polled file source %s: %d files", source_id, len(runs))
     return {str(run.id): str(run.status) for run in runs}
 
 
 # Retried with backoff (storage down, the database lost): a rerun resumes the run. Bad
-# content never raises (it fails the run), and a missing run or backup is not retried.
+# content never raises (it fails the run); a missing run or backup, or a malformed id, is
+# not retried.
 @async_shared_broker.task(task_name=IMPORT_PLACEMENT_FILE, **{RETRY_LABEL: True})
 @inject(patch_module=True)
 async def import_placement_file(
     run_id: str, agency_id: str, use: FromDishka[ImportQueuedRun]
 ) -> str:
     """Import the queued run ``run_id`` of agency ``agency_id`` from its backed-up file."""
-    run = await use.execute(uuid.UUID(agency_id), uuid.UUID(run_id))
+    run = await use.execute(id_argument("agency_id", agency_id), id_argument("run_id", run_id))
     log.info(
         "import run %s: %s, %d rows read, %d failed",
         run.id,

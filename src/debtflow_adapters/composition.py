@@ -44,15 +44,11 @@ from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import InMemoryRateLimiter, InMemoryStore, InMemoryUnitOfWork
 from debtflow_adapters.memory.audit_partitions import InMemoryAuditPartitions
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
-from debtflow_adapters.memory.imports import (
-    InMemoryImportRuns,
-    InMemoryImportStore,
-    InMemoryPlacementWriter,
-)
+from debtflow_adapters.memory.imports import InMemoryImportStore, InMemoryPlacementWriter
 from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import SqlAuditPartitions, SqlUnitOfWork, create_engine
-from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
+from debtflow_adapters.persistence.imports import make_placement_writer
 from debtflow_adapters.persistence.reports import SqlReportReader
 from debtflow_adapters.prometheus.telemetry import PrometheusTelemetry
 from debtflow_adapters.redis.idempotency_cache import RedisIdempotencyCache
@@ -76,7 +72,6 @@ from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.file_sources import FileSourceReader
 from debtflow_core.ports.gateway_events import WebhookVerifier
 from debtflow_core.ports.idempotency import IdempotencyCache
-from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.object_storage import ObjectStorage
 from debtflow_core.ports.password_hasher import PasswordHasher
@@ -213,10 +208,6 @@ class SqlPersistenceProvider(Provider):
         return DatabaseProbe(select_one)
 
     @provide(scope=Scope.APP)
-    def import_runs(self, engine: AsyncEngine) -> ImportRunRepository:
-        return SqlImportRunRepository(engine)
-
-    @provide(scope=Scope.APP)
     def placement_writer(self, engine: AsyncEngine) -> PlacementWriter:
         return make_placement_writer(engine)
 
@@ -246,7 +237,6 @@ class MemoryPersistenceProvider(Provider):
     def import_store(self) -> InMemoryImportStore:
         return InMemoryImportStore()
 
-    import_runs = provide(InMemoryImportRuns, provides=ImportRunRepository, scope=Scope.APP)
     placement_writer = provide(InMemoryPlacementWriter, provides=PlacementWriter, scope=Scope.APP)
     audit_partitions = provide(InMemoryAuditPartitions, provides=AuditPartitions, scope=Scope.APP)
 

@@ -1,4 +1,5 @@
-"""The ImportRunRepository contract, run against memory, SQLite and PostgreSQL."""
+"""The ImportRunRepository contract, through the unit of work, run against memory, SQLite
+and PostgreSQL. ``ports.runs`` commits each call in a unit of work of its own."""
 
 from __future__ import annotations
 
@@ -309,3 +310,40 @@ async def test_a_failed_run_reopens_once_as_a_new_run_of_its_content(ports):
         await ports.runs.reopen(run.id, attempt=1, anew=anew)
     with pytest.raises(NotFound):
         await ports.runs.reopen(uuid.uuid4(), attempt=0, anew=anew)
+
+
+async def test_changes_are_kept_only_when_the_unit_of_work_commits(ports):
+    agency = await ports.agency()
+    run = await ports.runs.add_or_get(new_run(agency.id))
+    queued = await ports.runs.add_or_get(new_run(agency.id, sha256="b" * 64))
+    started = await ports.runs.start(run.id, attempt=0, at=T0)
+    error = ImportRowError(line=2, column=None, reason="every row was refused", value=None)
+    await ports.writer.write(
+        PlacementBatch(
+            run_id=run.id,
+            attempt=started.attempt,
+            agency_id=agency.id,
+            rows=[],
+            errors=[error],
+            rows_read=1,
+            lines_done=2,
+            at=T0,
+        )
+    )
+    failed = await ports.runs.finish(run.id, attempt=1, status=ImportStatus.FAILED, at=T0)
+    anew = new_run(agency.id, delimiter=";", created_at=T0 + timedelta(hours=1))
+
+    async with ports.uow() as uow:
+        runs = uow.import_runs
+        added = await runs.add_or_get(new_run(agency.id, sha256="c" * 64))
+        reopened = await runs.reopen(run.id, attempt=1, anew=anew)
+        await runs.start(queued.id, attempt=0, at=T0)
+        assert await runs.get(agency.id, run.id) == reopened  # its own changes, it sees
+        assert await runs.errors(run.id, after_line=None, limit=10) == []
+        assert await runs.get(agency.id, added.id) == added
+        # Left without a commit.
+
+    assert await ports.runs.get(agency.id, added.id) is None
+    assert await ports.runs.get(agency.id, run.id) == failed
+    assert await ports.runs.errors(run.id, after_line=None, limit=10) == [error]
+    assert await ports.runs.get(agency.id, queued.id) == queued

@@ -41,7 +41,7 @@ async def admin(ports: ImportPorts) -> Actor:
 
 def importer(ports: ImportPorts, writer: PlacementWriter | None = None) -> ImportPlacementFile:
     return ImportPlacementFile(
-        ports.runs, writer or ports.writer, ports.uow(), FixedClock(T0), InMemoryTelemetry()
+        writer or ports.writer, ports.uow(), FixedClock(T0), InMemoryTelemetry()
     )
 
 
@@ -76,7 +76,7 @@ async def test_a_file_imports_with_its_run_recorded_and_audited(ports, admin, tm
     assert (run.started_at, run.finished_at) == (T0, T0)
     assert [p.rows_read for p in seen] == [1000, 2000, 2500]
     assert seen[-1].rows_failed == 25
-    page = await ListImportErrors(ports.runs).execute(admin, run.id, limit=10)
+    page = await ListImportErrors(ports.uow()).execute(admin, run.id, limit=10)
     assert [e.line for e in page.items] == [101 + 100 * n for n in range(10)]
     assert page.items[0].column == "placed_balance"
     async with ports.uow() as uow:
@@ -174,7 +174,7 @@ async def test_an_account_named_twice_keeps_the_later_row(ports, admin, tmp_path
     run = await importer(ports).execute(admin, write(tmp_path, text))
 
     assert (run.rows_read, run.rows_created, run.rows_failed) == (1502, 1500, 2)
-    page = await ListImportErrors(ports.runs).execute(admin, run.id)
+    page = await ListImportErrors(ports.uow()).execute(admin, run.id)
     assert [(e.line, e.reason) for e in page.items] == [
         (7, "superseded by line 1502, which has the same account_id"),
         (1401, "superseded by line 1503, which has the same account_id"),
@@ -252,10 +252,10 @@ async def test_runs_and_their_errors_are_listed_a_page_at_a_time(ports, admin, t
         )
         for n in range(3)
     ]
-    listed = ListImportRuns(ports.runs)
+    listed = ListImportRuns(ports.uow())
     first = await listed.execute(admin, limit=2)
     rest = await listed.execute(admin, cursor=first.next_cursor, limit=2)
-    errors = ListImportErrors(ports.runs)
+    errors = ListImportErrors(ports.uow())
     page = await errors.execute(admin, runs[0].id, limit=2)
     last = await errors.execute(admin, runs[0].id, cursor=page.next_cursor, limit=2)
 
@@ -263,10 +263,10 @@ async def test_runs_and_their_errors_are_listed_a_page_at_a_time(ports, admin, t
     assert rest.next_cursor is None
     assert [e.line for e in page.items + last.items] == [3, 5, 7]
     assert last.next_cursor is None
-    assert await GetImportRun(ports.runs).execute(admin, runs[1].id) == runs[1]
+    assert await GetImportRun(ports.uow()).execute(admin, runs[1].id) == runs[1]
     stranger = Actor.system(uuid.uuid4())
     with pytest.raises(NotFound):
-        await GetImportRun(ports.runs).execute(stranger, runs[1].id)
+        await GetImportRun(ports.uow()).execute(stranger, runs[1].id)
     with pytest.raises(NotFound):
         await errors.execute(stranger, runs[1].id)
 

@@ -17,10 +17,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.memory import InMemoryStore, InMemoryUnitOfWork
-from debtflow_adapters.memory.imports import InMemoryImportRuns, InMemoryImportStore
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import SqlUnitOfWork
-from debtflow_adapters.persistence.imports import SqlImportRunRepository
 from debtflow_adapters.persistence.reports import SqlReportReader
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import AccountStatus
@@ -28,7 +26,6 @@ from debtflow_core.domain.activity import ActivityType
 from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.domain.payment import PaymentStatus
 from debtflow_core.domain.user import Role
-from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.ports.reports import ReportReader
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.payments import fail_refund
@@ -46,32 +43,24 @@ from tests.support.reports import AS_OF, Rows, Seeder, seed
 JANUARY = ReportPeriod(from_=date(2026, 1, 1), to=date(2026, 1, 31))
 PLACED = ReportPeriod(from_=date(2025, 12, 1), to=date(2026, 1, 31))
 
-Store = tuple[Callable[[], UnitOfWork], ImportRunRepository, ReportReader]
+Store = tuple[Callable[[], UnitOfWork], ReportReader]
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest) -> Store:
-    """Units of work, import runs and the report reader over one empty store (the stores
-    of ``uow_factory``)."""
+    """Units of work and the report reader over one empty store (the stores of
+    ``uow_factory``)."""
     if request.param == "memory":
-        memory, imports = InMemoryStore(), InMemoryImportStore()
-        return (
-            lambda: InMemoryUnitOfWork(memory),
-            InMemoryImportRuns(imports),
-            InMemoryReportReader(memory, imports),
-        )
+        memory = InMemoryStore()
+        return lambda: InMemoryUnitOfWork(memory), InMemoryReportReader(memory)
     engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
-    return (
-        lambda: SqlUnitOfWork(engine),
-        SqlImportRunRepository(engine),
-        SqlReportReader(engine),
-    )
+    return lambda: SqlUnitOfWork(engine), SqlReportReader(engine)
 
 
 @pytest.fixture
 async def seeded(store: Store) -> AsyncIterator[tuple[ReportReader, Any, Rows]]:
-    uow_factory, import_runs, reader = store
-    seeder = Seeder(uow_factory, import_runs)
+    uow_factory, reader = store
+    seeder = Seeder(uow_factory)
     alpha, _ = await seed(seeder)
     yield reader, alpha, await seeder.rows(alpha.admin.agency_id)
 
@@ -336,8 +325,8 @@ async def test_imports_summary_matches_the_raw_rows(seeded):
 
 
 async def test_a_refund_counts_on_the_day_it_completed_and_not_while_pending(store):
-    uow_factory, import_runs, reader = store
-    seeder = Seeder(uow_factory, import_runs)
+    uow_factory, reader = store
+    seeder = Seeder(uow_factory)
     seeder.at(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     alpha = await seeder.tenant("alpha", ("c1",))
     await seeder.account(alpha, "A", balance=100_000, collector="c1")

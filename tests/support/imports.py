@@ -13,34 +13,54 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from debtflow_adapters.memory import (
-    InMemoryImportRuns,
     InMemoryImportStore,
     InMemoryPlacementWriter,
     InMemoryStore,
     InMemoryUnitOfWork,
 )
 from debtflow_adapters.persistence import SqlUnitOfWork
-from debtflow_adapters.persistence.imports import SqlImportRunRepository, make_placement_writer
+from debtflow_adapters.persistence.imports import make_placement_writer
 from debtflow_adapters.persistence.tables import accounts, debtors
 from debtflow_core.domain.agency import Agency
 from debtflow_core.domain.imports import ImportRun, ImportStatus
 from debtflow_core.placement import PlacementRow
-from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.ports.placement_writer import PlacementWriter
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
+class CommittedRuns:
+    """The import runs of the units of work of ``uow``, each call in a unit of work of its
+    own that commits it: for tests that set runs up, or look at them, around the code they
+    test."""
+
+    def __init__(self, uow: Callable[[], UnitOfWork]) -> None:
+        self._uow = uow
+
+    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
+        async def committed(*args: Any, **kwargs: Any) -> Any:
+            async with self._uow() as uow:
+                result = await getattr(uow.import_runs, method)(*args, **kwargs)
+                await uow.commit()
+            return result
+
+        return committed
+
+
 @dataclass
 class ImportPorts:
-    """The import ports over one store, and units of work over the same data."""
+    """The placement writer over one store, units of work over the same data, and their
+    import runs a call at a time (:class:`CommittedRuns`)."""
 
     name: str
-    runs: ImportRunRepository
     writer: PlacementWriter
     uow: Callable[[], UnitOfWork]
     accounts: Callable[[uuid.UUID], Awaitable[list[tuple[Any, ...]]]]
+
+    @property
+    def runs(self) -> CommittedRuns:
+        return CommittedRuns(self.uow)
 
     async def agency(self, slug: str = "alpha") -> Agency:
         agency = Agency(id=uuid.uuid4(), slug=slug, name=slug.title(), created_at=T0)
@@ -71,7 +91,6 @@ def import_ports(request: pytest.FixtureRequest, store: str) -> ImportPorts:
 
         return ImportPorts(
             name=store,
-            runs=InMemoryImportRuns(imports),
             writer=InMemoryPlacementWriter(data, imports),
             uow=lambda: InMemoryUnitOfWork(data),
             accounts=memory_accounts,
@@ -95,7 +114,6 @@ def import_ports(request: pytest.FixtureRequest, store: str) -> ImportPorts:
 
     return ImportPorts(
         name=store,
-        runs=SqlImportRunRepository(engine),
         writer=make_placement_writer(engine),
         uow=lambda: SqlUnitOfWork(engine),
         accounts=sql_accounts,

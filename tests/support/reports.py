@@ -33,7 +33,7 @@ from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKi
 from debtflow_core.domain.user import Role, User
 from debtflow_core.ports.accounts import AccountQuery
 from debtflow_core.ports.activities import ActivityQuery
-from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
+from debtflow_core.ports.import_runs import RunPosition
 from debtflow_core.ports.payments import PaymentQuery
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.ports.users import UserQuery
@@ -84,11 +84,8 @@ class Seeder:
     """Runs the use cases over one store or database, on a clock the seed moves forward;
     import runs go straight to their repository, with the counts an import would leave."""
 
-    def __init__(
-        self, uow_factory: Callable[[], UnitOfWork], import_runs: ImportRunRepository
-    ) -> None:
+    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
         self._uow_factory = uow_factory
-        self._import_runs = import_runs
         self._now = START
         self.clock = FixedClock(START)
         self._cache = InMemoryIdempotencyCache(self.clock)
@@ -244,24 +241,25 @@ class Seeder:
         failed: int = 0,
     ) -> None:
         number = next(self._keys)
-        await self._import_runs.add_or_get(
-            ImportRun(
-                id=uuid.uuid4(),
-                agency_id=tenant.admin.agency_id,
-                file_source_id=source,
-                file_name=f"placements-{number}.csv",
-                sha256=f"{number:064x}",
-                storage_key=None,
-                status=status,
-                rows_read=created + updated + failed,
-                rows_created=created,
-                rows_updated=updated,
-                rows_failed=failed,
-                created_at=self._now,
-                started_at=self._now,
-                finished_at=None if status is ImportStatus.RUNNING else self._now,
-            )
+        run = ImportRun(
+            id=uuid.uuid4(),
+            agency_id=tenant.admin.agency_id,
+            file_source_id=source,
+            file_name=f"placements-{number}.csv",
+            sha256=f"{number:064x}",
+            storage_key=None,
+            status=status,
+            rows_read=created + updated + failed,
+            rows_created=created,
+            rows_updated=updated,
+            rows_failed=failed,
+            created_at=self._now,
+            started_at=self._now,
+            finished_at=None if status is ImportStatus.RUNNING else self._now,
         )
+        async with self._uow_factory() as uow:
+            await uow.import_runs.add_or_get(run)
+            await uow.commit()
 
     async def rows(self, agency_id: UUID) -> Rows:
         uow = self._uow_factory()
@@ -277,11 +275,11 @@ class Seeder:
                     ActivityQuery(account_id=account.id, limit=10_000)
                 )
             ]
-        runs: list[ImportRun] = []
-        after = None
-        while page := await self._import_runs.list(agency_id, after=after, limit=100):
-            runs += page
-            after = RunPosition(page[-1].created_at, page[-1].id)
+            runs: list[ImportRun] = []
+            after = None
+            while page := await uow.import_runs.list(agency_id, after=after, limit=100):
+                runs += page
+                after = RunPosition(page[-1].created_at, page[-1].id)
         return Rows(users, accounts, payments, refunds, activities, runs)
 
 

@@ -16,7 +16,6 @@ import pytest
 
 from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import InMemoryStore, InMemoryUnitOfWork
-from debtflow_adapters.memory.imports import InMemoryImportRuns, InMemoryImportStore
 from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
@@ -89,10 +88,10 @@ class Desk:
     """The export use cases over one in-memory store, seeded through :class:`Seeder`."""
 
     def __init__(self, policy: ExportPolicy | None = None) -> None:
-        self.store, imports = InMemoryStore(), InMemoryImportStore()
-        self.seeder = Seeder(lambda: InMemoryUnitOfWork(self.store), InMemoryImportRuns(imports))
+        self.store = InMemoryStore()
+        self.seeder = Seeder(lambda: InMemoryUnitOfWork(self.store))
         self.clock = self.seeder.clock
-        self.reader = InMemoryReportReader(self.store, imports)
+        self.reader = InMemoryReportReader(self.store)
         self.jobs = InMemoryJobQueue()
         links = SignedLinks(b"k" * 32, base_url="http://api.test", clock=self.clock)
         self.storage = InMemoryObjectStorage(links)

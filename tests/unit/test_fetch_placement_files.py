@@ -14,7 +14,6 @@ from debtflow_adapters.local.object_storage import LocalObjectStorage
 from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import (
     FixedClock,
-    InMemoryImportRuns,
     InMemoryImportStore,
     InMemoryPlacementWriter,
     InMemoryStore,
@@ -57,7 +56,6 @@ class Setup:
         self.agency = Agency(id=uuid.uuid4(), slug="acme", name="Acme", created_at=T0)
         self.store.agencies[self.agency.id] = self.agency
         self.actor = Actor.system(self.agency.id)
-        self.runs = InMemoryImportRuns(self.imports)
         self.source_files = FakeFileSource(files)
         self.storage = FakeObjectStorage(self.log) if storage is None else storage
         self.source = FileSource(
@@ -81,14 +79,13 @@ class Setup:
         )
         self.clock = clock = FixedClock(T0)
         self.import_file = ImportPlacementFile(
-            self.runs,
             LoggingWriter(InMemoryPlacementWriter(self.store, self.imports), self.log),
             InMemoryUnitOfWork(self.store),
             clock,
             InMemoryTelemetry(),
         )
         self.fetch = FetchPlacementFiles(
-            self.source_files, self.storage, self.runs, self.import_file, clock
+            self.source_files, self.storage, InMemoryUnitOfWork(self.store), self.import_file, clock
         )
 
 
@@ -141,7 +138,7 @@ async def test_a_source_that_is_down_raises_and_records_nothing():
     with pytest.raises(SourceUnavailable):
         await setup.fetch.execute(setup.actor, setup.source)
 
-    assert setup.imports.runs == {}
+    assert setup.store.import_runs == {}
 
 
 async def test_another_agencys_source_is_not_found():
@@ -313,7 +310,7 @@ async def test_a_source_that_goes_down_after_the_listing_ends_the_poll():
     with pytest.raises(SourceUnavailable):
         await setup.fetch.execute(setup.actor, setup.source)
 
-    assert setup.imports.runs == {}
+    assert setup.store.import_runs == {}
 
 
 async def test_storage_that_is_down_ends_the_poll_before_anything_is_parsed():
@@ -324,7 +321,7 @@ async def test_storage_that_is_down_ends_the_poll_before_anything_is_parsed():
     with pytest.raises(StorageUnavailable):
         await setup.fetch.execute(setup.actor, setup.source)
 
-    assert setup.imports.runs == {}
+    assert setup.store.import_runs == {}
     assert setup.source_files.downloads == ["a.csv"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, Self
 
 import pytest
 
@@ -13,7 +14,6 @@ from debtflow_adapters.local.object_storage import LocalObjectStorage
 from debtflow_adapters.local.signed_links import SignedLinks
 from debtflow_adapters.memory import (
     FixedClock,
-    InMemoryImportRuns,
     InMemoryImportStore,
     InMemoryPlacementWriter,
     InMemoryStore,
@@ -23,9 +23,17 @@ from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_adapters.memory.telemetry import InMemoryTelemetry
 from debtflow_core.actor import Actor
 from debtflow_core.domain.agency import Agency
+from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.imports import ImportStatus
 from debtflow_core.domain.user import Role
-from debtflow_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from debtflow_core.errors import (
+    NotFound,
+    PermissionDenied,
+    StorageUnavailable,
+    ValidationFailed,
+)
+from debtflow_core.ports.audit_log import AuditLogRepository, AuditQuery
+from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.ports.placement_writer import PlacementBatch
 from debtflow_core.use_cases.imports import (
     IMPORT_PLACEMENT_FILE,
@@ -37,7 +45,40 @@ from debtflow_core.use_cases.imports import (
     UploadedFile,
 )
 from tests.support.file_fakes import FakeObjectStorage
-from tests.support.imports import T0, placement_row, placement_text
+from tests.support.imports import T0, CommittedRuns, placement_row, placement_text
+
+
+class AuditLogDown(Exception):
+    """The audit log refused an entry."""
+
+
+class RefusingAuditLog(AuditLogRepository):
+    """``log``, refusing the entries of ``actions``."""
+
+    def __init__(self, log: AuditLogRepository, actions: frozenset[str]) -> None:
+        self._log = log
+        self._actions = actions
+
+    async def add(self, entry: AuditEntry) -> None:
+        if entry.action in self._actions:
+            raise AuditLogDown(entry.action)
+        await self._log.add(entry)
+
+    async def query(self, query: AuditQuery) -> list[AuditEntry]:
+        return await self._log.query(query)
+
+
+class AuditRefusingUnitOfWork(InMemoryUnitOfWork):
+    """An in-memory unit of work whose audit log refuses the entries of ``actions``."""
+
+    def __init__(self, store: InMemoryStore, *actions: str) -> None:
+        super().__init__(store)
+        self._actions = frozenset(actions)
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.audit_log = RefusingAuditLog(self.audit_log, self._actions)
+        return self
 
 
 class Setup:
@@ -47,18 +88,26 @@ class Setup:
         self.agency = Agency(id=uuid.uuid4(), slug="acme", name="Acme", created_at=T0)
         self.store.agencies[self.agency.id] = self.agency
         self.admin = Actor.system(self.agency.id)
-        self.runs = InMemoryImportRuns(self.imports)
+        self.runs = CommittedRuns(lambda: InMemoryUnitOfWork(self.store))
         self.storage = FakeObjectStorage(self.log)
         self.jobs = InMemoryJobQueue()
         self.clock = clock = FixedClock(T0)
         uow = InMemoryUnitOfWork(self.store)
         self.writer = InMemoryPlacementWriter(self.store, self.imports)
-        self.queue = QueuePlacementUpload(self.runs, self.storage, self.jobs, uow, clock)
-        self.resume = ResumeStalledImports(self.runs, self.jobs, clock)
-        self.import_file = ImportPlacementFile(
-            self.runs, self.writer, uow, clock, InMemoryTelemetry()
-        )
-        self.run_queued = ImportQueuedRun(self.runs, self.storage, self.import_file)
+        self.queue = self.uploader(uow)
+        self.resume = ResumeStalledImports(self.jobs, uow, clock)
+        self.import_file = self.importer(uow)
+        self.run_queued = ImportQueuedRun(self.storage, self.import_file, uow)
+
+    def importer(self, uow: InMemoryUnitOfWork) -> ImportPlacementFile:
+        return ImportPlacementFile(self.writer, uow, self.clock, InMemoryTelemetry())
+
+    def uploader(self, uow: InMemoryUnitOfWork) -> QueuePlacementUpload:
+        return QueuePlacementUpload(self.storage, self.jobs, uow, self.clock)
+
+    def audited(self, run_id: uuid.UUID) -> list[str]:
+        """The actions of the run's audit entries, in the order they were written."""
+        return [e.action for e in self.store.audit_log.values() if e.entity_id == run_id]
 
     async def run_jobs(self) -> None:
         jobs, self.jobs.jobs[:] = list(self.jobs.jobs), []
@@ -199,9 +248,7 @@ async def test_the_run_is_named_by_the_files_last_path_component_without_control
 async def test_a_long_file_name_is_shortened_in_the_key_to_fit_local_storage(setup, tmp_path):
     links = SignedLinks(b"k" * 32, base_url="http://debtflow.test", clock=setup.clock)
     storage = LocalObjectStorage(tmp_path / "objects", links)
-    queue = QueuePlacementUpload(
-        setup.runs, storage, setup.jobs, InMemoryUnitOfWork(setup.store), setup.clock
-    )
+    queue = QueuePlacementUpload(storage, setup.jobs, InMemoryUnitOfWork(setup.store), setup.clock)
     name = "a" * 250 + ".csv"
     upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name=name)
 
@@ -408,12 +455,34 @@ async def test_a_run_reopened_by_an_upload_is_read_its_way_by_whoever_takes_it(s
     assert taken.delimiter == ";"
 
 
-class RacedRuns(InMemoryImportRuns):
-    """Runs whose reopen loses to another caller's, made just before."""
+class RacedRuns:
+    """``runs``, whose reopen loses to another caller's, committed just before."""
+
+    def __init__(self, runs: ImportRunRepository, store: InMemoryStore) -> None:
+        self._runs = runs
+        self._store = store
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(self._runs, method)
 
     async def reopen(self, run_id, *, attempt, anew):
-        await super().reopen(run_id, attempt=attempt, anew=anew)
-        raise Conflict("reopened by another caller")
+        async with InMemoryUnitOfWork(self._store) as winner:
+            await winner.import_runs.reopen(run_id, attempt=attempt, anew=anew)
+            await winner.commit()
+        return await self._runs.reopen(run_id, attempt=attempt, anew=anew)
+
+
+class RacedUnitOfWork(InMemoryUnitOfWork):
+    """An in-memory unit of work whose reopen of a run loses to another caller's."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        super().__init__(store)
+        self._racing = store
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.import_runs = RacedRuns(self.import_runs, self._racing)
+        return self
 
 
 async def test_an_upload_that_loses_a_reopen_answers_with_the_run_as_the_winner_left_it(
@@ -422,7 +491,7 @@ async def test_an_upload_that_loses_a_reopen_answers_with_the_run_as_the_winner_
     path = saved(tmp_path, SEMICOLONS)
     first = await setup.queue.execute(setup.admin, UploadedFile(path=path, file_name="a.csv"))
     await setup.run_jobs()
-    setup.queue._runs = RacedRuns(setup.imports)
+    setup.queue = setup.uploader(RacedUnitOfWork(setup.store))
 
     again = await setup.queue.execute(
         setup.admin, UploadedFile(path=path, file_name="a.csv", delimiter=";")
@@ -436,3 +505,91 @@ async def test_an_upload_that_loses_a_reopen_answers_with_the_run_as_the_winner_
     )
     audited = [e.action for e in setup.store.audit_log.values() if e.entity_id == first.run.id]
     assert "import_run.reopened" not in audited  # the winner audits its reopening
+
+
+# Every change of a run is written with its audit entry, in one transaction: when the audit
+# log refuses the entry, the change is not kept either.
+
+
+async def test_a_run_is_not_started_unless_its_start_is_audited(setup, tmp_path):
+    command = ImportFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+
+    with pytest.raises(AuditLogDown):
+        await setup.importer(AuditRefusingUnitOfWork(setup.store, "import_run.started")).execute(
+            setup.admin, command
+        )
+
+    [run] = await setup.runs.list(setup.agency.id, after=None, limit=2)
+    assert (run.status, run.attempt, run.started_at) == (ImportStatus.QUEUED, 0, None)
+    assert setup.audited(run.id) == []
+    done = await setup.import_file.execute(setup.admin, command)  # the audit log is back
+    assert (done.id, done.status, done.attempt) == (run.id, ImportStatus.SUCCEEDED, 1)
+    assert setup.audited(run.id) == ["import_run.started", "import_run.finished"]
+
+
+async def test_a_run_is_not_finished_unless_its_end_is_audited(setup, tmp_path):
+    command = ImportFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+
+    with pytest.raises(AuditLogDown):
+        await setup.importer(AuditRefusingUnitOfWork(setup.store, "import_run.finished")).execute(
+            setup.admin, command
+        )
+
+    [run] = await setup.runs.list(setup.agency.id, after=None, limit=2)
+    assert (run.status, run.finished_at, run.rows_created) == (ImportStatus.RUNNING, None, 2)
+    assert setup.audited(run.id) == ["import_run.started"]
+    done = await setup.import_file.execute(setup.admin, command)  # resumes after its rows
+    assert (done.id, done.status, done.attempt, done.rows_created) == (
+        run.id,
+        ImportStatus.SUCCEEDED,
+        2,
+        2,
+    )
+    assert setup.audited(run.id) == [
+        "import_run.started",
+        "import_run.started",
+        "import_run.finished",
+    ]
+
+
+async def test_a_failed_run_is_not_reopened_unless_its_reopening_is_audited(setup, tmp_path):
+    path = saved(tmp_path, SEMICOLONS)
+    first = await setup.queue.execute(setup.admin, UploadedFile(path=path, file_name="a.csv"))
+    await setup.run_jobs()
+    failed = await setup.runs.get(setup.agency.id, first.run.id)
+    assert failed is not None and failed.status is ImportStatus.FAILED
+
+    with pytest.raises(AuditLogDown):
+        await setup.uploader(AuditRefusingUnitOfWork(setup.store, "import_run.reopened")).execute(
+            setup.admin, UploadedFile(path=path, file_name="a.csv", delimiter=";")
+        )
+
+    assert await setup.runs.get(setup.agency.id, first.run.id) == failed
+    assert setup.jobs.jobs == []
+    assert "import_run.reopened" not in setup.audited(first.run.id)
+
+
+async def test_an_upload_whose_run_cannot_be_audited_records_nothing(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+
+    with pytest.raises(AuditLogDown):
+        await setup.uploader(AuditRefusingUnitOfWork(setup.store, "import_run.queued")).execute(
+            setup.admin, upload
+        )
+
+    assert await setup.runs.list(setup.agency.id, after=None, limit=2) == []
+    assert (setup.storage.objects, setup.jobs.jobs) == ({}, [])
+
+
+async def test_an_upload_is_audited_as_queued_with_its_run_though_storage_is_down(setup, tmp_path):
+    upload = UploadedFile(path=saved(tmp_path, placement_text(2)), file_name="a.csv")
+    setup.storage.down = True
+
+    with pytest.raises(StorageUnavailable):
+        await setup.queue.execute(setup.admin, upload)
+    setup.storage.down = False
+    again = await setup.queue.execute(setup.admin, upload)
+
+    assert again.duplicate and again.run.status is ImportStatus.QUEUED
+    assert setup.audited(again.run.id) == ["import_run.queued"]
+    assert len(setup.jobs.jobs) == 1

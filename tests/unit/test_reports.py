@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from debtflow_adapters.memory import InMemoryStore, InMemoryUnitOfWork
-from debtflow_adapters.memory.imports import InMemoryImportRuns, InMemoryImportStore
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.imports import ImportStatus
@@ -30,9 +29,9 @@ AS_OF = date(2026, 3, 15)
 
 class Books:
     def __init__(self) -> None:
-        store, imports = InMemoryStore(), InMemoryImportStore()
-        self.seeder = Seeder(lambda: InMemoryUnitOfWork(store), InMemoryImportRuns(imports))
-        self.reader = InMemoryReportReader(store, imports)
+        store = InMemoryStore()
+        self.seeder = Seeder(lambda: InMemoryUnitOfWork(store))
+        self.reader = InMemoryReportReader(store)
 
     def at(self, *moment: int) -> None:
         self.seeder.at(datetime(*moment, tzinfo=UTC))

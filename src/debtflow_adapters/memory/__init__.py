@@ -7,11 +7,7 @@ the SQL adapters, transactions included: nothing is visible until ``commit``.
 
 from debtflow_adapters.memory.access_tokens import InMemoryAccessTokens
 from debtflow_adapters.memory.clock import FixedClock
-from debtflow_adapters.memory.imports import (
-    InMemoryImportRuns,
-    InMemoryImportStore,
-    InMemoryPlacementWriter,
-)
+from debtflow_adapters.memory.imports import InMemoryImportStore, InMemoryPlacementWriter
 from debtflow_adapters.memory.password_hasher import FastPasswordHasher
 from debtflow_adapters.memory.rate_limiter import InMemoryRateLimiter
 from debtflow_adapters.memory.unit_of_work import InMemoryStore, InMemoryUnitOfWork
@@ -20,7 +16,6 @@ __all__ = [
     "FastPasswordHasher",
     "FixedClock",
     "InMemoryAccessTokens",
-    "InMemoryImportRuns",
     "InMemoryImportStore",
     "InMemoryPlacementWriter",
     "InMemoryRateLimiter",

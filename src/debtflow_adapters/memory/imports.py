@@ -1,9 +1,10 @@
-"""Import runs and the placement writer, in memory, over an :class:`InMemoryStore`."""
+"""The placement writer, in memory, over an :class:`InMemoryStore` (whose unit of work
+holds the import runs)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from uuid import UUID
 
 import msgspec
@@ -12,17 +13,10 @@ from debtflow_adapters.batch_order import BatchOrder
 from debtflow_adapters.memory.unit_of_work import InMemoryStore
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone
-from debtflow_core.domain.imports import (
-    ImportRowError,
-    ImportRun,
-    ImportStatus,
-    currency_kept,
-    superseded,
-)
-from debtflow_core.errors import Conflict, NotFound
+from debtflow_core.domain.imports import ImportRowError, currency_kept, superseded
+from debtflow_core.errors import Conflict
 from debtflow_core.ids import new_id
 from debtflow_core.placement import PlacementRow
-from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
 
 
@@ -36,149 +30,22 @@ class PlacementDates(msgspec.Struct, frozen=True):
 
 @dataclass
 class InMemoryImportStore:
-    """Runs, their row errors and the accounts' import provenance, shared by the in-memory
-    run repository and placement writer. Make one per :class:`InMemoryStore`.
+    """The accounts' import provenance, which the in-memory placement writer keeps beside
+    an :class:`InMemoryStore`. Make one per store.
 
     ``provenance`` holds the run and line that last wrote an account, ``placed_by`` the run
     that created it: the only run that may change its currency."""
 
-    runs: dict[UUID, ImportRun] = field(default_factory=dict)
-    errors: dict[UUID, dict[int, ImportRowError]] = field(default_factory=dict)
     provenance: dict[UUID, tuple[UUID, int]] = field(default_factory=dict)
     placed_by: dict[UUID, UUID] = field(default_factory=dict)
     dates: dict[UUID, PlacementDates] = field(default_factory=dict)
 
 
-class InMemoryImportRuns(ImportRunRepository):
-    """Import runs in memory: each call applies at once, as its own transaction would."""
-
-    def __init__(self, store: InMemoryImportStore) -> None:
-        self._store = store
-
-    async def add_or_get(self, run: ImportRun) -> ImportRun:
-        if (stored := await self.get_by_content(run.agency_id, run.sha256)) is not None:
-            return stored
-        stored = msgspec.structs.replace(run, progressed_at=run.created_at)
-        self._store.runs[run.id] = stored
-        self._store.errors[run.id] = {}
-        return stored
-
-    def _current(self, run_id: UUID, attempt: int) -> ImportRun:
-        run = self._store.runs.get(run_id)
-        if run is None:
-            raise NotFound.of("import run", run_id)
-        if run.attempt != attempt:
-            raise Conflict(f"import run {run_id} was taken over by another attempt")
-        return run
-
-    async def start(self, run_id: UUID, *, attempt: int, at: datetime) -> ImportRun:
-        run = msgspec.structs.replace(
-            self._current(run_id, attempt),
-            status=ImportStatus.RUNNING,
-            attempt=attempt + 1,
-            started_at=at,
-            progressed_at=at,
-        )
-        self._store.runs[run_id] = run
-        return run
-
-    async def finish(
-        self,
-        run_id: UUID,
-        *,
-        attempt: int,
-        status: ImportStatus,
-        at: datetime,
-        ignored_columns: tuple[str, ...] = (),
-        failure_reason: str | None = None,
-    ) -> ImportRun:
-        run = msgspec.structs.replace(
-            self._current(run_id, attempt),
-            status=status,
-            finished_at=at,
-            progressed_at=at,
-            ignored_columns=ignored_columns,
-            failure_reason=failure_reason,
-        )
-        self._store.runs[run_id] = run
-        return run
-
-    async def reopen(self, run_id: UUID, *, attempt: int, anew: ImportRun) -> ImportRun:
-        failed = self._current(run_id, attempt)
-        if failed.status is not ImportStatus.FAILED:
-            raise Conflict(f"import run {run_id} has not failed")
-        run = failed.reopened_as(anew)
-        self._store.runs[run_id] = run
-        self._store.errors[run_id] = {}
-        return run
-
-    async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None:
-        run = self._store.runs.get(run_id)
-        return run if run is not None and run.agency_id == agency_id else None
-
-    async def get_by_content(self, agency_id: UUID, sha256: str) -> ImportRun | None:
-        for run in self._store.runs.values():
-            if run.agency_id == agency_id and run.sha256 == sha256:
-                return run
-        return None
-
-    async def list(
-        self,
-        agency_id: UUID,
-        *,
-        after: RunPosition | None,
-        limit: int,
-        status: ImportStatus | None = None,
-        file_source_id: UUID | None = None,
-    ) -> list[ImportRun]:
-        runs = sorted(
-            (
-                r
-                for r in self._store.runs.values()
-                if r.agency_id == agency_id
-                and (status is None or r.status == status)
-                and (file_source_id is None or r.file_source_id == file_source_id)
-            ),
-            key=lambda r: (r.created_at, r.id),
-            reverse=True,
-        )
-        if after is not None:
-            runs = [r for r in runs if (r.created_at, r.id) < (after.created_at, after.id)]
-        return runs[:limit]
-
-    async def claim_stalled(
-        self, before: datetime, after: datetime, limit: int, *, at: datetime
-    ) -> list[ImportRun]:
-        def stalled(run: ImportRun) -> bool:
-            progressed = run.progressed_at
-            return (
-                run.file_source_id is None
-                and run.created_at > after
-                and run.status in (ImportStatus.QUEUED, ImportStatus.RUNNING)
-                and progressed is not None
-                and progressed < before
-            )
-
-        runs = sorted(
-            filter(stalled, self._store.runs.values()), key=lambda r: (r.created_at, r.id)
-        )
-        claimed = [msgspec.structs.replace(run, progressed_at=at) for run in runs[:limit]]
-        for run in claimed:
-            self._store.runs[run.id] = run
-        return claimed
-
-    async def errors(
-        self, run_id: UUID, *, after_line: int | None, limit: int
-    ) -> list[ImportRowError]:
-        errors = self._store.errors.get(run_id, {})
-        lines = sorted(line for line in errors if after_line is None or line > after_line)
-        return [errors[line] for line in lines[:limit]]
-
-
 class InMemoryPlacementWriter(PlacementWriter):
     """Writes placement batches into an :class:`InMemoryStore`. A batch applies at once
     (nothing else runs in between), so it is all or nothing like a transaction; the
-    in-memory store refuses no row. Each batch looks through the agency's debtors and
+    in-memory store refuses no row. It writes to the store's committed runs and row errors,
+    as a transaction of its own would. Each batch looks through the agency's debtors and
     accounts, which suits tests and small embedded stores, not files of millions of rows."""
 
     def __init__(self, store: InMemoryStore, imports: InMemoryImportStore) -> None:
@@ -192,7 +59,7 @@ class InMemoryPlacementWriter(PlacementWriter):
             return self._apply(batch)
 
     def _apply(self, batch: PlacementBatch) -> BatchOutcome:
-        run = self._imports.runs.get(batch.run_id)
+        run = self._store.import_runs.get(batch.run_id)
         if run is None or run.attempt != batch.attempt:
             raise Conflict(f"import run {batch.run_id} was taken over by another attempt")
         debtors = {
@@ -236,11 +103,11 @@ class InMemoryPlacementWriter(PlacementWriter):
             self._imports.dates[account.id] = PlacementDates(
                 row.first_delinquency_date, row.itemization_date, row.last_payment_date
             )
-        errors = self._imports.errors.setdefault(batch.run_id, {})
+        errors = self._store.import_row_errors.setdefault(batch.run_id, {})
         for error in (*batch.errors, *failures):
             errors[error.line] = error
         failed = len(batch.errors) + len(failures)
-        self._imports.runs[run.id] = msgspec.structs.replace(
+        self._store.import_runs[run.id] = msgspec.structs.replace(
             run,
             rows_read=run.rows_read + batch.rows_read,
             rows_created=run.rows_created + created,

@@ -8,7 +8,6 @@ from datetime import date, datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
-from debtflow_adapters.memory.imports import InMemoryImportStore
 from debtflow_adapters.memory.unit_of_work import InMemoryStore
 from debtflow_core.domain.account import Account, AccountStatus
 from debtflow_core.domain.activity import ActivityType
@@ -58,12 +57,11 @@ class _Sums(Generic[K]):
 
 
 class InMemoryReportReader(ReportReader):
-    """Reads the committed state of ``store`` (and the import runs of ``imports``); one
-    call runs without awaiting, so it sees one consistent state."""
+    """Reads the committed state of ``store``; one call runs without awaiting, so it sees
+    one consistent state."""
 
-    def __init__(self, store: InMemoryStore, imports: InMemoryImportStore) -> None:
+    def __init__(self, store: InMemoryStore) -> None:
         self._store = store
-        self._imports = imports
 
     def _accounts(self, agency_id: UUID) -> dict[UUID, Account]:
         return {a.id: a for a in self._store.accounts.values() if a.agency_id == agency_id}
@@ -215,7 +213,7 @@ class InMemoryReportReader(ReportReader):
 
     async def imports(self, agency_id: UUID, period: Period) -> list[ImportTally]:
         groups: dict[tuple[UUID | None, ImportStatus], list[int]] = {}
-        for run in self._imports.runs.values():
+        for run in self._store.import_runs.values():
             if run.agency_id != agency_id or not _within(run.created_at, period):
                 continue
             group = groups.setdefault((run.file_source_id, run.status), [0, 0, 0, 0, 0])

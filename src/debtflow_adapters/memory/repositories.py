@@ -18,7 +18,7 @@ from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
 from debtflow_core.domain.export import FINISHED_EXPORTS, Export, ExportKind, ExportStatus
 from debtflow_core.domain.gateway_event import GatewayEvent
-from debtflow_core.domain.imports import FileSource
+from debtflow_core.domain.imports import FileSource, ImportRowError, ImportRun, ImportStatus
 from debtflow_core.domain.payment import Payment, PaymentStatus, Refund, RefundStatus
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
@@ -37,6 +37,7 @@ from debtflow_core.ports.idempotency import (
     IdempotencyRepository,
     IdempotencyState,
 )
+from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
 from debtflow_core.ports.payment_processors import PaymentProcessorRepository
 from debtflow_core.ports.payments import (
     Opened,
@@ -407,6 +408,129 @@ class InMemoryFileSourceRepository(FileSourceRepository):
         self._refuse_taken_name(source)
         kept = {"id": stored.id, "agency_id": stored.agency_id, "created_at": stored.created_at}
         self._table.put(source.id, msgspec.structs.replace(source, **kept))
+
+
+class InMemoryImportRunRepository(ImportRunRepository):
+    """Import runs, and their row errors by line; the in-memory placement writer adds to
+    the committed ones."""
+
+    def __init__(self, runs: Table[ImportRun], errors: Table[dict[int, ImportRowError]]) -> None:
+        self._runs = runs
+        self._errors = errors
+
+    async def add_or_get(self, run: ImportRun) -> ImportRun:
+        if (stored := await self.get_by_content(run.agency_id, run.sha256)) is not None:
+            return stored
+        stored = msgspec.structs.replace(run, progressed_at=run.created_at)
+        self._runs.put(run.id, stored)
+        return stored
+
+    def _current(self, run_id: UUID, attempt: int) -> ImportRun:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise NotFound.of("import run", run_id)
+        if run.attempt != attempt:
+            raise Conflict(f"import run {run_id} was taken over by another attempt")
+        return run
+
+    def _change(self, run_id: UUID, attempt: int, /, **fields: object) -> ImportRun:
+        run = msgspec.structs.replace(self._current(run_id, attempt), **fields)
+        self._runs.put(run_id, run)
+        return run
+
+    async def start(self, run_id: UUID, *, attempt: int, at: datetime) -> ImportRun:
+        return self._change(
+            run_id,
+            attempt,
+            status=ImportStatus.RUNNING,
+            attempt=attempt + 1,
+            started_at=at,
+            progressed_at=at,
+        )
+
+    async def finish(
+        self,
+        run_id: UUID,
+        *,
+        attempt: int,
+        status: ImportStatus,
+        at: datetime,
+        ignored_columns: tuple[str, ...] = (),
+        failure_reason: str | None = None,
+    ) -> ImportRun:
+        return self._change(
+            run_id,
+            attempt,
+            status=status,
+            finished_at=at,
+            progressed_at=at,
+            ignored_columns=ignored_columns,
+            failure_reason=failure_reason,
+        )
+
+    async def reopen(self, run_id: UUID, *, attempt: int, anew: ImportRun) -> ImportRun:
+        failed = self._current(run_id, attempt)
+        if failed.status is not ImportStatus.FAILED:
+            raise Conflict(f"import run {run_id} has not failed")
+        run = failed.reopened_as(anew)
+        self._runs.put(run_id, run)
+        self._errors.put(run_id, {})
+        return run
+
+    async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None:
+        run = self._runs.get(run_id)
+        return run if run is not None and run.agency_id == agency_id else None
+
+    async def get_by_content(self, agency_id: UUID, sha256: str) -> ImportRun | None:
+        return next(
+            (r for r in self._runs.rows() if r.agency_id == agency_id and r.sha256 == sha256),
+            None,
+        )
+
+    async def list(
+        self,
+        agency_id: UUID,
+        *,
+        after: RunPosition | None,
+        limit: int,
+        status: ImportStatus | None = None,
+        file_source_id: UUID | None = None,
+    ) -> list[ImportRun]:
+        rows = (
+            r
+            for r in self._runs.rows()
+            if r.agency_id == agency_id
+            and (status is None or r.status == status)
+            and (file_source_id is None or r.file_source_id == file_source_id)
+        )
+        key = (after.created_at, after.id) if after else None
+        return _descending(rows, lambda r: (r.created_at, r.id), key, limit)
+
+    async def claim_stalled(
+        self, before: datetime, after: datetime, limit: int, *, at: datetime
+    ) -> list[ImportRun]:
+        def stalled(run: ImportRun) -> bool:
+            progressed = run.progressed_at
+            return (
+                run.file_source_id is None
+                and run.created_at > after
+                and run.status in (ImportStatus.QUEUED, ImportStatus.RUNNING)
+                and progressed is not None
+                and progressed < before
+            )
+
+        runs = sorted(filter(stalled, self._runs.rows()), key=lambda r: (r.created_at, r.id))
+        claimed = [msgspec.structs.replace(run, progressed_at=at) for run in runs[:limit]]
+        for run in claimed:
+            self._runs.put(run.id, run)
+        return claimed
+
+    async def errors(
+        self, run_id: UUID, *, after_line: int | None, limit: int
+    ) -> list[ImportRowError]:
+        errors = self._errors.get(run_id) or {}
+        lines = sorted(line for line in errors if after_line is None or line > after_line)
+        return [errors[line] for line in lines[:limit]]
 
 
 class InMemoryExportRepository(ExportRepository):

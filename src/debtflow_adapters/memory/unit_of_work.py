@@ -15,7 +15,7 @@ from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.debtor import Debtor
 from debtflow_core.domain.export import Export, ExportKind
 from debtflow_core.domain.gateway_event import GatewayEvent
-from debtflow_core.domain.imports import FileSource
+from debtflow_core.domain.imports import FileSource, ImportRowError, ImportRun
 from debtflow_core.domain.payment import Payment, Refund
 from debtflow_core.domain.payment_processor import PaymentProcessor
 from debtflow_core.domain.session import RefreshToken, Session
@@ -48,6 +48,9 @@ class InMemoryStore:
     idempotency: dict[tuple[UUID, str], IdempotencyRecord] = field(default_factory=dict)
     gateway_events: dict[str, GatewayEvent] = field(default_factory=dict)
     file_sources: dict[UUID, FileSource] = field(default_factory=dict)
+    import_runs: dict[UUID, ImportRun] = field(default_factory=dict)
+    # A run's row errors by line, by run id.
+    import_row_errors: dict[UUID, dict[int, ImportRowError]] = field(default_factory=dict)
     exports: dict[UUID, Export] = field(default_factory=dict)
     nightly_exports: dict[UUID, tuple[ExportKind, ...]] = field(default_factory=dict)
 
@@ -76,6 +79,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         sessions, tokens = Table(store.sessions), Table(store.refresh_tokens)
         payments, refunds = Table(store.payments), Table(store.refunds)
         file_sources = Table(store.file_sources)
+        import_runs, import_row_errors = Table(store.import_runs), Table(store.import_row_errors)
         exports, nightly_exports = Table(store.exports), Table(store.nightly_exports)
         self._tables = [
             agencies,
@@ -90,6 +94,8 @@ class InMemoryUnitOfWork(UnitOfWork):
             payments,
             refunds,
             file_sources,
+            import_runs,
+            import_row_errors,
             exports,
             nightly_exports,
         ]
@@ -108,6 +114,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         )
         self.gateway_events = repos.InMemoryGatewayEventRepository(store.gateway_events, undo)
         self.file_sources = repos.InMemoryFileSourceRepository(file_sources)
+        self.import_runs = repos.InMemoryImportRunRepository(import_runs, import_row_errors)
         self.exports = repos.InMemoryExportRepository(exports, nightly_exports)
         return self
 

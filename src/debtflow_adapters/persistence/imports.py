@@ -1,5 +1,7 @@
-"""Import runs and placement writers on SQLAlchemy: set-based merges on PostgreSQL, plain
-upserts on SQLite. Each call is its own transaction on a pooled connection."""
+"""Import runs and placement writers on SQLAlchemy. The runs are read and changed on the
+unit of work's connection, in its transaction; each batch of a placement writer is its own
+transaction on a pooled connection: set-based merges on PostgreSQL, plain upserts on
+SQLite."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from debtflow_adapters.batch_order import BatchOrder
 from debtflow_adapters.persistence.statements import (
+    first,
     insert_if_new,
     keyset_page,
     write_lock_on_sqlite,
@@ -62,38 +65,34 @@ def _taken_over(run_id: UUID) -> Conflict:
 
 class SqlImportRunRepository(ImportRunRepository):
     """Import runs and their row errors in the ``import_runs`` and ``import_row_errors``
-    tables."""
+    tables, on the unit of work's connection."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
 
     async def add_or_get(self, run: ImportRun) -> ImportRun:
         values = msgspec.structs.asdict(run)
         values["ignored_columns"] = list(run.ignored_columns)
         values["progressed_at"] = run.created_at
-        async with self._engine.begin() as connection:
-            await insert_if_new(connection, import_runs, values)
-            row = (
-                await connection.execute(
-                    sa.select(*_RUN_COLUMNS).where(
-                        import_runs.c.agency_id == run.agency_id,
-                        import_runs.c.sha256 == run.sha256,
-                    )
-                )
-            ).one()
-        return _run(row)
+        await insert_if_new(self._connection, import_runs, values)
+        stored = await self.get_by_content(run.agency_id, run.sha256)
+        assert stored is not None  # inserted now, or there before
+        return stored
 
     async def _change(self, run_id: UUID, attempt: int, values: dict[str, Any]) -> ImportRun:
-        async with self._engine.begin() as connection:
-            changed = await connection.execute(
-                sa.update(import_runs)
-                .where(import_runs.c.id == run_id, import_runs.c.attempt == attempt)
-                .values(values)
-                .execution_options(preserve_rowcount=True)
+        # The UPDATE waits for a concurrent transaction that changes the row (a batch, a
+        # takeover), then finds whether the attempt is still ``attempt``.
+        changed = await self._connection.execute(
+            sa.update(import_runs)
+            .where(import_runs.c.id == run_id, import_runs.c.attempt == attempt)
+            .values(values)
+            .execution_options(preserve_rowcount=True)
+        )
+        row = (
+            await self._connection.execute(
+                sa.select(*_RUN_COLUMNS).where(import_runs.c.id == run_id)
             )
-            row = (
-                await connection.execute(sa.select(*_RUN_COLUMNS).where(import_runs.c.id == run_id))
-            ).first()
+        ).first()
         if row is None:
             raise NotFound.of("import run", run_id)
         if changed.rowcount != 1:
@@ -135,31 +134,31 @@ class SqlImportRunRepository(ImportRunRepository):
         )
 
     async def reopen(self, run_id: UUID, *, attempt: int, anew: ImportRun) -> ImportRun:
-        async with self._engine.begin() as connection:
-            await write_lock_on_sqlite(
-                connection, import_runs, run_id, rewrite=import_runs.c.failure_reason
-            )
-            row = (
-                await connection.execute(
-                    sa.select(*_RUN_COLUMNS).where(import_runs.c.id == run_id).with_for_update()
-                )
-            ).first()
-            if row is None:
-                raise NotFound.of("import run", run_id)
-            failed = _run(row)
-            if failed.attempt != attempt:
-                raise _taken_over(run_id)
-            if failed.status is not ImportStatus.FAILED:
-                raise Conflict(f"import run {run_id} has not failed")
-            run = failed.reopened_as(anew)
-            values = msgspec.structs.asdict(run)
-            values["ignored_columns"] = list(run.ignored_columns)
+        connection = self._connection
+        await write_lock_on_sqlite(
+            connection, import_runs, run_id, rewrite=import_runs.c.failure_reason
+        )
+        row = (
             await connection.execute(
-                sa.update(import_runs).where(import_runs.c.id == run_id).values(values)
+                sa.select(*_RUN_COLUMNS).where(import_runs.c.id == run_id).with_for_update()
             )
-            await connection.execute(
-                sa.delete(import_row_errors).where(import_row_errors.c.run_id == run_id)
-            )
+        ).first()
+        if row is None:
+            raise NotFound.of("import run", run_id)
+        failed = _run(row)
+        if failed.attempt != attempt:
+            raise _taken_over(run_id)
+        if failed.status is not ImportStatus.FAILED:
+            raise Conflict(f"import run {run_id} has not failed")
+        run = failed.reopened_as(anew)
+        values = msgspec.structs.asdict(run)
+        values["ignored_columns"] = list(run.ignored_columns)
+        await connection.execute(
+            sa.update(import_runs).where(import_runs.c.id == run_id).values(values)
+        )
+        await connection.execute(
+            sa.delete(import_row_errors).where(import_row_errors.c.run_id == run_id)
+        )
         return run
 
     async def get(self, agency_id: UUID, run_id: UUID) -> ImportRun | None:
@@ -169,10 +168,8 @@ class SqlImportRunRepository(ImportRunRepository):
         return await self._one(import_runs.c.agency_id == agency_id, import_runs.c.sha256 == sha256)
 
     async def _one(self, *conditions: sa.ColumnElement[bool]) -> ImportRun | None:
-        async with self._engine.connect() as connection:
-            statement = sa.select(*_RUN_COLUMNS).where(*conditions)
-            row = (await connection.execute(statement)).first()
-        return None if row is None else _run(row)
+        statement = sa.select(*_RUN_COLUMNS).where(*conditions)
+        return await first(self._connection, statement, _run)
 
     async def list(
         self,
@@ -194,8 +191,7 @@ class SqlImportRunRepository(ImportRunRepository):
             None if after is None else (after.created_at, after.id),
             limit,
         )
-        async with self._engine.connect() as connection:
-            return [_run(row) for row in await connection.execute(statement)]
+        return [_run(row) for row in await self._connection.execute(statement)]
 
     async def claim_stalled(
         self, before: datetime, after: datetime, limit: int, *, at: datetime
@@ -216,8 +212,7 @@ class SqlImportRunRepository(ImportRunRepository):
             .values(progressed_at=at)
             .returning(*_RUN_COLUMNS)
         )
-        async with self._engine.begin() as connection:
-            runs = [_run(row) for row in await connection.execute(statement)]
+        runs = [_run(row) for row in await self._connection.execute(statement)]
         return sorted(runs, key=lambda run: (run.created_at, run.id))
 
     async def errors(
@@ -231,12 +226,10 @@ class SqlImportRunRepository(ImportRunRepository):
             limit,
             descending=False,
         )
-        async with self._engine.connect() as connection:
-            rows = await connection.execute(statement)
-            return [
-                ImportRowError(line=r.line, column=r.column, reason=r.reason, value=r.value)
-                for r in rows
-            ]
+        return [
+            ImportRowError(line=r.line, column=r.column, reason=r.reason, value=r.value)
+            for r in await self._connection.execute(statement)
+        ]
 
 
 class _Refused(Exception):

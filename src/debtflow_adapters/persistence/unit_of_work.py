@@ -11,6 +11,7 @@ from debtflow_adapters.persistence import repositories as repos
 from debtflow_adapters.persistence.database import CommitUnconfirmed, refused_commit
 from debtflow_adapters.persistence.exports import SqlExportRepository
 from debtflow_adapters.persistence.file_sources import SqlFileSourceRepository
+from debtflow_adapters.persistence.imports import SqlImportRunRepository
 from debtflow_adapters.persistence.payments import (
     SqlGatewayEventRepository,
     SqlIdempotencyRepository,
@@ -79,6 +80,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.payments = SqlPaymentRepository(connection, self, fast_payments)
         self.gateway_events = SqlGatewayEventRepository(connection)
         self.file_sources = SqlFileSourceRepository(connection)
+        self.import_runs = SqlImportRunRepository(connection)
         self.exports = SqlExportRepository(connection)
 
     async def __aexit__(

@@ -15,7 +15,10 @@ class RunPosition(msgspec.Struct, frozen=True):
 
 
 class ImportRunRepository(Protocol):
-    """Import runs and their row errors. Every method is its own transaction.
+    """Import runs and their row errors. Part of the unit of work's transaction: a change
+    is kept only when the unit of work commits, with its audit entry. The batches of a
+    :class:`~debtflow_core.ports.placement_writer.PlacementWriter`, which add to a run's
+    counts, row errors and progress, are transactions of their own.
 
     A run is unique per agency and file content (``sha256``): that is what makes importing
     the same file twice, under any name, import it once. Changing a run's state takes its
@@ -89,8 +92,8 @@ class ImportRunRepository(Protocol):
         Oldest first, across agencies, at most ``limit``.
 
         The runs returned are claimed: they are marked progressed at ``at``, in the same
-        transaction, so that they are not returned again until ``before`` passes ``at``.
-        A run whose batch is being committed meanwhile is not returned.
+        transaction, so that once it commits they are not returned again until ``before``
+        passes ``at``. A run whose batch is being committed meanwhile is not returned.
         """
         ...
 

@@ -12,6 +12,7 @@ from debtflow_core.ports.exports import ExportRepository
 from debtflow_core.ports.file_source_repository import FileSourceRepository
 from debtflow_core.ports.gateway_events import GatewayEventRepository
 from debtflow_core.ports.idempotency import IdempotencyRepository
+from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.ports.payment_processors import PaymentProcessorRepository
 from debtflow_core.ports.payments import PaymentRepository
 from debtflow_core.ports.sessions import SessionRepository
@@ -39,6 +40,7 @@ class UnitOfWork(Protocol):
     idempotency: IdempotencyRepository
     gateway_events: GatewayEventRepository
     file_sources: FileSourceRepository
+    import_runs: ImportRunRepository
     exports: ExportRepository
 
     async def __aenter__(self) -> Self: ...

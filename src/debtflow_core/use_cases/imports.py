@@ -9,7 +9,7 @@ import tempfile
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -42,7 +42,7 @@ from debtflow_core.placement_parser import ParseRequest, PlacementParser
 from debtflow_core.policy import require_admin
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.file_sources import FileSourceReader, RemoteFile
-from debtflow_core.ports.import_runs import ImportRunRepository, RunPosition
+from debtflow_core.ports.import_runs import RunPosition
 from debtflow_core.ports.job_queue import JobQueue
 from debtflow_core.ports.object_storage import ObjectStorage
 from debtflow_core.ports.placement_writer import BatchOutcome, PlacementBatch, PlacementWriter
@@ -105,19 +105,18 @@ class ImportPlacementFile:
     transaction each, parsed by a child process ahead of the writes
     (:class:`PlacementParser`): memory stays flat whatever the file's size.
 
-    The run's start and end are audited with its counts; each account records the run and
-    line that last wrote it, and the backed-up file holds every value it got.
+    The run's start and end are audited with its counts, each in the transaction of the
+    change (as is a reopening); each account records the run and line that last wrote it,
+    and the backed-up file holds every value it got.
     """
 
     def __init__(
         self,
-        runs: ImportRunRepository,
         writer: PlacementWriter,
         uow: UnitOfWork,
         clock: Clock,
         telemetry: Telemetry,
     ) -> None:
-        self._runs = runs
         self._writer = writer
         self._uow = uow
         self._clock = clock
@@ -139,13 +138,14 @@ class ImportPlacementFile:
             delimiter=command.delimiter,
             column_mapping=command.column_mapping,
         )
-        run = await self._runs.add_or_get(asked)
-        if command.may_reopen:
-            run, _ = await _read_anew(self._runs, self._uow, actor, run, asked)
+        async with self._uow as uow:
+            run = await uow.import_runs.add_or_get(asked)
+            if command.may_reopen:
+                run, _ = await _read_anew(uow, actor, run, asked)
+            await uow.commit()
         if run.status in FINISHED_STATUSES:
             return run
-        started = await self._runs.start(run.id, attempt=run.attempt, at=self._clock.now())
-        await self._audit(actor, "import_run.started", run, started)
+        started = await self._start(actor, run)
         scan = await _scanned(command.path, started.delimiter, scan)
         if scan.problem is not None:
             return await self._finish(actor, started, failure_reason=scan.problem)
@@ -154,6 +154,15 @@ class ImportPlacementFile:
         except PlacementFileRejected as error:
             return await self._finish(actor, started, failure_reason=error.detail)
         return await self._finish(actor, started, ignored_columns=ignored)
+
+    async def _start(self, actor: Actor, run: ImportRun) -> ImportRun:
+        """``run`` started under a new attempt, audited in the same transaction."""
+        now = self._clock.now()
+        async with self._uow as uow:
+            started = await uow.import_runs.start(run.id, attempt=run.attempt, at=now)
+            await _audit(uow, actor, "import_run.started", run, started, now)
+            await uow.commit()
+        return started
 
     async def _write(
         self, run: ImportRun, path: Path, progress: Progress | None
@@ -211,26 +220,29 @@ class ImportPlacementFile:
         ignored_columns: tuple[str, ...] = (),
         failure_reason: str | None = None,
     ) -> ImportRun:
-        current = await self._runs.get(run.agency_id, run.id)
-        if current is None:
-            raise NotFound.of("import run", run.id)
-        if failure_reason is not None:
-            status = ImportStatus.FAILED
-        elif current.rows_failed == 0:
-            status = ImportStatus.SUCCEEDED
-        elif current.rows_created + current.rows_updated == 0:
-            status, failure_reason = ImportStatus.FAILED, "every row was refused"
-        else:
-            status = ImportStatus.PARTIALLY_FAILED
-        finished = await self._runs.finish(
-            run.id,
-            attempt=run.attempt,
-            status=status,
-            at=self._clock.now(),
-            ignored_columns=ignored_columns,
-            failure_reason=failure_reason,
-        )
-        await self._audit(actor, "import_run.finished", run, finished)
+        async with self._uow as uow:
+            current = await uow.import_runs.get(run.agency_id, run.id)
+            if current is None:
+                raise NotFound.of("import run", run.id)
+            if failure_reason is not None:
+                status = ImportStatus.FAILED
+            elif current.rows_failed == 0:
+                status = ImportStatus.SUCCEEDED
+            elif current.rows_created + current.rows_updated == 0:
+                status, failure_reason = ImportStatus.FAILED, "every row was refused"
+            else:
+                status = ImportStatus.PARTIALLY_FAILED
+            now = self._clock.now()
+            finished = await uow.import_runs.finish(
+                run.id,
+                attempt=run.attempt,
+                status=status,
+                at=now,
+                ignored_columns=ignored_columns,
+                failure_reason=failure_reason,
+            )
+            await _audit(uow, actor, "import_run.finished", run, finished, now)
+            await uow.commit()
         self._report(finished)
         return finished
 
@@ -246,25 +258,26 @@ class ImportPlacementFile:
             seconds=seconds,
         )
 
-    async def _audit(self, actor: Actor, action: str, before: ImportRun, after: ImportRun) -> None:
-        async with self._uow as uow:
-            await uow.audit_log.add(
-                audit_entry(
-                    actor,
-                    action,
-                    entity_id=after.id,
-                    before=before,
-                    after=after,
-                    at=self._clock.now(),
-                )
-            )
-            await uow.commit()
+
+async def _audit(
+    uow: UnitOfWork,
+    actor: Actor,
+    action: str,
+    before: ImportRun | None,
+    after: ImportRun,
+    at: datetime,
+) -> None:
+    """Add the run's audit entry in ``uow``'s open transaction, beside its change."""
+    await uow.audit_log.add(
+        audit_entry(actor, action, entity_id=after.id, before=before, after=after, at=at)
+    )
 
 
 async def _read_anew(
-    runs: ImportRunRepository, uow: UnitOfWork, actor: Actor, run: ImportRun, anew: ImportRun
+    uow: UnitOfWork, actor: Actor, run: ImportRun, anew: ImportRun
 ) -> tuple[ImportRun, bool]:
-    """``run`` as it is now, and whether this call reopened it as ``anew`` (audited so).
+    """``run`` as it is now, and whether this call reopened it as ``anew`` (audited so, in
+    ``uow``'s open transaction, which the caller commits).
 
     A run is reopened when it failed having written nothing and ``anew`` reads the file
     otherwise (another delimiter or column mapping): so a file that failed for how it was
@@ -279,24 +292,13 @@ async def _read_anew(
     ):
         return run, False
     try:
-        reopened = await runs.reopen(run.id, attempt=run.attempt, anew=anew)
+        reopened = await uow.import_runs.reopen(run.id, attempt=run.attempt, anew=anew)
     except Conflict:
-        current = await runs.get(run.agency_id, run.id)
+        current = await uow.import_runs.get(run.agency_id, run.id)
         if current is None:
             raise NotFound.of("import run", run.id) from None
         return current, False
-    async with uow:
-        await uow.audit_log.add(
-            audit_entry(
-                actor,
-                "import_run.reopened",
-                entity_id=run.id,
-                before=run,
-                after=reopened,
-                at=anew.created_at,
-            )
-        )
-        await uow.commit()
+    await _audit(uow, actor, "import_run.reopened", run, reopened, anew.created_at)
     return reopened, True
 
 
@@ -425,13 +427,13 @@ class FetchPlacementFiles:
         self,
         reader: FileSourceReader,
         storage: ObjectStorage,
-        runs: ImportRunRepository,
+        uow: UnitOfWork,
         import_file: ImportPlacementFile,
         clock: Clock,
     ) -> None:
         self._reader = reader
         self._storage = storage
-        self._runs = runs
+        self._uow = uow
         self._import_file = import_file
         self._clock = clock
 
@@ -523,7 +525,8 @@ class FetchPlacementFiles:
     async def _back_up(self, source: FileSource, name: str, sha256: str, path: Path) -> str:
         """The key of the file's backup: new content's is stored now; known content keeps
         its run's, stored again only when it is missing."""
-        known = await self._runs.get_by_content(source.agency_id, sha256)
+        async with self._uow as uow:
+            known = await uow.import_runs.get_by_content(source.agency_id, sha256)
         if known is None:
             key = backup_key(source, self._clock.now().strftime("%Y/%m/%d"), sha256, name)
         else:
@@ -623,20 +626,19 @@ class QueuePlacementUpload:
     again: the answer is that earlier run, marked duplicate (unless it is still queued: its
     job was lost, so it is backed up and queued again). A run that failed having written
     nothing is the exception when the upload reads the file otherwise (another delimiter or
-    column mapping): it is reopened with those options, audited, and queued again. Storage
-    that cannot be reached raises StorageUnavailable (503); the run then stays queued, and
-    uploading the same file again queues it. The queued run is audited.
+    column mapping): it is reopened with those options, audited, and queued again. A new
+    run is audited as queued when it is recorded, in the same transaction. Storage that
+    cannot be reached raises StorageUnavailable (503); the run then stays queued, and
+    uploading the same file again queues it.
     """
 
     def __init__(
         self,
-        runs: ImportRunRepository,
         storage: ObjectStorage,
         jobs: JobQueue,
         uow: UnitOfWork,
         clock: Clock,
     ) -> None:
-        self._runs = runs
         self._storage = storage
         self._jobs = jobs
         self._uow = uow
@@ -658,21 +660,16 @@ class QueuePlacementUpload:
             delimiter=upload.delimiter,
             column_mapping=upload.column_mapping,
         )
-        run, reopened = await _read_anew(
-            self._runs, self._uow, actor, await self._runs.add_or_get(new), new
-        )
+        async with self._uow as uow:
+            stored = await uow.import_runs.add_or_get(new)
+            if stored.id == new.id:
+                await _audit(uow, actor, "import_run.queued", None, stored, now)
+            run, reopened = await _read_anew(uow, actor, stored, new)
+            await uow.commit()
         duplicate = run.id != new.id and not reopened
         if run.status is not ImportStatus.QUEUED or run.storage_key is None:
             return QueuedUpload(run=run, duplicate=duplicate)
         await self._storage.put_file(run.storage_key, upload.path, content_type="text/csv")
-        if run.id == new.id:
-            async with self._uow as uow:
-                await uow.audit_log.add(
-                    audit_entry(
-                        actor, "import_run.queued", entity_id=run.id, before=None, after=run, at=now
-                    )
-                )
-                await uow.commit()
         await self._jobs.enqueue(
             IMPORT_PLACEMENT_FILE, run_id=str(run.id), agency_id=str(run.agency_id)
         )
@@ -692,16 +689,14 @@ class ImportQueuedRun:
     """
 
     def __init__(
-        self, runs: ImportRunRepository, storage: ObjectStorage, import_file: ImportPlacementFile
+        self, storage: ObjectStorage, import_file: ImportPlacementFile, uow: UnitOfWork
     ) -> None:
-        self._runs = runs
         self._storage = storage
         self._import_file = import_file
+        self._uow = uow
 
     async def execute(self, agency_id: uuid.UUID, run_id: uuid.UUID) -> ImportRun:
-        run = await self._runs.get(agency_id, run_id)
-        if run is None:
-            raise NotFound.of("import run", run_id)
+        run = await self._stored(agency_id, run_id)
         if run.status in FINISHED_STATUSES:
             return run
         if run.storage_key is None:
@@ -723,11 +718,17 @@ class ImportQueuedRun:
                     ),
                 )
             except Conflict:
-                # Retrying would take the run back from the worker that has it, and so on.
-                current = await self._runs.get(agency_id, run_id)
-                if current is None:
-                    raise NotFound.of("import run", run_id) from None
-                return current
+                # Another worker took the run over: it is left to that one (retrying would
+                # take it back, and so on), and returned as it is now.
+                pass
+        return await self._stored(agency_id, run_id)
+
+    async def _stored(self, agency_id: uuid.UUID, run_id: uuid.UUID) -> ImportRun:
+        async with self._uow as uow:
+            run = await uow.import_runs.get(agency_id, run_id)
+        if run is None:
+            raise NotFound.of("import run", run_id)
+        return run
 
 
 class ResumeStalledImports:
@@ -747,14 +748,18 @@ class ResumeStalledImports:
     still there (it is archived only after its import) and resumes the run.
     """
 
-    def __init__(self, runs: ImportRunRepository, jobs: JobQueue, clock: Clock) -> None:
-        self._runs = runs
+    def __init__(self, jobs: JobQueue, uow: UnitOfWork, clock: Clock) -> None:
         self._jobs = jobs
+        self._uow = uow
         self._clock = clock
 
     async def execute(self, older_than: timedelta = timedelta(minutes=30), batch: int = 100) -> int:
         now = self._clock.now()
-        stalled = await self._runs.claim_stalled(now - older_than, now - RESUMED_FOR, batch, at=now)
+        async with self._uow as uow:
+            stalled = await uow.import_runs.claim_stalled(
+                now - older_than, now - RESUMED_FOR, batch, at=now
+            )
+            await uow.commit()
         for run in stalled:
             await self._jobs.enqueue(
                 IMPORT_PLACEMENT_FILE, run_id=str(run.id), agency_id=str(run.agency_id)
@@ -765,11 +770,12 @@ class ResumeStalledImports:
 class GetImportRun:
     """One import run of the actor's agency; NotFound outside it."""
 
-    def __init__(self, runs: ImportRunRepository) -> None:
-        self._runs = runs
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
     async def execute(self, actor: Actor, run_id: uuid.UUID) -> ImportRun:
-        run = await self._runs.get(actor.agency_id, run_id)
+        async with self._uow as uow:
+            run = await uow.import_runs.get(actor.agency_id, run_id)
         if run is None:
             raise NotFound.of("import run", run_id)
         return run
@@ -779,8 +785,8 @@ class ListImportRuns:
     """The agency's import runs, newest first, a page at a time (any role of the agency);
     only those in ``status``, or of one file source, when asked."""
 
-    def __init__(self, runs: ImportRunRepository) -> None:
-        self._runs = runs
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
     async def execute(
         self,
@@ -793,13 +799,14 @@ class ListImportRuns:
     ) -> Page[ImportRun]:
         validate_limit(limit)
         after = decode_cursor(cursor, RunPosition) if cursor else None
-        runs = await self._runs.list(
-            actor.agency_id,
-            after=after,
-            limit=limit + 1,
-            status=status,
-            file_source_id=file_source_id,
-        )
+        async with self._uow as uow:
+            runs = await uow.import_runs.list(
+                actor.agency_id,
+                after=after,
+                limit=limit + 1,
+                status=status,
+                file_source_id=file_source_id,
+            )
         return paginate(runs, limit, lambda run: RunPosition(run.created_at, run.id))
 
 
@@ -810,15 +817,16 @@ class _ErrorPosition(msgspec.Struct, frozen=True):
 class ListImportErrors:
     """A run's row errors by line number, a page at a time (any role of the agency)."""
 
-    def __init__(self, runs: ImportRunRepository) -> None:
-        self._runs = runs
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
     async def execute(
         self, actor: Actor, run_id: uuid.UUID, *, cursor: str | None = None, limit: int = 50
     ) -> Page[ImportRowError]:
         validate_limit(limit)
-        if await self._runs.get(actor.agency_id, run_id) is None:
-            raise NotFound.of("import run", run_id)
-        after = decode_cursor(cursor, _ErrorPosition).line if cursor else None
-        rows = await self._runs.errors(run_id, after_line=after, limit=limit + 1)
+        async with self._uow as uow:
+            if await uow.import_runs.get(actor.agency_id, run_id) is None:
+                raise NotFound.of("import run", run_id)
+            after = decode_cursor(cursor, _ErrorPosition).line if cursor else None
+            rows = await uow.import_runs.errors(run_id, after_line=after, limit=limit + 1)
         return paginate(rows, limit, lambda error: _ErrorPosition(error.line))

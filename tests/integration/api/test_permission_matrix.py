@@ -30,7 +30,6 @@ from debtflow_adapters.memory.job_queue import InMemoryJobQueue
 from debtflow_core.domain.export import Export, ExportKind, ExportParameters, ExportStatus
 from debtflow_core.domain.imports import FileSourceKind
 from debtflow_core.domain.user import Role
-from debtflow_core.ports.import_runs import ImportRunRepository
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.exports import file_name, storage_key
 from debtflow_core.use_cases.file_sources import CreateFileSource, NewFileSource
@@ -142,11 +141,14 @@ class Scene:
         if target == "import":
             for name, tenant in [("own", self.alpha), ("foreign", self.beta)]:
                 async with self.api.app.state.dishka_container() as request:
-                    runs = await request.get(ImportRunRepository)
+                    uow = await request.get(UnitOfWork)
                     sha256 = hashlib.sha256(self.unique("run").encode()).hexdigest()
-                    self.runs[name] = (
-                        await runs.add_or_get(new_run(tenant.admin.agency_id, sha256))
-                    ).id
+                    async with uow:
+                        run = await uow.import_runs.add_or_get(
+                            new_run(tenant.admin.agency_id, sha256)
+                        )
+                        await uow.commit()
+                    self.runs[name] = run.id
             return
         self.accounts = {
             "own": await self.alpha.account(self.unique("OWN"), collector="collector"),

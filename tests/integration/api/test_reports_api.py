@@ -15,7 +15,7 @@ import pytest
 from debtflow_core.domain.activity import ActivityType, PromiseToPay
 from debtflow_core.domain.imports import ImportRun, ImportStatus
 from debtflow_core.domain.money import MAX_AMOUNT
-from debtflow_core.ports.import_runs import ImportRunRepository
+from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.activities import NewActivity, RecordActivity
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.payments import MakePayment, NewPayment
@@ -51,26 +51,28 @@ async def _book(api: Api, tenant: Tenant, amount: int) -> None:
         promise=PromiseToPay(amount=amount, due_on=date(2026, 4, 1)),
     )
     await api.run(RecordActivity, tenant.actors["collector"], account.id, promise)
-    runs = await api.app.state.dishka_container.get(ImportRunRepository)
     now = api.clock.now()
-    await runs.add_or_get(
-        ImportRun(
-            id=uuid.uuid4(),
-            agency_id=tenant.admin.agency_id,
-            file_source_id=None,
-            file_name="placements.csv",
-            sha256="0" * 64,
-            storage_key=None,
-            status=ImportStatus.PARTIALLY_FAILED,
-            rows_read=amount,
-            rows_created=amount - 1,
-            rows_updated=0,
-            rows_failed=1,
-            created_at=now,
-            started_at=now,
-            finished_at=now,
-        )
+    run = ImportRun(
+        id=uuid.uuid4(),
+        agency_id=tenant.admin.agency_id,
+        file_source_id=None,
+        file_name="placements.csv",
+        sha256="0" * 64,
+        storage_key=None,
+        status=ImportStatus.PARTIALLY_FAILED,
+        rows_read=amount,
+        rows_created=amount - 1,
+        rows_updated=0,
+        rows_failed=1,
+        created_at=now,
+        started_at=now,
+        finished_at=now,
     )
+    async with api.app.state.dishka_container() as request:
+        uow = await request.get(UnitOfWork)
+        async with uow:
+            await uow.import_runs.add_or_get(run)
+            await uow.commit()
 
 
 @pytest.fixture

@@ -52,6 +52,14 @@ def require_report_reader(actor: Actor) -> None:
         raise PermissionDenied("reports cover the whole agency; collectors may not read them")
 
 
+def require_import_reader(actor: Actor) -> None:
+    """Import runs and their row errors cover everything a file placed with the agency, as
+    the imports report does: agency admins and read-only users read them; collectors may
+    not."""
+    if actor.role is Role.COLLECTOR:
+        raise PermissionDenied("imports cover the whole agency; collectors may not read them")
+
+
 def require_export_user(actor: Actor) -> None:
     """Exports hold reports: their readers (agency admins and read-only users) request and
     read them; collectors may not."""

@@ -39,7 +39,7 @@ from debtflow_core.placement import (
     scan_file,
 )
 from debtflow_core.placement_parser import ParseRequest, PlacementParser
-from debtflow_core.policy import require_admin
+from debtflow_core.policy import require_admin, require_import_reader
 from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.file_sources import FileSourceReader, RemoteFile
 from debtflow_core.ports.import_runs import RunPosition
@@ -768,7 +768,8 @@ class ResumeStalledImports:
 
 
 class GetImportRun:
-    """One import run of the actor's agency; NotFound outside it."""
+    """One import run of the actor's agency; NotFound outside it. Agency admins and
+    read-only users only."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
@@ -778,12 +779,13 @@ class GetImportRun:
             run = await uow.import_runs.get(actor.agency_id, run_id)
         if run is None:
             raise NotFound.of("import run", run_id)
+        require_import_reader(actor)
         return run
 
 
 class ListImportRuns:
-    """The agency's import runs, newest first, a page at a time (any role of the agency);
-    only those in ``status``, or of one file source, when asked."""
+    """The agency's import runs, newest first, a page at a time; only those in ``status``,
+    or of one file source, when asked. Agency admins and read-only users only."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
@@ -797,6 +799,7 @@ class ListImportRuns:
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[ImportRun]:
+        require_import_reader(actor)
         validate_limit(limit)
         after = decode_cursor(cursor, RunPosition) if cursor else None
         async with self._uow as uow:
@@ -815,7 +818,8 @@ class _ErrorPosition(msgspec.Struct, frozen=True):
 
 
 class ListImportErrors:
-    """A run's row errors by line number, a page at a time (any role of the agency)."""
+    """A run's row errors by line number, a page at a time. Agency admins and read-only
+    users only."""
 
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
@@ -827,6 +831,7 @@ class ListImportErrors:
         async with self._uow as uow:
             if await uow.import_runs.get(actor.agency_id, run_id) is None:
                 raise NotFound.of("import run", run_id)
+            require_import_reader(actor)
             after = decode_cursor(cursor, _ErrorPosition).line if cursor else None
             rows = await uow.import_runs.errors(run_id, after_line=after, limit=limit + 1)
         return paginate(rows, limit, lambda error: _ErrorPosition(error.line))

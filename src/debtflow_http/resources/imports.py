@@ -116,7 +116,7 @@ class ImportController(Controller):
         operation_id="listImportRuns",
         summary="List import runs",
         description=ListImportRuns.__doc__,
-        responses=errors(400, 401, 422),
+        responses=errors(400, 401, 403, 422),
     )
     @inject
     async def list_runs(
@@ -137,7 +137,7 @@ class ImportController(Controller):
         operation_id="getImportRun",
         summary="One import run",
         description=GetImportRun.__doc__,
-        responses=errors(400, 401, 404),
+        responses=errors(400, 401, 403, 404),
     )
     @inject
     async def get_run(
@@ -153,7 +153,7 @@ class ImportController(Controller):
         "every error at once as a streamed CSV download (`line,column,reason,value`, the "
         "values redacted as stored) instead of a JSON page.",
         responses={
-            **errors(400, 401, 404, 422),
+            **errors(400, 401, 403, 404, 422),
             HTTP_200_OK: ResponseSpec(
                 data_container=Page[ImportRowError],
                 description="A page of errors, or (as CSV) all of them.",

@@ -216,6 +216,22 @@ async def test_only_an_agency_admin_uploads(api, alpha, role):
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_a_collector_reads_no_runs(api, alpha):
+    """A run adds up the agency's whole placement, beyond the accounts a collector works."""
+    run = (await upload(alpha, placement_text(3, bad_every=2))).json()
+    await finished(alpha, run["id"])
+    headers = alpha.headers["collector"]
+
+    for path in ["/v1/imports", f"/v1/imports/{run['id']}", f"/v1/imports/{run['id']}/errors"]:
+        response = await api.client.get(path, headers=headers)
+        assert response.status_code == 403, path
+        assert response.headers["content-type"].startswith("application/problem+json")
+    csv = await api.client.get(
+        f"/v1/imports/{run['id']}/errors", headers={**headers, "Accept": "text/csv"}
+    )
+    assert csv.status_code == 403
+
+
 async def test_without_a_token_it_is_a_401(api, alpha):
     response = await api.client.post(
         "/v1/imports", files={"file": ("a.csv", placement_text(1).encode(), "text/csv")}
@@ -312,7 +328,7 @@ async def test_runs_are_listed_newest_first_a_page_at_a_time_and_by_status(api, 
         ids.append(run["id"])
     failed = (await upload(alpha, "only,unknown,columns\r\n1,2,3\r\n")).json()
     await finished(alpha, failed["id"])
-    headers = alpha.headers["collector"]
+    headers = alpha.headers["readonly"]
 
     page = (await api.client.get("/v1/imports", params={"limit": 2}, headers=headers)).json()
     rest = await api.client.get(

@@ -85,6 +85,23 @@ def test_a_timestamp_too_far_from_our_clock_is_refused(skew):
     assert verify(event("payment_intent.succeeded", PAYMENT), at=NOW - timedelta(seconds=300))
 
 
+@pytest.mark.parametrize("extra", [",t={now}", ",t={now},v1=0"])
+def test_a_stale_delivery_with_a_fresh_timestamp_appended_is_refused(extra):
+    """The SDK checks the signature against the first ``t=``: a second, added without the
+    secret, must not be the one whose freshness is checked."""
+    body, headers = signed(event("payment_intent.succeeded", PAYMENT), NOW - timedelta(days=2))
+    header = headers["Stripe-Signature"] + extra.format(now=int(NOW.timestamp()))
+    with pytest.raises(ValidationFailed) as refused:
+        StripeWebhookVerifier(SECRET).verify(body, header, NOW)
+    assert refused.value.field == "Stripe-Signature"
+
+
+def test_a_fresh_delivery_with_a_second_timestamp_is_refused_too():
+    body, headers = signed(event("payment_intent.succeeded", PAYMENT), NOW)
+    with pytest.raises(ValidationFailed):
+        StripeWebhookVerifier(SECRET).verify(body, headers["Stripe-Signature"] + ",t=1", NOW)
+
+
 @pytest.mark.parametrize(
     "body",
     [b"\xff\xfe", b"{", b"[]", b'{"id": "evt_1"}', b'{"id": 1, "type": "x", "data": {}}'],

@@ -55,7 +55,8 @@ class StripeWebhookVerifier(WebhookVerifier):
 
     The timestamp is checked against ``received_at``, our clock, rather than the SDK's
     ``time.time()``: the SDK's own check is switched off (``tolerance=0``) and done here,
-    :data:`TOLERANCE` either way, so a delivery signed in the future is refused too.
+    :data:`TOLERANCE` either way, so a delivery signed in the future is refused too. It is
+    the timestamp the signature covers: a header with more than one is refused.
 
     ``payment_intent.succeeded``, ``payment_intent.payment_failed``, ``charge.refunded``
     and ``refund.failed`` become events; any other genuine type is ``None``. Our payment
@@ -96,9 +97,17 @@ class StripeWebhookVerifier(WebhookVerifier):
 
 
 def _timestamp(header: str) -> int:
-    """The ``t=`` of a header the SDK has just verified (so there is exactly one)."""
-    items = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
-    return int(items["t"])
+    """The ``t=`` of a header the SDK has just verified, read as the SDK reads it.
+
+    The SDK checks the signature against the first ``t=`` and ignores any other, which
+    anyone may append without the secret: the freshness of another would let a stale
+    delivery through. Stripe sends one, so a header with more is refused.
+    """
+    items = [item.split("=", 2) for item in header.split(",")]
+    stamps = [item[1] for item in items if item[0] == "t" and len(item) > 1]
+    if len(stamps) != 1:
+        raise ValidationFailed("the signature has more than one timestamp", field=SIGNATURE)
+    return int(stamps[0])
 
 
 def _translate(event: _Event, received_at: datetime) -> GatewayEvent:

@@ -176,7 +176,16 @@ async def test_a_refund_that_failed_later_is_taken_back_and_its_replay_says_so(s
 
 @pytest.mark.parametrize(
     "tamper",
-    ["forged", "stale", "future", "unsigned", "malformed", "not an object", "garbage header"],
+    [
+        "forged",
+        "stale",
+        "stale with a fresh timestamp appended",
+        "future",
+        "unsigned",
+        "malformed",
+        "not an object",
+        "garbage header",
+    ],
 )
 async def test_deliveries_we_cannot_trust_are_400_and_store_nothing(shop, tamper):
     api, alpha, processor, account = shop
@@ -187,6 +196,9 @@ async def test_deliveries_we_cannot_trust_are_400_and_store_nothing(shop, tamper
         body, headers = signed(payload, START, secret="whsec_someone_else")
     elif tamper == "stale":
         body, headers = signed(payload, START - timedelta(seconds=301))
+    elif tamper == "stale with a fresh timestamp appended":
+        body, headers = signed(payload, START - timedelta(days=2))
+        headers["Stripe-Signature"] += f",t={int(START.timestamp())}"
     elif tamper == "future":
         body, headers = signed(payload, START + timedelta(seconds=301))
     elif tamper == "unsigned":

@@ -345,6 +345,58 @@ async def test_a_refunded_total_told_before_a_refund_failed_does_not_give_it_bac
     assert await shop.balance() == 10_000 - 5_000 + 1_000
 
 
+async def test_a_total_told_in_the_second_a_refund_failed_waits_for_a_later_one(hooks):
+    """Stripe's times are whole seconds. Here a refund of 1,000 failed and, in that same
+    second, 1,000 was refunded at the dashboard: the total of 1,000 told then cannot be
+    told from one told just before the failure. Counting the failed refund in it would
+    never give the dashboard's refund back; a later total, told after the failure, does."""
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
+    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
+    made = (await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=1_000))).refund
+    second = world.clock.now().replace(microsecond=0) + 5 * SECOND
+    failed = event(REFUND_FAILED, None, refund_key=key_of(made), created_at=second)
+    told = event(CHARGE_REFUNDED, paid.id, amount_refunded=1_000, created_at=second)
+    for payload in (failed, told):
+        await receive.execute(payload, "valid")
+    [failed_id, told_id] = [args["event_id"] for _, args in queue.jobs]
+
+    assert await apply.execute(failed_id) == "refund_failed"
+    with pytest.raises(Deferred):
+        await apply.execute(told_id)
+    assert await shop.balance() == 10_000 - 4_000  # nothing given back on a guess
+
+    later = event(CHARGE_REFUNDED, paid.id, amount_refunded=1_500, created_at=second + SECOND)
+    await receive.execute(later, "valid")  # 500 more refunded at the dashboard since
+    assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refunded"
+    assert await apply.execute(told_id) == "ignored"  # the later total covers it
+    assert world.store.payments[paid.id].refunded_amount == 1_500
+    assert await shop.balance() == 10_000 - 4_000 + 1_500
+
+
+async def test_a_total_told_in_the_second_its_refund_failed_does_not_give_it_back_again(hooks):
+    """The other reading of the same second: the total was told just before the refund
+    failed, and includes it."""
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=5_000))).payment
+    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
+    made = (await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=4_000))).refund
+    second = world.clock.now().replace(microsecond=0) + 5 * SECOND
+    failed = event(REFUND_FAILED, None, refund_key=key_of(made), created_at=second)
+    stale = event(CHARGE_REFUNDED, paid.id, amount_refunded=4_000, created_at=second)
+    for payload in (failed, stale):
+        await receive.execute(payload, "valid")
+    [failed_id, stale_id] = [args["event_id"] for _, args in queue.jobs]
+
+    assert await apply.execute(failed_id) == "refund_failed"
+    with pytest.raises(Deferred):
+        await apply.execute(stale_id)
+    assert world.store.payments[paid.id].refunded_amount == 0
+    assert await shop.balance() == 10_000 - 5_000
+
+
 async def test_a_deferred_total_applied_after_one_of_its_refunds_failed_counts_it_once(hooks):
     shop, receive, apply, queue, event = hooks
     world = shop.world

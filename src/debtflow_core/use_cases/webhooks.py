@@ -147,7 +147,11 @@ class ApplyGatewayEvent(Settlement):
         :class:`Deferred`: the recovery task asks the gateway about each pending refund,
         and the event, applied again (its task's retries, then
         :class:`ResumeGatewayEvents`), records what is then left over. A total that adds
-        nothing to the completed refunds (a stale event) changes nothing.
+        nothing to the completed refunds (a stale event) changes nothing. A total told in
+        the second one of the payment's refunds failed, which may or may not include it,
+        waits too while it adds anything: until the refunds recorded since (from a later
+        total, told after the failure) cover it, or an operator decides once the event is
+        no longer handed over again.
         """
         # Under the payment's lock: the same event run twice at once (delivery is at least
         # once), or two refund events, must not both count what is missing.
@@ -164,6 +168,11 @@ class ApplyGatewayEvent(Settlement):
             pending = [r for r in refunds if r.status is RefundStatus.PENDING]
             if missing <= 0:
                 return "ignored"
+            if any(_failed_as_told(event, r) for r in refunds):
+                raise Deferred(
+                    f"a refunded total of {refunded} was told in the second a refund of the "
+                    "payment failed: it may or may not include that refund"
+                )
             if pending and missing != sum(r.amount for r in pending):
                 raise Deferred(
                     f"a refunded total of {refunded} cannot tell which of the payment's "
@@ -216,16 +225,29 @@ async def _payment_of(uow: UnitOfWork, event: GatewayEvent) -> Payment | None:
 
 
 def _counted(event: GatewayEvent, refund: Refund) -> bool:
-    """Whether the refunded total ``event`` tells includes ``refund``: a completed one
+    """Whether the refunded total ``event`` tells surely includes ``refund``: a completed one
     always; a failed one if the gateway told the total before the refund failed (a stale or
     deferred event), which is taken to be so when either time is unknown. Counting it
-    otherwise would give its amount back again as a refund made at the gateway."""
+    otherwise would give its amount back again as a refund made at the gateway.
+
+    The gateway's times are whole seconds: a total told in the second the refund failed may
+    have been told before the failure or after it (and after a new refund made in that
+    second). It is not counted here, and :func:`_failed_as_told` has the caller wait rather
+    than guess whenever that leaves something missing: either guess loses money, one by
+    giving the failed amount back again, the other by never giving the new refund back."""
     if refund.status is RefundStatus.COMPLETED:
         return True
     if refund.status is not RefundStatus.FAILED:
         return False
     told, failed = event.created_at, refund.failed_at
-    return told is None or failed is None or told <= failed
+    return told is None or failed is None or told < failed
+
+
+def _failed_as_told(event: GatewayEvent, refund: Refund) -> bool:
+    """Whether ``refund`` failed in the very second ``event`` told its total, by the
+    gateway's clock: whether that total includes it cannot be told."""
+    told, failed = event.created_at, refund.failed_at
+    return refund.status is RefundStatus.FAILED and told is not None and told == failed
 
 
 class ResumeGatewayEvents:

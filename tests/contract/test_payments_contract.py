@@ -279,13 +279,17 @@ async def test_a_pending_refund_is_completed_or_removed(uow_factory, ledger):
         await uow.payments.remove_refund(third.id)  # not committed: kept
     async with uow_factory() as uow:
         assert await uow.payments.refunds(paid.id) == [completed, third]
-        await uow.payments.fail_refund(first.id, T0 + timedelta(days=3))
-        await uow.payments.fail_refund(third.id, T0 + timedelta(days=4))
+        await uow.payments.fail_refund(first.id, "re_1", T0 + timedelta(days=3))
+        await uow.payments.fail_refund(third.id, "re_3", T0 + timedelta(days=4))
         await uow.commit()
     async with uow_factory() as uow:
-        assert [(r.status, r.failed_at) for r in await uow.payments.refunds(paid.id)] == [
-            (RefundStatus.FAILED, T0 + timedelta(days=3)),
-            (RefundStatus.FAILED, T0 + timedelta(days=4)),
+        failed = [
+            (r.status, r.gateway_reference, r.failed_at)
+            for r in await uow.payments.refunds(paid.id)
+        ]
+        assert failed == [
+            (RefundStatus.FAILED, "re_1", T0 + timedelta(days=3)),
+            (RefundStatus.FAILED, "re_3", T0 + timedelta(days=4)),
         ]
         assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 10, after=T0) == []
 
@@ -409,7 +413,7 @@ async def test_gateway_events_are_recorded_once_and_marked_processed(uow_factory
     assert (done.outcome, done.processed_at) == ("refunded", T0 + SECOND)
 
 
-async def test_a_failed_refund_event_keeps_its_key_and_time(uow_factory, ledger):
+async def test_a_failed_refund_event_keeps_its_key_time_payment_and_amount(uow_factory, ledger):
     event = GatewayEvent(
         id="evt_9",
         type=GatewayEventType.REFUND_FAILED,
@@ -417,6 +421,8 @@ async def test_a_failed_refund_event_keeps_its_key_and_time(uow_factory, ledger)
         reference="re_1",
         refund_key=f"{uuid.uuid4()}:r-1:{uuid.uuid4()}",
         decline_code="expired_or_canceled_card",
+        payment_reference="pi_1",
+        refund_amount=700,
         received_at=T0,
         created_at=T0 - SECOND,
     )
@@ -452,6 +458,20 @@ async def test_unapplied_events_are_listed_oldest_first_within_their_window(uow_
 
     assert await unapplied() == ["evt_a", "evt_c"]
     assert await unapplied(limit=1) == ["evt_a"]
+
+
+async def test_a_payment_is_found_by_its_gateway_reference(uow_factory, ledger):
+    _, _, account, processor = ledger
+    paid = payment(account, processor, 1, status=PaymentStatus.COMPLETED, gateway_reference="pi_1")
+    other = payment(account, processor, 2, gateway_reference="pi_2")
+    async with uow_factory() as uow:
+        await uow.payments.add(paid)
+        await uow.payments.add(other)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.payments.get_by_reference("pi_1") == paid
+        assert await uow.payments.get_by_reference("pi_2") == other
+        assert await uow.payments.get_by_reference("pi_3") is None
 
 
 async def test_a_locked_payment_reads_like_get(uow_factory, ledger):

@@ -11,6 +11,13 @@ idempotency: a repeated ``Idempotency-Key`` replays the first answer with
 ``performed(key)`` how often a request was really carried out, and end a PaymentIntent left
 processing as its bank would (``clear``).
 
+What happens to refunds outside the API is the test's to say: one made at the Dashboard
+(``refund_at_dashboard``), one the debtor's bank sends back (``fail_refund``). Every refund
+made and every one that fails puts in ``events`` the webhook event Stripe would send
+(``charge.refunded``, ``refund.failed``), shaped as Stripe's API version 2022-11-15 and later
+shape them; nothing is sent: the test delivers them, signed, in the order it wants. Their
+``created`` comes from ``clock`` (the real time unless the test gives its own).
+
 Only what the gateway needs is there: a PaymentIntent is always created and confirmed at
 once, whatever ``confirm`` says; the tests check separately what the gateway sends.
 """
@@ -23,7 +30,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -72,8 +79,11 @@ class StripeEmulator:
 
     api_key = API_KEY
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.received: list[Received] = []
+        self.events: list[dict[str, Any]] = []
+        self._clock = clock
+        self._refunds: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._failures: list[int] = []
@@ -140,6 +150,25 @@ class StripeEmulator:
                 "decline_code": decline_code,
                 "message": message,
             }
+
+    def refund_at_dashboard(self, intent_id: str, amount: int) -> dict[str, Any]:
+        """Refund ``amount`` of a PaymentIntent as someone at Stripe's Dashboard would:
+        without metadata or idempotency key. The refund, as Stripe gives it."""
+        with self._lock:
+            answer = self._refund(self._intents.get(intent_id), amount, metadata={})
+        assert answer.status == 200, answer.body
+        return answer.body
+
+    def fail_refund(self, refund_id: str) -> None:
+        """The debtor's bank sends a refund back (a closed card, say): it becomes
+        ``failed``, its amount is no longer refunded on the charge, and Stripe sends
+        ``refund.failed``."""
+        with self._lock:
+            refund = self._refunds[refund_id]
+            assert refund["status"] == "succeeded", refund["status"]
+            refund.update(status="failed", failure_reason="expired_or_canceled_card")
+            self._refunded[refund["payment_intent"]] -= refund["amount"]
+            self._announce("refund.failed", dict(refund))
 
     def retrieve(self, path: str, *, authorization: str | None) -> Answer:
         """``GET``: a PaymentIntent as it stands now."""
@@ -241,7 +270,7 @@ class StripeEmulator:
             "latest_charge": None if outcome == "requires_action" else _id("ch"),
             "last_payment_error": None,
             "next_action": None,
-            "created": int(time.time()),
+            "created": int(self._clock()),
             "livemode": False,
         }
         if outcome == "requires_action":
@@ -263,6 +292,14 @@ class StripeEmulator:
 
     def _create_refund(self, params: dict[str, Any]) -> Answer:
         intent = self._intents.get(params.get("payment_intent", ""))
+        amount = params.get("amount")
+        return self._refund(
+            intent, None if amount is None else int(amount), params.get("metadata", {})
+        )
+
+    def _refund(
+        self, intent: dict[str, Any] | None, amount: int | None, metadata: dict[str, Any]
+    ) -> Answer:
         if intent is None or intent["status"] != "succeeded":
             return _error(
                 400,
@@ -272,7 +309,7 @@ class StripeEmulator:
                 param="payment_intent",
             )
         left = intent["amount"] - self._refunded[intent["id"]]
-        amount = int(params.get("amount", left))
+        amount = left if amount is None else amount
         if left == 0:
             return _error(
                 400,
@@ -297,10 +334,37 @@ class StripeEmulator:
             "payment_intent": intent["id"],
             "charge": intent["latest_charge"],
             "status": "succeeded",
-            "metadata": params.get("metadata", {}),
-            "created": int(time.time()),
+            "failure_reason": None,
+            "metadata": metadata,
+            "created": int(self._clock()),
         }
-        return Answer(200, refund)
+        self._refunds[refund["id"]] = refund
+        self._announce("charge.refunded", self._charge(intent))
+        return Answer(200, dict(refund))
+
+    def _charge(self, intent: dict[str, Any]) -> dict[str, Any]:
+        """The PaymentIntent's charge as it stands: its refunded total, not its refunds."""
+        refunded = self._refunded[intent["id"]]
+        return {
+            "id": intent["latest_charge"],
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_refunded": refunded,
+            "refunded": refunded == intent["amount"],
+            "payment_intent": intent["id"],
+            "metadata": dict(intent["metadata"]),
+        }
+
+    def _announce(self, type_: str, obj: dict[str, Any]) -> None:
+        self.events.append(
+            {
+                "id": _id("evt"),
+                "object": "event",
+                "type": type_,
+                "created": int(self._clock()),
+                "data": {"object": obj},
+            }
+        )
 
 
 class _Server(ThreadingHTTPServer):

@@ -22,18 +22,24 @@ def event(
     event_id: str | None = None,
     amount_refunded: int = 0,
     refund_key: str | None = None,
+    payment_intent: str = "pi_test",
+    amount: int = 1_000,
+    created: datetime | None = None,
 ) -> dict[str, Any]:
     """``reference``: the PaymentIntent's id, or the refund's for ``refund.failed``, whose
-    metadata holds only the key the refund was made under (``payment_id`` is not used)."""
+    metadata holds only the key the refund was made under (``payment_id`` is not used),
+    and which refunded ``amount`` of ``payment_intent``. ``created``: when Stripe made the
+    event (left out if not given)."""
     metadata = {} if payment_id is None else {"debtflow_payment_id": str(payment_id)}
     if type_ == "refund.failed":
         metadata = {} if refund_key is None else {"idempotency_key": refund_key}
         obj: dict[str, Any] = {
             "id": reference,
             "object": "refund",
+            "amount": amount,
             "status": "failed",
             "failure_reason": "expired_or_canceled_card",
-            "payment_intent": "pi_test",
+            "payment_intent": payment_intent,
             "metadata": metadata,
         }
     elif type_ == "charge.refunded":
@@ -52,12 +58,15 @@ def event(
                 "decline_code": "insufficient_funds",
                 "message": "Your card has insufficient funds.",
             }
-    return {
+    made = {
         "id": event_id or f"evt_{secrets.token_hex(8)}",
         "object": "event",
         "type": type_,
         "data": {"object": obj},
     }
+    if created is not None:
+        made["created"] = int(created.timestamp())
+    return made
 
 
 def signed(

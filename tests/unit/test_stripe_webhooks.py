@@ -52,7 +52,16 @@ def test_a_refund_carries_the_refunded_total_and_its_payment_intent():
 
 def test_a_failed_refund_names_its_key_the_gateways_reference_and_the_reason():
     key = f"{uuid.uuid4()}:r-1:{uuid.uuid4()}"
-    made = event("refund.failed", None, "re_123", event_id="evt_2", refund_key=key)
+    made = event(
+        "refund.failed",
+        None,
+        "re_123",
+        event_id="evt_2",
+        refund_key=key,
+        payment_intent="pi_9",
+        amount=700,
+        created=NOW - timedelta(seconds=2),
+    )
     assert verify(made) == GatewayEvent(
         id="evt_2",
         type=GatewayEventType.REFUND_FAILED,
@@ -60,9 +69,17 @@ def test_a_failed_refund_names_its_key_the_gateways_reference_and_the_reason():
         reference="re_123",
         refund_key=key,
         decline_code="expired_or_canceled_card",
+        payment_reference="pi_9",
+        refund_amount=700,
+        created_at=NOW - timedelta(seconds=2),
         received_at=NOW,
     )
-    assert verify(event("refund.failed", None, "re_elsewhere")).refund_key is None
+
+
+def test_a_refund_made_at_the_dashboard_that_failed_names_its_payment_intent_and_amount():
+    failed = verify(event("refund.failed", None, "re_9", payment_intent="pi_9", amount=700))
+    assert (failed.refund_key, failed.reference, failed.payment_reference) == (None, "re_9", "pi_9")
+    assert failed.refund_amount == 700
 
 
 def test_a_charge_we_did_not_make_has_no_payment():

@@ -320,6 +320,135 @@ async def test_a_failure_event_for_no_refund_of_ours_is_noted_and_dropped(hooks)
     assert world.store.refunds[made.id].status is RefundStatus.COMPLETED
 
 
+def failed_at_the_gateway(paid: Payment, refund_id: str, amount: int, **kw) -> dict:
+    """A ``refund.failed`` event's fields for a refund made at the gateway: no key of ours,
+    the gateway's id for the refund, its payment's reference and its amount."""
+    return dict(
+        reference=refund_id,
+        payment_reference=paid.gateway_reference,
+        refund_amount=amount,
+        decline_code="expired_or_canceled_card",
+        **kw,
+    )
+
+
+async def test_a_refund_made_at_the_gateway_that_failed_is_taken_back_off_the_balance(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
+    await receive.execute(event(CHARGE_REFUNDED, paid.id, amount_refunded=4_000), "valid")
+    assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refunded"
+    assert await shop.balance() == 10_000
+    failed = failed_at_the_gateway(paid, "re_dashboard", 4_000)
+    # Two deliveries of the failure under distinct ids, as Stripe may send.
+    for payload in (event(REFUND_FAILED, None, **failed), event(REFUND_FAILED, None, **failed)):
+        await receive.execute(payload, "valid")
+
+    outcomes = [await apply.execute(args["event_id"]) for _, args in queue.jobs[1:]]
+
+    assert outcomes == ["refund_failed", "ignored"]
+    [refund] = world.store.refunds.values()
+    assert (refund.status, refund.gateway_reference) == (RefundStatus.FAILED, "re_dashboard")
+    assert world.store.payments[paid.id].refunded_amount == 0
+    assert await shop.balance() == 10_000 - 4_000
+    entries = await world.use(QueryAuditLog).execute(
+        shop.alpha.admin, AuditFilters(entity_id=paid.id)
+    )
+    assert entries.items[0].action == "payment.refund_failed"
+    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
+    again = await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    assert again.refund.amount == 4_000  # refundable again
+
+
+async def test_of_two_refunds_alike_made_at_the_gateway_a_failure_takes_back_one(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=5_000))).payment
+    told = world.clock.now()
+    for n, total in enumerate((1_000, 2_000)):
+        await receive.execute(
+            event(CHARGE_REFUNDED, paid.id, amount_refunded=total, created_at=told + n * SECOND),
+            "valid",
+        )
+    failed = failed_at_the_gateway(paid, "re_a", 1_000, created_at=told + timedelta(days=2))
+    for payload in (event(REFUND_FAILED, None, **failed), event(REFUND_FAILED, None, **failed)):
+        await receive.execute(payload, "valid")
+
+    outcomes = [await apply.execute(args["event_id"]) for _, args in queue.jobs]
+
+    assert outcomes == ["refunded", "refunded", "refund_failed", "ignored"]
+    refunds = sorted(world.store.refunds.values(), key=lambda r: r.created_at)
+    assert [(r.status, r.amount) for r in refunds] == [
+        (RefundStatus.FAILED, 1_000),
+        (RefundStatus.COMPLETED, 1_000),
+    ]
+    assert await shop.balance() == 10_000 - 5_000 + 1_000
+    other = failed_at_the_gateway(paid, "re_b", 1_000, created_at=told + timedelta(days=3))
+    await receive.execute(event(REFUND_FAILED, None, **other), "valid")
+    assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refund_failed"
+    assert await shop.balance() == 10_000 - 5_000
+
+
+async def test_a_failure_that_comes_before_the_total_telling_of_its_refund_waits_for_it(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
+    told = world.clock.now()
+    failed = failed_at_the_gateway(paid, "re_a", 1_000, created_at=told + timedelta(days=2))
+    await receive.execute(event(REFUND_FAILED, None, **failed), "valid")
+    failure = queue.jobs[-1][1]["event_id"]
+    with pytest.raises(Deferred):
+        await apply.execute(failure)
+    assert world.store.gateway_events[failure].processed_at is None
+
+    late = event(CHARGE_REFUNDED, paid.id, amount_refunded=1_000, created_at=told)
+    await receive.execute(late, "valid")
+    assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refunded"
+    assert await apply.execute(failure) == "refund_failed"  # its task's retry
+    assert world.store.payments[paid.id].refunded_amount == 0
+    assert await shop.balance() == 10_000 - 4_000
+
+
+async def test_a_refund_made_at_the_gateway_after_one_failed_is_not_taken_for_it(hooks):
+    """1,000 refunded at the dashboard fails; then another 1,000 is refunded there. The
+    first total is late: the refund learned from the second, told after the failure, is
+    not the one that failed."""
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
+    told = world.clock.now()
+    late = event(CHARGE_REFUNDED, paid.id, amount_refunded=1_000, created_at=told)
+    failed = failed_at_the_gateway(paid, "re_a", 1_000, created_at=told + timedelta(days=2))
+    after = event(
+        CHARGE_REFUNDED, paid.id, amount_refunded=1_000, created_at=told + timedelta(days=3)
+    )
+    for payload in (after, event(REFUND_FAILED, None, **failed), late):
+        await receive.execute(payload, "valid")
+    [after_id, failure, late_id] = [args["event_id"] for _, args in queue.jobs]
+
+    assert await apply.execute(after_id) == "refunded"
+    with pytest.raises(Deferred):
+        await apply.execute(failure)
+    assert await apply.execute(late_id) == "ignored"
+
+    [refund] = world.store.refunds.values()
+    assert (refund.status, refund.amount) == (RefundStatus.COMPLETED, 1_000)
+    assert await shop.balance() == 10_000 - 4_000 + 1_000
+
+
+async def test_a_failed_refund_of_ours_without_its_key_is_found_by_the_gateways_id(hooks):
+    shop, receive, apply, queue, event = hooks
+    world = shop.world
+    paid = (await shop.pay.execute(shop.alpha.admin, "k", shop.payment(amount=4_000))).payment
+    refund = RefundPayment(world.uow, world.clock, shop.cache, shop.gateway, world.telemetry)
+    made = (await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund(amount=1_000))).refund
+    failed = failed_at_the_gateway(paid, made.gateway_reference, 1_000)
+    await receive.execute(event(REFUND_FAILED, None, **failed), "valid")
+    assert await apply.execute(queue.jobs[-1][1]["event_id"]) == "refund_failed"
+    assert world.store.refunds[made.id].status is RefundStatus.FAILED
+    assert await shop.balance() == 10_000 - 4_000
+
+
 async def test_a_refunded_total_told_before_a_refund_failed_does_not_give_it_back_again(hooks):
     shop, receive, apply, queue, event = hooks
     world = shop.world

@@ -760,6 +760,10 @@ class InMemoryPaymentRepository(PaymentRepository):
     async def get(self, id_: UUID) -> Payment | None:
         return self._table.get(id_)
 
+    async def get_by_reference(self, reference: str) -> Payment | None:
+        known = (p for p in self._table.rows() if p.gateway_reference == reference)
+        return min(known, key=lambda p: (p.created_at, p.id), default=None)
+
     async def update(self, payment: Payment) -> None:
         if self._table.get(payment.id) is not None:
             self._table.put(payment.id, payment)
@@ -815,10 +819,12 @@ class InMemoryPaymentRepository(PaymentRepository):
             )
             self._refunds.put(id_, completed)
 
-    async def fail_refund(self, id_: UUID, at: datetime) -> None:
+    async def fail_refund(self, id_: UUID, reference: str | None, at: datetime) -> None:
         refund = self._refunds.get(id_)
         if refund is not None:
-            failed = msgspec.structs.replace(refund, status=RefundStatus.FAILED, failed_at=at)
+            failed = msgspec.structs.replace(
+                refund, status=RefundStatus.FAILED, gateway_reference=reference, failed_at=at
+            )
             self._refunds.put(id_, failed)
 
     async def remove_refund(self, id_: UUID) -> None:

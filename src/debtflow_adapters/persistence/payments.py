@@ -166,6 +166,15 @@ class SqlPaymentRepository(PaymentRepository):
             self._connection, sa.select(payments).where(payments.c.id == id_), _payment
         )
 
+    async def get_by_reference(self, reference: str) -> Payment | None:
+        statement = (
+            sa.select(payments)
+            .where(payments.c.gateway_reference == reference)
+            .order_by(payments.c.created_at, payments.c.id)
+            .limit(1)
+        )
+        return await first(self._connection, statement, _payment)
+
     async def lock(self, id_: UUID) -> Payment | None:
         await write_lock_on_sqlite(self._connection, payments, id_)
         return await first(
@@ -254,11 +263,11 @@ class SqlPaymentRepository(PaymentRepository):
             .values(status=RefundStatus.COMPLETED, gateway_reference=reference, completed_at=at)
         )
 
-    async def fail_refund(self, id_: UUID, at: datetime) -> None:
+    async def fail_refund(self, id_: UUID, reference: str | None, at: datetime) -> None:
         await self._connection.execute(
             sa.update(refunds)
             .where(refunds.c.id == id_)
-            .values(status=RefundStatus.FAILED, failed_at=at)
+            .values(status=RefundStatus.FAILED, gateway_reference=reference, failed_at=at)
         )
 
     async def remove_refund(self, id_: UUID) -> None:
@@ -348,6 +357,8 @@ def _event(row: Row[Any]) -> GatewayEvent:
         message=row.message,
         amount_refunded=row.amount_refunded,
         refund_key=row.refund_key,
+        payment_reference=row.payment_reference,
+        refund_amount=row.refund_amount,
         created_at=row.created_at,
         received_at=row.received_at,
         processed_at=row.processed_at,

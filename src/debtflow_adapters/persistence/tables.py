@@ -235,6 +235,7 @@ payments = sa.Table(
     sa.Index("ix_payments_agency_created", "agency_id", "created_at", "id"),
     sa.Index("ix_payments_account_created", "account_id", "created_at", "id"),
     sa.Index("ix_payments_status_created", "status", "created_at"),
+    sa.Index("ix_payments_gateway_reference", "gateway_reference"),
 )
 
 refunds = sa.Table(
@@ -285,6 +286,8 @@ gateway_events = sa.Table(
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("amount_refunded", sa.BigInteger, nullable=True),
     sa.Column("refund_key", sa.Text, nullable=True),
+    sa.Column("payment_reference", sa.String(255), nullable=True),
+    sa.Column("refund_amount", sa.BigInteger, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=True),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("processed_at", UTCDateTime, nullable=True),

@@ -28,11 +28,14 @@ class _Error(msgspec.Struct):
 class _Object(msgspec.Struct):
     """The fields DebtFlow reads of a PaymentIntent (``payment_intent.*``), a Charge
     (``charge.refunded``) or a Refund (``refund.failed``); Stripe copies a PaymentIntent's
-    metadata onto its charges, and a refund has the metadata it was made with."""
+    metadata onto its charges, and a refund has the metadata it was made with. A Charge
+    tells its refunded total only: since API version 2022-11-15 its refunds, and so their
+    ids, are no longer in it."""
 
     id: str
     metadata: dict[str, str] = {}
     payment_intent: str | None = None
+    amount: int | None = None
     amount_refunded: int | None = None
     last_payment_error: _Error | None = None
     failure_reason: str | None = None
@@ -61,7 +64,8 @@ class StripeWebhookVerifier(WebhookVerifier):
     ``payment_intent.succeeded``, ``payment_intent.payment_failed``, ``charge.refunded``
     and ``refund.failed`` become events; any other genuine type is ``None``. Our payment
     id comes from the ``debtflow_payment_id`` metadata the gateway put on the
-    PaymentIntent; a refund's key from the ``idempotency_key`` metadata it was made with.
+    PaymentIntent; a refund's key from the ``idempotency_key`` metadata it was made with,
+    and, for a refund made at Stripe without one, its PaymentIntent and amount.
     """
 
     def __init__(self, secret: str) -> None:
@@ -121,6 +125,8 @@ def _translate(event: _Event, received_at: datetime) -> GatewayEvent:
         reference = obj.id
         fields["refund_key"] = obj.metadata.get("idempotency_key")
         fields["decline_code"] = obj.failure_reason
+        fields["payment_reference"] = obj.payment_intent
+        fields["refund_amount"] = obj.amount
     else:
         reference = obj.id
         error = obj.last_payment_error

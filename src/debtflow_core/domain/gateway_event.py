@@ -24,7 +24,10 @@ class GatewayEvent(msgspec.Struct, frozen=True, kw_only=True):
     ``amount_refunded`` is the charge's refunded total so far (``charge.refunded``).
     A ``refund.failed`` event's ``reference`` is the refund's, ``refund_key`` the key the
     refund was sent to the gateway under (which the gateway keeps as its metadata, and
-    which names our refund), and ``decline_code`` the gateway's reason.
+    which names our refund), ``decline_code`` the gateway's reason, ``payment_reference``
+    the gateway's reference of the payment refunded (a refund made at the gateway has no
+    key of ours: its payment is found by this) and ``refund_amount`` what the refund was
+    to give back.
     """
 
     id: str
@@ -35,6 +38,8 @@ class GatewayEvent(msgspec.Struct, frozen=True, kw_only=True):
     message: str | None = None
     amount_refunded: int | None = None
     refund_key: str | None = None
+    payment_reference: str | None = None
+    refund_amount: int | None = None
     created_at: datetime | None = None
     """When the gateway made the event, by its clock (unknown for events stored before it
     was recorded)."""

@@ -109,6 +109,11 @@ class PaymentRepository(Protocol):
 
     async def get(self, id_: UUID) -> Payment | None: ...
 
+    async def get_by_reference(self, reference: str) -> Payment | None:
+        """The payment the gateway knows as ``reference`` (its PaymentIntent, say), or
+        ``None``: how an event about a refund we did not make finds its payment."""
+        ...
+
     async def lock(self, id_: UUID) -> Payment | None:
         """The payment, held until the transaction ends (``SELECT … FOR UPDATE``): two
         transactions that settle one payment take turns, and the second sees what the
@@ -149,9 +154,10 @@ class PaymentRepository(Protocol):
         """Mark a pending refund completed at ``at``, with the gateway's reference."""
         ...
 
-    async def fail_refund(self, id_: UUID, at: datetime) -> None:
+    async def fail_refund(self, id_: UUID, reference: str | None, at: datetime) -> None:
         """Mark a refund failed at ``at``: the gateway reported that nothing was given
-        back."""
+        back. Its gateway reference becomes ``reference``, the gateway's own id for the
+        refund."""
         ...
 
     async def remove_refund(self, id_: UUID) -> None:

@@ -1019,15 +1019,23 @@ async def fail_refund(
     refund: Refund,
     failed_at: datetime,
     now: datetime,
+    reference: str | None = None,
 ) -> IdempotencyRecord | None:
     """Inside the caller's unit of work, with ``payment`` locked: the gateway reports that
     ``refund`` failed (at ``failed_at``, by its clock), so nothing went back to the debtor.
     Its amount is refundable again; a completed one takes back off the balance what it
     gave back (an account left at zero is paid in full again), a pending one gave nothing
-    back yet. A refund made through us answers its key's replays as it now stands, while
-    the key is still its own. Returns that record, to cache once committed."""
-    failed = msgspec.structs.replace(refund, status=RefundStatus.FAILED, failed_at=failed_at)
-    await uow.payments.fail_refund(refund.id, failed_at)
+    back yet. ``reference``, the gateway's id for the refund, replaces the refund's own (one
+    learned from a refunded total has none of the gateway's). A refund made through us
+    answers its key's replays as it now stands, while the key is still its own. Returns
+    that record, to cache once committed."""
+    failed = msgspec.structs.replace(
+        refund,
+        status=RefundStatus.FAILED,
+        gateway_reference=reference or refund.gateway_reference,
+        failed_at=failed_at,
+    )
+    await uow.payments.fail_refund(refund.id, failed.gateway_reference, failed_at)
     released = await uow.payments.reserve_refund(payment.id, -refund.amount)
     assert released  # a refund's amount stays reserved on its payment until it fails
     await uow.audit_log.add(

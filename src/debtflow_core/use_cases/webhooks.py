@@ -8,7 +8,7 @@ after a later one changes nothing twice.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.gateway_event import GatewayEvent, GatewayEventType
@@ -84,7 +84,8 @@ class ApplyGatewayEvent(Settlement):
       still pending it first completes the payment, as only a charge that went through
       can be refunded;
     - ``refund.failed`` marks the refund failed, makes its amount refundable again and,
-      if it was completed, takes it back off the balance.
+      if it was completed, takes it back off the balance: one of ours, or one made at the
+      gateway that a refunded total told us of.
 
     A platform task, run by the workers.
     """
@@ -156,7 +157,7 @@ class ApplyGatewayEvent(Settlement):
         # Under the payment's lock: the same event run twice at once (delivery is at least
         # once), or two refund events, must not both count what is missing.
         refunded = event.amount_refunded or 0
-        reference = f"{event.id}:{event.reference}"
+        reference = _learned_reference(event)
         now = self._clock.now()
         records = []
         async with self._uow as uow:
@@ -195,19 +196,27 @@ class ApplyGatewayEvent(Settlement):
         return "refunded"
 
     async def _fail_refund(self, actor: Actor, event: GatewayEvent, payment: Payment) -> str:
-        """Undo a refund the gateway reports failed, found by the key it was made under.
-        One already failed, or none of ours, is left as it is."""
+        """Undo a refund the gateway reports failed (:func:`_failed_refund` finds it). One
+        already failed is left as it is. One not found while the event tells its amount is
+        taken to be a refund made at the gateway whose refunded total is not applied yet
+        (events come in any order): the event is :class:`Deferred` until it is, rather
+        than leave the refund, once recorded, given back for good."""
         async with self._uow as uow:
             current = await uow.payments.lock(payment.id)
             assert current is not None  # payments are never deleted
-            refunds = await uow.payments.refunds(current.id)
-            key = event.refund_key or ""
-            refund = next((r for r in refunds if made_under(r, key)), None)
+            refund = await _failed_refund(uow, event, await uow.payments.refunds(current.id))
+            if refund is None and _made_at_the_gateway(event):
+                raise Deferred(
+                    f"the payment has no refund of {event.refund_amount} made at the gateway "
+                    f"that could be its refund {event.reference}, reported failed"
+                )
             if refund is None or refund.status is RefundStatus.FAILED:
                 return "ignored"
             now = self._clock.now()
             failed_at = event.created_at or now
-            record = await fail_refund(uow, actor, current, refund, failed_at, now)
+            record = await fail_refund(
+                uow, actor, current, refund, failed_at, now, reference=event.reference
+            )
             await uow.commit()
         if record is not None:
             await self._cache.put(record)
@@ -216,12 +225,68 @@ class ApplyGatewayEvent(Settlement):
 
 async def _payment_of(uow: UnitOfWork, event: GatewayEvent) -> Payment | None:
     """The event's payment: by our id in the charge's metadata, or for a refund's event
-    through the refund its key names."""
+    by the gateway's reference of the payment refunded, else through the refund its key
+    names."""
     if event.payment_id is not None:
         return await uow.payments.get(event.payment_id)
+    if event.payment_reference:
+        found = await uow.payments.get_by_reference(event.payment_reference)
+        if found is not None:
+            return found
     refund_id = row_of_gateway_key(event.refund_key or "")
     refund = None if refund_id is None else await uow.payments.refund(refund_id)
     return None if refund is None else await uow.payments.get(refund.payment_id)
+
+
+async def _failed_refund(
+    uow: UnitOfWork, event: GatewayEvent, refunds: list[Refund]
+) -> Refund | None:
+    """Which of a payment's ``refunds`` a ``refund.failed`` event is about: the one made
+    under the key it names; else the one stored with the gateway's id for it (a refund
+    made through us, or one that failed already); else, for a refund made at the gateway,
+    which we learned of from a refunded total without its id, the oldest such refund still
+    completed, of its amount, learned from a total told by the time of the failure (one
+    told after it cannot include it). Learned refunds of one amount are alike, and the one
+    failed is stored with the gateway's id, so a second delivery of the event finds it
+    rather than another."""
+    key = event.refund_key or ""
+    found = next((r for r in refunds if made_under(r, key)), None)
+    if found is not None or event.reference is None:
+        return found
+    found = next((r for r in refunds if r.gateway_reference == event.reference), None)
+    if found is not None:
+        return found
+    for refund in refunds:
+        alike = refund.idempotency_key is None and refund.amount == event.refund_amount
+        if alike and refund.status is RefundStatus.COMPLETED:
+            told = await _told_at(uow, refund)
+            failed = event.created_at
+            # A total told in the failure's own second is taken to include it: only a
+            # refund of the same amount made at the gateway in that second, after the
+            # failure, could be mistaken for it, while refusing would leave to an operator
+            # every refund made and failed within one second.
+            if told is None or failed is None or told <= failed:
+                return refund
+    return None
+
+
+def _learned_reference(event: GatewayEvent) -> str:
+    """The reference of a refund learned from ``event``'s refunded total: the gateway does
+    not say which of its refunds make the total, so the event's id stands for it."""
+    return f"{event.id}:{event.reference}"
+
+
+async def _told_at(uow: UnitOfWork, learned: Refund) -> datetime | None:
+    """When the gateway told the refunded total ``learned`` was recorded from, if known."""
+    event_id = (learned.gateway_reference or "").partition(":")[0]
+    source = await uow.gateway_events.get(event_id)
+    return None if source is None else source.created_at
+
+
+def _made_at_the_gateway(event: GatewayEvent) -> bool:
+    """Whether a ``refund.failed`` event could be about a refund made at the gateway, found
+    once its refunded total is applied: it tells the refund's id and amount."""
+    return event.reference is not None and event.refund_amount is not None
 
 
 def _counted(event: GatewayEvent, refund: Refund) -> bool:
@@ -253,7 +318,8 @@ def _failed_as_told(event: GatewayEvent, refund: Refund) -> bool:
 class ResumeGatewayEvents:
     """Hand the workers again the stored events still unapplied ``older_than`` after their
     receipt: one :class:`Deferred` past its task's last retry (refunds of its payment still
-    waiting for the gateway's word), one whose job was lost. Applying is idempotent, so an
+    waiting for the gateway's word, a failed refund whose total is not applied yet), one
+    whose job was lost. Applying is idempotent, so an
     event still waiting in a backed-up queue may go twice. Events received more than
     :data:`RESUMED_WITHIN` ago are left alone. A scheduled platform task; returns how many
     it handed over.

@@ -18,6 +18,7 @@ from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewP
 from debtflow_core.use_cases.webhooks import ApplyGatewayEvent
 from debtflow_http.app import create_app
 from tests.integration.api.conftest import START, Api, TestAdapters, make_settings
+from tests.support.stripe_emulator import StripeEmulator
 from tests.support.stripe_events import SECRET, event, signed
 
 URL = "/v1/webhooks/stripe"
@@ -225,6 +226,82 @@ async def test_a_signature_within_tolerance_is_accepted(shop):
     payload = event("payment_intent.succeeded", payment["id"], payment["gateway_reference"])
     response = await deliver(api, payload, at=START - timedelta(seconds=299))
     assert response.status_code == 200
+
+
+@pytest.fixture
+async def stripe_shop(database_url):
+    """Payments through Stripe (the emulator, whose events bear the app's clock's times)."""
+    clock = FixedClock(START, tick=timedelta(milliseconds=1))
+    with StripeEmulator(clock=lambda: clock.now().timestamp()) as emulator:
+        settings = make_settings(
+            database_url,
+            stripe_webhook_secret=SECRET,
+            stripe_api_key=emulator.api_key,
+            stripe_api_base=emulator.url,
+        )
+        app = create_app(settings, TestAdapters(clock))
+        async with AsyncTestClient(app) as client:
+            api = Api(app, client, clock)
+            alpha = await api.tenant("alpha")
+            processor = await api.run(
+                AddPaymentProcessor, alpha.admin, NewPaymentProcessor(name="Stripe", kind="stripe")
+            )
+            account = await alpha.account("ACC-1", collector="collector", balance=10_000)
+            yield api, alpha, processor, account, emulator
+
+
+async def test_refunds_the_bank_sends_back_are_taken_back_whoever_made_them(stripe_shop):
+    """A refund made through DebtFlow and one made at Stripe's Dashboard, both sent back
+    by the debtor's bank days later: Stripe's own events, in the order it made them, take
+    each back off the balance once."""
+    api, alpha, processor, account, stripe = stripe_shop
+    paid = await api.client.post(
+        "/v1/payments",
+        headers={**alpha.headers["admin"], "Idempotency-Key": "p1"},
+        json={
+            "account_id": str(account.id),
+            "amount": 5_000,
+            "currency": "USD",
+            "processor_id": str(processor.id),
+            "payment_method": "pm_card_visa",
+        },
+    )
+    assert paid.status_code == 201, paid.text
+    payment = paid.json()
+    made = await api.client.post(
+        f"/v1/payments/{payment['id']}/refunds",
+        headers={**alpha.headers["admin"], "Idempotency-Key": "r1"},
+        json={"amount": 1_000},
+    )
+    assert made.status_code == 201, made.text
+    api.clock.advance(timedelta(hours=1))
+    dashboard = stripe.refund_at_dashboard(payment["gateway_reference"], 2_000)
+    api.clock.advance(timedelta(days=3))
+    stripe.fail_refund(made.json()["refund"]["gateway_reference"])
+    stripe.fail_refund(dashboard["id"])
+
+    outcomes = []
+    for delivery in stripe.events:
+        assert (await deliver(api, delivery, at=api.clock.now())).status_code == 200
+        outcomes.append((delivery["type"], (await stored(api, delivery["id"])).outcome))
+
+    assert outcomes == [
+        ("charge.refunded", "ignored"),  # ours, completed already
+        ("charge.refunded", "refunded"),  # the Dashboard's
+        ("refund.failed", "refund_failed"),
+        ("refund.failed", "refund_failed"),
+    ]
+    async with api.app.state.dishka_container() as request:  # the access tokens ran out
+        uow = await request.get(UnitOfWork)
+        async with uow:
+            after = await uow.payments.get(UUID(payment["id"]))
+            refunds = await uow.payments.refunds(after.id)
+            balance = (await uow.accounts.get(account.id)).current_balance
+    assert (after.refunded_amount, balance) == (0, 10_000 - 5_000)
+    assert sorted((r.amount, r.status, r.gateway_reference) for r in refunds) == [
+        (1_000, "failed", made.json()["refund"]["gateway_reference"]),
+        (2_000, "failed", dashboard["id"]),
+    ]
 
 
 async def test_other_event_types_are_acknowledged_and_ignored(shop):

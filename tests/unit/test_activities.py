@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import msgspec
 import pytest
 
 from debtflow_core.domain.account import AccountStatus
@@ -133,6 +134,32 @@ async def test_a_collector_corrects_contact_points_and_stops_channels_but_no_mor
         DebtorChanges(contact_preferences=ContactPreferenceChanges(do_not_call=False)),
     )
     assert not lifted.contact_preferences.do_not_call
+
+
+async def test_a_collector_cannot_move_the_calling_hours(setup):
+    world, alpha, account = setup  # the clock: 09:00 UTC, 04:00 in Chicago
+    update = world.use(UpdateDebtor)
+    home = PostalAddress(line1="1 Main St", city="Austin", state="TX", postal_code="78701")
+    chicago = msgspec.structs.replace(home, time_zone="America/Chicago")
+    # A zone where none was known makes the hours checked: a collector may give it.
+    await update.execute(alpha.collector, account.debtor_id, DebtorChanges(address=home))
+    await update.execute(alpha.collector, account.debtor_id, DebtorChanges(address=chicago))
+    for address, refused in [
+        (msgspec.structs.replace(chicago, time_zone="Asia/Tokyo"), "address.time_zone"),
+        (home, "address.time_zone"),
+        (None, "remove a debtor's address"),
+    ]:
+        with pytest.raises(PermissionDenied, match=refused):
+            await update.execute(alpha.collector, account.debtor_id, DebtorChanges(address=address))
+    moved = msgspec.structs.replace(chicago, line1="2 Elm St")
+    debtor = await update.execute(alpha.collector, account.debtor_id, DebtorChanges(address=moved))
+    assert debtor.address == moved
+    record = world.use(RecordActivity)
+    for kind in (ActivityType.CALL, ActivityType.SMS):
+        with pytest.raises(Conflict, match=r"\(America/Chicago\)"):
+            await record.execute(alpha.collector, account.id, NewActivity(type=kind))
+    for address in (msgspec.structs.replace(chicago, time_zone="Asia/Tokyo"), None):
+        await update.execute(alpha.admin, account.debtor_id, DebtorChanges(address=address))
 
 
 async def test_an_edit_does_not_set_cease_communication_without_the_activity(setup):

@@ -85,7 +85,8 @@ class RecordActivity:
     - Each channel's own flag forbids it alone: ``do_not_call`` a call, ``do_not_text`` an
       SMS, ``do_not_email`` an email, ``do_not_mail`` a letter.
     - A call or an SMS is refused outside :data:`CALLING_HOURS` in the debtor's time zone
-      (their address's); with no time zone known, the hours cannot be checked.
+      (their address's, which only an agency admin changes or removes); with no time zone
+      known, the hours cannot be checked.
 
     A refused contact is a Conflict and records nothing: tools ask before they reach out.
     """

@@ -126,11 +126,18 @@ _DO_NOT_CONTACT = ("do_not_call", "do_not_email", "do_not_text", "do_not_mail")
 
 
 def _within_a_collectors_reach(before: Debtor, after: Debtor) -> None:
-    """Refuse a collector's edit of who the debtor is, or one lifting a do-not-contact flag
-    (see :class:`UpdateDebtor`); a value sent unchanged is no edit."""
+    """Refuse a collector's edit of who the debtor is, of the time zone their calling hours
+    are judged in, or one lifting a do-not-contact flag (see :class:`UpdateDebtor`); a value
+    sent unchanged is no edit."""
     for name in _IDENTITY:
         if getattr(after, name) != getattr(before, name):
             raise PermissionDenied(f"only an agency admin may change a debtor's {name}")
+    if before.address is not None:
+        if after.address is None:
+            raise PermissionDenied("only an agency admin may remove a debtor's address")
+        zone = before.address.time_zone
+        if zone is not None and after.address.time_zone != zone:
+            raise PermissionDenied("only an agency admin may change a debtor's address.time_zone")
     for flag in _DO_NOT_CONTACT:
         if getattr(before.contact_preferences, flag) and not getattr(
             after.contact_preferences, flag
@@ -226,9 +233,11 @@ class UpdateDebtor:
 
     A collector corrects how the debtor is reached (phones, emails, address) and may stop
     a channel (set a do-not-contact flag the debtor asked for on the phone); who the
-    debtor is (names, birth date) and lifting a do-not-contact flag are for agency admins
-    (PermissionDenied), so that a request not to be called cannot be undone by whoever
-    works the account.
+    debtor is (names, birth date), lifting a do-not-contact flag, removing the address and
+    changing or removing its time zone (which decides the calling hours; a collector may
+    give one where none is known) are for agency admins (PermissionDenied), so that
+    neither a request not to be called nor the calling hours can be undone by whoever works
+    the account.
     """
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:

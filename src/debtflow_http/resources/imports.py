@@ -46,6 +46,7 @@ from debtflow_core.use_cases.imports import (
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import AlsoCsv, errors
 from debtflow_http.resources.created import Located, located
+from debtflow_http.resources.negotiation import preferred
 from debtflow_http.resources.paging import Cursor, Limit
 
 _CHUNK = 1024 * 1024
@@ -173,7 +174,7 @@ class ImportController(Controller):
         cursor: Cursor = None,
     ) -> Page[ImportRowError] | Stream:
         wants_csv = format_ == "csv" or (
-            format_ is None and request.accept.best_match([_JSON, _CSV], default=_JSON) == _CSV
+            format_ is None and preferred(request, [_JSON, _CSV], default=_JSON) == _CSV
         )
         if not wants_csv:
             return await use.execute(actor, run_id, cursor=cursor, limit=limit)

@@ -289,6 +289,35 @@ async def test_debtor_search_filters_orders_and_pages(uow_factory, tenant):
     assert await search(after=after) == [newest_first[1][1], ada.id]
 
 
+async def test_a_name_is_found_as_stored_and_in_any_case_in_every_script(uow_factory, tenant):
+    a, _ = tenant
+    ilker = debtor(a.id, "İlker", "Yildiz", created_at=at(1))
+    nikos = debtor(a.id, "Nikos", "ΠΑΠΑΔΟΠΟΥΛΟΣ", created_at=at(2))
+    eleni = debtor(a.id, "Eleni", "ΠΑΠΑΣΤΕΡΓΙΟΥ", created_at=at(3))
+    async with uow_factory() as uow:
+        for n, d in enumerate((ilker, nikos, eleni)):
+            await uow.debtors.add(d)
+            await uow.accounts.add(account(a.id, d.id, f"A-{n}"))
+        await uow.commit()
+
+    async def found(text: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        async with uow_factory() as uow:
+            debtors = await uow.debtors.search(DebtorQuery(agency_id=a.id, text=text))
+            accounts = await uow.accounts.list(AccountQuery(agency_id=a.id, text=text))
+        return [d.id for d in debtors], [acc.debtor_id for acc in accounts]
+
+    # Python's str.lower() gives "İ" two code points and a final "Σ" the form "ς";
+    # PostgreSQL's lower() neither, and every adapter lowers as it does.
+    for text, expected in [
+        ("İlker", ilker),
+        ("ilker", ilker),
+        ("ΠΑΠΑΔΟΠΟΥΛΟΣ", nikos),
+        ("παπαδοπουλοσ", nikos),
+        ("ΠΑΠΑΣ", eleni),
+    ]:
+        assert await found(text) == ([expected.id], [expected.id]), text
+
+
 async def test_accounts_round_trip_and_external_ids_are_unique_per_agency(uow_factory, tenant):
     a, collector = tenant
     other = agency("beta")

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import msgspec
 
+from debtflow_adapters import text_search
 from debtflow_adapters.memory.table import Table
 from debtflow_adapters.payment_steps import PaymentSteps
 from debtflow_core.domain.account import Account
@@ -67,7 +68,7 @@ def _descending(
 
 
 def _contains(haystack: str, needle: str) -> bool:
-    return needle.lower() in haystack.lower()
+    return text_search.lower(needle) in text_search.lower(haystack)
 
 
 def _updated(stored: T, changed: T, fields: tuple[str, ...]) -> T:

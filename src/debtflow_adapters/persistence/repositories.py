@@ -59,8 +59,16 @@ T = TypeVar("T")
 
 
 def _contains_text(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
-    """Case-insensitive substring match; ``%`` and ``_`` in ``text`` are literal."""
-    return sa.func.lower(column, type_=sa.Text).contains(text.lower(), autoescape=True)
+    """Case-insensitive substring match; ``%`` and ``_`` in ``text`` are literal.
+
+    The database lowers both sides, with the same lower(): PostgreSQL's lowered "İ" and a
+    final "Σ" otherwise than Python's str.lower() did, and a name searched for as stored
+    was not found.
+    """
+    pattern = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return sa.func.lower(column, type_=sa.Text).contains(
+        sa.func.lower(sa.literal(pattern, sa.Text)), escape="/"
+    )
 
 
 _debtor_full_name = debtors.c.first_name + " " + debtors.c.last_name

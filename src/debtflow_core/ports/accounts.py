@@ -28,9 +28,10 @@ class AccountPosition(msgspec.Struct, frozen=True, kw_only=True):
 class AccountQuery(msgspec.Struct, frozen=True, kw_only=True):
     """Accounts of one agency. Every filter that is set must hold (they combine with AND).
 
-    ``text`` matches, case-insensitively, anywhere in the debtor's "first last" name or
-    the account's external id. ``unassigned`` keeps only accounts with no collector.
-    Balances bound ``current_balance`` inclusively.
+    ``text`` matches anywhere in the debtor's "first last" name or the account's external
+    id, case-insensitively as in a :class:`~debtflow_core.ports.debtors.DebtorQuery`.
+    ``unassigned`` keeps only accounts with no collector. Balances bound
+    ``current_balance`` inclusively.
     """
 
     agency_id: UUID

@@ -19,7 +19,10 @@ class DebtorPosition(msgspec.Struct, frozen=True):
 class DebtorQuery(msgspec.Struct, frozen=True, kw_only=True):
     """Debtors of one agency, newest first.
 
-    ``text`` matches, case-insensitively, anywhere in "first last" or the external id.
+    ``text`` matches, case-insensitively, anywhere in "first last" or the external id:
+    both are lowered a code point at a time, as PostgreSQL's lower() does ("İ" to "i", a
+    capital sigma to the small one whether it ends a word or not), so a part of a name
+    matches as it is written within the name.
     ``collector_id`` keeps only debtors with an account assigned to that collector.
     """
 

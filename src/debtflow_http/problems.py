@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.serialization import decode_json
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
@@ -179,6 +179,8 @@ def _validation_error(
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
     if error.status_code >= 500:
         return _unexpected(request, error)
+    if error.status_code == 400:
+        return _unreadable(request, error)
     slug, title = _HTTP_TITLES.get(error.status_code, ("client-error", "The request failed"))
     detail = error.detail
     handler = request.scope.get("route_handler")
@@ -186,6 +188,42 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
         limit = handler.resolve_request_max_body_size()
         detail = f"this route accepts request bodies of up to {limit} bytes"
     return problem_response(request, error.status_code, slug, title, detail, headers=error.headers)
+
+
+_NOT_JSON = "the body cannot be read as JSON"
+_AT_BYTE = re.compile(r"\(byte (\d+)\)$")  # where msgspec stopped: "… (byte 5)"
+
+
+def _unreadable(request: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
+    """A request Litestar could not read (one that breaks the handler's types is a
+    ValidationException): a body that is not JSON, a multipart form that does not parse.
+    Litestar's detail is msgspec's or its own text, so the answer is worded here; of a JSON
+    body, it says where the decoder stopped."""
+    if isinstance(error.__cause__, SerializationException):
+        return _not_json(request, _json_fault(str(error.__cause__)))
+    if request.content_type[0] == "multipart/form-data":
+        detail = "the body cannot be read as a multipart/form-data form"
+    else:
+        detail = "the request cannot be read"
+    return problem_response(request, 400, "bad-request", "The request is malformed", detail)
+
+
+def _json_fault(message: str) -> str:
+    if message == "Input data was truncated":
+        return "ends before its JSON value does"
+    at = _AT_BYTE.search(message)
+    return f"is not valid JSON near byte {at.group(1)}" if at else "cannot be read"
+
+
+def _not_json(request: Request[Any, Any, Any], reason: str) -> Response[Problem]:
+    return problem_response(
+        request,
+        400,
+        "bad-request",
+        "The request is malformed",
+        _NOT_JSON,
+        errors=[FieldError("body", reason)],
+    )
 
 
 def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
@@ -231,10 +269,17 @@ def _sqlstate(error: BaseException) -> str | None:
 
 
 def _undecodable(request: Request[Any, Any, Any], error: UnicodeDecodeError) -> Response[Problem]:
-    # Litestar decodes a multipart part without a filename as UTF-8, and raises if it is not.
-    return problem_response(
-        request, 400, "bad-request", "The request is malformed", "a form field is not UTF-8 text"
-    )
+    # Litestar decodes a multipart part without a filename as UTF-8, and raises if it is not;
+    # msgspec raises it (not a DecodeError) for a JSON string that is not UTF-8.
+    if request.content_type[0] == "multipart/form-data":
+        return problem_response(
+            request,
+            400,
+            "bad-request",
+            "The request is malformed",
+            "a form field is not UTF-8 text",
+        )
+    return _not_json(request, "is not UTF-8 text")
 
 
 def _too_deep(request: Request[Any, Any, Any], error: RecursionError) -> Response[Problem]:

@@ -643,6 +643,27 @@ async def test_json_nested_too_deeply_is_a_400_not_a_crash(api, alpha):
         assert assert_problem(response, 400)["detail"] == "the JSON is nested too deeply"
 
 
+async def test_a_body_that_cannot_be_read_is_a_400_in_our_words(api, alpha):
+    json = {**alpha.headers["admin"], "content-type": "application/json"}
+    for body, reason in [
+        (b"{", "ends before its JSON value does"),
+        (b"first_name=Ada&last_name=Lovelace", "is not valid JSON near byte 5"),
+        (b'{"first_name": "Ada",}', "is not valid JSON near byte 21"),
+        (b'{"first_name": "\xff", "last_name": "Lovelace"}', "is not UTF-8 text"),
+    ]:
+        response = await api.client.post("/v1/debtors", headers=json, content=body)
+        problem = assert_problem(response, 400)
+        assert (problem["detail"], problem["errors"]) == (
+            "the body cannot be read as JSON",
+            [{"field": "body", "message": reason}],
+        ), body
+    form = {**alpha.headers["admin"], "content-type": "multipart/form-data; boundary=b"}
+    cut_short = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\na'
+    response = await api.client.post("/v1/imports", headers=form, content=cut_short)
+    detail = assert_problem(response, 400)["detail"]
+    assert detail == "the body cannot be read as a multipart/form-data form"
+
+
 async def test_what_a_post_creates_is_where_its_location_says(api, alpha):
     admin = alpha.headers["admin"]
     debtor = await api.client.post(

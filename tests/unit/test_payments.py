@@ -43,6 +43,7 @@ from debtflow_core.use_cases.payments import (
     Settlement,
     SettlePendingPayments,
     SettlePendingRefunds,
+    fail_refund,
 )
 from tests.unit.conftest import CountingGateway
 
@@ -768,3 +769,54 @@ async def test_the_payment_that_paid_the_account_in_full_replays_from_the_databa
         await uncached.execute(shop.alpha.collector, "new", shop.payment(amount=10_000))
     with pytest.raises(ValidationFailed):  # another body under the key
         await uncached.execute(shop.alpha.collector, "all", shop.payment(amount=9_000))
+
+
+async def test_a_payment_settled_elsewhere_is_replayed_as_settled(shop):
+    """The cache holds only answers nothing changes any more: a payment answered pending
+    is replayed as the database has it once another process (the worker, with its own
+    cache, or whose put was lost) settled it."""
+    world, agency = shop.world, shop.alpha.admin.agency_id
+    body = shop.payment(method="pm_card_processing")
+    pending = await shop.pay.execute(shop.alpha.collector, "k", body)
+    worker = Settlement(
+        InMemoryUnitOfWork(world.store),
+        world.clock,
+        InMemoryIdempotencyCache(world.clock),
+        world.telemetry,
+    )
+    reference = pending.payment.gateway_reference
+    completed = ChargeResult(outcome=ChargeOutcome.SUCCEEDED, reference=reference)
+    await worker.settle(Actor.system(agency), pending.payment.id, completed)
+
+    again = await shop.pay.execute(shop.alpha.collector, "k", body)
+
+    assert again.replayed and again.outcome is PaymentOutcome.COMPLETED
+    assert again.payment.status is PaymentStatus.COMPLETED
+    # A pending answer that an earlier release put in the cache is not trusted either.
+    stored = world.store.idempotency[(agency, "k")]
+    stale = msgspec.structs.replace(
+        stored, outcome="pending", response=msgspec.to_builtins(pending.payment)
+    )
+    await shop.cache.put(stale)
+    from_db = await shop.pay.execute(shop.alpha.collector, "k", body)
+    assert from_db.outcome is PaymentOutcome.COMPLETED and from_db.payment == again.payment
+
+
+async def test_a_refund_that_failed_later_is_replayed_as_failed(shop):
+    """A completed refund may still fail (``refund.failed``): its answer is not cached,
+    so a replay tells of the failure even when the worker's put of it was lost."""
+    world, agency = shop.world, shop.alpha.admin.agency_id
+    refund, _ = refunds_of(shop)
+    paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
+    done = await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+    assert done.refund.status is RefundStatus.COMPLETED
+    async with InMemoryUnitOfWork(world.store) as uow:  # the webhook, its put lost
+        payment = await uow.payments.lock(paid.id)
+        now = world.clock.now()
+        await fail_refund(uow, Actor.system(agency), payment, done.refund, now, now)
+        await uow.commit()
+
+    again = await refund.execute(shop.alpha.admin, "r", paid.id, NewRefund())
+
+    assert again.replayed and again.refund.status is RefundStatus.FAILED
+    assert again.payment.refunded_amount == 0

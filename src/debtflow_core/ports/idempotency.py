@@ -55,7 +55,9 @@ class IdempotencyRepository(Protocol):
 
 class IdempotencyCache(Protocol):
     """A fast, shared copy of finished idempotency records (Redis), in front of the
-    database. It is only a cache: losing it, or it being down, changes no outcome.
+    database. It is only a cache: losing it, or it being down, changes no outcome. The
+    use cases put and trust only answers that can no longer change, since a put can be
+    lost, land after a later one, or go to another process's cache.
     ``get`` returns ``None`` for a miss and for any failure; ``put`` never raises."""
 
     async def get(self, agency_id: UUID, key: str) -> IdempotencyRecord | None: ...

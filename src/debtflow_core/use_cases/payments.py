@@ -113,13 +113,24 @@ def validate_idempotency_key(key: str) -> str:
     return key
 
 
+_FINAL_OUTCOMES = frozenset({"completed", "declined", "failed"})
+"""The answers under a key that nothing changes any more, the only ones the cache holds: a
+payment completed or declined, a refund that failed. A pending payment or refund is
+settled later, and a completed refund may still fail (``refund.failed``), each by whichever
+process learns of it first, whose cache may be another one, or whose put may be lost or
+land after a later answer's: those are answered from the database, which is never stale."""
+
+
 async def _cached(
     cache: IdempotencyCache, clock: Clock, agency_id: UUID, key: str
 ) -> IdempotencyRecord | None:
-    """The cached answer under ``key``, unless it is past its time: the key may have been
-    purged and claimed anew since, which the database knows and a cache may not."""
+    """The cached answer under ``key``, unless it is past its time (the key may have been
+    purged and claimed anew since, which the database knows and a cache may not) or could
+    still change: an earlier release cached pending answers and completed refunds."""
     record = await cache.get(agency_id, key)
-    return record if record is not None and record.expires_at > clock.now() else None
+    if record is None or record.outcome not in _FINAL_OUTCOMES or record.expires_at <= clock.now():
+        return None
+    return record
 
 
 async def _answer_under_key(
@@ -135,10 +146,11 @@ async def _answer_under_key(
     ``claimed_at``, while the key is certainly still its own: past its 24 hours it may have
     been purged and claimed by another request (an answer that comes days late: a lookup,
     a webhook), whose record must not be written over. The record, to cache once
-    committed."""
+    committed, if its outcome is final (:data:`_FINAL_OUTCOMES`)."""
     if now >= claimed_at + IDEMPOTENCY_TTL:
         return None
-    return await uow.idempotency.finish(agency_id, key, outcome, msgspec.to_builtins(answer))
+    record = await uow.idempotency.finish(agency_id, key, outcome, msgspec.to_builtins(answer))
+    return record if record is not None and outcome in _FINAL_OUTCOMES else None
 
 
 def _fingerprint(operation: str, command: msgspec.Struct) -> str:
@@ -999,7 +1011,8 @@ async def complete_pending_refund(
     """Inside the caller's unit of work, with ``payment`` locked: complete the pending
     ``refund`` (its amount is reserved on the payment already), give the amount back, and
     store the answer under the refund's key for replays while the key is still its own.
-    The completed refund, and the record to cache once committed."""
+    The completed refund, and the record to cache once committed: none, as a completed
+    refund may still fail."""
     completed = msgspec.structs.replace(
         refund, status=RefundStatus.COMPLETED, gateway_reference=reference, completed_at=now
     )

@@ -30,7 +30,7 @@ from debtflow_core.ports.payment_gateway import (
     RefundRequest,
     RefundResult,
 )
-from debtflow_core.use_cases.accounts import GetAccount
+from debtflow_core.use_cases.accounts import AssignCollector, GetAccount
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.payments import (
     GetPayment,
@@ -820,3 +820,26 @@ async def test_a_refund_that_failed_later_is_replayed_as_failed(shop):
 
     assert again.replayed and again.refund.status is RefundStatus.FAILED
     assert again.payment.refunded_amount == 0
+
+
+async def test_a_collector_has_their_payment_replayed_after_the_account_moved_cached_or_not(shop):
+    """A replay is the same with the cache or without it (Redis down, another process):
+    the user who made the payment has it replayed though the account has since gone to
+    another collector, and anything else under their hand is out of reach alike."""
+    world = shop.world
+    paid = await shop.pay.execute(shop.alpha.collector, "k", shop.payment())
+    await world.use(AssignCollector).execute(
+        shop.alpha.admin, shop.account.id, shop.alpha.colleague.user_id
+    )
+    await shop.pay.execute(shop.alpha.colleague, "theirs", shop.payment(amount=100))
+    uncached = MakePayment(
+        world.uow, world.clock, InMemoryIdempotencyCache(world.clock), shop.gateway, world.telemetry
+    )
+    for pay in (shop.pay, uncached):
+        again = await pay.execute(shop.alpha.collector, "k", shop.payment())
+        assert again.replayed and again.payment == paid.payment
+        with pytest.raises(NotFound):
+            await pay.execute(shop.alpha.collector, "theirs", shop.payment(amount=100))
+        with pytest.raises(NotFound):
+            await pay.execute(shop.alpha.collector, "new", shop.payment())
+    assert shop.gateway.calls == 2

@@ -22,7 +22,13 @@ from debtflow_core.domain.payment_processor import PaymentProcessor, ProcessorKi
 from debtflow_core.domain.user import Role, User
 from debtflow_core.ports.audit_log import AuditQuery
 from debtflow_core.ports.idempotency import IdempotencyRecord, IdempotencyState
-from debtflow_core.ports.payments import Opening, PaymentPosition, PaymentQuery, Settling
+from debtflow_core.ports.payments import (
+    Opening,
+    PaymentPosition,
+    PaymentQuery,
+    RefundPosition,
+    Settling,
+)
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -261,6 +267,10 @@ async def test_a_pending_refund_is_completed_or_removed(uow_factory, ledger):
             T0 + timedelta(minutes=3), 10, after=first.created_at
         ) == [second]
         assert await uow.payments.pending_refunds(T0 + timedelta(hours=1), 1, after=T0) == [first]
+        position = RefundPosition(first.created_at, first.id)
+        assert await uow.payments.pending_refunds(
+            T0 + timedelta(hours=1), 1, after=T0, following=position
+        ) == [second]
         await uow.payments.complete_refund(first.id, "re_1", T0 + timedelta(hours=2))
         await uow.payments.remove_refund(second.id)
         await uow.commit()

@@ -843,3 +843,67 @@ async def test_a_collector_has_their_payment_replayed_after_the_account_moved_ca
         with pytest.raises(NotFound):
             await pay.execute(shop.alpha.collector, "new", shop.payment())
     assert shop.gateway.calls == 2
+
+
+class StuckUnderTheirKeys(CountingGateway):
+    """A gateway that repeats a stored error under some refunds' keys (as Stripe replays a
+    500 under its key), and answers the others."""
+
+    def __init__(self, stuck: set[str]) -> None:
+        super().__init__()
+        self.stuck = stuck
+        self.asked: list[str] = []
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        key = request.idempotency_key.split(":")[1]
+        self.asked.append(key)
+        if key in self.stuck or self.failing:
+            raise GatewayUnavailable("the stored 500 under this key")
+        return await super().refund(request)
+
+
+async def test_refund_recovery_goes_through_every_stuck_refund_a_batch_at_a_time(shop):
+    gateway = StuckUnderTheirKeys({"r0", "r1"})
+    refund, recovery = refunds_of(shop, gateway)
+    paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment(amount=3_000))).payment
+    gateway.failing = True
+    for n in range(3):
+        await refund.execute(shop.alpha.admin, f"r{n}", paid.id, NewRefund(amount=1_000))
+    gateway.failing = False
+    shop.world.clock.advance(timedelta(minutes=10))
+
+    # The two oldest, which the gateway still gives no answer for, fill the first batch.
+    assert await recovery.execute(batch=2) == 1
+
+    statuses = {r.idempotency_key: r.status for r in await stored_refunds(shop, paid.id)}
+    assert statuses == {
+        "r0": RefundStatus.PENDING,
+        "r1": RefundStatus.PENDING,
+        "r2": RefundStatus.COMPLETED,
+    }
+    assert await shop.balance() == 7_000 + 1_000
+
+
+async def test_a_refund_whose_key_ran_out_during_a_long_run_is_not_asked_again(shop):
+    world = shop.world
+
+    class Slow(StuckUnderTheirKeys):
+        async def refund(self, request: RefundRequest) -> RefundResult:
+            if not self.failing:
+                world.clock.advance(timedelta(minutes=5))  # the gateway takes its time
+            return await super().refund(request)
+
+    gateway = Slow({"older"})
+    refund, recovery = refunds_of(shop, gateway)
+    paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
+    gateway.failing = True
+    await refund.execute(shop.alpha.admin, "older", paid.id, NewRefund(amount=1_000))
+    world.clock.advance(timedelta(minutes=1))
+    await refund.execute(shop.alpha.admin, "later", paid.id, NewRefund(amount=1_000))
+    gateway.failing = False
+    gateway.asked.clear()
+    world.clock.advance(timedelta(hours=22, minutes=57))  # 'later': 3 minutes left
+
+    assert await recovery.execute() == 0
+
+    assert gateway.asked == ["older"]  # asked again after 23 hours, 'later' might refund twice

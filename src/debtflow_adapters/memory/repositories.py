@@ -47,6 +47,7 @@ from debtflow_core.ports.payments import (
     PaymentPosition,
     PaymentQuery,
     PaymentRepository,
+    RefundPosition,
     Settling,
 )
 from debtflow_core.ports.sessions import PurgedSessions, SessionRepository
@@ -840,12 +841,20 @@ class InMemoryPaymentRepository(PaymentRepository):
         )
 
     async def pending_refunds(
-        self, before: datetime, limit: int, *, after: datetime
+        self,
+        before: datetime,
+        limit: int,
+        *,
+        after: datetime,
+        following: RefundPosition | None = None,
     ) -> list[Refund]:
+        start = (following.created_at, following.id) if following is not None else None
         pending = [
             r
             for r in self._refunds.rows()
-            if r.status is RefundStatus.PENDING and after < r.created_at < before
+            if r.status is RefundStatus.PENDING
+            and after < r.created_at < before
+            and (start is None or (r.created_at, r.id) > start)
         ]
         return sorted(pending, key=lambda r: (r.created_at, r.id))[:limit]
 

@@ -42,6 +42,7 @@ from debtflow_core.ports.payments import (
     PaymentPosition,
     PaymentQuery,
     PaymentRepository,
+    RefundPosition,
     Settling,
 )
 from debtflow_core.ports.unit_of_work import UnitOfWork
@@ -284,17 +285,21 @@ class SqlPaymentRepository(PaymentRepository):
         return [_refund(row) for row in await self._connection.execute(statement)]
 
     async def pending_refunds(
-        self, before: datetime, limit: int, *, after: datetime
+        self,
+        before: datetime,
+        limit: int,
+        *,
+        after: datetime,
+        following: RefundPosition | None = None,
     ) -> list[Refund]:
-        statement = (
-            sa.select(refunds)
-            .where(
-                refunds.c.status == RefundStatus.PENDING,
-                refunds.c.created_at > after,
-                refunds.c.created_at < before,
-            )
-            .order_by(refunds.c.created_at, refunds.c.id)
-            .limit(limit)
+        statement = sa.select(refunds).where(
+            refunds.c.status == RefundStatus.PENDING,
+            refunds.c.created_at > after,
+            refunds.c.created_at < before,
+        )
+        start = (following.created_at, following.id) if following is not None else None
+        statement = keyset_page(
+            statement, (refunds.c.created_at, refunds.c.id), start, limit, descending=False
         )
         return [_refund(row) for row in await self._connection.execute(statement)]
 

@@ -18,6 +18,11 @@ class PaymentPosition(msgspec.Struct, frozen=True):
     id: UUID
 
 
+class RefundPosition(msgspec.Struct, frozen=True):
+    created_at: datetime
+    id: UUID
+
+
 class PaymentQuery(msgspec.Struct, frozen=True, kw_only=True):
     """Payments of one agency, newest first. ``collector_id`` keeps the payments of accounts
     assigned to that collector."""
@@ -169,8 +174,14 @@ class PaymentRepository(Protocol):
         ...
 
     async def pending_refunds(
-        self, before: datetime, limit: int, *, after: datetime
+        self,
+        before: datetime,
+        limit: int,
+        *,
+        after: datetime,
+        following: RefundPosition | None = None,
     ) -> list[Refund]:
         """Refunds still pending that were created between ``after`` and ``before``, oldest
-        first, across agencies: the recovery task's work list."""
+        first, across agencies: the recovery task's work list. ``following`` pages on: the
+        refunds after that one."""
         ...

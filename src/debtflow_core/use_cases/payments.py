@@ -62,7 +62,13 @@ from debtflow_core.ports.payment_gateway import (
     PaymentGateway,
     RefundRequest,
 )
-from debtflow_core.ports.payments import Opening, PaymentPosition, PaymentQuery, Settling
+from debtflow_core.ports.payments import (
+    Opening,
+    PaymentPosition,
+    PaymentQuery,
+    RefundPosition,
+    Settling,
+)
 from debtflow_core.ports.telemetry import Telemetry
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.accounts import move_account
@@ -922,7 +928,9 @@ class SettlePendingRefunds:
     answers without refunding twice. A refund it gets no answer for, or a refusal, stays
     pending for the next run: only the call that first used the key can tell that nothing
     was refunded (an open circuit breaker now says nothing of the first call). A scheduled
-    platform task; returns how many refunds it completed.
+    platform task; it goes through every such refund, ``batch`` at a time, so that those
+    the gateway still gives no answer for do not hold back the others. Returns how many
+    refunds it completed.
     """
 
     def __init__(
@@ -938,30 +946,36 @@ class SettlePendingRefunds:
         self._gateway = gateway
 
     async def execute(self, older_than: timedelta = timedelta(minutes=5), batch: int = 100) -> int:
-        async with self._uow as uow:
-            now = self._clock.now()
-            stuck = await uow.payments.pending_refunds(
-                now - older_than, batch, after=now - ASKED_AGAIN_FOR
-            )
-            asked = []
-            for refund in stuck:
-                payment = await uow.payments.get(refund.payment_id)
-                assert payment is not None  # payments are never deleted
-                processor = await uow.payment_processors.get(payment.processor_id)
-                assert processor is not None  # a payment's processor is never deleted
-                asked.append((refund, _refund_request(payment, refund, processor.kind)))
+        now = self._clock.now()
         completed = 0
-        for refund, request in asked:
-            try:
-                result = await self._gateway.refund(request)
-            except GatewayUnavailable:
-                continue
-            actor = Actor.system(refund.agency_id)
-            done = await _complete_refund(
-                self._uow, self._cache, self._clock, actor, refund, result.reference
-            )
-            completed += done is not None
-        return completed
+        following = None
+        while True:
+            async with self._uow as uow:
+                stuck = await uow.payments.pending_refunds(
+                    now - older_than, batch, after=now - ASKED_AGAIN_FOR, following=following
+                )
+                asked = []
+                for refund in stuck:
+                    payment = await uow.payments.get(refund.payment_id)
+                    assert payment is not None  # payments are never deleted
+                    processor = await uow.payment_processors.get(payment.processor_id)
+                    assert processor is not None  # a payment's processor is never deleted
+                    asked.append((refund, _refund_request(payment, refund, processor.kind)))
+            for refund, request in asked:
+                if refund.created_at <= self._clock.now() - ASKED_AGAIN_FOR:
+                    continue  # its key's time ran out while the run asked about older ones
+                try:
+                    result = await self._gateway.refund(request)
+                except GatewayUnavailable:
+                    continue
+                actor = Actor.system(refund.agency_id)
+                done = await _complete_refund(
+                    self._uow, self._cache, self._clock, actor, refund, result.reference
+                )
+                completed += done is not None
+            if len(stuck) < batch:
+                return completed
+            following = RefundPosition(stuck[-1].created_at, stuck[-1].id)
 
 
 def _refund_key(refund: Refund) -> str:

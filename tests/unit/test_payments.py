@@ -158,6 +158,21 @@ async def test_bad_payments_are_refused_and_write_nothing(shop):
     assert "4242424242424242" not in repr(shop.world.store)
 
 
+async def test_a_card_number_in_an_idempotency_key_is_refused_and_never_kept(shop):
+    refund, _ = refunds_of(shop)
+    paid = (await shop.pay.execute(shop.alpha.admin, "p", shop.payment())).payment
+    for key in ["4242424242424242", "order-4242 4242 4242 4242", "pay_4242424242424242"]:
+        with pytest.raises(ValidationFailed) as caught:
+            await shop.pay.execute(shop.alpha.collector, key, shop.payment(method="pm_card_visa"))
+        assert caught.value.field == "Idempotency-Key" and "4242" not in caught.value.detail
+        with pytest.raises(ValidationFailed) as caught:
+            await refund.execute(shop.alpha.admin, key, paid.id, NewRefund())
+        assert caught.value.field == "Idempotency-Key"
+    assert list(shop.world.store.payments) == [paid.id]
+    assert shop.gateway.calls == 1
+    assert "4242424242424242" not in repr(shop.world.store)
+
+
 async def test_an_agency_may_allow_overpayment(shop):
     agency_id = shop.alpha.admin.agency_id
     async with shop.world.uow as uow:

@@ -7,10 +7,18 @@ import re
 from collections.abc import Iterable
 
 # 13 to 19 digits as people write them: in one run, in groups of four (4-4-4-1..7), or as
-# American Express does (4-6-5), with spaces or dashes between groups. Nothing may touch
-# the number on either side, so that a UUID (8-4-4-4-12 hex groups) is never one.
+# American Express does (4-6-5), with spaces, dashes or dots between groups. No digit may
+# touch the number on either side, but anything else may: "pm_4242424242424242" holds one.
 _CANDIDATE = re.compile(
-    r"(?<![\w-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{5})(?![\w-])"
+    r"(?<!\d)(?:\d{13,19}|\d{4}([ .-])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ .-])\d{6}\2\d{5})(?!\d)"
+)
+
+# Identifiers whose digits could pass for a card number: UUIDs (8-4-4-4-12 hex groups, the
+# last four of which may read as 4-4-4-1..7), and whole words of 24 or more hex digits (a
+# hash, an object id, a UUID without its dashes). They are blanked out before the search.
+_IDENTIFIER = re.compile(
+    r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|(?<![0-9a-z])[0-9a-f]{24,}(?![0-9a-z])",
+    re.IGNORECASE,
 )
 
 
@@ -25,9 +33,11 @@ def _luhn_valid(digits: str) -> bool:
 
 
 def looks_like_card_number(text: str) -> bool:
-    """Whether ``text`` contains a 13 to 19 digit number that passes the Luhn check."""
+    """Whether ``text`` contains a 13 to 19 digit number that passes the Luhn check,
+    outside an identifier."""
     return any(
-        _luhn_valid(re.sub(r"[ -]", "", match.group(0))) for match in _CANDIDATE.finditer(text)
+        _luhn_valid(re.sub(r"[ .-]", "", match.group(0)))
+        for match in _CANDIDATE.finditer(_IDENTIFIER.sub("_", text))
     )
 
 

@@ -112,9 +112,16 @@ looked up by its reference, whatever its age."""
 
 
 def validate_idempotency_key(key: str) -> str:
+    """``key``, if it is one: it is stored, and sent to the gateway, so it may not hold
+    what looks like a card number (refused without being repeated)."""
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationFailed(
             f"an idempotency key is 1 to {MAX_KEY_LENGTH} printable characters",
+            field="Idempotency-Key",
+        )
+    if looks_like_card_number(key):
+        raise ValidationFailed(
+            "an idempotency key may not hold what looks like a card number",
             field="Idempotency-Key",
         )
     return key
@@ -391,8 +398,9 @@ class MakePayment(Settlement):
     Collectors on their assigned accounts and agency admins. The amount is more than zero
     and, unless the agency allows overpayment, at most the balance; the currency is the
     account's; the processor is one of the agency's active processors; the payment method
-    is the gateway's reference to a card, and anything that looks like a card number is
-    refused without being stored. Only active or disputed accounts take payments.
+    is the gateway's reference to a card, and anything that looks like a card number, there
+    or in the idempotency key, is refused without being stored. Only active or disputed
+    accounts take payments.
 
     The same key with the same request replays the first answer; with another request it
     is a ValidationFailed; while the first request runs, a Conflict. A gateway that gives

@@ -102,7 +102,8 @@ class Refunded(msgspec.Struct, frozen=True, kw_only=True):
 async def refuse_card_numbers(request: Request[Any, Any, Any]) -> None:
     """Before anything decodes the body: a card number anywhere in it (a field, a key, a
     typo) is refused, so it is never stored, logged or echoed in an error. Then the app's
-    own hook, which this one replaces on its routes: :func:`decode_strictly`."""
+    own hook, which this one replaces on its routes: :func:`decode_strictly`. (The
+    Idempotency-Key is checked by the use cases, which store it.)"""
     raw = await request.body()
     texts: Iterable[str]
     if b"\\" in raw:
@@ -117,10 +118,10 @@ async def refuse_card_numbers(request: Request[Any, Any, Any]) -> None:
         # of the cost of decoding the body to search each string.
         texts = (raw.decode(errors="replace"),)
     if any(looks_like_card_number(text) for text in texts):
+        # No field named: the number may be anywhere, even a field's name.
         raise ValidationFailed(
             "the request contains what looks like a card number; send the gateway's "
-            "payment-method reference (pm_…) instead",
-            field="payment_method",
+            "payment-method reference (pm_…) instead"
         )
     await decode_strictly(request)
 
@@ -204,6 +205,7 @@ class PaymentController(Controller):
         operation_id="refundPayment",
         summary="Refund a payment",
         description=RefundPayment.__doc__,
+        before_request=refuse_card_numbers,
         responses={
             **errors(400, 401, 403, 404, 409, 422),
             HTTP_202_ACCEPTED: ResponseSpec(

@@ -141,18 +141,41 @@ async def test_a_key_replays_its_first_answer_and_refuses_another_body(shop):
 
 async def test_card_numbers_are_refused_wherever_they_are_and_never_stored(shop):
     api, alpha, gateway, processor, account = shop
-    for payload in [
-        body(account, processor, method="4242424242424242"),
-        body(account, processor, note="card 4000 0566 5566 5556"),
-        {**body(account, processor), "5555555555554444": "x"},
-        {**body(account, processor), "note": 4111111111111111},
-    ]:
-        response = await pay(api, alpha, str(uuid.uuid4()), payload)
+    requests = [
+        (str(uuid.uuid4()), body(account, processor, method="4242424242424242")),
+        (str(uuid.uuid4()), body(account, processor, method="pm_4242424242424242")),
+        (str(uuid.uuid4()), body(account, processor, method="4242.4242.4242.4242")),
+        (str(uuid.uuid4()), body(account, processor, note="card 4000 0566 5566 5556")),
+        (str(uuid.uuid4()), {**body(account, processor), "5555555555554444": "x"}),
+        (str(uuid.uuid4()), {**body(account, processor), "note": 4111111111111111}),
+        ("4242424242424242", body(account, processor)),
+        ("order_4242424242424242", body(account, processor)),
+    ]
+    for key, payload in requests:
+        response = await pay(api, alpha, key, payload)
         assert response.status_code == 422
-        assert "4242424242424242" not in response.text and "5556" not in response.text
+        assert "4242" not in response.text and "5556" not in response.text
+        assert "5555555555554444" not in response.text
     listed = await api.client.get("/v1/payments", headers=alpha.headers["admin"])
     assert listed.json()["items"] == []
     assert not gateway.charged
+
+
+async def test_a_refund_with_a_card_number_is_refused_and_never_echoed(shop):
+    api, alpha, _, processor, account = shop
+    paid = (await pay(api, alpha, "paid", body(account, processor))).json()
+    refunds = f"/v1/payments/{paid['id']}/refunds"
+    for key, payload in [
+        ("r1", {"4242424242424242": 1}),
+        ("r2", {"amount": 100, "note": "4242 4242 4242 4242"}),
+        ("4242424242424242", {"amount": 100}),
+    ]:
+        headers = {**alpha.headers["admin"], "Idempotency-Key": key}
+        response = await api.client.post(refunds, json=payload, headers=headers)
+        assert response.status_code == 422
+        assert "4242" not in response.text
+    payment = await api.client.get(f"/v1/payments/{paid['id']}", headers=alpha.headers["admin"])
+    assert payment.json()["refunded_amount"] == 0
 
 
 async def test_an_amount_written_as_a_string_is_refused_and_nothing_charged(shop):

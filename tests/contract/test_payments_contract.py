@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from sqlalchemy import event
 
-from debtflow_adapters.persistence import SqlUnitOfWork
+from debtflow_adapters.persistence import SqlUnitOfWork, psycopg_payments
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
 from debtflow_core.domain.account import Account, AccountStatus
@@ -23,6 +23,7 @@ from debtflow_core.domain.user import Role, User
 from debtflow_core.ports.audit_log import AuditQuery
 from debtflow_core.ports.idempotency import IdempotencyRecord, IdempotencyState
 from debtflow_core.ports.payments import (
+    Opened,
     Opening,
     PaymentPosition,
     PaymentQuery,
@@ -589,7 +590,7 @@ async def test_a_taken_key_or_a_refused_hold_changes_nothing(uow_factory, ledger
         assert lost.balance is None and lost.existing is not None
         assert lost.existing.key == first.idempotency_key
         refused = await uow.payments.open(opening(too_much))
-        assert (refused.existing, refused.balance) == (None, None)
+        assert refused == Opened()  # neither the key's record nor key_taken
         # A refused hold under a taken key answers with the key's record.
         taken = await uow.payments.open(opening(too_much, key=first.idempotency_key))
         assert taken.existing is not None and taken.balance is None
@@ -791,3 +792,35 @@ async def test_after_a_phase_the_connection_begins_its_transactions_again(
         assert await uow.agencies.get_by_slug("never") is None
     await uow.close()
     assert await balance(uow_factory, account) == 900
+
+
+@pytest.mark.parametrize(
+    "uow_factory", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_on_postgresql_a_claim_lost_to_a_key_freed_meanwhile_is_no_refused_hold(
+    uow_factory, ledger, monkeypatch
+):
+    # PostgreSQL claims in one statement and reads the key's record in another, between
+    # which the request holding the key may free it (its payment cancelled). The other
+    # stores read the record as they claim, and answer it: in flight.
+    agency, _, account, processor = ledger
+    async with uow_factory() as uow:
+        assert await uow.idempotency.claim(record(agency, "K")) is None
+        await uow.commit()
+    claimed = psycopg_payments.execute
+
+    async def then_freed(cursor, sql, parameters):
+        result = await claimed(cursor, sql, parameters)
+        if sql is psycopg_payments._OPEN:
+            async with uow_factory() as other:
+                await other.idempotency.release(agency.id, "K")
+                await other.commit()
+        return result
+
+    monkeypatch.setattr(psycopg_payments, "execute", then_freed)
+    async with uow_factory() as uow:
+        opened = await uow.payments.open(opening(payment(account, processor, 1), key="K"))
+    assert opened == Opened(key_taken=True)
+    assert await balance(uow_factory, account) == 1_000
+    async with uow_factory() as uow:
+        assert await uow.idempotency.claim(record(agency, "K")) is None  # nothing kept

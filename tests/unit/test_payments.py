@@ -11,6 +11,7 @@ import pytest
 
 from debtflow_adapters.memory import InMemoryUnitOfWork
 from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
+from debtflow_adapters.payment_steps import PaymentSteps
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import AccountStatus
 from debtflow_core.domain.payment import PaymentStatus, Refund, RefundStatus
@@ -30,6 +31,7 @@ from debtflow_core.ports.payment_gateway import (
     RefundRequest,
     RefundResult,
 )
+from debtflow_core.ports.payments import Opened, Opening
 from debtflow_core.use_cases.accounts import AssignCollector, GetAccount
 from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.payments import (
@@ -922,3 +924,18 @@ async def test_a_refund_whose_key_ran_out_during_a_long_run_is_not_asked_again(s
     assert await recovery.execute() == 0
 
     assert gateway.asked == ["older"]  # asked again after 23 hours, 'later' might refund twice
+
+
+async def test_a_key_freed_while_the_payment_opened_is_answered_as_in_flight(shop, monkeypatch):
+    """A claim lost to a request that freed the key before its record could be read (on
+    PostgreSQL, tests/contract) is that request's key in flight, not a refused hold."""
+
+    async def lost_to_a_freed_key(self, opening: Opening) -> Opened:
+        return Opened(key_taken=True)
+
+    monkeypatch.setattr(PaymentSteps, "open", lost_to_a_freed_key)
+    with pytest.raises(Conflict, match="still being processed"):
+        await shop.pay.execute(shop.alpha.collector, "k", shop.payment())
+    assert shop.world.telemetry.conflicts == {("payment", "in_flight"): 1}
+    assert await shop.balance() == 10_000
+    assert shop.gateway.calls == 0

@@ -62,15 +62,20 @@ SELECT {_typed(audit_log, _AUDIT_FIELDS, "audit_")}"""
 # The account is locked first and the floor checked on it, so that the key is claimed only
 # if the hold will be taken: a refused hold must leave no claim behind, and one statement
 # cannot undo its own insert. A lost claim (ON CONFLICT: the key is taken) holds nothing.
+# The statement answers the balance after the hold (NULL if none) and whether the hold was
+# within the floor, which tells a lost claim from a refused hold.
 _OPEN = f"""
 WITH account AS (
-    SELECT current_balance FROM accounts WHERE id = %(account_id)s FOR UPDATE
+    SELECT current_balance,
+        %(floor)s::bigint IS NULL
+            OR current_balance - %(amount)s::bigint >= %(floor)s::bigint AS within_floor
+    FROM accounts WHERE id = %(account_id)s FOR UPDATE
 ), claim AS (
     INSERT INTO idempotency_keys (agency_id, key, fingerprint, state, created_at, expires_at)
     SELECT %(claim_agency_id)s, %(claim_key)s, %(claim_fingerprint)s, %(claim_state)s,
         %(claim_created_at)s, %(claim_expires_at)s
     FROM account
-    WHERE %(floor)s::bigint IS NULL OR current_balance - %(amount)s::bigint >= %(floor)s::bigint
+    WHERE within_floor
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), hold AS (
@@ -82,7 +87,7 @@ WITH account AS (
     SELECT {_typed(payments, _PAYMENT_FIELDS)} FROM hold
 ), audit AS ({_INSERT_AUDIT} FROM hold
 )
-SELECT current_balance FROM hold
+SELECT (SELECT current_balance FROM hold), (SELECT within_floor FROM account)
 """
 
 _RECORD = """
@@ -184,16 +189,20 @@ class PsycopgPayments:
             "claim_expires_at": claim.expires_at,
             **_audit_parameters(opening.audit),
         }
-        held = await (await execute(self._cursor, _OPEN, parameters)).fetchone()
-        if held is not None:
-            return Opened(balance=held[0])
+        opened = await (await execute(self._cursor, _OPEN, parameters)).fetchone()
+        assert opened is not None  # the statement answers one row
+        balance, within_floor = opened
+        if balance is not None:
+            return Opened(balance=balance)
         # The key is taken, or the hold was refused before claiming: either way the key's
         # record, if there is one, is the answer (read anew, to see a concurrent claim
         # that committed while this statement waited for it).
         cursor = await execute(self._cursor, _RECORD, (claim.agency_id, claim.key))
         row = await cursor.fetchone()
         if row is None:
-            return Opened()
+            # A hold within the floor lost its claim, to a request that freed the key
+            # before it could be read: not a refused hold.
+            return Opened(key_taken=bool(within_floor))
         agency_id, key, fingerprint, state, outcome, response, created_at, expires_at = row
         return Opened(
             existing=IdempotencyRecord(

@@ -58,12 +58,17 @@ class Opening(msgspec.Struct, frozen=True, kw_only=True):
 
 class Opened(msgspec.Struct, frozen=True, kw_only=True):
     """What :meth:`PaymentRepository.open` did: the payment is written when ``balance`` is
-    set; otherwise nothing changed, because ``existing`` holds the key or, with
-    ``existing`` ``None``, the hold would have crossed the floor."""
+    set; otherwise nothing changed, because ``existing`` holds the key, or ``key_taken``,
+    or, with neither, the hold would have crossed the floor."""
 
     existing: IdempotencyRecord | None = None
     balance: int | None = None
     """The account's balance after the hold."""
+    key_taken: bool = False
+    """The claim was lost to another request, which let the key go (it did nothing: its
+    payment was cancelled) before the key's record could be read. The caller answers as
+    for a request still running. Only an adapter that claims and reads the record in two
+    steps can see it."""
 
 
 class Settling(msgspec.Struct, frozen=True, kw_only=True):

@@ -206,10 +206,14 @@ def stored_response(
             "this idempotency key was used for a different request", field="Idempotency-Key"
         )
     if record.state is IdempotencyState.IN_FLIGHT or record.response is None:
-        telemetry.idempotency_conflict(operation, "in_flight")
-        raise Conflict("a request with this idempotency key is still being processed")
+        raise _in_flight(telemetry, operation)
     telemetry.idempotent_replay(operation)
     return record.response
+
+
+def _in_flight(telemetry: Telemetry, operation: str) -> Conflict:
+    telemetry.idempotency_conflict(operation, "in_flight")
+    return Conflict("a request with this idempotency key is still being processed")
 
 
 def replay(record: IdempotencyRecord, fingerprint: str, telemetry: Telemetry) -> PaymentResult:
@@ -571,6 +575,8 @@ class MakePayment(Settlement):
             )
             if opened.existing is not None:
                 return replay(opened.existing, fingerprint, self._telemetry)
+            if opened.key_taken:  # by a request running until a moment ago
+                raise _in_flight(self._telemetry, "payment")
             if opened.balance is None:
                 raise ValidationFailed(
                     f"the amount is more than the balance of {account.current_balance}",

@@ -75,3 +75,19 @@ async def test_the_in_process_cache_forgets_records_as_they_expire():
     await cache.put(record(agency, "day-3", clock.now()))
     # A server's memory holds only the records still live: the expired ones are dropped.
     assert list(cache._records) == [(agency, "day-2"), (agency, "day-3")]
+
+
+@pytest.mark.parametrize("value", [b'{"agency_id": "x"}', b'{"agency_id": "', b"\xff"])
+async def test_a_value_redis_cannot_decode_is_a_miss_never_an_error(redis_client, value, caplog):
+    prefix = f"test:{uuid.uuid4()}:"
+    cache = RedisIdempotencyCache(redis_client, prefix=prefix)
+    agency = uuid.uuid4()
+    await redis_client.set(f"{prefix}{agency}:k", value, ex=60)  # another release's, say
+    try:
+        assert await cache.get(agency, "k") is None
+        assert "idempotency cache entry unreadable" in caplog.messages
+        stored = record(agency, "k")
+        await cache.put(stored)
+        assert await cache.get(agency, "k") == stored
+    finally:
+        await redis_client.delete(f"{prefix}{agency}:k")

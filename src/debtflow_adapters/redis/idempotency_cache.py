@@ -16,7 +16,8 @@ class RedisIdempotencyCache(IdempotencyCache):
     """Finished idempotency records in Redis, kept until they expire (24 hours).
 
     A cache only: the database row decides. When Redis fails, ``get`` misses and ``put``
-    does nothing, with a warning, so requests carry on against the database.
+    does nothing, with a warning, so requests carry on against the database. A value
+    ``get`` cannot decode (written by another release, or cut short) is a miss too.
     """
 
     def __init__(self, client: redis.Redis, *, prefix: str = "debtflow:idem:") -> None:
@@ -32,7 +33,15 @@ class RedisIdempotencyCache(IdempotencyCache):
         except redis.RedisError as error:
             log.warning("idempotency cache unavailable", extra={"error": type(error).__name__})
             return None
-        return None if raw is None else msgspec.json.decode(raw, type=IdempotencyRecord)
+        if raw is None:
+            return None
+        try:
+            return msgspec.json.decode(raw, type=IdempotencyRecord)
+        except msgspec.DecodeError as error:  # ValidationError too
+            # Left in place: a release that can read it may share this Redis, and the
+            # next put of the key writes over it.
+            log.warning("idempotency cache entry unreadable", extra={"error": type(error).__name__})
+            return None
 
     async def put(self, record: IdempotencyRecord) -> None:
         ttl = int((record.expires_at - datetime.now(UTC)).total_seconds())

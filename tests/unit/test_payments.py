@@ -939,3 +939,36 @@ async def test_a_key_freed_while_the_payment_opened_is_answered_as_in_flight(sho
     assert shop.world.telemetry.conflicts == {("payment", "in_flight"): 1}
     assert await shop.balance() == 10_000
     assert shop.gateway.calls == 0
+
+
+class AskedByRecoveryThenBreakerOpen(SettledDuringTheCharge):
+    """The recovery task asks the gateway about the payment (its request hung past the
+    task's wait) and applies the answer, before the request's own call finds the breaker
+    open."""
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        result = await CountingGateway.charge(self, request)
+        await self._settlement.settle(self._actor, request.payment_id, result)
+        raise GatewayUnavailable("circuit open", request_sent=False)
+
+
+@pytest.mark.parametrize(
+    ("method", "outcome"),
+    [("pm_card_visa", PaymentOutcome.COMPLETED), ("pm_card_processing", PaymentOutcome.PENDING)],
+)
+async def test_an_open_breaker_cancels_no_payment_the_recovery_reached_the_gateway_about(
+    shop, method, outcome
+):
+    world = shop.world
+    recovery = Settlement(InMemoryUnitOfWork(world.store), world.clock, shop.cache, world.telemetry)
+    gateway = AskedByRecoveryThenBreakerOpen(recovery, Actor.system(shop.alpha.admin.agency_id))
+    pay = MakePayment(world.uow, world.clock, shop.cache, gateway, world.telemetry)
+
+    result = await pay.execute(shop.alpha.collector, "k", shop.payment(method=method))
+
+    assert result.outcome is outcome
+    assert result.payment == world.store.payments[result.payment.id]
+    assert result.payment.gateway_reference is not None
+    assert await shop.balance() == 7_500  # the hold kept
+    again = await pay.execute(shop.alpha.collector, "k", shop.payment(method=method))
+    assert again.replayed and again.payment == result.payment  # the key kept

@@ -409,7 +409,8 @@ class MakePayment(Settlement):
     The same key with the same request replays the first answer; with another request it
     is a ValidationFailed; while the first request runs, a Conflict. A gateway that gives
     no answer leaves the payment pending (the outcome follows); an open circuit breaker
-    cancels it and raises GatewayUnavailable, freeing the key.
+    cancels it and raises GatewayUnavailable, freeing the key, unless the recovery task
+    reached the gateway about it meanwhile, whose answer stands.
     """
 
     def __init__(
@@ -455,7 +456,8 @@ class MakePayment(Settlement):
         except GatewayUnavailable as error:
             if error.request_sent:
                 return await self._leave_pending(opened)
-            await self._cancel(actor, opened)
+            if (settled := await self._cancel(actor, opened)) is not None:
+                return settled
             raise
         settled = await self._settle_as_opened(actor, opened, result)
         if settled is not None:
@@ -599,17 +601,24 @@ class MakePayment(Settlement):
                 _reached(self._telemetry, opened.processor, current)
         return PaymentResult(outcome=_outcome_of(current), payment=current)
 
-    async def _cancel(self, actor: Actor, opened: _Open) -> None:
-        """Nothing reached the gateway: fail the payment, give the hold back, free the key."""
-        payment = opened.payment
+    async def _cancel(self, actor: Actor, opened: _Open) -> PaymentResult | None:
+        """Nothing reached the gateway from this request: fail the payment, give the hold
+        back, free the key, and return ``None``. Unless the recovery task's call reached it
+        meanwhile (this request hung past the task's wait), leaving the payment settled, or
+        pending with the gateway's reference: that stands, and is the answer. Read under
+        the payment's lock, as :meth:`_leave_pending` does, so nothing is written over."""
         now = self._clock.now()
-        failed = payment.fail(
-            "gateway_unavailable",
-            "the payment gateway could not be reached",
-            reference=None,
-            at=now,
-        )
         async with self._uow as uow:
+            payment = await uow.payments.lock(opened.payment.id)
+            assert payment is not None  # payments are never deleted
+            if payment.status is not PaymentStatus.PENDING or payment.gateway_reference is not None:
+                return PaymentResult(outcome=_outcome_of(payment), payment=payment)
+            failed = payment.fail(
+                "gateway_unavailable",
+                "the payment gateway could not be reached",
+                reference=None,
+                at=now,
+            )
             await uow.payments.update(failed)
             await _give_back(uow, actor, payment.account_id, payment.amount, now)
             await uow.idempotency.release(payment.agency_id, payment.idempotency_key)
@@ -625,6 +634,7 @@ class MakePayment(Settlement):
             )
             await uow.commit()
         _reached(self._telemetry, opened.processor, failed)
+        return None
 
 
 async def _reachable_payment(uow: UnitOfWork, actor: Actor, payment_id: UUID) -> Payment:

@@ -849,9 +849,7 @@ class RefundPayment:
                 return await self._leave_pending(payment, refund)
             await self._abandon(actor, refund)
             raise
-        done = await _complete_refund(
-            self._uow, self._cache, self._clock, actor, refund, result.reference
-        )
+        done = await _complete_refund(self._uow, self._clock, actor, refund, result.reference)
         assert done is not None  # only this request removes its refund, and it has not
         return done
 
@@ -994,7 +992,7 @@ class SettlePendingRefunds:
                     continue
                 actor = Actor.system(refund.agency_id)
                 done = await _complete_refund(
-                    self._uow, self._cache, self._clock, actor, refund, result.reference
+                    self._uow, self._clock, actor, refund, result.reference
                 )
                 completed += done is not None
             if len(stuck) < batch:
@@ -1019,7 +1017,6 @@ def _refund_request(payment: Payment, refund: Refund, processor: ProcessorKind) 
 
 async def _complete_refund(
     uow: UnitOfWork,
-    cache: IdempotencyCache,
     clock: Clock,
     actor: Actor,
     refund: Refund,
@@ -1037,14 +1034,11 @@ async def _complete_refund(
         current = await uow.payments.refund(refund.id)
         if current is None:
             return None
-        record = None
         if current.status is RefundStatus.PENDING:
-            current, record = await complete_pending_refund(
+            current = await complete_pending_refund(
                 uow, actor, payment, current, reference, clock.now()
             )
         await uow.commit()
-    if record is not None:
-        await cache.put(record)
     return RefundResult(refund=current, payment=payment)
 
 
@@ -1055,22 +1049,21 @@ async def complete_pending_refund(
     refund: Refund,
     reference: str,
     now: datetime,
-) -> tuple[Refund, IdempotencyRecord | None]:
+) -> Refund:
     """Inside the caller's unit of work, with ``payment`` locked: complete the pending
     ``refund`` (its amount is reserved on the payment already), give the amount back, and
-    store the answer under the refund's key for replays while the key is still its own.
-    The completed refund, and the record to cache once committed: none, as a completed
-    refund may still fail."""
+    store the answer under the refund's key for replays while the key is still its own
+    (never cached: a completed refund may still fail). Returns the completed refund."""
     completed = msgspec.structs.replace(
         refund, status=RefundStatus.COMPLETED, gateway_reference=reference, completed_at=now
     )
     await uow.payments.complete_refund(refund.id, reference, now)
     await _refunded(uow, actor, payment, completed, now)
     answer = RefundResult(refund=completed, payment=payment)
-    record = await _answer_under_key(
+    await _answer_under_key(
         uow, refund.agency_id, _refund_key(refund), refund.created_at, now, "refunded", answer
     )
-    return completed, record
+    return completed
 
 
 async def fail_refund(

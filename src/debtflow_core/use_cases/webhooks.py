@@ -159,7 +159,6 @@ class ApplyGatewayEvent(Settlement):
         refunded = event.amount_refunded or 0
         reference = _learned_reference(event)
         now = self._clock.now()
-        records = []
         async with self._uow as uow:
             current = await uow.payments.lock(payment.id)
             if current is None or current.status is not PaymentStatus.COMPLETED:
@@ -181,18 +180,12 @@ class ApplyGatewayEvent(Settlement):
                 )
             if pending:
                 for refund in pending:
-                    _, record = await complete_pending_refund(
-                        uow, actor, current, refund, reference, now
-                    )
-                    records.append(record)
+                    await complete_pending_refund(uow, actor, current, refund, reference, now)
             elif await uow.payments.reserve_refund(current.id, missing):
                 await record_refund(uow, actor, current, missing, reference, now)
             else:
                 return "ignored"  # more than the payment has left: no refund of this charge
             await uow.commit()
-        for record in records:
-            if record is not None:
-                await self._cache.put(record)
         return "refunded"
 
     async def _fail_refund(self, actor: Actor, event: GatewayEvent, payment: Payment) -> str:

@@ -39,8 +39,11 @@ class Located(Operation):
     """
 
     def __post_init__(self) -> None:
-        for response in (self.responses or {}).values():
-            if isinstance(response, OpenAPIResponse) and PROBLEM_JSON not in (
-                response.content or {}
-            ):
-                response.headers = {**(response.headers or {}), "Location": _LOCATION}
+        document_on_answers(self, "Location", _LOCATION)
+
+
+def document_on_answers(operation: Operation, name: str, header: OpenAPIHeader) -> None:
+    """Document ``header`` as ``name`` on each of ``operation``'s answers but a problem."""
+    for response in (operation.responses or {}).values():
+        if isinstance(response, OpenAPIResponse) and PROBLEM_JSON not in (response.content or {}):
+            response.headers = {**(response.headers or {}), name: header}

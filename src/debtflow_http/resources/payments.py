@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -8,6 +9,8 @@ import msgspec
 from dishka import FromDishka
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIHeader, Operation, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.status_codes import (
     HTTP_200_OK,
@@ -40,7 +43,7 @@ from debtflow_core.use_cases.payments import (
 from debtflow_http.auth import SECURED
 from debtflow_http.openapi import errors, example
 from debtflow_http.problems import PROBLEM_JSON, Problem
-from debtflow_http.resources.created import Located, located
+from debtflow_http.resources.created import Located, document_on_answers, located
 from debtflow_http.resources.paging import Cursor, Limit
 from debtflow_http.strict_bodies import decode_strictly
 
@@ -126,6 +129,30 @@ async def refuse_card_numbers(request: Request[Any, Any, Any]) -> None:
     await decode_strictly(request)
 
 
+_REPLAYED = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
+    description="`true` when the answer replays the one stored under the `Idempotency-Key` "
+    "(as it now stands); absent on the first answer.",
+)
+
+
+@dataclass
+class _Replayable(Operation):
+    """An operation under an ``Idempotency-Key``: its answers may be replays."""
+
+    def __post_init__(self) -> None:
+        document_on_answers(self, "Idempotent-Replayed", _REPLAYED)
+
+
+@dataclass
+class _ReplayableLocated(Located):
+    """A :class:`Located` operation whose answers may be replays."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        document_on_answers(self, "Idempotent-Replayed", _REPLAYED)
+
+
 class PaymentController(Controller):
     path = "/v1/payments"
     tags = ["payments"]
@@ -154,7 +181,7 @@ class PaymentController(Controller):
                 "or unreachable; retry after Retry-After.",
             ),
         },
-        operation_class=Located,
+        operation_class=_ReplayableLocated,
     )
     async def make_payment(
         self,
@@ -229,6 +256,7 @@ class PaymentController(Controller):
                 "refund, as for a payment already refunded at the gateway, is a 409.)",
             ),
         },
+        operation_class=_Replayable,
     )
     async def refund_payment(
         self,

@@ -723,3 +723,20 @@ async def test_every_answer_with_a_location_documents_it_and_no_other(api):
             if statuses:
                 documented[operation["operationId"]] = statuses
     assert documented == LOCATED
+
+
+async def test_every_answer_that_may_be_a_replay_documents_idempotent_replayed(api):
+    schema = (await api.client.get("/schema/openapi.json")).json()
+    documented = {
+        operation["operationId"]: {
+            status
+            for status, response in operation["responses"].items()
+            if "Idempotent-Replayed" in response.get("headers", {})
+        }
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+    }
+    assert {name: statuses for name, statuses in documented.items() if statuses} == {
+        "makePayment": {"201", "202", "402"},
+        "refundPayment": {"200", "201", "202"},
+    }

@@ -191,10 +191,11 @@ class SqlPersistenceProvider(Provider):
 
     @provide(scope=Scope.REQUEST)
     async def unit_of_work(self, engine: AsyncEngine) -> AsyncIterator[UnitOfWork]:
-        # One connection per request: its use cases' units of work run one after another.
-        uow = SqlUnitOfWork(engine, keep_connection=True)
+        uow = SqlUnitOfWork(engine)
         yield uow
-        await uow.close()
+        # A connection kept for a block that never came (the operation failed first, or
+        # read on a connection of its own) goes back at the request's end at the latest.
+        await uow.release()
 
     # Reports take a connection of their own per call, and hold it only while they read.
     report_reader = provide(SqlReportReader, provides=ReportReader, scope=Scope.APP)

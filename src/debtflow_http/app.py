@@ -21,7 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.settings import Settings
 from debtflow_adapters.taskiq.in_process import InProcessScheduler
-from debtflow_http.auth import BEARER, ActorProvider, authenticated
+from debtflow_http.auth import BEARER, ActorProvider, authenticated, give_back_kept_connection
 from debtflow_http.logs import configure_logging
 from debtflow_http.metrics import metrics_middleware
 from debtflow_http.middleware import request_context_middleware
@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
         else None,
         guards=[authenticated],
         before_request=decode_strictly,
+        before_send=[give_back_kept_connection],
         on_startup=[_freeze_heap, *([start_scheduler] if settings.in_process_scheduler else [])],
         on_shutdown=[container.close, gc.unfreeze],
         logging_config=None,

@@ -8,15 +8,21 @@ from dishka import AsyncContainer, Provider, Scope, provide
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.types import Message
+from litestar.types import Scope as AsgiScope
 
 from debtflow_core.actor import Actor
 from debtflow_core.errors import Unauthenticated
+from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.use_cases.auth import Authenticate
 
 BEARER = "BearerToken"
 """The OpenAPI security scheme of every route that needs a signed-in user."""
 
 SECURED = [{BEARER: []}]
+
+# Where the guard leaves the unit of work it asked to keep a connection for the handler.
+_KEPT = "debtflow.kept_for_handler"
 
 
 async def authenticated(
@@ -32,8 +38,31 @@ async def authenticated(
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an access token: Authorization: Bearer <token>")
     container: AsyncContainer = connection.state.dishka_container
+    if not _has_body(connection):
+        # Nothing is read from the client between the check and the handler: its first
+        # block may run on the check's connection, one taken from the pool instead of two.
+        # Never across a body, which a client may send as slowly as it likes while the
+        # connection waits with it.
+        uow = await container.get(UnitOfWork)
+        uow.keep_for_next_block()
+        connection.state[_KEPT] = uow
     authenticate = await container.get(Authenticate)
     connection.state.actor = await authenticate.execute(token.strip())
+
+
+def _has_body(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether a body follows the request's head: HTTP/1.1, the one version uvicorn
+    serves, announces one by Content-Length or Transfer-Encoding (RFC 9112, section 6)."""
+    headers = connection.headers
+    return "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
+
+
+async def give_back_kept_connection(message: Message, scope: AsgiScope) -> None:
+    """A ``before_send`` hook: when the answer starts, the connection the guard kept for a
+    handler that did not use it (a report reads on a connection of its own) goes back to
+    the pool, before a client that reads slowly (a streamed CSV) can make it wait."""
+    if message["type"] == "http.response.start" and (uow := scope["state"].pop(_KEPT, None)):
+        await uow.release()
 
 
 class ActorProvider(Provider):

@@ -783,14 +783,14 @@ async def test_after_a_phase_the_connection_begins_its_transactions_again(
     # The phase began its transaction by hand, out of psycopg's autocommit mode; a later
     # block on the same connection must be a transaction again, not statement by statement.
     _, _, account, processor = ledger
-    uow = SqlUnitOfWork(postgres_engine, keep_connection=True)
+    uow = SqlUnitOfWork(postgres_engine)
+    uow.keep_for_next_block()
     async with uow:
         await uow.payments.open(opening(payment(account, processor, 1)))
     async with uow:
         await uow.agencies.add(Agency(id=uuid.uuid4(), slug="never", name="N", created_at=T0))
     async with uow:
         assert await uow.agencies.get_by_slug("never") is None
-    await uow.close()
     assert await balance(uow_factory, account) == 900
 
 

@@ -81,7 +81,7 @@ async def test_one_request_shares_one_unit_of_work_and_requests_do_not(tmp_path:
         await container.close()
 
 
-async def test_a_request_holds_one_connection_and_returns_it_at_its_end(
+async def test_a_request_returns_a_connection_kept_for_a_block_that_never_came(
     tmp_path: Path, migrated_sqlite_template: Path
 ) -> None:
     shutil.copyfile(migrated_sqlite_template, tmp_path / "debtflow.db")
@@ -92,6 +92,8 @@ async def test_a_request_holds_one_connection_and_returns_it_at_its_end(
             uow = await request.get(UnitOfWork)
             async with uow:
                 await uow.agencies.get_by_slug("alpha")
+            assert engine.pool.checkedout() == 0
+            uow.keep_for_next_block()
             async with uow:
                 await uow.agencies.get_by_slug("beta")
             assert engine.pool.checkedout() == 1

@@ -1,4 +1,4 @@
-"""SqlUnitOfWork keeping its connection across blocks, as the composition root uses it."""
+"""SqlUnitOfWork: a connection for each block, or one kept for the next block when asked."""
 
 from __future__ import annotations
 
@@ -26,38 +26,51 @@ def agency(slug: str) -> Agency:
     return Agency(id=uuid.uuid4(), slug=slug, name=slug, created_at=datetime.now(UTC))
 
 
-async def test_blocks_share_one_connection_and_still_roll_back(engine: AsyncEngine):
-    checked_out = engine.pool.checkedout()
-    uow = SqlUnitOfWork(engine, keep_connection=True)
-    async with uow:
-        await uow.agencies.add(agency("dropped"))
-    assert engine.pool.checkedout() == checked_out + 1
-    async with uow:
-        assert await uow.agencies.get_by_slug("dropped") is None
-    assert engine.pool.checkedout() == checked_out + 1
-    await uow.close()
-    assert engine.pool.checkedout() == checked_out
-
-
-async def test_a_block_that_committed_gives_its_connection_back(engine: AsyncEngine):
-    # What follows a commit may be a slow gateway call: no connection waits through it.
-    checked_out = engine.pool.checkedout()
-    uow = SqlUnitOfWork(engine, keep_connection=True)
-    async with uow:
-        await uow.agencies.add(agency("kept"))
-        await uow.commit()
-    assert engine.pool.checkedout() == checked_out
-    async with uow:
-        assert await uow.agencies.get_by_slug("kept") is not None
-    await uow.close()
-    assert engine.pool.checkedout() == checked_out
-
-
 async def test_a_block_gives_its_connection_back_by_default(engine: AsyncEngine):
+    # Whatever comes between two blocks (a request body, a password hash, a payment
+    # gateway) must not hold a connection.
     checked_out = engine.pool.checkedout()
     uow = SqlUnitOfWork(engine)
     async with uow:
         assert engine.pool.checkedout() == checked_out + 1
+    assert engine.pool.checkedout() == checked_out
+    async with uow:
+        await uow.agencies.add(agency("kept"))
+        await uow.commit()
+    assert engine.pool.checkedout() == checked_out
+
+
+async def test_a_connection_kept_for_the_next_block_serves_that_block_only(
+    engine: AsyncEngine,
+):
+    checked_out = engine.pool.checkedout()
+    uow = SqlUnitOfWork(engine)
+    uow.keep_for_next_block()
+    async with uow:
+        await uow.agencies.add(agency("dropped"))
+        kept = uow.agencies
+    assert engine.pool.checkedout() == checked_out + 1
+    async with uow:  # on the kept connection, and still a transaction of its own
+        assert uow.agencies is kept
+        assert await uow.agencies.get_by_slug("dropped") is None
+    assert engine.pool.checkedout() == checked_out
+    async with uow:
+        assert uow.agencies is not kept
+
+
+async def test_a_connection_kept_for_a_block_that_never_came_is_released(engine: AsyncEngine):
+    checked_out = engine.pool.checkedout()
+    uow = SqlUnitOfWork(engine)
+    uow.keep_for_next_block()
+    async with uow:
+        await uow.agencies.get_by_slug("alpha")
+    assert engine.pool.checkedout() == checked_out + 1
+    await uow.release()
+    assert engine.pool.checkedout() == checked_out
+    uow.keep_for_next_block()
+    await uow.release()  # before any block: the next block keeps nothing
+    async with uow:
+        pass
     assert engine.pool.checkedout() == checked_out
 
 

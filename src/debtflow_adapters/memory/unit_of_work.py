@@ -135,3 +135,9 @@ class InMemoryUnitOfWork(UnitOfWork):
         for table in self._tables:
             table.apply()
         self._undo.clear()
+
+    def keep_for_next_block(self) -> None:
+        """Nothing to keep: a block holds no connection."""
+
+    async def release(self) -> None:
+        """Nothing kept to give back."""

@@ -26,24 +26,22 @@ class SqlUnitOfWork(UnitOfWork):
     """A unit of work on one pooled connection and its transaction.
 
     Each ``async with`` is a transaction on a connection from ``engine``'s pool; leaving
-    the block rolls back whatever was not committed. Statements after a ``commit``
-    run in a new transaction, which the next ``commit`` keeps.
+    the block rolls back whatever was not committed and gives the connection back.
+    Statements after a ``commit`` run in a new transaction, which the next ``commit`` keeps.
 
-    The connection goes back to the pool when the block is left, unless
-    ``keep_connection`` is set: then later blocks reuse it until :meth:`close`, or until a
-    block that committed ends. The composition root makes one such unit of work per
-    request, so that authenticating the caller and running the operation take one
-    connection from the pool, not two. A block that committed gives the connection back
-    all the same: what follows a write is often a call to the outside world (a payment
-    gateway) that may take seconds, and no connection should wait idle through it.
+    :meth:`keep_for_next_block` makes the next block to end keep its connection for the
+    block after it. The API asks for it from the token check to the operation it lets in,
+    when no request body comes between them: one connection taken from the pool per
+    request, not two. Nothing is kept by default, because whatever comes between two
+    blocks would hold the connection with it: a request body that a client sends as slowly
+    as it likes, a password hash, a payment gateway's answer.
     """
 
-    def __init__(self, engine: AsyncEngine, *, keep_connection: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._keep_connection = keep_connection
         self._connection: AsyncConnection | None = None
         self._open = False
-        self._committed = False
+        self._keep = False
 
     async def __aenter__(self) -> Self:
         if self._open:
@@ -59,7 +57,6 @@ class SqlUnitOfWork(UnitOfWork):
         # No begin(): the connection begins its transaction with the first statement
         # through SQLAlchemy, so a block that runs none costs no round trips to end.
         self._open = True
-        self._committed = False
         return self
 
     async def _repositories(self, connection: AsyncConnection) -> None:
@@ -92,6 +89,7 @@ class SqlUnitOfWork(UnitOfWork):
         if not self._open:
             return
         self._open = False
+        keep, self._keep = self._keep, False
         assert self._connection is not None
         try:
             if self._connection.in_transaction():
@@ -100,7 +98,7 @@ class SqlUnitOfWork(UnitOfWork):
             # A connection that failed to roll back is not worth keeping.
             await self._release()
             raise
-        if self._committed or not self._keep_connection:
+        if not keep:
             await self._release()
 
     async def commit(self) -> None:
@@ -113,12 +111,16 @@ class SqlUnitOfWork(UnitOfWork):
             if isinstance(error.orig, sqlite3.Error) or refused_commit(error):
                 raise
             raise CommitUnconfirmed("the database did not confirm the commit") from error
-        self._committed = True
 
-    async def close(self) -> None:
-        """Return a kept connection to the pool (the block that used it has rolled back)."""
+    def keep_for_next_block(self) -> None:
+        self._keep = True
+
+    async def release(self) -> None:
+        """Return a kept connection to the pool (the block that used it has rolled back),
+        and keep none for a block yet to end."""
         if self._open:
-            raise RuntimeError("close the unit of work after leaving it")
+            raise RuntimeError("release the unit of work's connection after leaving it")
+        self._keep = False
         await self._release()
 
     async def _release(self) -> None:

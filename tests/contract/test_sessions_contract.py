@@ -61,8 +61,10 @@ async def test_sessions_and_tokens_round_trip_and_revoke(uow_factory, session):
     async with uow_factory() as uow:
         assert await uow.sessions.get_token("a" * 64) == issued
         assert await uow.sessions.get_token("b" * 64) is None
-        await uow.sessions.revoke(session.id, T0 + timedelta(hours=1))
-        await uow.sessions.revoke(session.id, T0 + timedelta(hours=2))  # the first one stays
+        assert await uow.sessions.revoke(session.id, T0 + timedelta(hours=1))
+        # The first one stays, and the second revoked nothing.
+        assert not await uow.sessions.revoke(session.id, T0 + timedelta(hours=2))
+        assert not await uow.sessions.revoke(uuid.uuid4(), T0)
         await uow.commit()
     async with uow_factory() as uow:
         revoked = await uow.sessions.get(session.id)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from debtflow_adapters.memory import (
@@ -13,6 +15,7 @@ from debtflow_adapters.memory import (
 )
 from debtflow_core.domain.user import Role
 from debtflow_core.errors import RateLimited, Unauthenticated
+from debtflow_core.use_cases.audit_log import AuditFilters, QueryAuditLog
 from debtflow_core.use_cases.auth import (
     Authenticate,
     AuthPolicy,
@@ -185,6 +188,47 @@ async def test_logout_ends_access_and_refresh_at_once(auth):
         await a.authenticate.execute(pair.access_token)
     with pytest.raises(Unauthenticated):
         await a.refresh.execute(pair.refresh_token)
+
+
+async def test_sessions_are_audited_as_they_start_and_end_but_not_as_they_rotate(auth):
+    world, alpha, a = auth
+    collector = alpha.collector.user_id
+    with pytest.raises(Unauthenticated):
+        await a.sign_in(password="wrong password!")  # no session, no entry
+    first = await a.sign_in()
+    leaked = (await a.authenticate.execute(first.access_token)).session_id
+    rotated = await a.refresh.execute(first.refresh_token)
+    for _ in range(2):  # the second finds the session revoked already
+        with pytest.raises(Unauthenticated):
+            await a.refresh.execute(first.refresh_token)
+    second = await a.sign_in()
+    actor = await a.authenticate.execute(second.access_token)
+    for _ in range(2):  # the second ends nothing
+        await a.logout.execute(actor)
+
+    page = await world.use(QueryAuditLog).execute(alpha.admin, AuditFilters(entity_type="session"))
+    entries = list(reversed(page.items))
+    assert [(e.action, e.actor_id, e.entity_id) for e in entries] == [
+        ("session.created", collector, leaked),
+        ("session.revoked", None, leaked),  # by the platform: the presenter is unknown
+        ("session.created", collector, actor.session_id),
+        ("session.ended", collector, actor.session_id),
+    ]
+    created, revoked, _, ended = entries
+    assert created.before == {}
+    assert created.after["user_id"] == str(collector)
+    assert revoked.before == {"reason": None, "revoked_at": None}
+    assert revoked.after["reason"].startswith("a refresh token was presented again")
+    assert ended.after["reason"] == "signed out"
+    tokens = [
+        token
+        for pair in (first, rotated, second)
+        for token in (pair.access_token, pair.refresh_token)
+    ]
+    written = msgspec.json.encode(entries).decode()
+    for token in tokens:
+        assert token not in written
+        assert hashlib.sha256(token.encode()).hexdigest() not in written
 
 
 async def test_deactivation_and_role_changes_apply_on_the_next_request(auth):

@@ -650,10 +650,12 @@ class InMemorySessionRepository(SessionRepository):
         user = None if session is None else self._users.get(session.user_id)
         return None if session is None or user is None else (session, user)
 
-    async def revoke(self, id_: UUID, at: datetime) -> None:
+    async def revoke(self, id_: UUID, at: datetime) -> bool:
         session = self._sessions.get(id_)
-        if session is not None and session.revoked_at is None:
-            self._sessions.put(id_, msgspec.structs.replace(session, revoked_at=at))
+        if session is None or session.revoked_at is not None:
+            return False
+        self._sessions.put(id_, msgspec.structs.replace(session, revoked_at=at))
+        return True
 
     async def add_token(self, token: RefreshToken) -> None:
         self._tokens.put(token.id, token)

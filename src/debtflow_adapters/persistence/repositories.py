@@ -576,12 +576,15 @@ class SqlSessionRepository(SessionRepository):
             return await self._reads.session_with_user(id_)
         return await first(self._connection, _SESSION_WITH_USER, _session_with_user, {"id_": id_})
 
-    async def revoke(self, id_: UUID, at: datetime) -> None:
-        await self._connection.execute(
+    async def revoke(self, id_: UUID, at: datetime) -> bool:
+        """Of two concurrent revocations, the second waits on the row lock, then finds
+        ``revoked_at`` set and updates nothing: one of them is audited."""
+        result = await self._connection.execute(
             sa.update(sessions)
             .where(sessions.c.id == id_, sessions.c.revoked_at.is_(None))
             .values(revoked_at=at)
         )
+        return result.rowcount == 1
 
     async def add_token(self, token: RefreshToken) -> None:
         await insert(

@@ -30,8 +30,9 @@ class SessionRepository(Protocol):
         such session."""
         ...
 
-    async def revoke(self, id_: UUID, at: datetime) -> None:
-        """Mark the session revoked (if it is not already)."""
+    async def revoke(self, id_: UUID, at: datetime) -> bool:
+        """Mark the session revoked, if it is not already. ``True`` if this call revoked
+        it (what is audited); ``False`` if it was revoked already or does not exist."""
         ...
 
     async def add_token(self, token: RefreshToken) -> None: ...

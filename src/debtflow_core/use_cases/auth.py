@@ -3,6 +3,13 @@
 Access tokens live 15 minutes; refresh tokens 14 days, single use, rotated on every refresh.
 Presenting a refresh token that was already used means it leaked: the whole session
 (every token rotated from the same login) is revoked.
+
+A session's start and end are audited, in the transaction that makes them:
+``session.created`` by the user signing in, ``session.ended`` by the user signing out, and
+``session.revoked`` by the platform when a spent refresh token comes back. A rotation is not:
+it changes no one's access (the session goes on, as it was), and every client rotates every
+15 minutes, which would drown the agency's log in entries that tell nothing. No entry holds
+a token or its hash.
 """
 
 from __future__ import annotations
@@ -12,12 +19,14 @@ import hashlib
 import ipaddress
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 import msgspec
 
 from debtflow_core.actor import Actor
+from debtflow_core.auditing import audit_entry
+from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.domain.session import RefreshToken, Session
 from debtflow_core.domain.user import Role, User
 from debtflow_core.errors import RateLimited, Unauthenticated, ValidationFailed
@@ -30,6 +39,8 @@ from debtflow_core.ports.sessions import PurgedSessions
 from debtflow_core.ports.unit_of_work import UnitOfWork
 
 _REJECTED = "the email or password is wrong"
+_SIGNED_OUT = "signed out"
+_REUSED = "a refresh token was presented again after it had been used: it may have leaked"
 
 
 class AuthPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +83,30 @@ def _client_key(client: str) -> str:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _signed_in(user: User, session_id: uuid.UUID) -> Actor:
+    return Actor(
+        user_id=user.id, agency_id=user.agency_id, role=Role(user.role), session_id=session_id
+    )
+
+
+class _Ending(msgspec.Struct, frozen=True, kw_only=True):
+    """A session's end as its audit entry shows it: when, and why."""
+
+    revoked_at: datetime | None = None
+    reason: str | None = None
+
+
+def _ended(actor: Actor, action: str, session_id: uuid.UUID, at: datetime, why: str) -> AuditEntry:
+    return audit_entry(
+        actor,
+        action,
+        entity_id=session_id,
+        before=_Ending(),
+        after=_Ending(revoked_at=at, reason=why),
+        at=at,
+    )
 
 
 class _Tokens:
@@ -124,7 +159,8 @@ class Login(_Tokens):
     RateLimited with the seconds to wait. A wrong email and a wrong password are refused
     alike, after the same work, so neither can be told apart. The password is checked in a
     worker thread, holding no database connection: a hash takes tens of milliseconds,
-    which the other requests do not wait for.
+    which the other requests do not wait for. The new session is audited
+    (``session.created``).
     """
 
     # A real hash per hasher type, checked when the email is unknown so that the answer
@@ -178,6 +214,16 @@ class Login(_Tokens):
             )
             await uow.sessions.add(session)
             pair = await self._issue(user, session.id)
+            await uow.audit_log.add(
+                audit_entry(
+                    _signed_in(user, session.id),
+                    "session.created",
+                    entity_id=session.id,
+                    before=None,
+                    after=session,
+                    at=session.created_at,
+                )
+            )
             await uow.commit()
         return pair
 
@@ -193,7 +239,8 @@ class Refresh(_Tokens):
     """Rotate a refresh token: the presented one is spent, a new pair is returned.
 
     An unknown, expired or revoked token is Unauthenticated. A token that was spent already
-    revokes its whole session before being refused.
+    revokes its whole session before being refused, audited as ``session.revoked`` by the
+    platform (whoever presented the token is not known to be the user).
     """
 
     async def execute(self, refresh_token: str) -> TokenPair:
@@ -206,7 +253,11 @@ class Refresh(_Tokens):
             if session is None or session.revoked_at is not None or token.expires_at <= now:
                 raise Unauthenticated("the refresh token has expired or was revoked")
             if not await uow.sessions.use_token(token.id, now):
-                await uow.sessions.revoke(session.id, now)
+                if await uow.sessions.revoke(session.id, now):
+                    system = Actor.system(session.agency_id)
+                    await uow.audit_log.add(
+                        _ended(system, "session.revoked", session.id, now, _REUSED)
+                    )
                 await uow.commit()
                 raise Unauthenticated("the refresh token was used before; the session is revoked")
             user = await uow.users.get(session.user_id)
@@ -218,7 +269,8 @@ class Refresh(_Tokens):
 
 
 class Logout:
-    """End the actor's session: its access and refresh tokens stop working at once."""
+    """End the actor's session: its access and refresh tokens stop working at once.
+    Audited as ``session.ended``, unless the session had ended already."""
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
         self._uow = uow
@@ -227,8 +279,12 @@ class Logout:
     async def execute(self, actor: Actor) -> None:
         if actor.session_id is None:
             raise ValidationFailed("only a signed-in user has a session to end")
+        now = self._clock.now()
         async with self._uow as uow:
-            await uow.sessions.revoke(actor.session_id, self._clock.now())
+            if await uow.sessions.revoke(actor.session_id, now):
+                await uow.audit_log.add(
+                    _ended(actor, "session.ended", actor.session_id, now, _SIGNED_OUT)
+                )
             await uow.commit()
 
 
@@ -256,9 +312,7 @@ class Authenticate:
             raise Unauthenticated("the session has ended")
         if not user.active:
             raise Unauthenticated("the user is deactivated")
-        return Actor(
-            user_id=user.id, agency_id=user.agency_id, role=Role(user.role), session_id=session.id
-        )
+        return _signed_in(user, session.id)
 
 
 class PurgeSessions:

@@ -111,6 +111,34 @@ async def test_logout_revokes_access_and_refresh_tokens(api, alpha):
     assert refresh.status_code == 401
 
 
+async def test_signing_in_and_out_and_a_revocation_for_reuse_are_audited(api, alpha):
+    admin = alpha.headers["admin"]
+
+    async def sessions_trail() -> list[str]:
+        page = await api.client.get(
+            "/v1/audit-log", headers=admin, params={"entity_type": "session", "limit": 200}
+        )
+        return [entry["action"] for entry in page.json()["items"]]
+
+    before = await sessions_trail()  # the tenant's own sign-ins
+    assert set(before) == {"session.created"}
+    pair = await api.sign_in("collector@alpha.example")
+    body = {"refresh_token": pair["refresh_token"]}
+    assert (await api.client.post("/v1/auth/refresh", json=body)).status_code == 200
+    assert (await api.client.post("/v1/auth/refresh", json=body)).status_code == 401
+    other = await api.sign_in("readonly@alpha.example")
+    out = await api.client.post("/v1/auth/logout", headers=bearer(other["access_token"]))
+    assert out.status_code == 204
+
+    trail = await sessions_trail()
+    assert trail[: len(trail) - len(before)] == [
+        "session.ended",
+        "session.created",
+        "session.revoked",
+        "session.created",
+    ]
+
+
 async def test_a_deactivated_users_tokens_stop_working_at_once(api, alpha):
     pair = await api.sign_in("colleague@alpha.example")
     headers = bearer(pair["access_token"])

@@ -29,20 +29,20 @@ async def authenticated(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """The app's guard: a route that declares the bearer scheme checks the token before
-    anything else of the request is read. An anonymous caller's body (an upload of 256
-    MiB, say) then costs a 401 and nothing more, and the OpenAPI document's security and
-    the check cannot drift apart."""
+    anything else of the request is read, but a small body (:data:`_READ_FIRST`). An
+    anonymous caller's upload of 256 MiB, say, then costs a 401 and nothing more, and the
+    OpenAPI document's security and the check cannot drift apart."""
     if not isinstance(handler, HTTPRouteHandler) or not handler.resolve_security():
         return
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an access token: Authorization: Bearer <token>")
     container: AsyncContainer = connection.state.dishka_container
-    if not _has_body(connection):
-        # Nothing is read from the client between the check and the handler: its first
+    if await _all_received(connection):
+        # Nothing more comes from the client between the check and the handler: its first
         # block may run on the check's connection, one taken from the pool instead of two.
-        # Never across a body, which a client may send as slowly as it likes while the
-        # connection waits with it.
+        # Never across a body still to come, which a client may send as slowly as it likes
+        # while the connection waits with it.
         uow = await container.get(UnitOfWork)
         uow.keep_for_next_block()
         connection.state[_KEPT] = uow
@@ -50,11 +50,26 @@ async def authenticated(
     connection.state.actor = await authenticate.execute(token.strip())
 
 
-def _has_body(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    """Whether a body follows the request's head: HTTP/1.1, the one version uvicorn
-    serves, announces one by Content-Length or Transfer-Encoding (RFC 9112, section 6)."""
+_READ_FIRST = 64 * 1024
+"""The largest body read before the token check (an API call's JSON, not an upload): read
+first, it holds no connection however slowly it comes, and the check's connection can then
+serve the operation too."""
+
+
+async def _all_received(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether the request has come whole: it has no body, or a small one, read now (the
+    request keeps it for the handler). HTTP/1.1, the one version uvicorn serves, announces
+    a body by Content-Length or Transfer-Encoding (RFC 9112, section 6)."""
     headers = connection.headers
-    return "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
+    if "transfer-encoding" in headers:
+        return False
+    length = headers.get("content-length", "0")
+    if length == "0":
+        return True
+    if not isinstance(connection, Request) or not length.isdigit() or int(length) > _READ_FIRST:
+        return False
+    await connection.body()
+    return True
 
 
 async def give_back_kept_connection(message: Message, scope: AsgiScope) -> None:

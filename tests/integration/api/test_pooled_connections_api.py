@@ -53,20 +53,30 @@ def _checkouts(pool: Pool) -> Iterator[list[object]]:
         event.remove(pool, "checkout", count)
 
 
-async def test_a_client_sending_its_body_slowly_holds_no_connection(api, alpha):
+# A body announced by its length is small enough to be read before the token check; a
+# chunked one is read after it (an upload's size is not known in advance).
+_FIRST, _REST = b'{"first_name": "Ada", ', b'"last_name": "Lovelace"}'
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [{"transfer-encoding": "chunked"}, {"content-length": str(len(_FIRST + _REST))}],
+    ids=["chunked", "content-length"],
+)
+async def test_a_client_sending_its_body_slowly_holds_no_connection(api, alpha, framing):
     pool = await _pool(api.app)
     idle = pool.checkedout()
     stalled = asyncio.Semaphore(0)
     resume = asyncio.Event()
 
     async def slow_body() -> AsyncIterator[bytes]:
-        yield b'{"first_name": "Ada", '
-        # Asked for more: the token was checked, and the app waits for the rest.
+        yield _FIRST
+        # Asked for more: the app waits for the rest.
         stalled.release()
         await resume.wait()
-        yield b'"last_name": "Lovelace"}'
+        yield _REST
 
-    headers = {**alpha.headers["readonly"], "content-type": "application/json"}
+    headers = {**alpha.headers["readonly"], "content-type": "application/json", **framing}
     transport = httpx.ASGITransport(app=api.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         posts = [
@@ -85,7 +95,7 @@ async def test_a_client_sending_its_body_slowly_holds_no_connection(api, alpha):
     assert [answer.status_code for answer in answers] == [403] * STALLED
 
 
-async def test_a_request_without_a_body_checks_its_token_on_its_operations_connection(api, alpha):
+async def test_a_request_come_whole_checks_its_token_on_its_operations_connection(api, alpha):
     await alpha.account("A-1")
     pool = await _pool(api.app)
     admin = alpha.headers["admin"]
@@ -98,7 +108,26 @@ async def test_a_request_without_a_body_checks_its_token_on_its_operations_conne
             "/v1/debtors", headers=admin, json={"first_name": "Grace", "last_name": "Hopper"}
         )
     assert created.status_code == 201
-    assert len(taken) == 2  # the body came between the token check and the operation
+    assert len(taken) == 1  # a small body: read before the token check
+
+
+async def test_a_request_whose_body_follows_the_token_check_takes_a_connection_for_each(api, alpha):
+    admin = alpha.headers["admin"]
+    pool = await _pool(api.app)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"first_name": "Grace", "last_name": "Hopper"}'
+
+    transport = httpx.ASGITransport(app=api.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        with _checkouts(pool) as taken:
+            created = await client.post(
+                "/v1/debtors",
+                headers={**admin, "content-type": "application/json"},
+                content=body(),  # chunked: of no known length, read after the token check
+            )
+    assert created.status_code == 201
+    assert len(taken) == 2
 
 
 @pytest.mark.parametrize(

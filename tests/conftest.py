@@ -92,6 +92,12 @@ async def postgres_url(postgres_server: PostgresServer) -> str:
 
 
 @pytest.fixture
+async def fresh_postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh empty database for this test."""
+    return await postgres_server.create_database()
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A new empty SQLite database file."""
     return f"sqlite:///{tmp_path / 'debtflow.db'}"

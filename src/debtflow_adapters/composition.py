@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import sqlalchemy as sa
 from dishka import (
     STRICT_VALIDATION,
     AsyncContainer,
@@ -47,7 +46,12 @@ from debtflow_adapters.memory.idempotency_cache import InMemoryIdempotencyCache
 from debtflow_adapters.memory.imports import InMemoryImportStore, InMemoryPlacementWriter
 from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
-from debtflow_adapters.persistence import SqlAuditPartitions, SqlUnitOfWork, create_engine
+from debtflow_adapters.persistence import (
+    SchemaRevisions,
+    SqlAuditPartitions,
+    SqlUnitOfWork,
+    create_engine,
+)
 from debtflow_adapters.persistence.imports import make_placement_writer
 from debtflow_adapters.persistence.reports import SqlReportReader
 from debtflow_adapters.prometheus.telemetry import PrometheusTelemetry
@@ -202,11 +206,17 @@ class SqlPersistenceProvider(Provider):
 
     @provide(scope=Scope.APP)
     def database_probe(self, engine: AsyncEngine) -> DatabaseProbe:
-        async def select_one() -> None:
-            async with engine.connect() as connection:
-                await connection.execute(sa.text("SELECT 1"))
+        # Reachable is not enough: on a schema older than the code (a deploy that skipped
+        # `debtflow migrate`) every request fails, and the load balancer must know.
+        revisions = SchemaRevisions()
 
-        return DatabaseProbe(select_one)
+        async def migrated() -> None:
+            async with engine.connect() as connection:
+                lag = await revisions.lag(connection)
+            if lag is not None:
+                raise DependencyDown(lag)
+
+        return DatabaseProbe(migrated)
 
     @provide(scope=Scope.APP)
     def placement_writer(self, engine: AsyncEngine) -> PlacementWriter:

@@ -35,11 +35,6 @@ from debtflow_core.ports.audit_log import AuditQuery
 T = TypeVar("T")
 
 
-@pytest.fixture
-async def fresh_postgres_url(postgres_server) -> str:
-    return await postgres_server.create_database()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def empty_database_url(request: pytest.FixtureRequest) -> str:
     """A database of each dialect that no migration has touched."""

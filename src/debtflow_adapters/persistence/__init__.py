@@ -9,10 +9,16 @@ from debtflow_adapters.persistence.audit_partitions import (
     create_audit_partitions,
 )
 from debtflow_adapters.persistence.database import create_engine, normalize_url
-from debtflow_adapters.persistence.migrate import alembic_config, downgrade, upgrade
+from debtflow_adapters.persistence.migrate import (
+    SchemaRevisions,
+    alembic_config,
+    downgrade,
+    upgrade,
+)
 from debtflow_adapters.persistence.unit_of_work import SqlUnitOfWork
 
 __all__ = [
+    "SchemaRevisions",
     "SqlAuditPartitions",
     "SqlUnitOfWork",
     "alembic_config",

@@ -2,6 +2,7 @@
 
 The helpers are coroutines that hand Alembic a connection of the caller's loop, so they
 work from the command line, at application start-up and inside async tests alike.
+:class:`SchemaRevisions` tells whether a database's schema is ready for this code.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from debtflow_adapters.persistence.database import create_engine, normalize_url
 
@@ -54,3 +58,36 @@ async def _run(url: str, alembic_command: Callable[[Config], None]) -> None:
             )
     finally:
         await engine.dispose()
+
+
+class SchemaRevisions:
+    """The revisions of this code's migrations, read once from their scripts (no database),
+    against which a database's schema is judged."""
+
+    def __init__(self) -> None:
+        script = ScriptDirectory(str(_SCRIPT_LOCATION))
+        self._head = script.get_current_head()
+        self._older = frozenset(r.revision for r in script.walk_revisions()) - {self._head}
+
+    async def lag(self, connection: AsyncConnection) -> str | None:
+        """Why the schema on ``connection`` is not ready for this code (``"schema not
+        migrated"``, ``"schema behind"``), or ``None``: at this code's head, or at a revision
+        it does not know, which a newer release migrated to (a rolling upgrade: that
+        release's migrations keep the schema working for the one before)."""
+        current = await connection.run_sync(_current_revisions)
+        if not current:
+            return "schema not migrated"
+        if current & self._older:
+            return "schema behind"
+        return None
+
+
+# Alembic's own table, under its default name (env.py keeps it). Read here rather than
+# through a MigrationContext, which logs two lines each time it is made: at every /ready.
+_VERSION = sa.table("alembic_version", sa.column("version_num"))
+
+
+def _current_revisions(connection: Connection) -> frozenset[str]:
+    if not sa.inspect(connection).has_table(_VERSION.name):
+        return frozenset()
+    return frozenset(connection.scalars(sa.select(_VERSION.c.version_num)))

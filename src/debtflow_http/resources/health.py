@@ -29,8 +29,9 @@ class HealthController(Controller):
         "/ready",
         operation_id="getReadiness",
         summary="Readiness",
-        description="Each dependency's state: the database, Redis and the broker (when "
-        "configured) and object storage, all required; each payment gateway's circuit "
+        description="Each dependency's state: the database (down, too, while its schema is "
+        "older than this release's), Redis and the broker (when configured) and object "
+        "storage, all required; each payment gateway's circuit "
         "breaker, reported down while it is open but not required (all else still works). "
         "503 when a required one is down, so a load balancer stops sending traffic.",
         responses={

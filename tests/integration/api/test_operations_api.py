@@ -10,9 +10,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from litestar.testing import AsyncTestClient
 
 from debtflow_adapters.memory import FixedClock
+from debtflow_adapters.persistence import alembic_config, create_engine, upgrade
 from debtflow_adapters.settings import MEMORY_URL
 from debtflow_http.app import create_app
 from debtflow_http.logs import JsonFormatter
@@ -65,6 +68,49 @@ async def test_readiness_names_an_unreachable_broker_and_object_storage(database
     down = {d["name"]: d["required"] for d in ready.json()["dependencies"] if d["state"] == "down"}
     assert down == {"broker": True, "object_storage": True}
     assert "127.0.0.1:1" not in ready.text
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def unmigrated_url(request: pytest.FixtureRequest) -> str:
+    """A database of each dialect that no migration has touched."""
+    return request.getfixturevalue(
+        "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
+    )
+
+
+async def test_readiness_fails_until_the_schema_is_migrated_to_this_code_or_beyond(
+    unmigrated_url,
+):
+    """A replica started before (or without) ``debtflow migrate`` would answer every request
+    with a 500: it is not ready. A schema a newer release migrated is (rolling upgrades)."""
+    script = ScriptDirectory.from_config(alembic_config(unmigrated_url))
+    head = script.get_current_head()
+    previous = script.get_revision(head).down_revision
+
+    async def database(client: AsyncTestClient) -> tuple[int, dict[str, object]]:
+        ready = await client.get("/ready")
+        [found] = [d for d in ready.json()["dependencies"] if d["name"] == "database"]
+        return ready.status_code, found
+
+    async with AsyncTestClient(create_app(make_settings(unmigrated_url))) as client:
+        not_migrated = await database(client)
+        await upgrade(unmigrated_url, previous)
+        behind = await database(client)
+        await upgrade(unmigrated_url)
+        at_head = await database(client)
+        engine = create_engine(unmigrated_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(sa.text("UPDATE alembic_version SET version_num = 'f00d'"))
+        finally:
+            await engine.dispose()
+        ahead = await database(client)
+
+    down = {"name": "database", "state": "down", "required": True}
+    assert not_migrated == (503, {**down, "detail": "schema not migrated"})
+    assert behind == (503, {**down, "detail": "schema behind"})
+    up = (200, {"name": "database", "state": "up", "required": True, "detail": None})
+    assert at_head == ahead == up
 
 
 async def test_sign_in_limits_are_shared_by_every_process_through_redis(

@@ -315,6 +315,12 @@ def _database_url(raw: str) -> str:
             f"{redact(raw)!r} is not a database URL: {error}, or {MEMORY_URL}"
         ) from None
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and _at_sign_unencoded(raw, parsed.host):
+        raise ValueError(
+            "an '@' in its user name, password or database name is not percent-encoded, so "
+            "part of the password would be taken for the host (and shown in every connection "
+            "error); write each such '@' as %40"
+        )
     # SQLite's own in-memory database lives per connection: every unit of work would see
     # an empty, unmigrated one.
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
@@ -323,6 +329,13 @@ def _database_url(raw: str) -> str:
             f"or use {MEMORY_URL} for an in-memory store"
         )
     return url
+
+
+def _at_sign_unencoded(raw: str, host: str | None) -> bool:
+    """Whether an '@' of the user-info was left as it is: SQLAlchemy ends the password at
+    its first '@' (redis-py, at its last). More than one before the query, or one in the
+    host SQLAlchemy found (a '?' in the password hides the first from that count)."""
+    return raw.partition("://")[2].partition("?")[0].count("@") > 1 or "@" in (host or "")
 
 
 def _redis_url(raw: str) -> str:

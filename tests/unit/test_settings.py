@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from redis.connection import parse_url
 
 from debtflow_adapters.settings import (
     DEFAULT_DATABASE_URL,
@@ -189,6 +190,46 @@ def test_passwords_never_appear_in_error_messages(name: str, value: str) -> None
 
     assert "s3cret" not in str(raised.value)
     assert "***" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://debtflow:Tr0ub4dor@xyzzy@127.0.0.1:5432/postgres",
+        # Read as the host 'xy' and the database 'zzy@127.0.0.1:5432/postgres'.
+        "postgresql://debtflow:Tr0ub4dor@xy/zzy@127.0.0.1:5432/postgres",
+        # A '?' in the password: the part of the URL before the query holds one '@' only.
+        "postgresql://debtflow:Tr0ub4dor?@xyzzy@127.0.0.1:5432/postgres",
+    ],
+)
+def test_a_database_url_with_an_at_sign_not_percent_encoded_is_refused_unshown(url: str) -> None:
+    """SQLAlchemy ends the password at its first '@' and reads the rest as the host, which
+    every connection error then names."""
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"DEBTFLOW_DATABASE_URL": url})
+
+    [problem] = raised.value.problems
+    assert problem.startswith("DEBTFLOW_DATABASE_URL: ")
+    assert "%40" in problem
+    for part in ("Tr0ub4dor", "xy", "zzy"):
+        assert part not in problem
+    encoded = url.replace("@xy", "%40xy", 1)
+    assert Settings.from_env({"DEBTFLOW_DATABASE_URL": encoded}).database_url
+
+
+def test_redis_urls_keep_an_at_sign_in_the_password_as_redis_py_reads_them() -> None:
+    """redis-py (and so taskiq-redis) ends the user-info at the last '@': nothing of the
+    password is taken for the host, so such a URL works and is accepted."""
+    url = "redis://:Tr0ub4dor@xyzzy@127.0.0.1:6379/0"
+    settings = Settings.from_env({"DEBTFLOW_REDIS_URL": url, "DEBTFLOW_BROKER_URL": url})
+
+    assert parse_url(url) == {
+        "password": "Tr0ub4dor@xyzzy",
+        "host": "127.0.0.1",
+        "port": 6379,
+        "db": 0,
+    }
+    assert "Tr0ub4dor" not in repr(settings) and "xyzzy" not in repr(settings)
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,12 @@ the data migrations do to data written before them what the code does now."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 from uuid import UUID, uuid4
 
@@ -33,6 +37,7 @@ from debtflow_core.domain.audit import AuditEntry
 from debtflow_core.ports.audit_log import AuditQuery
 
 T = TypeVar("T")
+SRC = Path(__file__).parents[2] / "src"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -61,6 +66,56 @@ async def test_every_revision_goes_up_down_and_up_again(empty_database_url):
         await upgrade(empty_database_url, revision)
         await downgrade(empty_database_url, "-1")
         await upgrade(empty_database_url, revision)
+
+
+# Migrates the database its argument names once standard input gives it the word.
+UPGRADE_ON_CUE = """
+import asyncio, sys
+from debtflow_adapters.persistence import upgrade
+print("ready", flush=True)
+sys.stdin.readline()
+asyncio.run(upgrade(sys.argv[1]))
+"""
+
+
+@pytest.mark.postgres
+async def test_upgrades_run_at_once_on_a_fresh_database_all_succeed(fresh_postgres_url):
+    """Deploys start several migrations together (one per replica, or a retried job): all
+    but the first wait for it, then find the schema at head. Separate processes, as
+    Alembic's module-level context cannot run two migrations in one."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            UPGRADE_ON_CUE,
+            fresh_postgres_url,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        assert await asyncio.wait_for(process.stdout.readline(), 60) == b"ready\n"
+    for process in processes:  # all imported: now they start together
+        assert process.stdin is not None
+        process.stdin.write(b"go\n")
+        await process.stdin.drain()
+    for process in processes:
+        _, err = await asyncio.wait_for(process.communicate(), 120)
+        assert (process.returncode, err.decode()) == (0, "")
+
+    head = ScriptDirectory.from_config(alembic_config(fresh_postgres_url)).get_current_head()
+    revisions = await inspect(
+        fresh_postgres_url,
+        lambda connection: connection.scalars(
+            sa.text("SELECT version_num FROM alembic_version")
+        ).all(),
+    )
+    assert revisions == [head]
 
 
 async def test_downgrading_to_base_leaves_only_alembics_own_table(empty_database_url):

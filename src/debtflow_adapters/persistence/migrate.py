@@ -47,10 +47,22 @@ async def downgrade(url: str, revision: str) -> None:
     await _run(url, lambda config: command.downgrade(config, revision))
 
 
+# Held by the transaction a migration runs in (the whole of it, PostgreSQL's DDL being
+# transactional), so released at its commit or rollback whatever happens: ASCII "debtflow".
+_MIGRATION_LOCK = 0x64656274666C6F77
+
+
 async def _run(url: str, alembic_command: Callable[[Config], None]) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Migrations started together (a replica each, a retried job) run one
+                # after the other: each later one then finds the schema at its target.
+                # Unlocked, all but one failed on the tables the first was creating.
+                await connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
             await connection.run_sync(
                 lambda sync_connection: alembic_command(
                     alembic_config(url, connection=sync_connection)

@@ -100,6 +100,19 @@ API = DishkaRouter(
 )
 
 
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "Idempotent-Replayed",
+    "Location",
+    "Content-Disposition",
+    "WWW-Authenticate",
+]
+"""The response headers a browser lets a script of another (allowed) origin read, beyond
+the CORS-safelisted ones (Content-Type…); it hides any other, so a client could not quote
+the request id, wait out Retry-After, tell a replay, follow a Location or name a download."""
+
+
 def _freeze_heap() -> None:
     """Leave what start-up built (modules, routes, the container) out of the collector's
     way until shutdown: a full collection walked all of it, pausing requests by a hundred
@@ -128,7 +141,9 @@ def create_app(settings: Settings | None = None, *providers: Provider) -> Litest
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi(),
         plugins=[ClosedStructs()],
-        cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
+        cors_config=CORSConfig(
+            allow_origins=list(settings.cors_origins), expose_headers=EXPOSED_HEADERS
+        )
         if settings.cors_origins
         else None,
         guards=[authenticated],

@@ -113,6 +113,30 @@ async def test_readiness_fails_until_the_schema_is_migrated_to_this_code_or_beyo
     assert at_head == ahead == up
 
 
+async def test_a_browser_on_an_allowed_origin_may_read_the_headers_the_api_answers_with():
+    """Beyond the CORS-safelisted few (Content-Type…), a script of another origin sees a
+    response header only if it is exposed: the request id to quote, the Retry-After of a
+    429 or 503, a replay's Idempotent-Replayed, a POST's Location, a download's name and a
+    401's challenge."""
+    app = create_app(make_settings(MEMORY_URL, cors_origins=("https://app.example.com",)))
+    async with AsyncTestClient(app) as client:
+        answer = await client.get("/v1/me", headers={"Origin": "https://app.example.com"})
+
+    assert answer.status_code == 401
+    assert answer.headers["access-control-allow-origin"] == "https://app.example.com"
+    exposed = {
+        h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")
+    }
+    assert exposed == {
+        "x-request-id",
+        "retry-after",
+        "idempotent-replayed",
+        "location",
+        "content-disposition",
+        "www-authenticate",
+    }
+
+
 async def test_sign_in_limits_are_shared_by_every_process_through_redis(
     database_url, redis_url, redis_client
 ):

@@ -111,8 +111,9 @@ class Settings:
       ``export_link_seconds``: how long an export's download link lives;
       ``nightly_exports``: the report kinds exported every night for every agency.
     - ``in_process_scheduler``: run the schedule (maintenance, settlement, file-source
-      polls) inside the serving process; only without ``broker_url`` and with one
-      ``http_workers``. ``debtflow serve`` and ``demo`` turn it on in that case.
+      polls) inside the serving process; only without ``broker_url`` and with one server
+      worker (checked by ``debtflow serve`` and ``demo``, whose ``--workers`` wins over
+      ``http_workers``). They turn it on in that case.
     - ``audit_retention_months``: ``None`` keeps the audit log for ever; otherwise, on
       PostgreSQL, its monthly partitions older than this (36 months at least) are detached.
     - ``worker_metrics_host`` and ``worker_metrics_port``: where ``debtflow worker`` serves
@@ -263,9 +264,9 @@ class Settings:
                 "DEBTFLOW_S3_ACCESS_KEY_ID and DEBTFLOW_S3_SECRET_ACCESS_KEY: set both or neither"
             )
         if values.get("in_process_scheduler"):
-            problems.extend(
-                scheduler_conflicts(values.get("broker_url"), values.get("http_workers", 1))
-            )
+            # One worker here: the count is judged by `debtflow serve` and `demo`, once
+            # their --workers flag has won over DEBTFLOW_HTTP_WORKERS.
+            problems.extend(scheduler_conflicts(values.get("broker_url"), http_workers=1))
         if problems:
             raise SettingsError(problems)
         return cls(**values, jwt_secret_generated="jwt_secret" not in values)

@@ -461,6 +461,31 @@ def test_the_in_process_scheduler_is_refused_with_several_server_workers(tmp_pat
     )
 
 
+def test_the_workers_flag_decides_whether_the_in_process_scheduler_may_run(
+    served: list[dict[str, object]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flags win over the variables: the count of server workers is judged once
+    --workers has been applied."""
+    monkeypatch.chdir(tmp_path)
+    cli = Cli(f"sqlite:///{tmp_path / 'debtflow.db'}")
+    env = {
+        "DEBTFLOW_HTTP_WORKERS": "2",
+        "DEBTFLOW_IN_PROCESS_SCHEDULER": "true",
+        "DEBTFLOW_JWT_SECRET": "s" * 32,
+    }
+
+    assert_error(
+        cli("serve", env=env),
+        2,
+        "DEBTFLOW_IN_PROCESS_SCHEDULER: not with 2 server workers, each of which would send "
+        "every scheduled job; serve with one worker",
+    )
+    served_with_one = cli("serve --workers 1", env=env)
+    assert (served_with_one.status, served_with_one.err) == (0, "")
+    [options] = served
+    assert options["workers"] == 1
+
+
 def test_taskiq_logs_at_debtflows_log_level(sqlite_url: str, monkeypatch: pytest.MonkeyPatch):
     """taskiq's command lines set its logger to their own --log-level, INFO unless told:
     DEBTFLOW_LOG_LEVEL must reach them, or a worker logs a line for every job whatever it

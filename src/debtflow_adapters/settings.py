@@ -400,6 +400,8 @@ def _directory(raw: str) -> str:
 
 def _export_kinds(raw: str) -> tuple[ExportKind, ...]:
     names = [part.strip() for part in raw.split(",") if part.strip()]
+    if not names:
+        raise ValueError("names no report kind; unset it to export none")
     unknown = [name for name in names if name not in {kind.value for kind in ExportKind}]
     if unknown:
         raise ValueError(
@@ -429,6 +431,8 @@ def _log_level(raw: str) -> str:
 
 def _origins(raw: str) -> tuple[str, ...]:
     origins = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not origins:
+        raise ValueError("names no origin; unset it to keep CORS off")
     for origin in origins:
         parts = urlsplit(origin)
         if origin != "*" and (

@@ -138,6 +138,10 @@ def test_redis_urls_are_accepted(url: str) -> None:
         ("DEBTFLOW_REDIS_URL", "redis://cache:port", "'redis://cache:port' is not a Redis URL"),
         ("DEBTFLOW_BROKER_URL", "redis://cache:6379/l", "'redis://cache:6379/l' is not a Redis"),
         ("DEBTFLOW_REDIS_URL", " ", "is empty"),
+        ("DEBTFLOW_CORS_ORIGINS", "", "names no origin; unset it to keep CORS off"),
+        ("DEBTFLOW_CORS_ORIGINS", " , ", "names no origin"),
+        ("DEBTFLOW_NIGHTLY_EXPORTS", " ", "names no report kind; unset it to export none"),
+        ("DEBTFLOW_NIGHTLY_EXPORTS", ",", "names no report kind"),
     ],
 )
 def test_a_bad_value_is_named_with_its_variable(name: str, value: str, reason: str) -> None:

@@ -539,7 +539,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> None:
     )
     admin = demo.LOGINS[0]
     credentials = json.dumps({"email": admin.email, "password": admin.password})
-    token_url = f"{_base_url(settings)}/v1/auth/token"
+    token_url = f"{settings.listen_url}/v1/auth/token"
     print(
         f"{'Seeded' if seeded else 'Found'} the demo agency {agency.name!r} (slug {demo.SLUG!r})\n"
         f"  database    {_location(settings)}\n"
@@ -624,7 +624,7 @@ def _run_server(settings: Settings) -> None:
     ):
         # The embedded default's one process is its only possible scheduler.
         os.environ["DEBTFLOW_IN_PROCESS_SCHEDULER"] = "true"
-    url = _base_url(settings)
+    url = settings.listen_url
     # Several processes add their metrics up in one directory (uvicorn spawns fresh
     # interpreters, which read it from the environment when they import the metrics).
     metrics = (
@@ -727,11 +727,6 @@ def _run_taskiq(*arguments: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", WORKER_PROCESS, *arguments])
-
-
-def _base_url(settings: Settings) -> str:
-    host = settings.http_host
-    return f"http://{f'[{host}]' if ':' in host else host}:{settings.http_port}"
 
 
 def _location(settings: Settings) -> str:

@@ -102,7 +102,7 @@ class Settings:
       with ``s3_secret_access_key``, or neither to let boto3 find credentials), or
       ``memory://``.
     - ``public_url``: the API's address as clients reach it, for the download links it
-      signs itself (local storage); ``None``: ``http://{http_host}:{http_port}``.
+      signs itself (local storage); ``None``: ``listen_url``.
       ``link_secret`` signs them; ``None`` derives one from ``jwt_secret``.
     - ``sources_root``: the directory under which local file sources may read; ``None``
       refuses local sources. ``sftp_timeout_seconds`` bounds each step of an SFTP session.
@@ -168,8 +168,14 @@ class Settings:
         return hmac.new(self.jwt_secret.encode(), b"debtflow signed links", "sha256").digest()
 
     @property
+    def listen_url(self) -> str:
+        """Where ``debtflow serve`` listens, as a URL: an IPv6 host goes in brackets."""
+        host = f"[{self.http_host}]" if ":" in self.http_host else self.http_host
+        return f"http://{host}:{self.http_port}"
+
+    @property
     def api_base_url(self) -> str:
-        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+        return self.public_url or self.listen_url
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:

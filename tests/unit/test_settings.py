@@ -354,6 +354,11 @@ def test_storage_defaults_to_a_local_directory_and_links_to_the_api() -> None:
     assert settings.link_signing_key != b"k" * 40
 
 
+def test_links_to_the_api_on_an_ipv6_address_put_it_in_brackets() -> None:
+    settings = Settings.from_env({"DEBTFLOW_HTTP_HOST": "::1", "DEBTFLOW_HTTP_PORT": "8080"})
+    assert settings.api_base_url == settings.listen_url == "http://[::1]:8080"
+
+
 def test_bad_storage_and_source_settings_are_named(tmp_path) -> None:
     with pytest.raises(SettingsError) as caught:
         Settings.from_env(

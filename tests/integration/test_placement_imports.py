@@ -81,7 +81,11 @@ async def test_a_file_imports_with_its_run_recorded_and_audited(ports, admin, tm
     assert page.items[0].column == "placed_balance"
     async with ports.uow() as uow:
         audit = await uow.audit_log.query(AuditQuery(agency_id=admin.agency_id))
-    assert {e.action for e in audit} == {"import_run.started", "import_run.finished"}
+    assert {e.action for e in audit} == {
+        "import_run.queued",
+        "import_run.started",
+        "import_run.finished",
+    }
     finished = next(e for e in audit if e.action == "import_run.finished")
     assert finished.after["rows_created"] == 2475
 

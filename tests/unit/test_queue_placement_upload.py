@@ -521,10 +521,14 @@ async def test_a_run_is_not_started_unless_its_start_is_audited(setup, tmp_path)
 
     [run] = await setup.runs.list(setup.agency.id, after=None, limit=2)
     assert (run.status, run.attempt, run.started_at) == (ImportStatus.QUEUED, 0, None)
-    assert setup.audited(run.id) == []
+    assert setup.audited(run.id) == ["import_run.queued"]
     done = await setup.import_file.execute(setup.admin, command)  # the audit log is back
     assert (done.id, done.status, done.attempt) == (run.id, ImportStatus.SUCCEEDED, 1)
-    assert setup.audited(run.id) == ["import_run.started", "import_run.finished"]
+    assert setup.audited(run.id) == [
+        "import_run.queued",
+        "import_run.started",
+        "import_run.finished",
+    ]
 
 
 async def test_a_run_is_not_finished_unless_its_end_is_audited(setup, tmp_path):
@@ -537,7 +541,7 @@ async def test_a_run_is_not_finished_unless_its_end_is_audited(setup, tmp_path):
 
     [run] = await setup.runs.list(setup.agency.id, after=None, limit=2)
     assert (run.status, run.finished_at, run.rows_created) == (ImportStatus.RUNNING, None, 2)
-    assert setup.audited(run.id) == ["import_run.started"]
+    assert setup.audited(run.id) == ["import_run.queued", "import_run.started"]
     done = await setup.import_file.execute(setup.admin, command)  # resumes after its rows
     assert (done.id, done.status, done.attempt, done.rows_created) == (
         run.id,
@@ -546,6 +550,7 @@ async def test_a_run_is_not_finished_unless_its_end_is_audited(setup, tmp_path):
         2,
     )
     assert setup.audited(run.id) == [
+        "import_run.queued",
         "import_run.started",
         "import_run.started",
         "import_run.finished",

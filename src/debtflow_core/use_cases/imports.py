@@ -140,6 +140,8 @@ class ImportPlacementFile:
         )
         async with self._uow as uow:
             run = await uow.import_runs.add_or_get(asked)
+            if run.id == asked.id:  # a file fetched or imported from the command line
+                await _audit(uow, actor, "import_run.queued", None, run, now)
             if command.may_reopen:
                 run, _ = await _read_anew(uow, actor, run, asked)
             await uow.commit()

@@ -19,6 +19,18 @@ from debtflow_core.domain.debtor import PostalAddress
 from debtflow_core.errors import ValidationFailed
 from debtflow_core.validation import optional_text, refuse_nul, require_text
 
+MAX_CONTACTS = 10
+"""The most phones, and the most emails, one debtor has: more than any household needs, and
+a bound on what every read of the debtor and every audit entry of it carries."""
+
+
+def at_most_max_contacts(values: tuple[object, ...], *, field: str) -> None:
+    """Refuse more than :data:`MAX_CONTACTS` phones or emails (the HTTP body's schema bounds
+    them too; this holds for the core's other callers and for placement files)."""
+    if len(values) > MAX_CONTACTS:
+        raise ValidationFailed(f"a debtor has at most {MAX_CONTACTS}", field=field)
+
+
 MAX_TEXT = 200
 """The longest address line or city, in characters."""
 MAX_POSTAL_CODE = 10

@@ -27,6 +27,7 @@ from debtflow_core.contact_data import (
     MAX_POSTAL_CODE,
     MAX_TEXT,
     STATE_REASON,
+    at_most_max_contacts,
     country_code,
     email_address,
     phone_number,
@@ -572,11 +573,15 @@ def _contact_data(
         assert state is not None and zip_code is not None  # neither is blank
         state = state_code(state, country=country, field="state")
         zip_code = postal_code(zip_code, country=country, field="zip")
-    phones = tuple(phone_number(number, field="phones") for number in _split(row.phones))
-    # Each address once, as the debtor API keeps them.
+    # Each number and address once, and no more of them than the debtor API keeps.
+    phones = tuple(
+        dict.fromkeys(phone_number(number, field="phones") for number in _split(row.phones))
+    )
+    at_most_max_contacts(phones, field="phones")
     emails = tuple(
         dict.fromkeys(email_address(email, field="emails") for email in _split(row.emails))
     )
+    at_most_max_contacts(emails, field="emails")
     return country, state, zip_code, phones, emails
 
 

@@ -192,6 +192,18 @@ def test_emails_are_kept_as_the_debtor_api_keeps_them_in_lower_case_each_once():
     assert row.emails == ("ada@example.com", "bob@example.com")
 
 
+def test_phones_are_kept_each_once_and_at_most_ten_as_by_the_debtor_api():
+    numbers = ";".join(f"512555{n:04}" for n in range(11))
+    _, items = read(
+        f"{HEADER},phones\n"
+        'A-1,Ada,Lovelace,NW,1.00," 5125550100 ;5125550101;5125550100"\n'
+        f"A-2,Ada,Lovelace,NW,1.00,{numbers}\n"
+    )
+    row, error = items
+    assert row.phones == ("5125550100", "5125550101")
+    assert (error.line, error.column, error.reason) == (3, "phones", "a debtor has at most 10")
+
+
 def test_a_missing_required_value_is_a_row_error():
     _, items = read(f"{HEADER}\nA-1,,Lovelace,NW,1.00\nA-2,  ,Lovelace,NW,1.00\n")
     assert [(e.line, e.column, e.reason) for e in items] == [

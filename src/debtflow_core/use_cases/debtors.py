@@ -9,7 +9,14 @@ from msgspec import UNSET, Meta, UnsetType
 
 from debtflow_core.actor import Actor
 from debtflow_core.auditing import audit_entry
-from debtflow_core.contact_data import birth_date, email_address, phone_number, postal_address
+from debtflow_core.contact_data import (
+    MAX_CONTACTS,
+    at_most_max_contacts,
+    birth_date,
+    email_address,
+    phone_number,
+    postal_address,
+)
 from debtflow_core.domain.debtor import ContactPreferences, Debtor, Phone, PostalAddress
 from debtflow_core.domain.user import Role
 from debtflow_core.errors import NotFound, PermissionDenied, ValidationFailed
@@ -21,10 +28,6 @@ from debtflow_core.ports.clock import Clock
 from debtflow_core.ports.debtors import DebtorPosition, DebtorQuery
 from debtflow_core.ports.unit_of_work import UnitOfWork
 from debtflow_core.validation import optional_text, require_text
-
-MAX_CONTACTS = 10
-"""The most phones, and the most emails, one debtor has: more than any household needs, and
-a bound on what every read of the debtor and every audit entry of it carries."""
 
 Phones = Annotated[tuple[Phone, ...], Meta(max_length=MAX_CONTACTS)]
 Emails = Annotated[tuple[str, ...], Meta(max_length=MAX_CONTACTS)]
@@ -97,14 +100,14 @@ def _preferences(
 
 
 def _emails(emails: tuple[str, ...]) -> tuple[str, ...]:
-    _at_most_max(emails, field="emails")
+    at_most_max_contacts(emails, field="emails")
     return tuple(
         dict.fromkeys(email_address(email, field=f"emails[{i}]") for i, email in enumerate(emails))
     )
 
 
 def _phones(phones: tuple[Phone, ...]) -> tuple[Phone, ...]:
-    _at_most_max(phones, field="phones")
+    at_most_max_contacts(phones, field="phones")
     return tuple(
         dict.fromkeys(
             msgspec.structs.replace(
@@ -113,12 +116,6 @@ def _phones(phones: tuple[Phone, ...]) -> tuple[Phone, ...]:
             for i, phone in enumerate(phones)
         )
     )
-
-
-def _at_most_max(values: tuple[object, ...], *, field: str) -> None:
-    """The HTTP body's schema bounds these too; this holds for callers of the core."""
-    if len(values) > MAX_CONTACTS:
-        raise ValidationFailed(f"a debtor has at most {MAX_CONTACTS}", field=field)
 
 
 _IDENTITY = ("first_name", "last_name", "date_of_birth")

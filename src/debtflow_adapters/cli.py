@@ -433,6 +433,8 @@ class _Progress:
 
 async def _import(settings: Settings, args: argparse.Namespace) -> None:
     path: Path = args.file
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give the placement file itself")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     command = ImportFile(path=path, file_name=path.name, delimiter=args.delimiter)

@@ -107,5 +107,10 @@ def test_bad_arguments_are_one_line_errors(cli, tmp_path):
         2,
         f"{tmp_path / 'nope.csv'}: no such file",
     )
+    assert_error(
+        cli(f"import {tmp_path} --agency acme"),
+        2,
+        f"{tmp_path}: is a directory; give the placement file itself",
+    )
     path = placement(tmp_path, HEADER + "\n")
     assert_error(cli(f"import {path} --agency nobody"), 1, "no agency has the slug 'nobody'")

@@ -40,6 +40,7 @@ from taskiq.cli.scheduler.run import run_scheduler
 
 from debtflow_adapters import demo
 from debtflow_adapters.composition import make_container
+from debtflow_adapters.logs import configure_logging
 from debtflow_adapters.persistence import create_audit_partitions, upgrade
 from debtflow_adapters.prometheus.multiprocess import MULTIPROC_DIR, prepare_multiprocess_dir
 from debtflow_adapters.settings import (
@@ -86,6 +87,12 @@ WORKER_PROCESS = "debtflow_adapters.worker_process"
 
 WAIT_FOR_TASKS_SECONDS = 30
 """On SIGTERM a worker takes no new job and gives the running ones this long to finish."""
+
+SERVER_HEALTHCHECK_SECONDS = 60
+"""How long uvicorn waits for a server worker process to answer its health check before it
+kills it and starts another, and for a worker it restarts (SIGHUP) to start serving. Its
+default, 5 s, is less than a worker takes to start on a busy machine (6 to 17 s were
+measured on two loaded cores): it killed every new worker before it answered, for ever."""
 
 Command = Callable[[Settings, argparse.Namespace], None]
 AsyncCommand = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
@@ -636,6 +643,10 @@ def _run_server(settings: Settings) -> None:
     )
     # Flushed, so that it comes before the server's own log lines even through a pipe.
     print(f"Serving the API on {url} (docs at {url}/schema/swagger)", flush=True)
+    # JSON lines from this process too: with several workers it is uvicorn's supervisor,
+    # which logs a worker's death and restart, and its own errors (the port taken), and
+    # builds no app that would configure its logging.
+    configure_logging(settings.log_level)
     try:
         uvicorn.run(
             APP_FACTORY,
@@ -643,6 +654,7 @@ def _run_server(settings: Settings) -> None:
             host=settings.http_host,
             port=settings.http_port,
             workers=settings.http_workers,
+            timeout_worker_healthcheck=SERVER_HEALTHCHECK_SECONDS,
             # The client's address, which login throttling counts by, comes from
             # X-Forwarded-For when the peer is a trusted proxy; anyone else could forge it.
             proxy_headers=True,

@@ -8,11 +8,15 @@ call; one test runs the module as a real process.
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -21,7 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import pytest
 from taskiq.cli.scheduler.args import SchedulerArgs
 
-from debtflow_adapters.cli import main
+from debtflow_adapters.cli import SERVER_HEALTHCHECK_SECONDS, main
 from debtflow_adapters.composition import make_container
 from debtflow_adapters.settings import Settings
 from debtflow_core.domain.user import Role
@@ -348,16 +352,21 @@ def test_bad_server_options_are_usage_errors(option: str, message: str) -> None:
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, object]]]:
     """What ``uvicorn.run`` is given, instead of serving. The variables the server commands
-    export for their workers are set here first, so that the test puts them back."""
+    export for their workers are set here first, so that the test puts them back, and so is
+    the logging they configure."""
     runs: list[dict[str, object]] = []
     monkeypatch.setattr(
         "debtflow_adapters.cli.uvicorn.run", lambda app, **options: runs.append(options)
     )
     for name in ("HTTP_HOST", "HTTP_PORT", "HTTP_WORKERS", "JWT_SECRET", "IN_PROCESS_SCHEDULER"):
         monkeypatch.setenv(f"DEBTFLOW_{name}", "")
-    return runs
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield runs
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.mark.parametrize(
@@ -427,6 +436,40 @@ def test_several_server_workers_without_redis_are_warned_of_their_separate_throt
     assert (outcome.status, outcome.err) == (0, REDIS_WARNING.format(workers) if warned else "")
     [options] = served
     assert options["workers"] == workers
+    # uvicorn's 5 s killed every new worker that a busy machine was still starting.
+    assert options["timeout_worker_healthcheck"] == SERVER_HEALTHCHECK_SECONDS
+
+
+def test_several_server_workers_log_the_supervisors_errors_as_json(tmp_path: Path) -> None:
+    """With several workers, uvicorn's supervising process builds no app, which would
+    configure the logging: its lines (a worker died, restarted; the port is taken) were
+    plain text, or lost below WARNING."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEBTFLOW_")}
+    env |= {"PYTHONPATH": str(SRC), "DEBTFLOW_JWT_SECRET": "s" * 32}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        process = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "debtflow_adapters.cli",
+                *f"serve --workers 2 --port {port}".split(),
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert process.returncode != 0
+    warning, error = process.stderr.splitlines()
+    assert warning.startswith("debtflow: warning: DEBTFLOW_REDIS_URL is not set")
+    line = json.loads(error)
+    assert (line["level"], line["logger"]) == ("error", "uvicorn.error")
+    assert "Address already in use" in line["message"]
 
 
 def test_the_module_runs_as_a_program_without_tracebacks(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ import placement_files
 import psycopg
 from sqlalchemy.engine import make_url
 
-from debtflow_adapters.persistence import upgrade
+from debtflow_adapters.persistence.migrate import upgrade
 from debtflow_core.ids import new_id
 
 BENCH = Path(__file__).resolve().parent

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import set_json_dumps
 
-from debtflow_adapters.persistence import upgrade
+from debtflow_adapters.persistence.migrate import upgrade
 from debtflow_adapters.security.argon2 import Argon2PasswordHasher
 
 AGENCIES = 10

@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from debtflow_adapters.memory import InMemoryStore, InMemoryUnitOfWork
-from debtflow_adapters.persistence import SqlUnitOfWork, create_engine, normalize_url, upgrade
+from debtflow_adapters.persistence import SqlUnitOfWork, create_engine, normalize_url
+from debtflow_adapters.persistence.migrate import upgrade
 from debtflow_adapters.persistence.tables import metadata
 from debtflow_core.ports.unit_of_work import UnitOfWork
 

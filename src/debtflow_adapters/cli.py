@@ -9,6 +9,10 @@ anything else (a conflict, a missing agency, a database that cannot be reached).
 
 Passwords are never taken from the command line, where other users of the machine can see
 them in the process list and the shell keeps them in its history.
+
+What only some commands use (Alembic, the container, Redis, taskiq's scheduler, uvicorn) is
+imported by them: every process ``serve --workers N`` starts imports this module again
+before it answers uvicorn's health check, and the other commands start sooner.
 """
 
 from __future__ import annotations
@@ -26,22 +30,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import redis
-import uvicorn
-from alembic.util import CommandError
-from dishka import AsyncContainer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
-from taskiq.cli.scheduler.args import SchedulerArgs
-from taskiq.cli.scheduler.run import run_scheduler
 
 from debtflow_adapters import demo
-from debtflow_adapters.composition import make_container
 from debtflow_adapters.logs import configure_logging
-from debtflow_adapters.persistence import create_audit_partitions, upgrade
 from debtflow_adapters.prometheus.multiprocess import MULTIPROC_DIR, prepare_multiprocess_dir
 from debtflow_adapters.settings import (
     Settings,
@@ -68,6 +63,9 @@ from debtflow_core.use_cases.imports import (
     PlacementCheck,
 )
 from debtflow_core.use_cases.users import CreateUser, NewUser
+
+if TYPE_CHECKING:
+    from dishka import AsyncContainer
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -106,6 +104,11 @@ class Unreachable(Exception):
     """A service the command needs does not answer (the broker's Redis)."""
 
 
+class MigrationFailed(Exception):
+    """Alembic could not bring the schema up to date (a revision this release does not
+    know, say): its message's first line."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return the process's exit status."""
     args = _parser().parse_args(argv)
@@ -127,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SQLAlchemyError as error:
         reason = _first_line(getattr(error, "orig", None) or error)
         return _fail(f"database {_location(settings)}: {reason}", EXIT_FAILURE)
-    except CommandError as error:
-        return _fail(f"migrating {_location(settings)} failed: {_first_line(error)}", EXIT_FAILURE)
+    except MigrationFailed as error:
+        return _fail(f"migrating {_location(settings)} failed: {error}", EXIT_FAILURE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     return 0
@@ -326,6 +329,8 @@ def _in_event_loop(run: AsyncCommand) -> Command:
 @asynccontextmanager
 async def _request(settings: Settings) -> AsyncIterator[AsyncContainer]:
     """One request scope of a fresh container, which is closed (engine disposed) after."""
+    from debtflow_adapters.composition import make_container
+
     container = make_container(settings)
     try:
         async with container() as request:
@@ -345,7 +350,16 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> None:
 async def _upgrade(settings: Settings) -> None:
     """Apply the pending migrations, then top up the audit log's monthly partitions (on
     PostgreSQL), so that a deployment that only ever runs ``migrate`` still has them."""
-    await upgrade(settings.database_url)
+    from alembic.util import CommandError
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from debtflow_adapters.persistence import create_audit_partitions
+    from debtflow_adapters.persistence.migrate import upgrade
+
+    try:
+        await upgrade(settings.database_url)
+    except CommandError as error:
+        raise MigrationFailed(_first_line(error)) from None
     async with _request(settings) as request:
         await create_audit_partitions(await request.get(AsyncEngine))
 
@@ -604,6 +618,8 @@ def _run_server(settings: Settings) -> None:
     finish). Every worker process builds the app from the environment, so what the command
     line decided (the address and workers its flags gave, a generated token key) is put
     there first, for all of them to share."""
+    import uvicorn
+
     os.environ["DEBTFLOW_HTTP_HOST"] = settings.http_host
     os.environ["DEBTFLOW_HTTP_PORT"] = str(settings.http_port)
     os.environ["DEBTFLOW_HTTP_WORKERS"] = str(settings.http_workers)
@@ -694,6 +710,9 @@ async def _schedule(settings: Settings) -> None:
     """taskiq's scheduler loop, stopped cleanly by SIGTERM or SIGINT: its own command line
     leaves SIGTERM to kill the process. A restarted scheduler skips the minute it starts
     in, which it may have sent already before it stopped."""
+    from taskiq.cli.scheduler.args import SchedulerArgs
+    from taskiq.cli.scheduler.run import run_scheduler
+
     loop = asyncio.get_running_loop()
     running = asyncio.create_task(
         run_scheduler(
@@ -724,6 +743,8 @@ def _require_broker(settings: Settings, command: str) -> None:
             f"the in-memory store cannot be shared with a {command}: unset "
             "DEBTFLOW_DATABASE_URL or point it at a database"
         )
+    import redis
+
     client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=5)
     try:
         client.ping()

@@ -47,7 +47,6 @@ from debtflow_adapters.memory.imports import InMemoryImportStore, InMemoryPlacem
 from debtflow_adapters.memory.object_storage import InMemoryObjectStorage
 from debtflow_adapters.memory.reports import InMemoryReportReader
 from debtflow_adapters.persistence import (
-    SchemaRevisions,
     SqlAuditPartitions,
     SqlUnitOfWork,
     create_engine,
@@ -207,7 +206,11 @@ class SqlPersistenceProvider(Provider):
     @provide(scope=Scope.APP)
     def database_probe(self, engine: AsyncEngine) -> DatabaseProbe:
         # Reachable is not enough: on a schema older than the code (a deploy that skipped
-        # `debtflow migrate`) every request fails, and the load balancer must know.
+        # `debtflow migrate`) every request fails, and the load balancer must know. Alembic,
+        # which reads the revisions, is imported at the first /ready, not at every worker
+        # process's start.
+        from debtflow_adapters.persistence.migrate import SchemaRevisions
+
         revisions = SchemaRevisions()
 
         async def migrated() -> None:

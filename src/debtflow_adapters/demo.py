@@ -17,10 +17,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from functools import partial
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 from uuid import UUID
-
-from dishka import AsyncContainer
 
 from debtflow_core.actor import Actor
 from debtflow_core.domain.account import AccountStatus
@@ -43,6 +41,9 @@ from debtflow_core.use_cases.agencies import CreateAgency, NewAgency
 from debtflow_core.use_cases.debtors import CreateDebtor, NewDebtor, SearchDebtors
 from debtflow_core.use_cases.payment_processors import AddPaymentProcessor, NewPaymentProcessor
 from debtflow_core.use_cases.users import CreateUser, ListUsers, NewUser
+
+if TYPE_CHECKING:  # the command line reads the constants below without loading dishka
+    from dishka import AsyncContainer
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
-from debtflow_adapters.persistence import upgrade
+from debtflow_adapters.persistence.migrate import upgrade
 from debtflow_adapters.taskiq.broker import QUEUE
 from tests.conftest import PostgresServer, service_missing
 from tests.support.s3 import s3_bucket, s3_emulator  # noqa: F401

@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -269,6 +270,21 @@ def test_an_unmigrated_database_is_one_line(tmp_path: Path) -> None:
     assert_error(outcome, 1, f"database {path}: no such table: agencies")
 
 
+def test_a_schema_this_release_does_not_know_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "later.db"
+    with sqlite3.connect(path) as database:
+        database.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        database.execute("INSERT INTO alembic_version VALUES ('9999_from_a_later_release')")
+
+    outcome = Cli(f"sqlite:///{path}")("migrate")
+
+    assert_error(
+        outcome,
+        1,
+        f"migrating {path} failed: Can't locate revision identified by '9999_from_a_later_release'",
+    )
+
+
 def test_malformed_settings_are_all_named_in_one_line() -> None:
     outcome = Cli("foo://app:pg-s3cret@db/x")("migrate", env={"DEBTFLOW_REDIS_URL": "http://c"})
 
@@ -357,9 +373,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, object]]]
     export for their workers are set here first, so that the test puts them back, and so is
     the logging they configure."""
     runs: list[dict[str, object]] = []
-    monkeypatch.setattr(
-        "debtflow_adapters.cli.uvicorn.run", lambda app, **options: runs.append(options)
-    )
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: runs.append(options))
     for name in ("HTTP_HOST", "HTTP_PORT", "HTTP_WORKERS", "JWT_SECRET", "IN_PROCESS_SCHEDULER"):
         monkeypatch.setenv(f"DEBTFLOW_{name}", "")
     root = logging.getLogger()
@@ -491,6 +505,33 @@ def test_the_module_runs_as_a_program_without_tracebacks(tmp_path: Path) -> None
     assert process.stderr.startswith("debtflow: error: database postgresql+psycopg://postgres:***@")
 
 
+def test_a_server_process_imports_only_what_serving_needs() -> None:
+    """Each process ``serve --workers N`` spawns imports the command's main module,
+    ``debtflow_adapters.cli``, again before it answers uvicorn's health check, then the app:
+    Alembic, the container, Redis and taskiq came with the first, Alembic with the app,
+    seconds that a busy machine made longer than the health check waited."""
+    probe = (
+        "import sys; import debtflow_adapters.cli; print(*sorted(sys.modules)); "
+        "import debtflow_http.app; print(*sorted(sys.modules))"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEBTFLOW_")}
+
+    process = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**env, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+    cli, app = (
+        {name.partition(".")[0] for name in line.split()} for line in process.stdout.splitlines()
+    )
+    assert cli & {"alembic", "dishka", "redis", "taskiq"} == set()
+    assert "alembic" not in app
+
+
 def test_the_in_process_scheduler_is_refused_with_several_server_workers(tmp_path: Path) -> None:
     outcome = Cli(f"sqlite:///{tmp_path / 'debtflow.db'}")(
         "serve --workers 2", env={"DEBTFLOW_IN_PROCESS_SCHEDULER": "true"}
@@ -541,7 +582,7 @@ def test_taskiq_logs_at_debtflows_log_level(sqlite_url: str, monkeypatch: pytest
     def worker(*arguments: str) -> None:
         levels.append(arguments[arguments.index("--log-level") + 1])
 
-    monkeypatch.setattr("debtflow_adapters.cli.run_scheduler", scheduler)
+    monkeypatch.setattr("taskiq.cli.scheduler.run.run_scheduler", scheduler)
     monkeypatch.setattr("debtflow_adapters.cli._run_taskiq", worker)
     monkeypatch.setenv("DEBTFLOW_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("DEBTFLOW_BROKER_URL", "redis://127.0.0.1:6379/9")

@@ -21,7 +21,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from debtflow_adapters.persistence import alembic_config, create_engine, downgrade, upgrade
+from debtflow_adapters.persistence import create_engine
+from debtflow_adapters.persistence.migrate import alembic_config, downgrade, upgrade
 from debtflow_adapters.persistence.tables import (
     accounts,
     agencies,
@@ -71,7 +72,7 @@ async def test_every_revision_goes_up_down_and_up_again(empty_database_url):
 # Migrates the database its argument names once standard input gives it the word.
 UPGRADE_ON_CUE = """
 import asyncio, sys
-from debtflow_adapters.persistence import upgrade
+from debtflow_adapters.persistence.migrate import upgrade
 print("ready", flush=True)
 sys.stdin.readline()
 asyncio.run(upgrade(sys.argv[1]))

@@ -15,7 +15,8 @@ from alembic.script import ScriptDirectory
 from litestar.testing import AsyncTestClient
 
 from debtflow_adapters.memory import FixedClock
-from debtflow_adapters.persistence import alembic_config, create_engine, upgrade
+from debtflow_adapters.persistence import create_engine
+from debtflow_adapters.persistence.migrate import alembic_config, upgrade
 from debtflow_adapters.settings import MEMORY_URL
 from debtflow_http.app import create_app
 from debtflow_http.logs import JsonFormatter

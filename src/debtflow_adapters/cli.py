@@ -26,9 +26,10 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -664,23 +665,43 @@ def _run_server(settings: Settings) -> None:
     # builds no app that would configure its logging.
     configure_logging(settings.log_level)
     try:
-        uvicorn.run(
-            APP_FACTORY,
-            factory=True,
-            host=settings.http_host,
-            port=settings.http_port,
-            workers=settings.http_workers,
-            timeout_worker_healthcheck=SERVER_HEALTHCHECK_SECONDS,
-            # The client's address, which login throttling counts by, comes from
-            # X-Forwarded-For when the peer is a trusted proxy; anyone else could forge it.
-            proxy_headers=True,
-            forwarded_allow_ips=list(settings.forwarded_allow_ips),
-            log_config=None,  # the app logs as JSON; uvicorn must not reconfigure logging
-            access_log=False,  # the app writes its own access line, with the request id
-        )
+        with _sigterm_interrupts():
+            uvicorn.run(
+                APP_FACTORY,
+                factory=True,
+                host=settings.http_host,
+                port=settings.http_port,
+                workers=settings.http_workers,
+                timeout_worker_healthcheck=SERVER_HEALTHCHECK_SECONDS,
+                # The client's address, which login throttling counts by, comes from
+                # X-Forwarded-For when the peer is a trusted proxy; anyone else could
+                # forge it.
+                proxy_headers=True,
+                forwarded_allow_ips=list(settings.forwarded_allow_ips),
+                log_config=None,  # the app logs as JSON; uvicorn must not reconfigure logging
+                access_log=False,  # the app writes its own access line, with the request id
+            )
     finally:
         if metrics is not None:
             shutil.rmtree(metrics, ignore_errors=True)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM interrupts the server as Ctrl-C does. uvicorn stops gracefully on either,
+    then raises the signal again for the handler it found: Python's for SIGINT raises
+    KeyboardInterrupt, which ``uvicorn.run`` takes for the end of serving, where SIGTERM's
+    default action killed the process (status 143, as if it had not stopped cleanly) and
+    skipped what follows it. With several workers uvicorn's supervisor handles both itself.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread handles signals (uvicorn captures none either)
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:

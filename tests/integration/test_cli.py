@@ -13,16 +13,19 @@ import logging
 import os
 import re
 import shlex
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+import httpx
 import pytest
 from taskiq.cli.scheduler.args import SchedulerArgs
 
@@ -503,6 +506,52 @@ def test_the_module_runs_as_a_program_without_tracebacks(tmp_path: Path) -> None
     assert process.stdout == ""
     assert process.stderr.count("\n") == 1
     assert process.stderr.startswith("debtflow: error: database postgresql+psycopg://postgres:***@")
+
+
+def test_a_server_stopped_by_sigterm_shuts_down_and_exits_0(tmp_path: Path) -> None:
+    """uvicorn raises the signal that stopped it again once it has shut down: SIGTERM's
+    default action then killed a one-process server (status 143, as if it had not stopped
+    cleanly), and skipped what the command does after serving."""
+    database = f"sqlite:///{tmp_path / 'debtflow.db'}"
+    assert Cli(database)("migrate").status == 0
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DEBTFLOW_")}
+    env |= {"PYTHONPATH": str(SRC), "DEBTFLOW_DATABASE_URL": database}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with (tmp_path / "stderr").open("w+") as err:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "debtflow_adapters.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            _wait_until_served(server, f"http://127.0.0.1:{port}/health")
+            server.send_signal(signal.SIGTERM)
+            status = server.wait(timeout=30)
+        finally:
+            server.kill()
+            server.wait()
+        err.seek(0)
+        logged = err.read()
+
+    assert status == 0
+    assert "Application shutdown complete." in logged
+    assert "Traceback" not in logged
+
+
+def _wait_until_served(server: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the server exited with {server.returncode}"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)  # not listening yet
+    pytest.fail(f"no answer from {url} within 60 s")
 
 
 def test_a_server_process_imports_only_what_serving_needs() -> None:

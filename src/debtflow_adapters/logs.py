@@ -1,8 +1,11 @@
-"""JSON log lines, one object per line on stderr, for every DebtFlow process: the API
-(which adds each line's request id), the worker and the scheduler."""
+"""JSON log lines, one object per line on stderr, for every DebtFlow process: the API, the
+worker and the scheduler. A line logged while a request is answered names it
+(``request_id``); one logged while a background task runs names the task (``task_id``) and
+the request that queued it, if one did (see :mod:`debtflow_adapters.taskiq.log_context`)."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +21,21 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 
 
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+"""The id of the HTTP request being answered, or of the one that queued the running task."""
+
+task_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id", default=None)
+"""The id of the background task running (its taskiq message's)."""
+
+
 class JsonFormatter(logging.Formatter):
     def context(self) -> dict[str, Any]:
-        """Fields every line of this process carries after its message."""
-        return {}
+        """Fields a line carries after its message: the ids of the request and the task it
+        belongs to, those that it has."""
+        ids = {"request_id": request_id_var.get(), "task_id": task_id_var.get()}
+        return {name: id_ for name, id_ in ids.items() if id_ is not None}
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from debtflow_adapters import logs
-from debtflow_http.middleware import request_id_var
 
 
 class JsonFormatter(logs.JsonFormatter):
     def context(self) -> dict[str, Any]:
-        return {"request_id": request_id_var.get()}
+        # Every line of the API has a request_id, null outside a request (startup, the
+        # schedule); a task run in this process adds its own.
+        return {"request_id": None, **super().context()}
 
 
 def configure_logging(level: str) -> None:

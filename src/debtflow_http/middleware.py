@@ -3,7 +3,6 @@ JSON access-log line per request."""
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import re
 import time
@@ -11,13 +10,11 @@ import uuid
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from debtflow_adapters.logs import request_id_var
+
 REQUEST_ID_HEADER = b"x-request-id"
 # A caller's id is kept only if it is short and plain, so it can't forge log lines.
 _ACCEPTABLE_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
-
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "request_id", default=None
-)
 
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

@@ -23,6 +23,7 @@ from taskiq.schedule_sources import LabelScheduleSource
 from taskiq_redis import ListQueueBroker, ListRedisScheduleSource, RedisAsyncResultBackend
 
 from debtflow_adapters.settings import Settings
+from debtflow_adapters.taskiq.log_context import LogContextMiddleware
 from debtflow_adapters.taskiq.metrics import TaskMetricsMiddleware
 from debtflow_adapters.taskiq.retries import RetryMiddleware
 
@@ -46,8 +47,9 @@ def retry_source(settings: Settings) -> ScheduleSource | None:
 
 
 def make_broker(settings: Settings) -> AsyncBroker:
-    """The broker of ``settings``, with the retry policy (see :class:`RetryMiddleware`)
-    and the tasks' metrics (:class:`TaskMetricsMiddleware`).
+    """The broker of ``settings``, with the retry policy (see :class:`RetryMiddleware`),
+    the tasks' metrics (:class:`TaskMetricsMiddleware`) and their ids on their log lines
+    (:class:`LogContextMiddleware`, first, so that the other middlewares' lines have them).
 
     Call ``await broker.startup()`` before sending and ``await broker.shutdown()`` after.
     """
@@ -68,6 +70,7 @@ def make_broker(settings: Settings) -> AsyncBroker:
             RedisAsyncResultBackend(settings.broker_url, result_ex_time=RESULT_SECONDS)
         )
     return broker.with_middlewares(
+        LogContextMiddleware(),
         TaskMetricsMiddleware(),
         RetryMiddleware(
             default_retry_count=RETRY_ATTEMPTS,

@@ -9,6 +9,7 @@ from taskiq import SmartRetryMiddleware, TaskiqMessage, TaskiqResult
 from taskiq.kicker import AsyncKicker
 
 from debtflow_adapters.prometheus.metrics import TASKS_RETRIED
+from debtflow_adapters.taskiq.log_context import request_labels
 from debtflow_core.errors import NotFound, ValidationFailed
 
 log = logging.getLogger("debtflow.worker")
@@ -81,7 +82,7 @@ class RetryMiddleware(SmartRetryMiddleware):
             log.warning(
                 "task %s gave up after %d attempts: %s", message.task_name, attempts, exception
             )
-            kicker: AsyncKicker[Any, Any] = AsyncKicker(give_up, self.broker, {})
+            kicker: AsyncKicker[Any, Any] = AsyncKicker(give_up, self.broker, request_labels())
             await kicker.kiq(*message.args, **message.kwargs, attempts=attempts)
 
     async def on_send(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -194,6 +195,30 @@ async def test_log_lines_are_json_with_the_request_id(api, logs):
         200,
     )
     assert {"time", "level", "message", "duration_ms"} <= set(access[-1])
+
+
+async def test_a_task_a_request_queued_logs_the_requests_id_and_its_own(api, alpha, logs):
+    headers = {**alpha.headers["admin"], "X-Request-ID": "trace-export-7"}
+
+    response = await api.client.post("/v1/exports", json={"kind": "aging"}, headers=headers)
+    assert response.status_code == 202, response.text
+    export_id = response.json()["id"]
+    for _ in range(500):  # the in-process worker's task writes it
+        export = await api.client.get(f"/v1/exports/{export_id}", headers=headers)
+        if export.json()["status"] in ("succeeded", "failed"):
+            break
+        await asyncio.sleep(0.01)
+    assert export.json()["status"] == "succeeded", export.text
+
+    [started] = [
+        line for line in logs.lines if "Executing task debtflow.run_export" in line["message"]
+    ]
+    [done] = [line for line in logs.lines if line["message"].startswith(f"export {export_id} ")]
+    assert started["request_id"] == done["request_id"] == "trace-export-7"
+    assert started["task_id"] == done["task_id"]
+    assert started["message"].endswith(f" with ID: {done['task_id']}")
+    access = [line for line in logs.lines if line["logger"] == "debtflow.http.access"]
+    assert "task_id" not in access[-1]
 
 
 async def test_a_sign_in_never_logs_the_password_or_the_tokens(api, alpha, logs):

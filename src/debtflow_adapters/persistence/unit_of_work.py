@@ -31,8 +31,8 @@ class SqlUnitOfWork(UnitOfWork):
 
     :meth:`keep_for_next_block` makes the next block to end keep its connection for the
     block after it. The API asks for it from the token check to the operation it lets in,
-    when no request body comes between them: one connection taken from the pool per
-    request, not two. Nothing is kept by default, because whatever comes between two
+    when nothing more comes from the client between them (no body, or a small one read
+    before the check): one connection taken from the pool per request, not two. Nothing is kept by default, because whatever comes between two
     blocks would hold the connection with it: a request body that a client sends as slowly
     as it likes, a password hash, a payment gateway's answer.
     """
